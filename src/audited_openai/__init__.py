@@ -1,0 +1,38 @@
+"""audited_openai: every call to an OpenAI model leaves a durable, queryable row.
+
+Drop-in clients write a ``pending`` row with the full prompt before each request
+leaves and complete it afterwards; :class:`GenerationLogRepository` reads and
+writes the ``generation_logs`` table of the DEF-151 specification.
+"""
+
+from __future__ import annotations
+
+from audited_openai._errors import (
+    AuditedOpenAIError,
+    AuditWriteError,
+    InvalidLogError,
+    LogNotFoundError,
+    SchemaVersionError,
+)
+from audited_openai._models import (
+    ErrorContext,
+    GenerationContext,
+    ModelParameters,
+    PromptContext,
+    ResponseMetadata,
+)
+from audited_openai._repository import GenerationLogRepository
+
+__all__ = [
+    "AuditWriteError",
+    "AuditedOpenAIError",
+    "ErrorContext",
+    "GenerationContext",
+    "GenerationLogRepository",
+    "InvalidLogError",
+    "LogNotFoundError",
+    "ModelParameters",
+    "PromptContext",
+    "ResponseMetadata",
+    "SchemaVersionError",
+]

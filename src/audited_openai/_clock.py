@@ -1,0 +1,37 @@
+"""Timestamps: one UTC text format everywhere, and a monotonic clock for durations.
+
+Every timestamp is stored as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC, milliseconds), the
+format SQLite's ``strftime('%Y-%m-%dT%H:%M:%fZ')`` produces, so values written by
+Python and by SQL triggers compare correctly as text (spec defect 6).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+SQL_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+
+
+def utc_now() -> datetime:
+    """Return the current UTC time, timezone-aware, truncated to milliseconds."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def format_ts(value: datetime) -> str:
+    """Format an aware datetime as the stored UTC text; naive values are refused."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: pass a timezone-aware value (UTC)")
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_ts(text: str) -> datetime:
+    """Parse a stored timestamp back into an aware UTC datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def monotonic_ms() -> float:
+    """Return a monotonic clock reading in milliseconds, for durations (spec defect 8)."""
+    return time.perf_counter() * 1000.0

@@ -1,0 +1,263 @@
+"""GenerationLogRepository: the spec's API over the ``generation_logs`` table.
+
+This module owns the SQL of the table. It never imports ``openai``: it takes and
+returns the project's own data classes. A PostgreSQL store would implement the same
+methods (see :class:`audited_openai.LogStore`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from audited_openai import _rows
+from audited_openai._clock import format_ts
+from audited_openai._database import Database, Durability
+from audited_openai._errors import AuditWriteError, InvalidLogError, LogNotFoundError
+from audited_openai._models import STATUSES, GenerationContext, Status
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
+_COMPLETE = "UPDATE generation_logs SET {} WHERE id = ?".format(
+    ", ".join(f"{column} = ?" for column in _rows.COMPLETION_COLUMNS)
+)
+
+# Filters of get_prompt_history: keyword -> SQL condition (values are always bound).
+_FILTERS = {
+    "template_version": "prompt_template_version = ?",
+    "template_name": "prompt_template_name = ?",
+    "status": "generation_status = ?",
+    "model": "model_name = ?",
+    "definitie_id": "definitie_id = ?",
+    "endpoint": "endpoint = ?",
+    "call_id": "call_id = ?",
+    "from_date": "logged_at >= ?",
+    "to_date": "logged_at <= ?",
+}
+
+
+class GenerationLogRepository:
+    """Reads and writes generation logs in a SQLite file (the spec's repository).
+
+    ``db`` is a path or an open ``sqlite3.Connection`` (its file is reopened with this
+    library's own connections, so the caller's transactions are never touched; an
+    in-memory connection is used as it is, behind a lock).
+    """
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str] | sqlite3.Connection,
+        *,
+        durability: Durability = "balanced",
+        busy_timeout_ms: int = 30_000,
+    ) -> None:
+        """Open the store; the schema is migrated on first use."""
+        self.database = Database(db, durability=durability, busy_timeout_ms=busy_timeout_ms)
+
+    @property
+    def path(self) -> str:
+        """The database file (``':memory:'`` for an in-memory connection)."""
+        return self.database.path
+
+    # -- writes -----------------------------------------------------------------
+
+    def create_pending_log(self, context: GenerationContext) -> int:
+        """Commit a pending row durably (``synchronous=FULL``) and return its id."""
+        row = _rows.prompt_row(context)
+        if context.status != "pending":
+            raise InvalidLogError(
+                f"a new log must be 'pending', not {context.status!r}", field="generation_status"
+            )
+        log_id = self._insert(row)
+        context.id = log_id
+        return log_id
+
+    def insert_log(self, context: GenerationContext) -> int:
+        """Insert a row in whatever state the context is, in one statement."""
+        row = _rows.prompt_row(context)
+        if context.status != "pending":
+            row.update(_rows.completion_row(context))
+        log_id = self._insert(row)
+        context.id = log_id
+        return log_id
+
+    def _insert(self, row: dict[str, Any]) -> int:
+        sql = "INSERT INTO generation_logs ({}) VALUES ({})".format(
+            ", ".join(row), ", ".join("?" for _ in row)
+        )
+        try:
+            with self.database.write(sync="FULL") as conn:
+                cursor = conn.execute(sql, tuple(row.values()))
+        except sqlite3.IntegrityError as exc:
+            raise InvalidLogError(f"row refused by the database: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise AuditWriteError(
+                f"could not write the pending log to {self.path}: {exc}", path=self.path
+            ) from exc
+        assert cursor.lastrowid is not None  # noqa: S101 - an INSERT always sets it
+        return cursor.lastrowid
+
+    def update_with_response(self, log_id: int, context: GenerationContext) -> None:
+        """Complete a row with a successful response (status 'success')."""
+        if context.response is None:
+            raise InvalidLogError("context.response is required", field="response")
+        context.status = "success"
+        self.complete(log_id, context)
+
+    def update_with_error(self, log_id: int, context: GenerationContext) -> None:
+        """Complete a row with an error: 'timeout' when the context says so, else 'failed'."""
+        if context.error is None:
+            raise InvalidLogError("context.error is required", field="error")
+        if context.status != "timeout":
+            context.status = "failed"
+        self.complete(log_id, context)
+
+    def complete(
+        self, log_id: int, context: GenerationContext, *, only_pending: bool = False
+    ) -> bool:
+        """Write the outcome of ``context`` to row ``log_id``.
+
+        With ``only_pending`` a row that is already complete is left alone and False
+        is returned; otherwise an unknown id raises :class:`LogNotFoundError`.
+        """
+        log_id = _rows.validate_log_id(log_id)
+        if context.status == "pending":
+            raise InvalidLogError("a completed log cannot be 'pending'", "generation_status")
+        row = _rows.completion_row(context)
+        sql = _COMPLETE + (" AND generation_status = 'pending'" if only_pending else "")
+        try:
+            with self.database.write(sync=self.database.completion_sync()) as conn:
+                cursor = conn.execute(sql, (*row.values(), log_id))
+        except sqlite3.Error as exc:
+            raise AuditWriteError(
+                f"could not complete log {log_id} in {self.path}: {exc}", path=self.path
+            ) from exc
+        if cursor.rowcount == 0:
+            if only_pending:
+                return False
+            raise LogNotFoundError(log_id)
+        context.id = log_id
+        return True
+
+    def link_to_definitie(self, log_id: int, definitie_id: int) -> None:
+        """Link a log to the definitie it produced, once that definitie is saved."""
+        log_id = _rows.validate_log_id(log_id)
+        if _rows.validate_definitie_id(definitie_id) is None:
+            raise InvalidLogError("definitie_id is required", field="definitie_id")
+        try:
+            with self.database.write(sync=self.database.completion_sync()) as conn:
+                cursor = conn.execute(
+                    "UPDATE generation_logs SET definitie_id = ? WHERE id = ?",
+                    (definitie_id, log_id),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise InvalidLogError(
+                f"cannot link log {log_id} to definitie {definitie_id}: {exc}",
+                field="definitie_id",
+            ) from exc
+        if cursor.rowcount == 0:
+            raise LogNotFoundError(log_id)
+
+    def erase_definitie(self, definitie_id: int) -> int:
+        """Delete every log of a definitie so its text is gone from the file.
+
+        Runs with ``secure_delete`` (freed pages are zeroed) and checkpoints the WAL
+        afterwards, so the text is in neither file. Returns the number of rows deleted.
+        """
+        definitie_id = _rows.validate_definitie_id(definitie_id)  # type: ignore[assignment]
+        with self.database.write(sync="FULL") as conn:
+            conn.execute("PRAGMA secure_delete = ON")
+            cursor = conn.execute(
+                "DELETE FROM generation_logs WHERE definitie_id = ?", (definitie_id,)
+            )
+        self.checkpoint()
+        return cursor.rowcount
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and truncate it."""
+        with self.database.read() as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
+    # -- reads ------------------------------------------------------------------
+
+    def get(self, log_id: int) -> GenerationContext:
+        """Return the log with this id, or raise :class:`LogNotFoundError`."""
+        log_id = _rows.validate_log_id(log_id)
+        rows = self._select("WHERE id = ?", (log_id,))
+        if not rows:
+            raise LogNotFoundError(log_id)
+        return rows[0]
+
+    def get_by_definitie_id(self, definitie_id: int) -> GenerationContext | None:
+        """Return the log of a definitie (its latest row), or None."""
+        definitie_id = _rows.validate_definitie_id(definitie_id)  # type: ignore[assignment]
+        rows = self._select("WHERE definitie_id = ? ORDER BY id DESC LIMIT 1", (definitie_id,))
+        return rows[0] if rows else None
+
+    def get_all_for_definitie(self, definitie_id: int) -> list[GenerationContext]:
+        """Return every log of a definitie, oldest first."""
+        definitie_id = _rows.validate_definitie_id(definitie_id)  # type: ignore[assignment]
+        return self._select("WHERE definitie_id = ? ORDER BY id", (definitie_id,))
+
+    def get_prompt_history(
+        self,
+        template_version: str | None = None,
+        from_date: datetime | None = None,
+        to_date: datetime | None = None,
+        status: Status | None = None,
+        limit: int = 100,
+        *,
+        template_name: str | None = None,
+        model: str | None = None,
+        definitie_id: int | None = None,
+        endpoint: str | None = None,
+        call_id: str | None = None,
+    ) -> list[GenerationContext]:
+        """Return logs matching every filter given, newest first, at most ``limit``."""
+        if status is not None and status not in STATUSES:
+            raise InvalidLogError(f"unknown status {status!r}", field="generation_status")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidLogError(f"limit must be a non-negative integer, not {limit!r}", "limit")
+        values: dict[str, object] = {
+            "template_version": template_version,
+            "template_name": template_name,
+            "status": status,
+            "model": model,
+            "definitie_id": _rows.validate_definitie_id(definitie_id),
+            "endpoint": endpoint,
+            "call_id": call_id,
+            "from_date": _date_bound("from_date", from_date),
+            "to_date": _date_bound("to_date", to_date),
+        }
+        conditions = [_FILTERS[key] for key, value in values.items() if value is not None]
+        params = [value for value in values.values() if value is not None]
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        return self._select(f"{where}ORDER BY logged_at DESC, id DESC LIMIT ?", (*params, limit))
+
+    def _select(self, clause: str, params: Sequence[object]) -> list[GenerationContext]:
+        with self.database.read() as conn:
+            cursor = conn.cursor()
+            cursor.row_factory = sqlite3.Row
+            rows = cursor.execute(f"SELECT * FROM generation_logs {clause}", params).fetchall()
+        return [_rows.row_to_context(row) for row in rows]
+
+    def refresh_host_objects(self) -> bool:
+        """Create the views and erasure trigger if a ``definities`` table now exists."""
+        return self.database.refresh_host_objects()
+
+    def close(self) -> None:
+        """Close the connections this repository opened."""
+        self.database.close()
+
+
+def _date_bound(name: str, value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidLogError(f"{name} must be a datetime, not {value!r}", field=name)
+    if value.tzinfo is None:
+        raise InvalidLogError(f"{name} must be timezone-aware (UTC)", field=name)
+    return format_ts(value)

@@ -1,0 +1,298 @@
+"""The ``generation_logs`` schema: versioned migrations and the host-app objects.
+
+Migrations are named functions of SQL, applied in order on first use. Each runs in
+one ``BEGIN IMMEDIATE`` transaction together with its row in the ledger table
+``audited_openai_migrations``, so two processes opening a fresh file at once
+serialise on the write lock and the second finds the work done.
+
+The views and the erasure trigger depend on the host app's ``definities`` table,
+which may be created after the first migration (or live in another file); they are
+(re)created by :func:`ensure_host_objects` whenever the table is there.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from audited_openai._clock import SQL_NOW, format_ts, utc_now
+from audited_openai._errors import SchemaVersionError
+
+LEDGER = "audited_openai_migrations"
+
+_V1_GENERATION_LOGS = f"""
+-- Audit trail for AI-generated definitions. Stores the complete prompt, the model
+-- parameters and the response metadata, for reproducibility and compliance.
+-- Deviations from DEF-151 are listed in the README ("Deviations from the spec").
+CREATE TABLE generation_logs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+
+    -- The definitie this generation produced. Nullable and not unique: the pending
+    -- row is written before the definitie exists, and a definitie can take several
+    -- attempts (spec defect 1). "The log of a definitie" is its latest row.
+    -- References definities(id) ON DELETE CASCADE, enforced by triggers that work
+    -- whatever the deleting connection's PRAGMA foreign_keys (spec defect 3).
+    definitie_id INTEGER,
+
+    -- One logical call (call_id) may take several HTTP attempts (attempt 1..n).
+    call_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    endpoint TEXT NOT NULL DEFAULT 'chat.completions',  -- 'chat.completions', 'responses'
+
+    -- Complete prompt sent to the model, including all modules (5-15 KB typical).
+    prompt_full_text TEXT NOT NULL,
+    prompt_template_version VARCHAR(50),
+    prompt_template_name VARCHAR(100),
+    prompt_modules_used TEXT,              -- JSON array: ["base", "context", ...]
+    request_json TEXT,                     -- the exact request body, no credentials
+
+    model_name VARCHAR(100) NOT NULL,
+    model_temperature DECIMAL(3,2),
+    model_max_tokens INTEGER,
+    model_top_p DECIMAL(3,2),
+    model_frequency_penalty DECIMAL(3,2),
+    model_presence_penalty DECIMAL(3,2),
+    stream INTEGER NOT NULL DEFAULT 0,
+
+    tokens_prompt INTEGER,
+    tokens_completion INTEGER,
+    tokens_total INTEGER,
+    tokens_cached INTEGER,
+    tokens_reasoning INTEGER,
+
+    duration_ms INTEGER,                   -- monotonic clock, request to completion
+    ttft_ms INTEGER,                       -- streams: time to the first content chunk
+
+    response_finish_reason VARCHAR(50),
+    response_id VARCHAR(255),
+    response_created_at INTEGER,           -- Unix timestamp from the API
+    response_model VARCHAR(100),
+    system_fingerprint VARCHAR(100),
+    response_content TEXT,
+    http_status INTEGER,
+
+    -- pending: written before the request; success; failed; timeout
+    generation_status VARCHAR(20) NOT NULL DEFAULT 'pending',
+
+    error_message TEXT,
+    error_type VARCHAR(50),                -- the exception class, e.g. 'RateLimitError'
+    error_traceback TEXT,
+
+    additional_metadata TEXT,              -- JSON object
+
+    -- UTC, 'YYYY-MM-DDTHH:MM:SS.mmmZ' (spec defect 6)
+    logged_at TIMESTAMP NOT NULL DEFAULT ({SQL_NOW}),
+    updated_at TIMESTAMP NOT NULL DEFAULT ({SQL_NOW}),
+
+    CHECK (generation_status IN ('pending', 'success', 'failed', 'timeout')),
+    CHECK (model_temperature >= 0.0 AND model_temperature <= 2.0),
+    CHECK (tokens_prompt >= 0),
+    CHECK (tokens_completion >= 0),
+    CHECK (tokens_total >= 0),
+    CHECK (tokens_cached >= 0),
+    CHECK (tokens_reasoning >= 0),
+    CHECK (duration_ms >= 0),
+    CHECK (ttft_ms >= 0),
+    CHECK (attempt >= 1),
+    CHECK (stream IN (0, 1)),
+    CHECK (http_status BETWEEN 100 AND 599)
+);
+
+CREATE INDEX idx_generation_logs_definitie ON generation_logs(definitie_id);
+CREATE INDEX idx_generation_logs_timestamp ON generation_logs(logged_at);
+CREATE INDEX idx_generation_logs_model ON generation_logs(model_name);
+CREATE INDEX idx_generation_logs_template ON generation_logs(prompt_template_version);
+CREATE INDEX idx_generation_logs_status ON generation_logs(generation_status);
+CREATE UNIQUE INDEX idx_generation_logs_call ON generation_logs(call_id, attempt);
+CREATE INDEX idx_generation_logs_template_name
+    ON generation_logs(prompt_template_name, prompt_template_version, logged_at);
+
+-- Touch updated_at on every update that did not set it itself.
+CREATE TRIGGER generation_logs_updated_at
+AFTER UPDATE ON generation_logs
+FOR EACH ROW WHEN NEW.updated_at IS OLD.updated_at
+BEGIN
+    UPDATE generation_logs SET updated_at = {SQL_NOW} WHERE id = NEW.id;
+END;
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema: a version, a name and its SQL."""
+
+    version: int
+    name: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create_generation_logs", _V1_GENERATION_LOGS),)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+# The definities columns the views and triggers need.
+HOST_COLUMNS = frozenset({"id", "begrip", "source_type"})
+
+_HOST_OBJECTS = """
+-- Definities with their latest generation (the log of a definitie is its latest row).
+CREATE VIEW IF NOT EXISTS definities_with_generation AS
+SELECT
+    d.*,
+    gl.id AS generation_log_id,
+    gl.prompt_template_version,
+    gl.model_name,
+    gl.tokens_total,
+    gl.duration_ms,
+    gl.generation_status,
+    gl.logged_at AS generated_at
+FROM definities d
+LEFT JOIN generation_logs gl
+    ON gl.id = (SELECT max(g2.id) FROM generation_logs g2 WHERE g2.definitie_id = d.id)
+WHERE d.source_type = 'generated';
+
+-- Failed generations, linked to a definitie or not (most failures never get one).
+CREATE VIEW IF NOT EXISTS failed_generations AS
+SELECT
+    gl.id,
+    gl.definitie_id,
+    d.begrip,
+    gl.error_message,
+    gl.error_type,
+    gl.logged_at,
+    gl.prompt_full_text
+FROM generation_logs gl
+LEFT JOIN definities d ON gl.definitie_id = d.id
+WHERE gl.generation_status = 'failed';
+
+-- ON DELETE CASCADE that works whatever the deleting connection's foreign_keys.
+CREATE TRIGGER IF NOT EXISTS generation_logs_erase_with_definitie
+AFTER DELETE ON definities
+FOR EACH ROW
+BEGIN
+    DELETE FROM generation_logs WHERE definitie_id = OLD.id;
+END;
+
+-- REFERENCES definities(id): a log can only be linked to a definitie that exists.
+CREATE TRIGGER IF NOT EXISTS generation_logs_definitie_exists_insert
+BEFORE INSERT ON generation_logs
+FOR EACH ROW WHEN NEW.definitie_id IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM definities WHERE id = NEW.definitie_id)
+BEGIN
+    SELECT RAISE(ABORT, 'definitie_id refers to no row of definities');
+END;
+
+CREATE TRIGGER IF NOT EXISTS generation_logs_definitie_exists_update
+BEFORE UPDATE OF definitie_id ON generation_logs
+FOR EACH ROW WHEN NEW.definitie_id IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM definities WHERE id = NEW.definitie_id)
+BEGIN
+    SELECT RAISE(ABORT, 'definitie_id refers to no row of definities');
+END;
+"""
+
+HOST_OBJECT_NAMES = (
+    "definities_with_generation",
+    "failed_generations",
+    "generation_logs_erase_with_definitie",
+    "generation_logs_definitie_exists_insert",
+    "generation_logs_definitie_exists_update",
+)
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """Return the highest migration recorded in the ledger (0 for a fresh file)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (LEDGER,)
+    ).fetchone()
+    if not exists:
+        return 0
+    row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {LEDGER}").fetchone()
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection, *, path: str | None = None) -> list[int]:
+    """Apply every missing migration, each in its own transaction with its ledger row.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``). Returns the
+    versions applied (empty when the schema was already current). Raises
+    :class:`SchemaVersionError` for a database written by a newer library.
+    """
+    found = current_version(conn)
+    if found > SCHEMA_VERSION:
+        raise SchemaVersionError(found=found, supported=SCHEMA_VERSION, path=path)
+    applied: list[int] = []
+    for migration in MIGRATIONS:
+        if migration.version <= found:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {LEDGER} ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            # Another process may have applied it while we waited for the lock.
+            if conn.execute(
+                f"SELECT 1 FROM {LEDGER} WHERE version = ?", (migration.version,)
+            ).fetchone():
+                conn.execute("COMMIT")
+                continue
+            for statement in _statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(
+                f"INSERT INTO {LEDGER} (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, format_ts(utc_now())),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied
+
+
+def has_host_table(conn: sqlite3.Connection) -> bool:
+    """Tell whether a ``definities`` table with the columns the views need exists."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(definities)")}
+    return columns >= HOST_COLUMNS
+
+
+def host_objects_missing(conn: sqlite3.Connection) -> bool:
+    """Tell whether some view or trigger that depends on ``definities`` is missing."""
+    placeholders = ", ".join("?" for _ in HOST_OBJECT_NAMES)
+    row = conn.execute(
+        f"SELECT count(*) FROM sqlite_master WHERE name IN ({placeholders})",
+        HOST_OBJECT_NAMES,
+    ).fetchone()
+    return int(row[0]) < len(HOST_OBJECT_NAMES)
+
+
+def ensure_host_objects(conn: sqlite3.Connection) -> bool:
+    """Create the views and triggers over ``definities`` when the table is there.
+
+    Returns whether they exist afterwards. Idempotent; ``conn`` in autocommit mode.
+    """
+    if not has_host_table(conn):
+        return False
+    if not host_objects_missing(conn):
+        return True
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _statements(_HOST_OBJECTS):
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return True
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into complete statements (triggers hold inner semicolons)."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    return statements

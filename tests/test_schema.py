@@ -1,0 +1,308 @@
+"""The whole schema of generation_logs, pinned in one place, and its migrations."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+from typing import TYPE_CHECKING
+
+import pytest
+
+from audited_openai import GenerationLogRepository, SchemaVersionError, _schema
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# name, declared type, NOT NULL, default
+COLUMNS = [
+    ("id", "INTEGER", 0, None),
+    ("definitie_id", "INTEGER", 0, None),
+    ("call_id", "TEXT", 1, None),
+    ("attempt", "INTEGER", 1, "1"),
+    ("endpoint", "TEXT", 1, "'chat.completions'"),
+    ("prompt_full_text", "TEXT", 1, None),
+    ("prompt_template_version", "VARCHAR(50)", 0, None),
+    ("prompt_template_name", "VARCHAR(100)", 0, None),
+    ("prompt_modules_used", "TEXT", 0, None),
+    ("request_json", "TEXT", 0, None),
+    ("model_name", "VARCHAR(100)", 1, None),
+    ("model_temperature", "DECIMAL(3,2)", 0, None),
+    ("model_max_tokens", "INTEGER", 0, None),
+    ("model_top_p", "DECIMAL(3,2)", 0, None),
+    ("model_frequency_penalty", "DECIMAL(3,2)", 0, None),
+    ("model_presence_penalty", "DECIMAL(3,2)", 0, None),
+    ("stream", "INTEGER", 1, "0"),
+    ("tokens_prompt", "INTEGER", 0, None),
+    ("tokens_completion", "INTEGER", 0, None),
+    ("tokens_total", "INTEGER", 0, None),
+    ("tokens_cached", "INTEGER", 0, None),
+    ("tokens_reasoning", "INTEGER", 0, None),
+    ("duration_ms", "INTEGER", 0, None),
+    ("ttft_ms", "INTEGER", 0, None),
+    ("response_finish_reason", "VARCHAR(50)", 0, None),
+    ("response_id", "VARCHAR(255)", 0, None),
+    ("response_created_at", "INTEGER", 0, None),
+    ("response_model", "VARCHAR(100)", 0, None),
+    ("system_fingerprint", "VARCHAR(100)", 0, None),
+    ("response_content", "TEXT", 0, None),
+    ("http_status", "INTEGER", 0, None),
+    ("generation_status", "VARCHAR(20)", 1, "'pending'"),
+    ("error_message", "TEXT", 0, None),
+    ("error_type", "VARCHAR(50)", 0, None),
+    ("error_traceback", "TEXT", 0, None),
+    ("additional_metadata", "TEXT", 0, None),
+    ("logged_at", "TIMESTAMP", 1, "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"),
+    ("updated_at", "TIMESTAMP", 1, "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"),
+]
+
+# index name -> (unique, columns)
+INDEXES = {
+    "idx_generation_logs_call": (1, ["call_id", "attempt"]),
+    "idx_generation_logs_definitie": (0, ["definitie_id"]),
+    "idx_generation_logs_model": (0, ["model_name"]),
+    "idx_generation_logs_status": (0, ["generation_status"]),
+    "idx_generation_logs_template": (0, ["prompt_template_version"]),
+    "idx_generation_logs_template_name": (
+        0,
+        ["prompt_template_name", "prompt_template_version", "logged_at"],
+    ),
+    "idx_generation_logs_timestamp": (0, ["logged_at"]),
+}
+
+TRIGGERS_ALWAYS = {"generation_logs_updated_at"}
+HOST_TRIGGERS = {
+    "generation_logs_erase_with_definitie",
+    "generation_logs_definitie_exists_insert",
+    "generation_logs_definitie_exists_update",
+}
+VIEWS = {"definities_with_generation", "failed_generations"}
+
+# Rows the CHECK constraints must refuse: column -> bad value.
+CHECK_VIOLATIONS = [
+    ("generation_status", "done"),
+    ("model_temperature", 2.5),
+    ("model_temperature", -0.1),
+    ("tokens_prompt", -1),
+    ("tokens_completion", -1),
+    ("tokens_total", -1),
+    ("tokens_cached", -1),
+    ("tokens_reasoning", -1),
+    ("duration_ms", -1),
+    ("ttft_ms", -1),
+    ("attempt", 0),
+    ("stream", 2),
+    ("http_status", 99),
+    ("http_status", 600),
+]
+
+DEFINITIES_DDL = (
+    "CREATE TABLE definities (id INTEGER PRIMARY KEY, begrip TEXT NOT NULL, "
+    "definitie TEXT, source_type TEXT)"
+)
+
+
+def _objects(conn: sqlite3.Connection, kind: str) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = ?", (kind,))
+    return {row[0] for row in rows}
+
+
+def _insert_minimal(conn: sqlite3.Connection, **extra: object) -> None:
+    values = {"call_id": os.urandom(8).hex(), "prompt_full_text": "p", "model_name": "m"}
+    values.update(extra)
+    columns = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    conn.execute(
+        f"INSERT INTO generation_logs ({columns}) VALUES ({marks})", tuple(values.values())
+    )
+
+
+def test_columns_are_pinned(repo: GenerationLogRepository, db_path: Path) -> None:
+    """Every column with its type, nullability and default is exactly as pinned."""
+    repo.get_prompt_history()
+    conn = sqlite3.connect(db_path)
+    found = [(r[1], r[2], r[3], r[4]) for r in conn.execute("PRAGMA table_info(generation_logs)")]
+    assert found == COLUMNS
+
+
+def test_indexes_are_pinned(repo: GenerationLogRepository, db_path: Path) -> None:
+    """Every index, its uniqueness and its columns are exactly as pinned."""
+    repo.get_prompt_history()
+    conn = sqlite3.connect(db_path)
+    found = {}
+    for row in conn.execute("PRAGMA index_list(generation_logs)"):
+        if row[1].startswith("sqlite_autoindex"):
+            continue
+        columns = [r[2] for r in conn.execute(f"PRAGMA index_info({row[1]})")]
+        found[row[1]] = (row[2], columns)
+    assert found == INDEXES
+
+
+def test_triggers_and_views_without_definities(
+    repo: GenerationLogRepository, db_path: Path
+) -> None:
+    """Without a definities table only the updated_at trigger exists, and no view."""
+    repo.get_prompt_history()
+    conn = sqlite3.connect(db_path)
+    assert _objects(conn, "trigger") == TRIGGERS_ALWAYS
+    assert _objects(conn, "view") == set()
+
+
+def test_views_and_triggers_with_definities_created_first(db_path: Path) -> None:
+    """A definities table that exists before the first open gets the views and triggers."""
+    conn = sqlite3.connect(db_path)
+    conn.execute(DEFINITIES_DDL)
+    conn.commit()
+    GenerationLogRepository(db_path).get_prompt_history()
+    assert _objects(conn, "trigger") == TRIGGERS_ALWAYS | HOST_TRIGGERS
+    assert _objects(conn, "view") == VIEWS
+
+
+def test_views_appear_when_definities_is_created_later(db_path: Path) -> None:
+    """A definities table created after the first migration is found on the next open."""
+    GenerationLogRepository(db_path).get_prompt_history()
+    conn = sqlite3.connect(db_path)
+    conn.execute(DEFINITIES_DDL)
+    conn.commit()
+    assert _objects(conn, "view") == set()
+    GenerationLogRepository(db_path).get_prompt_history()
+    assert _objects(conn, "view") == VIEWS
+
+
+def test_refresh_host_objects_in_a_running_process(
+    repo: GenerationLogRepository, db_path: Path
+) -> None:
+    """An open repository can re-check for definities without reopening."""
+    assert repo.refresh_host_objects() is False
+    conn = sqlite3.connect(db_path)
+    conn.execute(DEFINITIES_DDL)
+    conn.commit()
+    assert repo.refresh_host_objects() is True
+    assert repo.refresh_host_objects() is True
+    assert _objects(conn, "view") == VIEWS
+
+
+def test_definities_without_the_spec_columns_gets_no_views(db_path: Path) -> None:
+    """A definities table lacking begrip/source_type is left alone."""
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE definities (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    GenerationLogRepository(db_path).get_prompt_history()
+    assert _objects(conn, "view") == set()
+
+
+@pytest.mark.parametrize(("column", "value"), CHECK_VIOLATIONS)
+def test_check_constraints_refuse_bad_rows(
+    repo: GenerationLogRepository, db_path: Path, column: str, value: object
+) -> None:
+    """The CHECK constraints are the second line of defence behind validation."""
+    repo.get_prompt_history()
+    conn = sqlite3.connect(db_path)
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        _insert_minimal(conn, **{column: value})
+
+
+def test_call_and_attempt_are_unique(repo: GenerationLogRepository, db_path: Path) -> None:
+    """Two rows cannot claim the same attempt of the same call."""
+    repo.get_prompt_history()
+    conn = sqlite3.connect(db_path)
+    _insert_minimal(conn, call_id="c", attempt=1)
+    _insert_minimal(conn, call_id="c", attempt=2)
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        _insert_minimal(conn, call_id="c", attempt=1)
+
+
+def test_updated_at_trigger_touches_rows_updated_without_it(
+    repo: GenerationLogRepository, db_path: Path
+) -> None:
+    """An UPDATE that does not set updated_at gets it set to now, in the one format."""
+    repo.get_prompt_history()
+    conn = sqlite3.connect(db_path)
+    _insert_minimal(conn, updated_at="2000-01-01T00:00:00.000Z")
+    conn.execute("UPDATE generation_logs SET response_id = 'x'")
+    (stamp,) = conn.execute("SELECT updated_at FROM generation_logs").fetchone()
+    assert stamp > "2020"
+    assert len(stamp) == len("2026-01-01T00:00:00.000Z")
+    assert stamp.endswith("Z")
+
+
+def test_ledger_records_each_migration_once(repo: GenerationLogRepository, db_path: Path) -> None:
+    """The ledger has one row per migration; reopening applies nothing."""
+    repo.get_prompt_history()
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    rows = conn.execute("SELECT version, name FROM audited_openai_migrations").fetchall()
+    assert rows == [(m.version, m.name) for m in _schema.MIGRATIONS]
+    assert _schema.migrate(conn) == []
+
+
+def test_failed_migration_rolls_back_with_its_ledger_row(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A migration that fails leaves neither its objects nor its ledger row."""
+    broken = (_schema.Migration(1, "broken", "CREATE TABLE t (x);\nSELECT * FROM nowhere;"),)
+    monkeypatch.setattr(_schema, "MIGRATIONS", broken)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    with pytest.raises(sqlite3.OperationalError, match="nowhere"):
+        _schema.migrate(conn)
+    assert _objects(conn, "table") == set()
+    assert _schema.current_version(conn) == 0
+
+
+def test_newer_database_is_refused(repo: GenerationLogRepository, db_path: Path) -> None:
+    """A database written by a newer library gives a clear error, not a corrupt write."""
+    repo.get_prompt_history()
+    conn = sqlite3.connect(db_path)
+    conn.execute(
+        "INSERT INTO audited_openai_migrations VALUES (?, 'future', '2099-01-01T00:00:00.000Z')",
+        (_schema.SCHEMA_VERSION + 1,),
+    )
+    conn.commit()
+    with pytest.raises(SchemaVersionError, match="upgrade audited_openai") as info:
+        GenerationLogRepository(db_path).get_prompt_history()
+    assert info.value.found == _schema.SCHEMA_VERSION + 1
+
+
+def _open_and_write(path: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+    from audited_openai import GenerationLogRepository  # noqa: PLC0415 - fresh in the child
+    from tests.conftest import make_context  # noqa: PLC0415
+
+    barrier.wait()
+    GenerationLogRepository(path).create_pending_log(make_context())
+
+
+def test_two_processes_migrate_a_fresh_file_at_once(db_path: Path) -> None:
+    """Two processes opening the same fresh file at the same moment both succeed."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(4)
+    procs = [ctx.Process(target=_open_and_write, args=(str(db_path), barrier)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT count(*) FROM generation_logs").fetchone() == (4,)
+    assert conn.execute("SELECT count(*) FROM audited_openai_migrations").fetchone() == (1,)
+
+
+def test_file_mode_is_0600_under_a_permissive_umask(db_path: Path) -> None:
+    """The database and its WAL are readable by the owner only, whatever the umask."""
+    old = os.umask(0o022)
+    try:
+        repo = GenerationLogRepository(db_path)
+        from tests.conftest import make_context  # noqa: PLC0415
+
+        repo.create_pending_log(make_context())
+    finally:
+        os.umask(old)
+    assert db_path.stat().st_mode & 0o777 == 0o600
+    wal = db_path.with_name(db_path.name + "-wal")
+    assert wal.stat().st_mode & 0o777 == 0o600
+
+
+def test_connection_pragmas(repo: GenerationLogRepository) -> None:
+    """Connections use WAL, a busy timeout and foreign keys."""
+    with repo.database.read() as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
