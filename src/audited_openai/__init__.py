@@ -7,6 +7,8 @@ writes the ``generation_logs`` table of the DEF-151 specification.
 
 from __future__ import annotations
 
+from audited_openai._client import AsyncAuditedOpenAI, AuditedOpenAI
+from audited_openai._context import AuditHandle, audit_context
 from audited_openai._errors import (
     AuditedOpenAIError,
     AuditWriteError,
@@ -22,17 +24,23 @@ from audited_openai._models import (
     ResponseMetadata,
 )
 from audited_openai._repository import GenerationLogRepository
+from audited_openai._store import LogStore
 
 __all__ = [
+    "AsyncAuditedOpenAI",
+    "AuditHandle",
     "AuditWriteError",
+    "AuditedOpenAI",
     "AuditedOpenAIError",
     "ErrorContext",
     "GenerationContext",
     "GenerationLogRepository",
     "InvalidLogError",
     "LogNotFoundError",
+    "LogStore",
     "ModelParameters",
     "PromptContext",
     "ResponseMetadata",
     "SchemaVersionError",
+    "audit_context",
 ]

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from audited_openai._clock import format_ts, utc_now
+from audited_openai._clock import format_ts, parse_ts, utc_now
 
 if TYPE_CHECKING:
     from datetime import datetime
-    from decimal import Decimal
 
 Status = Literal["pending", "success", "failed", "timeout"]
 STATUSES: tuple[Status, ...] = ("pending", "success", "failed", "timeout")
@@ -195,3 +195,44 @@ def _error_dict(error: ErrorContext | None) -> dict[str, Any] | None:
         "http_status": error.http_status,
         "duration_ms": error.duration_ms,
     }
+
+
+def context_from_dict(data: dict[str, Any]) -> GenerationContext:
+    """Rebuild a context from :meth:`GenerationContext.to_dict` output."""
+    prompt = data["prompt"]
+    params = prompt["model_params"]
+    response = data.get("response")
+    error = data.get("error")
+    return GenerationContext(
+        prompt=PromptContext(
+            full_text=prompt["full_text"],
+            model_params=ModelParameters(
+                name=params["name"],
+                temperature=_decimal(params.get("temperature")),
+                max_tokens=params.get("max_tokens"),
+                top_p=_decimal(params.get("top_p")),
+                frequency_penalty=_decimal(params.get("frequency_penalty")),
+                presence_penalty=_decimal(params.get("presence_penalty")),
+            ),
+            template_version=prompt.get("template_version"),
+            template_name=prompt.get("template_name"),
+            modules_used=prompt.get("modules_used"),
+        ),
+        id=data.get("id"),
+        definitie_id=data.get("definitie_id"),
+        response=None if response is None else ResponseMetadata(**response),
+        error=None if error is None else ErrorContext(**error),
+        status=data["status"],
+        metadata=data.get("metadata") or {},
+        logged_at=parse_ts(data["logged_at"]),
+        updated_at=parse_ts(data["updated_at"]),
+        call_id=data["call_id"],
+        attempt=data["attempt"],
+        endpoint=data["endpoint"],
+        request_json=data.get("request_json"),
+        stream=bool(data.get("stream")),
+    )
+
+
+def _decimal(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(repr(float(value)))

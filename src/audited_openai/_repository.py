@@ -11,7 +11,7 @@ import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from audited_openai import _rows
+from audited_openai import _rows, _spool
 from audited_openai._clock import format_ts
 from audited_openai._database import Database, Durability
 from audited_openai._errors import AuditWriteError, InvalidLogError, LogNotFoundError
@@ -243,6 +243,36 @@ class GenerationLogRepository:
             cursor.row_factory = sqlite3.Row
             rows = cursor.execute(f"SELECT * FROM generation_logs {clause}", params).fetchall()
         return [_rows.row_to_context(row) for row in rows]
+
+    def recover_spool(self) -> int:
+        """Import the rows spooled when the store could not take them; return how many.
+
+        Idempotent: a row is matched by ``(call_id, attempt)``, inserted when missing
+        and completed when still pending; a line seen before changes nothing.
+        """
+        path = _spool.spool_path(self.path)
+        if path is None:
+            return 0
+        imported = 0
+        for file in _spool.claim(path):
+            for context in _spool.read(file):
+                imported += self._import(context)
+            file.unlink()
+        return imported
+
+    def _import(self, context: GenerationContext) -> int:
+        with self.database.read() as conn:
+            found = conn.execute(
+                "SELECT id, generation_status FROM generation_logs "
+                "WHERE call_id = ? AND attempt = ?",
+                (context.call_id, context.attempt),
+            ).fetchone()
+        if found is None:
+            self.insert_log(context)
+            return 1
+        if found[1] == "pending" and context.status != "pending":
+            return int(self.complete(found[0], context, only_pending=True))
+        return 0
 
     def refresh_host_objects(self) -> bool:
         """Create the views and erasure trigger if a ``definities`` table now exists."""

@@ -1,0 +1,735 @@
+"""AuditedOpenAI and AsyncAuditedOpenAI over respx: write-ahead, completion, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import openai
+import pytest
+import respx
+import tenacity
+
+from audited_openai import (
+    AsyncAuditedOpenAI,
+    AuditedOpenAI,
+    AuditWriteError,
+    GenerationLogRepository,
+    audit_context,
+)
+from audited_openai import _retry
+from tests.conftest import API_KEY, BASE_URL, async_client, chat_body, rows
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+MESSAGES = [{"role": "user", "content": "Definieer 'verdachte'."}]
+FAST = tenacity.Retrying(
+    retry=tenacity.retry_if_exception_type((openai.APIStatusError, openai.APIConnectionError)),
+    stop=tenacity.stop_after_attempt(3),
+    wait=tenacity.wait_none(),
+)
+FAST_ASYNC = tenacity.AsyncRetrying(
+    retry=tenacity.retry_if_exception_type((openai.APIStatusError, openai.APIConnectionError)),
+    stop=tenacity.stop_after_attempt(3),
+    wait=tenacity.wait_none(),
+)
+
+
+def _pending_seen_by_second_connection(db_path: Path, request: httpx.Request) -> dict[str, Any]:
+    """What another connection finds at the moment the request reaches the 'server'."""
+    found = rows(db_path)
+    assert len(found) == 1, "the pending row must be committed before the request leaves"
+    row = found[0]
+    assert row["generation_status"] == "pending"
+    assert row["request_json"] == request.content.decode()
+    return row
+
+
+# -- drop-in -------------------------------------------------------------------------
+
+
+def test_is_an_openai_client_and_patches_nothing(client: AuditedOpenAI) -> None:
+    """The audited client is an OpenAI; the SDK's class itself is untouched."""
+    assert isinstance(client, openai.OpenAI)
+    assert openai.OpenAI.request is not AuditedOpenAI.request
+    assert "audited_openai" not in openai.OpenAI.request.__module__
+
+
+def test_plain_openai_clients_stay_unaudited(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """A plain openai.OpenAI made after importing the library writes nothing."""
+    router.post("/chat/completions").respond(json=chat_body())
+    plain = openai.OpenAI(api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client())
+    plain.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    assert rows(db_path) == []
+
+
+def test_openai_keywords_pass_through(db_path: Path) -> None:
+    """Every keyword of openai.OpenAI reaches the SDK unchanged."""
+    client = AuditedOpenAI(
+        db_path,
+        api_key=API_KEY,
+        organization="org-canary",
+        project="proj-canary",
+        base_url="https://example.test/v9",
+        timeout=12.5,
+        max_retries=5,
+        default_headers={"X-App": "definities"},
+        http_client=httpx.Client(),
+    )
+    assert client.api_key == API_KEY
+    assert client.organization == "org-canary"
+    assert client.project == "proj-canary"
+    assert str(client.base_url) == "https://example.test/v9/"
+    assert client.timeout == 12.5
+    assert client.max_retries == 5
+    assert client.default_headers["X-App"] == "definities"
+
+
+def test_audit_db_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without audit_db: $AUDITED_OPENAI_DB, else generation_logs.db in the working dir."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUDITED_OPENAI_DB", raising=False)
+    assert AuditedOpenAI(api_key=API_KEY).audit_store.path == "generation_logs.db"
+    monkeypatch.setenv("AUDITED_OPENAI_DB", str(tmp_path / "env.db"))
+    assert AuditedOpenAI(api_key=API_KEY).audit_store.path == str(tmp_path / "env.db")
+    repo = GenerationLogRepository(tmp_path / "given.db")
+    assert AuditedOpenAI(repo, api_key=API_KEY).audit_store is repo
+
+
+def test_with_options_and_copy_stay_audited(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """with_options() and copy() return audited clients writing to the same store."""
+    router.post("/chat/completions").respond(json=chat_body())
+    for derived in (client.with_options(timeout=3), client.copy(max_retries=0)):
+        assert isinstance(derived, AuditedOpenAI)
+        assert derived.audit_store is client.audit_store
+        derived.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    assert client.with_options(max_retries=7).max_retries == 7
+    assert len(rows(db_path)) == 2
+
+
+def test_bad_audit_options_are_refused(db_path: Path) -> None:
+    """Unknown on_audit_failure values and non-callable redactors fail at construction."""
+    with pytest.raises(ValueError, match="on_audit_failure"):
+        AuditedOpenAI(db_path, api_key=API_KEY, on_audit_failure="ignore")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="redact"):
+        AuditedOpenAI(db_path, api_key=API_KEY, redact="yes")  # type: ignore[arg-type]
+
+
+# -- write-ahead and completion --------------------------------------------------------
+
+
+def test_write_ahead_then_success_sync(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """The pending row is committed before the request arrives, then completed."""
+    pending: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        pending.append(_pending_seen_by_second_connection(db_path, request))
+        return httpx.Response(200, json=chat_body(), headers={"x-request-id": "req_1"})
+
+    router.post("/chat/completions").mock(side_effect=handler)
+    with audit_context(
+        None, template_name="unified_definition_v2", template_version="2.1", modules_used=["base"]
+    ):
+        result = client.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,
+            temperature=0.3,
+            max_tokens=300,  # type: ignore[arg-type]
+        )
+    assert isinstance(result, openai.types.chat.ChatCompletion)
+    assert result.choices[0].message.content == "Een verdachte is ..."
+    (row,) = rows(db_path)
+    assert pending[0]["prompt_full_text"] == "Definieer 'verdachte'."
+    assert pending[0]["prompt_template_name"] == "unified_definition_v2"
+    _assert_complete_success(row)
+    assert row["model_temperature"] == 0.3
+    assert row["model_max_tokens"] == 300
+    assert row["prompt_template_version"] == "2.1"
+    assert json.loads(row["prompt_modules_used"]) == ["base"]
+
+
+def _assert_complete_success(row: dict[str, Any]) -> None:
+    assert row["generation_status"] == "success"
+    assert row["tokens_prompt"] == 1234
+    assert row["tokens_completion"] == 567
+    assert row["tokens_total"] == 1801
+    assert row["tokens_cached"] == 1024
+    assert row["tokens_reasoning"] == 7
+    assert row["response_finish_reason"] == "stop"
+    assert row["response_id"] == "chatcmpl-AbCdEf123456"
+    assert row["response_created_at"] == 1731335025
+    assert row["response_model"] == "gpt-4o-2024-08-06"
+    assert row["system_fingerprint"] == "fp_abc123"
+    assert row["response_content"] == "Een verdachte is ..."
+    assert row["http_status"] == 200
+    assert isinstance(row["duration_ms"], int)
+    assert row["duration_ms"] >= 0
+    assert row["attempt"] == 1
+    assert row["endpoint"] == "chat.completions"
+    assert row["stream"] == 0
+    assert row["error_type"] is None
+
+
+def test_write_ahead_then_success_async(router: respx.MockRouter, db_path: Path) -> None:
+    """The async client commits the pending row before sending, then completes it."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        _pending_seen_by_second_connection(db_path, request)
+        return httpx.Response(200, json=chat_body())
+
+    router.post("/chat/completions").mock(side_effect=handler)
+
+    async def main() -> openai.types.chat.ChatCompletion:
+        async with async_client(db_path) as client:
+            assert isinstance(client, openai.AsyncOpenAI)
+            return await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+
+    result = asyncio.run(main())
+    assert result.id == "chatcmpl-AbCdEf123456"
+    _assert_complete_success(rows(db_path)[0])
+
+
+def test_request_json_is_exactly_what_was_sent(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """request_json holds the body sent: no omitted values, no defaults, no credentials."""
+    sent: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content)
+        assert request.headers["authorization"] == f"Bearer {API_KEY}"
+        return httpx.Response(200, json=chat_body())
+
+    router.post("/chat/completions").mock(side_effect=handler)
+    client.chat.completions.create(
+        model="gpt-4o",
+        messages=MESSAGES,  # type: ignore[arg-type]
+        seed=42,
+        extra_body={"custom": True},
+    )
+    (row,) = rows(db_path)
+    assert row["request_json"] == sent[0].decode()
+    assert json.loads(row["request_json"]) == {
+        "model": "gpt-4o",
+        "messages": MESSAGES,
+        "seed": 42,
+        "custom": True,
+    }
+    for column in ("model_temperature", "model_top_p", "model_max_tokens"):
+        assert row[column] is None, f"{column} was not sent, so it is not logged"
+    assert API_KEY not in json.dumps(row)
+
+
+def test_multi_message_prompt_rendering(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """Several messages are rendered deterministically with role headers."""
+    router.post("/chat/completions").respond(json=chat_body())
+    messages = [
+        {"role": "system", "content": "Je bent een juridisch redacteur."},
+        {
+            "role": "user",
+            "name": "jurist",
+            "content": [
+                {"type": "text", "text": "Definieer"},
+                {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "zoek", "arguments": '{"q":"wet"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "Wetboek van Strafvordering art. 27"},
+    ]
+    client.chat.completions.create(model="gpt-4o", messages=messages)  # type: ignore[arg-type]
+    assert rows(db_path)[0]["prompt_full_text"] == (
+        "[system]\nJe bent een juridisch redacteur.\n\n"
+        "[user jurist]\nDefinieer\n[image_url: https://x.test/a.png]\n\n"
+        '[assistant]\n[tool_call call_1] zoek({"q":"wet"})\n\n'
+        "[tool call_1]\nWetboek van Strafvordering art. 27"
+    )
+
+
+def test_out_of_range_parameters_still_get_their_row(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """A temperature the API will reject is kept in request_json; the column stays NULL."""
+    router.post("/chat/completions").respond(
+        400, json={"error": {"message": "temperature too high", "type": "invalid_request_error"}}
+    )
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, temperature=3.5)  # type: ignore[arg-type]
+    (row,) = rows(db_path)
+    assert row["model_temperature"] is None
+    assert json.loads(row["request_json"])["temperature"] == 3.5
+    assert row["generation_status"] == "failed"
+    assert row["error_type"] == "BadRequestError"
+    assert row["http_status"] == 400
+
+
+# -- failures --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, openai.BadRequestError),
+        (401, openai.AuthenticationError),
+        (404, openai.NotFoundError),
+        (422, openai.UnprocessableEntityError),
+    ],
+)
+def test_api_errors_are_failed_rows_and_reach_the_caller_unchanged(
+    client: AuditedOpenAI,
+    router: respx.MockRouter,
+    db_path: Path,
+    status: int,
+    error: type[openai.APIStatusError],
+) -> None:
+    """A non-retryable API error is one failed row; the caller gets the SDK's exception."""
+    route = router.post("/chat/completions").respond(status, json={"error": {"message": "nope"}})
+    with pytest.raises(error) as info:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    assert type(info.value) is error
+    assert route.call_count == 1
+    (row,) = rows(db_path)
+    assert row["generation_status"] == "failed"
+    assert row["error_type"] == error.__name__
+    assert row["http_status"] == status
+    assert "nope" in row["error_message"]
+    assert "Traceback" in row["error_traceback"]
+
+
+def test_timeout_gives_status_timeout(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """openai.APITimeoutError is stored as 'timeout', one row per attempt."""
+    router.post("/chat/completions").mock(side_effect=httpx.ReadTimeout("slow"))
+    with pytest.raises(openai.APITimeoutError):
+        client.with_options(max_retries=0).chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,  # type: ignore[arg-type]
+        )
+    (row,) = rows(db_path)
+    assert row["generation_status"] == "timeout"
+    assert row["error_type"] == "APITimeoutError"
+    assert row["http_status"] is None
+
+
+def test_connection_error_is_failed(db_path: Path, router: respx.MockRouter) -> None:
+    """A refused connection is a failed APIConnectionError row per attempt."""
+    router.post("/chat/completions").mock(side_effect=httpx.ConnectError("refused"))
+    client = AuditedOpenAI(
+        db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client(), retry=FAST
+    )
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    found = rows(db_path)
+    assert [r["error_type"] for r in found] == ["APIConnectionError"] * 3
+    assert [r["attempt"] for r in found] == [1, 2, 3]
+
+
+# -- retries ---------------------------------------------------------------------------
+
+
+def _status_sequence(router: respx.MockRouter, *statuses: int) -> respx.Route:
+    responses = [
+        httpx.Response(s, json=chat_body() if s == 200 else {"error": {"message": f"HTTP {s}"}})
+        for s in statuses
+    ]
+    return router.post("/chat/completions").mock(side_effect=responses)
+
+
+def test_every_attempt_is_a_row_sync(db_path: Path, router: respx.MockRouter) -> None:
+    """500, 500, 200 give exactly 3 requests and 3 rows (failed, failed, success)."""
+    route = _status_sequence(router, 500, 500, 200)
+    client = AuditedOpenAI(
+        db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client(), retry=FAST
+    )
+    result = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    assert result.id == "chatcmpl-AbCdEf123456"
+    assert route.call_count == 3
+    found = rows(db_path)
+    assert [r["generation_status"] for r in found] == ["failed", "failed", "success"]
+    assert [r["attempt"] for r in found] == [1, 2, 3]
+    assert [r["http_status"] for r in found] == [500, 500, 200]
+    assert len({r["call_id"] for r in found}) == 1
+    assert [r["error_type"] for r in found[:2]] == ["InternalServerError"] * 2
+
+
+def test_every_attempt_is_a_row_async(db_path: Path, router: respx.MockRouter) -> None:
+    """The async client retries the same way, one row per attempt."""
+    route = _status_sequence(router, 503, 429, 200)
+
+    async def main() -> None:
+        async with async_client(db_path, retry=FAST_ASYNC) as client:
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    assert route.call_count == 3
+    found = rows(db_path)
+    assert [r["generation_status"] for r in found] == ["failed", "failed", "success"]
+    assert [r["error_type"] for r in found[:2]] == ["InternalServerError", "RateLimitError"]
+
+
+def test_default_policy_retries_like_the_sdk(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """By default: max_retries (2) retries, with Retry-After honoured."""
+    keys: list[str] = []
+    statuses = iter([429, 500, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers.get("idempotency-key", ""))
+        status = next(statuses)
+        body = chat_body() if status == 200 else {"error": {"message": "later"}}
+        return httpx.Response(status, json=body, headers={"retry-after-ms": "1"})
+
+    router.post("/chat/completions").mock(side_effect=handler)
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    assert len(keys) == 3
+    assert [r["generation_status"] for r in rows(db_path)] == ["failed", "failed", "success"]
+
+
+def test_default_policy_gives_up_after_max_retries(db_path: Path, router: respx.MockRouter) -> None:
+    """max_retries=1 means two attempts, then the SDK's own exception."""
+    route = router.post("/chat/completions").respond(
+        429, json={"error": {"message": "slow down"}}, headers={"retry-after-ms": "1"}
+    )
+    client = AuditedOpenAI(
+        db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client(), max_retries=1
+    )
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    assert route.call_count == 2
+    assert len(rows(db_path)) == 2
+
+
+def test_x_should_retry_false_is_obeyed(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """A 500 the server marks as not retryable is not retried, as in the SDK."""
+    route = router.post("/chat/completions").respond(
+        500, json={"error": {"message": "no"}}, headers={"x-should-retry": "false"}
+    )
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    assert route.call_count == 1
+
+
+def test_sdk_wait_honours_retry_after_and_backs_off(client: AuditedOpenAI) -> None:
+    """The wait strategy takes Retry-After when given, else exponential backoff with jitter."""
+    from openai._models import FinalRequestOptions  # noqa: PLC0415
+
+    options = FinalRequestOptions(method="post", url="/chat/completions")
+    wait = _retry.sdk_wait(client, options, 2)
+    request = httpx.Request("POST", f"{BASE_URL}/chat/completions")
+    limited = openai.RateLimitError(
+        "slow",
+        response=httpx.Response(429, headers={"retry-after": "3"}, request=request),
+        body=None,
+    )
+    state = tenacity.RetryCallState(None, None, (), {})
+    state.attempt_number = 1
+    state.set_exception((type(limited), limited, None))
+    assert wait(state) == 3.0
+    plain = openai.APIConnectionError(request=request)
+    state.set_exception((type(plain), plain, None))
+    first = wait(state)
+    state.attempt_number = 2
+    second = wait(state)
+    assert 0.375 <= first <= 0.5
+    assert 0.75 <= second <= 1.0
+
+
+# -- cancellation and interrupts ---------------------------------------------------------
+
+
+def test_keyboard_interrupt_leaves_a_failed_row(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """KeyboardInterrupt during the request fails the row and propagates."""
+
+    def interrupt(request: httpx.Request) -> httpx.Response:
+        raise KeyboardInterrupt
+
+    router.post("/chat/completions").mock(side_effect=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    (row,) = rows(db_path)
+    assert row["generation_status"] == "failed"
+    assert row["error_type"] == "KeyboardInterrupt"
+
+
+def test_cancelled_task_leaves_a_failed_row(router: respx.MockRouter, db_path: Path) -> None:
+    """Cancelling the task mid-request fails the row with CancelledError and propagates."""
+    arrived = asyncio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        arrived.set()
+        await asyncio.sleep(60)
+        return httpx.Response(200, json=chat_body())  # pragma: no cover - cancelled
+
+    router.post("/chat/completions").mock(side_effect=hang)
+
+    async def main() -> None:
+        async with async_client(db_path) as client:
+            task = asyncio.create_task(
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            )
+            await arrived.wait()
+            assert rows(db_path)[0]["generation_status"] == "pending"
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())
+    (row,) = rows(db_path)
+    assert row["generation_status"] == "failed"
+    assert row["error_type"] == "CancelledError"
+
+
+def test_cancelled_while_the_pending_row_is_written(
+    router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancellation that lands during the pending write still completes that row."""
+    import threading  # noqa: PLC0415
+
+    route = router.post("/chat/completions").respond(json=chat_body())
+    gate = threading.Event()
+
+    async def main() -> None:
+        async with async_client(db_path) as client:
+            store = client.audit_store
+            original = store.create_pending_log
+
+            def slow_create(ctx: Any) -> int:
+                gate.wait(5)
+                return original(ctx)
+
+            monkeypatch.setattr(store, "create_pending_log", slow_create)
+            task = asyncio.create_task(
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            )
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            gate.set()
+            for _ in range(200):
+                found = rows(db_path)
+                if found and found[0]["generation_status"] != "pending":
+                    break
+                await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert route.call_count == 0
+    (row,) = rows(db_path)
+    assert row["error_type"] == "CancelledError"
+
+
+# -- the audit store failing ----------------------------------------------------------------
+
+
+def _read_only(db_path: Path) -> str:
+    GenerationLogRepository(db_path).get_prompt_history()
+    return f"file:{db_path}?mode=ro"
+
+
+def test_raise_mode_sends_nothing_when_the_row_cannot_be_written(
+    db_path: Path, router: respx.MockRouter
+) -> None:
+    """on_audit_failure='raise': no committed row, no request, AuditWriteError."""
+    route = router.post("/chat/completions").respond(json=chat_body())
+    client = AuditedOpenAI(
+        _read_only(db_path), api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client()
+    )
+    with pytest.raises(AuditWriteError, match="could not write the pending log") as info:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    assert route.call_count == 0
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+    assert not isinstance(info.value, openai.OpenAIError), "never disguised as an API error"
+
+
+def test_raise_mode_async(db_path: Path, router: respx.MockRouter) -> None:
+    """The async client refuses to send just the same."""
+    route = router.post("/chat/completions").respond(json=chat_body())
+
+    async def main() -> None:
+        async with AsyncAuditedOpenAI(
+            _read_only(db_path), api_key=API_KEY, base_url=BASE_URL, http_client=httpx.AsyncClient()
+        ) as client:
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+
+    with pytest.raises(AuditWriteError):
+        asyncio.run(main())
+    assert route.call_count == 0
+
+
+def test_warn_mode_spools_and_recovers_exactly_once(
+    db_path: Path, router: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """on_audit_failure='warn': the call succeeds, the row is spooled, recovery imports it once."""
+    route = router.post("/chat/completions").respond(json=chat_body())
+    client = AuditedOpenAI(
+        _read_only(db_path),
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.Client(),
+        on_audit_failure="warn",
+    )
+    result = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    assert result.choices[0].message.content == "Een verdachte is ..."
+    assert route.call_count == 1
+    assert "spooling" in caplog.text
+    spool = db_path.with_name(db_path.name + ".spool.jsonl")
+    assert spool.stat().st_mode & 0o777 == 0o600
+    assert rows(db_path) == []
+    repo = GenerationLogRepository(db_path)
+    assert repo.recover_spool() == 2  # the pending snapshot, then its completion
+    assert repo.recover_spool() == 0
+    (row,) = rows(db_path)
+    _assert_complete_success(row)
+    assert not spool.exists()
+
+
+def test_failed_completion_write_never_costs_the_answer(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If completing the row fails, the caller still gets the response; recovery completes it."""
+    router.post("/chat/completions").respond(json=chat_body())
+
+    def broken(*args: object, **kwargs: object) -> bool:
+        raise AuditWriteError("disk full")
+
+    monkeypatch.setattr(client.audit_store, "complete", broken)
+    result = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    assert result.id == "chatcmpl-AbCdEf123456"
+    assert rows(db_path)[0]["generation_status"] == "pending"
+    monkeypatch.undo()
+    assert GenerationLogRepository(db_path).recover_spool() == 1
+    _assert_complete_success(rows(db_path)[0])
+
+
+def test_recovery_survives_an_interrupted_import(db_path: Path, router: respx.MockRouter) -> None:
+    """A spool claimed by an import that died is picked up again, without duplicates."""
+    router.post("/chat/completions").respond(json=chat_body())
+    client = AuditedOpenAI(
+        _read_only(db_path),
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.Client(),
+        on_audit_failure="warn",
+    )
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    spool = db_path.with_name(db_path.name + ".spool.jsonl")
+    stranded = spool.with_name(spool.name + ".importing-999-0")
+    spool.rename(stranded)
+    with stranded.open("a") as file:
+        file.write('{"torn": ')  # a line cut short by a crash
+    assert GenerationLogRepository(db_path).recover_spool() == 2
+    assert len(rows(db_path)) == 1
+
+
+# -- hostile and odd input -------------------------------------------------------------------
+
+
+def test_unserialisable_content_leaves_a_failed_row(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """Arguments the SDK cannot send leave a failed row with the SDK's error."""
+    route = router.post("/chat/completions").respond(json=chat_body())
+    with pytest.raises(TypeError):
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": object()}],  # type: ignore[list-item]
+        )
+    assert route.call_count == 0
+    (row,) = rows(db_path)
+    assert row["generation_status"] == "failed"
+    assert row["error_type"] == "TypeError"
+    assert "<object object at" in row["request_json"]
+
+
+def test_ten_megabyte_prompt_is_stored_whole(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """A 10 MB prompt goes into the row byte for byte."""
+    router.post("/chat/completions").respond(json=chat_body())
+    prompt = "Wetboek " * (10 * 1024 * 1024 // 8)
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": prompt}])
+    assert rows(db_path)[0]["prompt_full_text"] == prompt
+
+
+def test_canary_credentials_never_reach_the_files(db_path: Path, router: respx.MockRouter) -> None:
+    """The API key and the Authorization value are in no byte of the db, WAL or spool."""
+    statuses = iter([500, 200, 200])
+    router.post("/chat/completions").mock(
+        side_effect=lambda request: httpx.Response(next(statuses), json=chat_body())
+    )
+    client = AuditedOpenAI(
+        db_path,
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.Client(),
+        retry=FAST,
+        organization="org-canary-42",
+        on_audit_failure="warn",
+    )
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    ro = AuditedOpenAI(
+        _read_only(db_path),
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.Client(),
+        on_audit_failure="warn",
+    )
+    ro.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    files = [p for p in db_path.parent.iterdir() if p.name.startswith(db_path.name)]
+    assert any(p.name.endswith("-wal") for p in files)
+    assert any(p.name.endswith(".spool.jsonl") for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert API_KEY.encode() not in data, path
+        assert b"Bearer" not in data, path
+        assert b"org-canary-42" not in data, path
+
+
+# -- other endpoints -------------------------------------------------------------------------
+
+
+def test_other_endpoints_pass_through_unrecorded(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """Embeddings and models go to the SDK untouched and leave no row."""
+    router.post("/embeddings").respond(
+        json={
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+            "model": "text-embedding-3-small",
+            "usage": {"prompt_tokens": 2, "total_tokens": 2},
+        }
+    )
+    router.get("/models").respond(json={"object": "list", "data": []})
+    result = client.embeddings.create(model="text-embedding-3-small", input="verdachte")
+    assert result.data[0].embedding == [0.1, 0.2]
+    assert list(client.models.list()) == []
+    assert rows(db_path) == []
