@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +18,9 @@ from audited_openai import (
     AuditedOpenAI,
     AuditWriteError,
     GenerationLogRepository,
+    _retry,
     audit_context,
 )
-from audited_openai import _retry
 from tests.conftest import API_KEY, BASE_URL, async_client, chat_body, rows
 
 if TYPE_CHECKING:
@@ -437,7 +436,7 @@ def test_x_should_retry_false_is_obeyed(
 
 def test_sdk_wait_honours_retry_after_and_backs_off(client: AuditedOpenAI) -> None:
     """The wait strategy takes Retry-After when given, else exponential backoff with jitter."""
-    from openai._models import FinalRequestOptions  # noqa: PLC0415
+    from openai._models import FinalRequestOptions
 
     options = FinalRequestOptions(method="post", url="/chat/completions")
     wait = _retry.sdk_wait(client, options, 2)
@@ -511,7 +510,7 @@ def test_cancelled_while_the_pending_row_is_written(
     router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A cancellation that lands during the pending write still completes that row."""
-    import threading  # noqa: PLC0415
+    import threading
 
     route = router.post("/chat/completions").respond(json=chat_body())
     gate = threading.Event()
@@ -733,3 +732,88 @@ def test_other_endpoints_pass_through_unrecorded(
     assert result.data[0].embedding == [0.1, 0.2]
     assert list(client.models.list()) == []
     assert rows(db_path) == []
+
+
+# -- redaction --------------------------------------------------------------------------------
+
+
+def test_redact_applies_to_every_stored_text(db_path: Path, router: respx.MockRouter) -> None:
+    """redact= runs over the prompt, request JSON, response content and error messages."""
+    router.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(200, json=chat_body("Bel 0612345678")),
+            httpx.Response(400, json={"error": {"message": "bad 0612345678"}}),
+        ]
+    )
+    client = AuditedOpenAI(
+        db_path,
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.Client(),
+        redact=lambda text: text.replace("0612345678", "[TEL]"),
+    )
+    messages = [{"role": "user", "content": "Mijn nummer is 0612345678"}]
+    client.chat.completions.create(model="gpt-4o", messages=messages)  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="gpt-4o", messages=messages)  # type: ignore[arg-type]
+    ok, failed = rows(db_path)
+    assert ok["prompt_full_text"] == "Mijn nummer is [TEL]"
+    assert "[TEL]" in ok["request_json"]
+    assert ok["response_content"] == "Bel [TEL]"
+    assert "[TEL]" in failed["error_message"]
+    for path in db_path.parent.iterdir():
+        assert b"0612345678" not in path.read_bytes()
+
+
+def test_a_failing_redactor_stores_a_marker_never_the_text(
+    db_path: Path, router: respx.MockRouter
+) -> None:
+    """If redact raises, a fixed marker is stored instead of the raw text."""
+    router.post("/chat/completions").respond(json=chat_body("geheim antwoord"))
+
+    def broken(text: str) -> str:
+        raise RuntimeError("redactor bug")
+
+    client = AuditedOpenAI(
+        db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client(), redact=broken
+    )
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    (row,) = rows(db_path)
+    marker = "[redaction failed: text withheld]"
+    assert row["prompt_full_text"] == marker
+    assert row["request_json"] == marker
+    assert row["response_content"] == marker
+
+
+def test_failed_insert_before_sending_is_spooled(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed row that cannot be inserted goes to the spool, not lost."""
+
+    def broken(*args: object) -> int:
+        raise AuditWriteError("disk full")
+
+    monkeypatch.setattr(client.audit_store, "insert_log", broken)
+    with pytest.raises(TypeError):
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": object()}]
+        )  # type: ignore[list-item]
+    monkeypatch.undo()
+    assert GenerationLogRepository(db_path).recover_spool() == 1
+    assert rows(db_path)[0]["error_type"] == "TypeError"
+
+
+def test_in_memory_store_failure_is_logged_as_lost(
+    router: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where no spool can exist, a lost row is logged loudly, and the caller still gets the answer."""
+    router.post("/chat/completions").respond(json=chat_body())
+    repo = GenerationLogRepository(sqlite3.connect(":memory:", check_same_thread=False))
+    client = AuditedOpenAI(repo, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client())
+
+    def broken(*args: object, **kwargs: object) -> bool:
+        raise AuditWriteError("gone")
+
+    repo.complete = broken  # type: ignore[method-assign]
+    assert client.chat.completions.create(model="gpt-4o", messages=MESSAGES).id  # type: ignore[arg-type]
+    assert "audit row LOST" in caplog.text

@@ -263,8 +263,8 @@ def test_newer_database_is_refused(repo: GenerationLogRepository, db_path: Path)
 
 
 def _open_and_write(path: str, barrier: multiprocessing.synchronize.Barrier) -> None:
-    from audited_openai import GenerationLogRepository  # noqa: PLC0415 - fresh in the child
-    from tests.conftest import make_context  # noqa: PLC0415
+    from audited_openai import GenerationLogRepository
+    from tests.conftest import make_context
 
     barrier.wait()
     GenerationLogRepository(path).create_pending_log(make_context())
@@ -290,7 +290,7 @@ def test_file_mode_is_0600_under_a_permissive_umask(db_path: Path) -> None:
     old = os.umask(0o022)
     try:
         repo = GenerationLogRepository(db_path)
-        from tests.conftest import make_context  # noqa: PLC0415
+        from tests.conftest import make_context
 
         repo.create_pending_log(make_context())
     finally:

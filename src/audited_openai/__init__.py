@@ -7,7 +7,12 @@ writes the ``generation_logs`` table of the DEF-151 specification.
 
 from __future__ import annotations
 
-from audited_openai._client import AsyncAuditedOpenAI, AuditedOpenAI
+from audited_openai._client import (
+    AsyncAuditedAzureOpenAI,
+    AsyncAuditedOpenAI,
+    AuditedAzureOpenAI,
+    AuditedOpenAI,
+)
 from audited_openai._context import AuditHandle, audit_context
 from audited_openai._errors import (
     AuditedOpenAIError,
@@ -27,9 +32,11 @@ from audited_openai._repository import GenerationLogRepository
 from audited_openai._store import LogStore
 
 __all__ = [
+    "AsyncAuditedAzureOpenAI",
     "AsyncAuditedOpenAI",
     "AuditHandle",
     "AuditWriteError",
+    "AuditedAzureOpenAI",
     "AuditedOpenAI",
     "AuditedOpenAIError",
     "ErrorContext",

@@ -422,3 +422,11 @@ def _shared_pool() -> ThreadPoolExecutor:
         _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="audited_openai")
         _POOL._audited_pid = os.getpid()  # type: ignore[attr-defined]
     return _POOL
+
+
+class AuditedAzureOpenAI(AuditedOpenAI, openai.AzureOpenAI):
+    """``openai.AzureOpenAI`` with the audit trail of :class:`AuditedOpenAI`."""
+
+
+class AsyncAuditedAzureOpenAI(AsyncAuditedOpenAI, openai.AsyncAzureOpenAI):
+    """``openai.AsyncAzureOpenAI`` with the audit trail of :class:`AsyncAuditedOpenAI`."""

@@ -1,0 +1,156 @@
+"""Translating request bodies and responses into rows: the documented renderings."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from audited_openai import _capture, _clock, _database, _spool
+
+
+def test_prompt_of_odd_bodies() -> None:
+    """Bodies that are not the usual shape still give a deterministic text."""
+    assert _capture.prompt_text("chat.completions", None) == ""
+    assert _capture.prompt_text("chat.completions", ["x"]) == '["x"]'
+    assert _capture.prompt_text("chat.completions", {"messages": "hi"}) == '"hi"'
+    assert _capture.render_messages(["odd"]) == '"odd"'
+
+
+def test_content_parts_render() -> None:
+    """Every kind of content part has a documented rendering."""
+    message = {
+        "role": "user",
+        "content": [
+            {"type": "input_image", "image_url": "https://x.test/i.png"},
+            {"type": "file", "file": {"filename": "wet.pdf"}},
+            {"type": "input_file", "file_id": "file_1"},
+            {"type": "input_audio", "input_audio": {}},
+            {"type": "refusal", "refusal": "nee"},
+            "loose",
+        ],
+    }
+    assert _capture.render_messages([message, {"role": "assistant", "content": {"a": 1}}]) == (
+        "[user]\n[input_image: https://x.test/i.png]\n[file: wet.pdf]\n[input_file: file_1]\n"
+        '[input_audio]\n[refusal] nee\n"loose"\n\n[assistant]\n{"a": 1}'
+    )
+
+
+def test_responses_prompts() -> None:
+    """Responses input: a lone string verbatim, else instructions and items rendered."""
+    assert _capture.prompt_text("responses", {"input": "hallo"}) == "hallo"
+    body = {
+        "instructions": "Wees kort.",
+        "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "Wat is een getuige?"}]},
+            {"type": "function_call_output", "call_id": "c1", "output": "art. 27"},
+        ],
+    }
+    assert _capture.prompt_text("responses", body) == (
+        "[instructions]\nWees kort.\n\n[user]\nWat is een getuige?\n\n[function_call_output]\nart. 27"
+    )
+    assert _capture.prompt_text("responses", {"instructions": "i", "input": "x"}) == (
+        "[instructions]\ni\n\n[user]\nx"
+    )
+
+
+def test_model_parameters_as_sent() -> None:
+    """Only values that were sent, and that fit their column, are kept."""
+    params = _capture.model_parameters(
+        "responses",
+        {
+            "model": "gpt-4.1",
+            "temperature": 0.7,
+            "top_p": 3,
+            "max_output_tokens": 99,
+            "frequency_penalty": True,
+            "presence_penalty": -2,
+        },
+    )
+    assert params.name == "gpt-4.1"
+    assert params.temperature == Decimal("0.7")
+    assert params.top_p is None
+    assert params.max_tokens == 99
+    assert params.frequency_penalty is None
+    assert params.presence_penalty == Decimal("-2.0")
+    assert _capture.model_parameters("chat.completions", None).name == "(not sent)"
+    assert (
+        _capture.model_parameters("chat.completions", {"max_completion_tokens": -1}).max_tokens
+        is None
+    )
+
+
+def test_parse_body_and_safe_json() -> None:
+    """Bodies that are not JSON give None; safe_json never fails."""
+    assert _capture.parse_body(b"") is None
+    assert _capture.parse_body(b"{nope") is None
+    assert _capture.safe_json({"x": object}).startswith('{"x": "<class')
+
+
+def test_responses_text_with_refusals_and_calls() -> None:
+    """Output text, then refusals and function calls, each marked."""
+    response = {
+        "output": [
+            {
+                "type": "message",
+                "content": [
+                    {"type": "output_text", "text": "Een "},
+                    {"type": "output_text", "text": "getuige"},
+                ],
+            },
+            {"type": "message", "content": [{"type": "refusal", "refusal": "nee"}]},
+            {"type": "function_call", "call_id": "c1", "name": "zoek", "arguments": "{}"},
+        ]
+    }
+    assert (
+        _capture.responses_text(response) == "Een getuige\n[refusal] nee\n[tool_call c1] zoek({})"
+    )
+    assert _capture.responses_text({"output": []}) is None
+    meta = _capture.responses_response(
+        {"status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}
+    )
+    assert meta.finish_reason == "incomplete:max_output_tokens"
+
+
+def test_chat_response_without_choices_or_usage() -> None:
+    """A bare completion gives empty metadata instead of an error."""
+    meta = _capture.chat_response({"id": "x", "choices": [{"message": None}], "created": "later"})
+    assert meta.content is None
+    assert meta.created_at is None
+    assert meta.tokens_total is None
+    assert _capture.join_choices([]) is None
+
+
+def test_timestamps_are_one_utc_format() -> None:
+    """Naive datetimes are refused; stored text parses back to the same instant."""
+    with pytest.raises(ValueError, match="naive"):
+        _clock.format_ts(datetime(2025, 1, 1))  # noqa: DTZ001 - the bad input
+    now = _clock.utc_now()
+    assert _clock.parse_ts(_clock.format_ts(now)) == now
+
+
+def test_retry_locked_gives_up_and_passes_other_errors() -> None:
+    """Journal-mode retries stop at the deadline, and other errors pass at once."""
+    calls = []
+
+    def locked() -> None:
+        calls.append(1)
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _database._retry_locked(locked, timeout_ms=20)
+    assert len(calls) > 1
+
+    def broken() -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk"):
+        _database._retry_locked(broken, timeout_ms=1000)
+
+
+def test_spool_paths() -> None:
+    """The spool lives beside the file; an in-memory database has none."""
+    assert _spool.spool_path(":memory:") is None
+    assert str(_spool.spool_path("file:/data/a.db?mode=ro")) == "/data/a.db.spool.jsonl"
