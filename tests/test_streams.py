@@ -68,6 +68,32 @@ TEXT_CHUNKS = [
 ]
 
 
+ARRIVALS: list[tuple[int, str]] = []
+
+
+def arrive(db_path: Path, make: Any) -> Any:
+    """A respx side effect that notes what a second connection sees when a request arrives."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        found = rows(db_path)
+        ARRIVALS.append((len(found), found[-1]["generation_status"] if found else "none"))
+        return make(request) if callable(make) else make
+
+    return handler
+
+
+@pytest.fixture(autouse=True)
+def _every_request_found_its_pending_row(db_path: Path) -> Iterator[None]:
+    """After each test: every request arrived with its own row committed and pending."""
+    ARRIVALS.clear()
+    yield
+    assert ARRIVALS, "the test sent no request"
+    for number, (count, status) in enumerate(ARRIVALS, start=1):
+        assert (count, status) == (number, "pending"), ARRIVALS
+    for row in rows(db_path):
+        assert row["generation_status"] != "pending", "every row is complete afterwards"
+
+
 def stream_route(
     router: respx.MockRouter, db_path: Path, body: bytes, seen: list[Any]
 ) -> respx.Route:
@@ -77,7 +103,7 @@ def stream_route(
         seen.append((rows(db_path), json.loads(request.content)))
         return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
 
-    return router.post("/chat/completions").mock(side_effect=handler)
+    return router.post("/chat/completions").mock(side_effect=arrive(db_path, handler))
 
 
 def assert_pending_on_arrival(seen: list[Any]) -> None:
@@ -237,10 +263,15 @@ def test_network_error_mid_stream_is_failed_with_that_error(
     client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
 ) -> None:
     """A stream broken by the network is failed with the SDK's error and the partial text."""
-    router.post("/chat/completions").respond(
-        200,
-        stream=_BrokenStream(sse(*TEXT_CHUNKS[:3], done=False)),
-        headers={"content-type": "text/event-stream"},
+    router.post("/chat/completions").mock(
+        side_effect=arrive(
+            db_path,
+            lambda request: httpx.Response(
+                200,
+                stream=_BrokenStream(sse(*TEXT_CHUNKS[:3], done=False)),
+                headers={"content-type": "text/event-stream"},
+            ),
+        )
     )
     stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
     with pytest.raises(openai.APIConnectionError):
@@ -350,7 +381,9 @@ def test_async_stream_dropped_and_broken(router: respx.MockRouter, db_path: Path
             ),
         ]
     )
-    router.post("/chat/completions").mock(side_effect=lambda request: next(responses))
+    router.post("/chat/completions").mock(
+        side_effect=arrive(db_path, lambda request: next(responses))
+    )
 
     async def main() -> None:
         async with async_client(db_path) as client:
@@ -387,7 +420,7 @@ def test_with_raw_response_sync_and_async(router: respx.MockRouter, db_path: Pat
         seen.append(rows(db_path)[-1]["generation_status"])
         return httpx.Response(200, json=chat_body(), headers={"x-request-id": "req_raw"})
 
-    router.post("/chat/completions").mock(side_effect=handler)
+    router.post("/chat/completions").mock(side_effect=arrive(db_path, handler))
     client = AuditedOpenAI(db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client())
     raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
     assert raw.headers["x-request-id"] == "req_raw"
@@ -432,7 +465,7 @@ def test_with_streaming_response(
         seen.append(rows(db_path)[-1]["generation_status"])
         return httpx.Response(200, json=chat_body())
 
-    router.post("/chat/completions").mock(side_effect=handler)
+    router.post("/chat/completions").mock(side_effect=arrive(db_path, handler))
     with client.chat.completions.with_streaming_response.create(
         model="gpt-4o", messages=MESSAGES
     ) as response:  # type: ignore[arg-type]
@@ -465,7 +498,7 @@ def test_with_streaming_response_async_and_streamed(
             ),
         ]
     )
-    router.post("/chat/completions").mock(side_effect=lambda request: next(bodies))
+    router.post("/chat/completions").mock(side_effect=arrive(db_path, lambda request: next(bodies)))
 
     async def main() -> None:
         async with async_client(db_path) as client:
@@ -499,7 +532,9 @@ def test_parse_keeps_the_schema_and_completes(
 ) -> None:
     """chat.completions.parse: request_json keeps the JSON schema; the row is complete."""
     content = json.dumps({"begrip": "verdachte", "definitie": "persoon ..."})
-    router.post("/chat/completions").respond(json=chat_body(content))
+    router.post("/chat/completions").mock(
+        side_effect=arrive(db_path, httpx.Response(200, json=chat_body(content)))
+    )
     result = client.chat.completions.parse(
         model="gpt-4o", messages=MESSAGES, response_format=Definitie
     )  # type: ignore[arg-type]
@@ -525,7 +560,9 @@ def test_parse_refusal_is_stored_as_such(
             "finish_reason": "stop",
         }
     ]
-    router.post("/chat/completions").respond(json=body)
+    router.post("/chat/completions").mock(
+        side_effect=arrive(db_path, httpx.Response(200, json=body))
+    )
     result = client.chat.completions.parse(
         model="gpt-4o", messages=MESSAGES, response_format=Definitie
     )  # type: ignore[arg-type]
@@ -539,8 +576,11 @@ def test_stream_helper_sync_and_async(router: respx.MockRouter, db_path: Path) -
     pieces = [content[:10], content[10:]]
     events = [chunk([delta(p)]) for p in pieces] + [chunk([delta(finish="stop")])]
     router.post("/chat/completions").mock(
-        side_effect=lambda request: httpx.Response(
-            200, content=sse(*events), headers={"content-type": "text/event-stream"}
+        side_effect=arrive(
+            db_path,
+            lambda request: httpx.Response(
+                200, content=sse(*events), headers={"content-type": "text/event-stream"}
+            ),
         )
     )
     client = AuditedOpenAI(db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client())
@@ -629,7 +669,7 @@ def test_responses_create_plain_and_parse(router: respx.MockRouter, db_path: Pat
             ),
         )
 
-    router.post("/responses").mock(side_effect=handler)
+    router.post("/responses").mock(side_effect=arrive(db_path, handler))
     client = AuditedOpenAI(db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client())
     result = client.responses.create(
         model="gpt-4.1", instructions="Wees precies.", input="Definieer 'getuige'."
@@ -677,10 +717,13 @@ def _response_events(text: str) -> bytes:
 def test_responses_stream_sync_and_async(router: respx.MockRouter, db_path: Path) -> None:
     """A streamed Responses call is completed from its response.completed event."""
     router.post("/responses").mock(
-        side_effect=lambda request: httpx.Response(
-            200,
-            content=_response_events("Een getuige is ..."),
-            headers={"content-type": "text/event-stream"},
+        side_effect=arrive(
+            db_path,
+            lambda request: httpx.Response(
+                200,
+                content=_response_events("Een getuige is ..."),
+                headers={"content-type": "text/event-stream"},
+            ),
         )
     )
     client = AuditedOpenAI(db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client())
@@ -712,10 +755,15 @@ def test_responses_stream_abandoned_keeps_partial_text(
     client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
 ) -> None:
     """A Responses stream closed early keeps the text deltas received."""
-    router.post("/responses").respond(
-        200,
-        content=_response_events("Een getuige is ..."),
-        headers={"content-type": "text/event-stream"},
+    router.post("/responses").mock(
+        side_effect=arrive(
+            db_path,
+            httpx.Response(
+                200,
+                content=_response_events("Een getuige is ..."),
+                headers={"content-type": "text/event-stream"},
+            ),
+        )
     )
     with client.responses.create(model="gpt-4.1", input="x", stream=True) as stream:
         next(stream)
@@ -732,8 +780,8 @@ def test_azure_clients_are_audited(db_path: Path) -> None:
     """AuditedAzureOpenAI and its async twin write the same rows."""
     azure = "https://definities.openai.azure.com"
     with respx.mock(assert_all_called=False) as mock:
-        route = mock.post(f"{azure}/openai/deployments/gpt-4o/chat/completions").respond(
-            json=chat_body()
+        route = mock.post(f"{azure}/openai/deployments/gpt-4o/chat/completions").mock(
+            side_effect=arrive(db_path, lambda request: httpx.Response(200, json=chat_body()))
         )
         client = AuditedAzureOpenAI(
             db_path,
