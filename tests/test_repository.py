@@ -22,6 +22,7 @@ from audited_openai import (
     PromptContext,
     ResponseMetadata,
 )
+from audited_openai._clock import utc_now
 from tests.conftest import make_context
 from tests.test_schema import DEFINITIES_DDL
 
@@ -373,9 +374,18 @@ def test_erase_definitie_removes_the_text_from_the_files(
     canary = "CANARY-" + os.urandom(8).hex()
     ctx = make_context(definitie_id=5)
     ctx.prompt.full_text = f"prompt met {canary} erin " * 50
-    repo.create_pending_log(ctx)
+    log_id = repo.create_pending_log(ctx)
+    ctx.mark_success(ResponseMetadata(content=f"antwoord {canary}"))
+    repo.update_with_response(log_id, ctx)  # completed, so also in the search index
     repo.create_pending_log(make_context(definitie_id=6))
+    with repo.database.read() as conn:
+        hits = conn.execute(
+            "SELECT count(*) FROM generation_logs_fts WHERE generation_logs_fts MATCH ?",
+            (f'"{canary}"',),
+        ).fetchone()
+    assert hits == (1,)
     assert repo.erase_definitie(5) == 1
+    assert repo.erase_definitie(5) == 0
     assert repo.get_all_for_definitie(5) == []
     for suffix in ("", "-wal"):
         path = db_path.with_name(db_path.name + suffix)
@@ -502,3 +512,25 @@ def test_to_dict_has_the_spec_shape() -> None:
     assert data["error"] is None
     assert data["prompt"]["model_params"]["temperature"] is None
     assert data["logged_at"].endswith("Z")
+
+
+def test_reconcile_times_out_only_stale_pending_rows(repo: GenerationLogRepository) -> None:
+    """Rows pending longer than the cut-off become timeout/abandoned; nothing else changes."""
+    old = utc_now() - timedelta(hours=1)
+    stale = make_context(logged_at=old, updated_at=old)
+    stale_id = repo.create_pending_log(stale)
+    fresh_id = repo.create_pending_log(make_context())
+    done = make_context(logged_at=old, updated_at=old)
+    done_id = repo.create_pending_log(done)
+    done.mark_success(ResponseMetadata(tokens_total=5))
+    repo.update_with_response(done_id, done)
+    assert repo.reconcile(timedelta(minutes=15)) == 1
+    reconciled = repo.get(stale_id)
+    assert reconciled.status == "timeout"
+    assert reconciled.error is not None
+    assert reconciled.error.error_type == "abandoned"
+    assert repo.get(fresh_id).status == "pending"
+    assert repo.get(done_id) == done
+    assert repo.reconcile(timedelta(minutes=15)) == 0
+    with pytest.raises(InvalidLogError, match="positive timedelta"):
+        repo.reconcile(timedelta(0))

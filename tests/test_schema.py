@@ -70,7 +70,19 @@ INDEXES = {
     "idx_generation_logs_timestamp": (0, ["logged_at"]),
 }
 
-TRIGGERS_ALWAYS = {"generation_logs_updated_at"}
+TRIGGERS_ALWAYS = {
+    "generation_logs_updated_at",
+    "generation_logs_fts_complete",
+    "generation_logs_fts_insert",
+    "generation_logs_fts_change",
+    "generation_logs_fts_delete",
+}
+TABLES = {
+    "audited_openai_migrations",
+    "generation_logs",
+    "generation_logs_fts",
+    "sqlite_sequence",
+}
 HOST_TRIGGERS = {
     "generation_logs_erase_with_definitie",
     "generation_logs_definitie_exists_insert",
@@ -141,10 +153,12 @@ def test_indexes_are_pinned(repo: GenerationLogRepository, db_path: Path) -> Non
 def test_triggers_and_views_without_definities(
     repo: GenerationLogRepository, db_path: Path
 ) -> None:
-    """Without a definities table only the updated_at trigger exists, and no view."""
+    """Without a definities table: the table's own triggers, the search index, no view."""
     repo.get_prompt_history()
     conn = sqlite3.connect(db_path)
     assert _objects(conn, "trigger") == TRIGGERS_ALWAYS
+    fts_shadow = {t for t in _objects(conn, "table") if t.startswith("generation_logs_fts_")}
+    assert _objects(conn, "table") - fts_shadow == TABLES
     assert _objects(conn, "view") == set()
 
 
@@ -282,7 +296,9 @@ def test_two_processes_migrate_a_fresh_file_at_once(db_path: Path) -> None:
     assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT count(*) FROM generation_logs").fetchone() == (4,)
-    assert conn.execute("SELECT count(*) FROM audited_openai_migrations").fetchone() == (1,)
+    assert conn.execute("SELECT count(*) FROM audited_openai_migrations").fetchone() == (
+        len(_schema.MIGRATIONS),
+    )
 
 
 def test_file_mode_is_0600_under_a_permissive_umask(db_path: Path) -> None:
@@ -306,3 +322,60 @@ def test_connection_pragmas(repo: GenerationLogRepository) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def _search(conn: sqlite3.Connection, term: str) -> list[int]:
+    rows = conn.execute(
+        "SELECT rowid FROM generation_logs_fts WHERE generation_logs_fts MATCH ? ORDER BY rowid",
+        (term,),
+    )
+    return [r[0] for r in rows]
+
+
+def test_full_text_index_follows_completion_update_and_delete(
+    repo: GenerationLogRepository, db_path: Path
+) -> None:
+    """Rows are searchable once completed; changes and deletions keep the index in step."""
+    from audited_openai import ResponseMetadata
+    from tests.conftest import make_context
+
+    ctx = make_context()
+    ctx.prompt.full_text = "Definieer het begrip rechtshulpverlener"
+    log_id = repo.create_pending_log(ctx)
+    conn = sqlite3.connect(db_path)
+    assert _search(conn, "rechtshulpverlener") == []
+    ctx.mark_success(ResponseMetadata(content="Een advocaat of jurist"))
+    repo.update_with_response(log_id, ctx)
+    assert _search(conn, "rechtshulpverlener") == [log_id]
+    assert _search(conn, "advocaat") == [log_id]
+    ctx.response = ResponseMetadata(content="Een notaris")
+    repo.complete(log_id, ctx)
+    assert _search(conn, "advocaat") == []
+    assert _search(conn, "notaris") == [log_id]
+    conn.execute("DELETE FROM generation_logs")
+    conn.commit()
+    assert _search(conn, "notaris") == []
+
+
+def test_migration_2_indexes_existing_rows(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upgrading a version-1 database indexes the completed rows it already holds."""
+    from audited_openai import ResponseMetadata
+    from tests.conftest import make_context
+
+    monkeypatch.setattr(_schema, "MIGRATIONS", _schema.MIGRATIONS[:1])
+    monkeypatch.setattr(_schema, "SCHEMA_VERSION", 1)
+    old = GenerationLogRepository(db_path)
+    done = make_context()
+    done.prompt.full_text = "verjaringstermijn"
+    done_id = old.create_pending_log(done)
+    done.mark_success(ResponseMetadata(content="x"))
+    old.update_with_response(done_id, done)
+    pending = make_context()
+    pending.prompt.full_text = "verjaringstermijn"
+    old.create_pending_log(pending)
+    old.close()
+    monkeypatch.undo()
+    GenerationLogRepository(db_path).get_prompt_history()
+    conn = sqlite3.connect(db_path)
+    assert _search(conn, "verjaringstermijn") == [done_id]
+    assert conn.execute("SELECT max(version) FROM audited_openai_migrations").fetchone() == (2,)

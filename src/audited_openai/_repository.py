@@ -8,11 +8,11 @@ methods (see :class:`audited_openai.LogStore`).
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from audited_openai import _rows, _spool
-from audited_openai._clock import format_ts
+from audited_openai._clock import format_ts, utc_now
 from audited_openai._database import Database, Durability
 from audited_openai._errors import AuditWriteError, InvalidLogError, LogNotFoundError
 from audited_openai._models import STATUSES, GenerationContext, Status
@@ -173,7 +173,33 @@ class GenerationLogRepository:
             cursor = conn.execute(
                 "DELETE FROM generation_logs WHERE definitie_id = ?", (definitie_id,)
             )
+            deleted = cursor.rowcount
+            if deleted:
+                # A deletion only marks the full-text index; merging drops the old terms.
+                conn.execute(
+                    "INSERT INTO generation_logs_fts (generation_logs_fts) VALUES ('optimize')"
+                )
         self.checkpoint()
+        return deleted
+
+    def reconcile(self, older_than: timedelta) -> int:
+        """Mark rows pending for longer than ``older_than`` as 'timeout' ('abandoned').
+
+        A pending row that old belongs to a process that died before completing it;
+        younger rows may still be in flight and are left alone. Returns how many.
+        """
+        if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
+            raise InvalidLogError(f"older_than must be a positive timedelta, not {older_than!r}")
+        cutoff = format_ts(utc_now() - older_than)
+        now = format_ts(utc_now())
+        with self.database.write(sync="FULL") as conn:
+            cursor = conn.execute(
+                "UPDATE generation_logs SET generation_status = 'timeout', "
+                "error_type = 'abandoned', "
+                "error_message = 'still pending at reconcile: its process died or lost it', "
+                "updated_at = ? WHERE generation_status = 'pending' AND logged_at < ?",
+                (now, cutoff),
+            )
         return cursor.rowcount
 
     def checkpoint(self) -> None:

@@ -117,6 +117,62 @@ END;
 """
 
 
+_V2_FULL_TEXT_SEARCH = """
+-- Full-text search over prompts and responses (external content: no second copy of
+-- the text). A row is indexed when it is completed, so the pending write before each
+-- request stays lean; rows still pending are not searchable until they complete or
+-- are reconciled.
+CREATE VIRTUAL TABLE generation_logs_fts USING fts5(
+    prompt_full_text,
+    response_content,
+    content = 'generation_logs',
+    content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+
+CREATE TRIGGER generation_logs_fts_complete
+AFTER UPDATE OF generation_status ON generation_logs
+FOR EACH ROW WHEN OLD.generation_status = 'pending' AND NEW.generation_status != 'pending'
+BEGIN
+    INSERT INTO generation_logs_fts (rowid, prompt_full_text, response_content)
+    VALUES (NEW.id, NEW.prompt_full_text, NEW.response_content);
+END;
+
+CREATE TRIGGER generation_logs_fts_insert
+AFTER INSERT ON generation_logs
+FOR EACH ROW WHEN NEW.generation_status != 'pending'
+BEGIN
+    INSERT INTO generation_logs_fts (rowid, prompt_full_text, response_content)
+    VALUES (NEW.id, NEW.prompt_full_text, NEW.response_content);
+END;
+
+CREATE TRIGGER generation_logs_fts_change
+AFTER UPDATE OF prompt_full_text, response_content ON generation_logs
+FOR EACH ROW WHEN OLD.generation_status != 'pending' AND NEW.generation_status != 'pending'
+    AND (OLD.prompt_full_text IS NOT NEW.prompt_full_text
+         OR OLD.response_content IS NOT NEW.response_content)
+BEGIN
+    INSERT INTO generation_logs_fts (generation_logs_fts, rowid, prompt_full_text, response_content)
+    VALUES ('delete', OLD.id, OLD.prompt_full_text, OLD.response_content);
+    INSERT INTO generation_logs_fts (rowid, prompt_full_text, response_content)
+    VALUES (NEW.id, NEW.prompt_full_text, NEW.response_content);
+END;
+
+CREATE TRIGGER generation_logs_fts_delete
+AFTER DELETE ON generation_logs
+FOR EACH ROW WHEN OLD.generation_status != 'pending'
+BEGIN
+    INSERT INTO generation_logs_fts (generation_logs_fts, rowid, prompt_full_text, response_content)
+    VALUES ('delete', OLD.id, OLD.prompt_full_text, OLD.response_content);
+END;
+
+-- Index the rows written before this migration.
+INSERT INTO generation_logs_fts (rowid, prompt_full_text, response_content)
+SELECT id, prompt_full_text, response_content FROM generation_logs
+WHERE generation_status != 'pending';
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema: a version, a name and its SQL."""
@@ -126,7 +182,10 @@ class Migration:
     sql: str
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create_generation_logs", _V1_GENERATION_LOGS),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create_generation_logs", _V1_GENERATION_LOGS),
+    Migration(2, "full_text_search", _V2_FULL_TEXT_SEARCH),
+)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 # The definities columns the views and triggers need.
