@@ -21,6 +21,7 @@ end). With pytest, the ``loopback_openai`` fixture gives a started server.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -94,7 +95,7 @@ class LoopbackServer:
         self._lock = threading.Lock()
         self.requests: list[ReceivedRequest] = []
         self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._httpd = _QuietServer(("127.0.0.1", port), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -149,6 +150,15 @@ class LoopbackServer:
     ) -> None:
         """Stop on exit."""
         self.stop()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (a timeout, a dropped stream) is normal here."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Ignore connections the client closed; report anything else."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:

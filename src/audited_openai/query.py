@@ -1,0 +1,433 @@
+"""Reading the audit trail: history, aggregates, export, prompt diffs and replay.
+
+Every function takes ``db`` (a path or a :class:`GenerationLogRepository`). Filter
+values are always bound parameters and column names come from fixed lists, so no
+filter value can change the SQL. Every aggregate is computed by SQLite.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from audited_openai import _rows
+from audited_openai._context import audit_context
+from audited_openai._errors import InvalidLogError
+from audited_openai._filters import Filters, build_where
+from audited_openai._repository import GenerationLogRepository
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Iterator
+    from datetime import datetime
+    from typing import IO
+
+    from audited_openai._models import GenerationContext
+
+__all__ = [
+    "COLUMNS",
+    "Comparison",
+    "PromptDiff",
+    "duration_percentiles",
+    "export",
+    "failure_rate_by_template",
+    "history",
+    "most_expensive",
+    "replay",
+    "stats",
+    "token_usage_by_day",
+]
+
+# Every column of generation_logs, in table order: what export writes.
+COLUMNS: tuple[str, ...] = (
+    "id",
+    "definitie_id",
+    "call_id",
+    "attempt",
+    "endpoint",
+    *_rows.PROMPT_COLUMNS[4:-4],
+    *_rows.RESPONSE_COLUMNS,
+    "generation_status",
+    *_rows.ERROR_COLUMNS,
+    "additional_metadata",
+    "logged_at",
+    "updated_at",
+)
+
+
+def open_repository(
+    db: str | os.PathLike[str] | GenerationLogRepository,
+) -> GenerationLogRepository:
+    """Return ``db`` itself, or a repository over that path."""
+    return db if isinstance(db, GenerationLogRepository) else GenerationLogRepository(db)
+
+
+def _query(repo: GenerationLogRepository, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    with repo.database.read() as conn:
+        cursor = conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def history(
+    db: str | os.PathLike[str] | GenerationLogRepository,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    status: str | None = None,
+    model: str | None = None,
+    template_name: str | None = None,
+    template_version: str | None = None,
+    definitie_id: int | None = None,
+    search: str | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
+) -> list[GenerationContext]:
+    """Return logs newest first (by id), filtered; ``after_id`` continues a listing.
+
+    ``search`` is a full-text query (SQLite FTS5 syntax: words, ``"phrases"``,
+    ``prefix*``, ``OR``) over the prompt and the response of completed rows.
+    """
+    repo = open_repository(db)
+    filters = Filters(
+        since=since,
+        until=until,
+        status=status,
+        model=model,
+        template_name=template_name,
+        template_version=template_version,
+        definitie_id=definitie_id,
+        search=search,
+        after_id=after_id,
+    )
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidLogError(f"limit must be a non-negative integer, not {limit!r}", "limit")
+    where, params = build_where(filters)
+    with repo.database.read() as conn:
+        cursor = conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        rows = cursor.execute(
+            f"SELECT * FROM generation_logs gl {where} ORDER BY gl.id DESC LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+    return [_rows.row_to_context(row) for row in rows]
+
+
+def token_usage_by_day(
+    db: str | os.PathLike[str] | GenerationLogRepository,
+    **filters: Any,
+) -> list[dict[str, Any]]:
+    """Tokens of successful generations per UTC day, newest day first (spec Appendix B)."""
+    repo = open_repository(db)
+    where, params = build_where(Filters(**filters), extra="gl.generation_status = 'success'")
+    return _query(
+        repo,
+        "SELECT substr(gl.logged_at, 1, 10) AS day, count(*) AS generations, "
+        "coalesce(sum(gl.tokens_prompt), 0) AS tokens_prompt, "
+        "coalesce(sum(gl.tokens_completion), 0) AS tokens_completion, "
+        "coalesce(sum(gl.tokens_total), 0) AS tokens_total, "
+        "round(avg(gl.tokens_total), 1) AS avg_tokens, max(gl.tokens_total) AS max_tokens "
+        f"FROM generation_logs gl {where} GROUP BY day ORDER BY day DESC",
+        params,
+    )
+
+
+def most_expensive(
+    db: str | os.PathLike[str] | GenerationLogRepository, n: int = 10, **filters: Any
+) -> list[dict[str, Any]]:
+    """The ``n`` successful generations that used the most tokens (spec Appendix B)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise InvalidLogError(f"n must be a non-negative integer, not {n!r}", "n")
+    repo = open_repository(db)
+    where, params = build_where(Filters(**filters), extra="gl.generation_status = 'success'")
+    return _query(
+        repo,
+        "SELECT gl.id, gl.definitie_id, gl.model_name, gl.prompt_template_name, "
+        "gl.prompt_template_version, gl.tokens_total, gl.duration_ms, gl.logged_at "
+        f"FROM generation_logs gl {where} ORDER BY gl.tokens_total DESC, gl.id DESC LIMIT ?",
+        [*params, n],
+    )
+
+
+def failure_rate_by_template(
+    db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any
+) -> list[dict[str, Any]]:
+    """Attempts, failures (failed or timeout) and the failure rate per template version."""
+    repo = open_repository(db)
+    where, params = build_where(Filters(**filters))
+    return _query(
+        repo,
+        "SELECT gl.prompt_template_name AS template_name, "
+        "gl.prompt_template_version AS template_version, count(*) AS total, "
+        "sum(gl.generation_status IN ('failed', 'timeout')) AS failures, "
+        "round(100.0 * sum(gl.generation_status IN ('failed', 'timeout')) / count(*), 2) "
+        "AS failure_rate "
+        f"FROM generation_logs gl {where} "
+        "GROUP BY template_name, template_version ORDER BY template_name, template_version",
+        params,
+    )
+
+
+def duration_percentiles(
+    db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any
+) -> list[dict[str, Any]]:
+    """p50 and p95 of ``duration_ms`` (nearest rank) per model and template version."""
+    repo = open_repository(db)
+    where, params = build_where(
+        Filters(**filters),
+        extra="gl.generation_status = 'success' AND gl.duration_ms IS NOT NULL",
+    )
+    return _query(
+        repo,
+        "WITH ranked AS ("
+        " SELECT gl.model_name AS model, gl.prompt_template_name AS template_name,"
+        " gl.prompt_template_version AS template_version, gl.duration_ms,"
+        " row_number() OVER w AS rank, count(*) OVER (PARTITION BY gl.model_name,"
+        " gl.prompt_template_name, gl.prompt_template_version) AS n"
+        f" FROM generation_logs gl {where}"
+        " WINDOW w AS (PARTITION BY gl.model_name, gl.prompt_template_name,"
+        " gl.prompt_template_version ORDER BY gl.duration_ms))"
+        " SELECT model, template_name, template_version, n AS count,"
+        " min(CASE WHEN rank >= 0.50 * n THEN duration_ms END) AS p50_ms,"
+        " min(CASE WHEN rank >= 0.95 * n THEN duration_ms END) AS p95_ms"
+        " FROM ranked GROUP BY model, template_name, template_version"
+        " ORDER BY model, template_name, template_version",
+        params,
+    )
+
+
+def stats(db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any) -> dict[str, Any]:
+    """Everything the ``stats`` command shows, in one dictionary."""
+    repo = open_repository(db)
+    where, params = build_where(Filters(**filters))
+    statuses = _query(
+        repo,
+        f"SELECT gl.generation_status AS status, count(*) AS count FROM generation_logs gl {where}"
+        " GROUP BY status ORDER BY status",
+        params,
+    )
+    return {
+        "by_status": {row["status"]: row["count"] for row in statuses},
+        "token_usage_by_day": token_usage_by_day(repo, **filters),
+        "failure_rate_by_template": failure_rate_by_template(repo, **filters),
+        "duration_percentiles": duration_percentiles(repo, **filters),
+        "most_expensive": most_expensive(repo, 5, **filters),
+    }
+
+
+def iter_rows(
+    db: str | os.PathLike[str] | GenerationLogRepository, batch: int = 500, **filters: Any
+) -> Iterator[tuple[Any, ...]]:
+    """Yield every matching row (``COLUMNS`` order), oldest first, a batch at a time."""
+    repo = open_repository(db)
+    where, params = build_where(Filters(**filters))
+    select = ", ".join(f"gl.{c}" for c in COLUMNS)
+    last = 0
+    while True:
+        # Keyset pagination: no long-lived read transaction, constant memory.
+        clause = f"{where} AND gl.id > ?" if where else "WHERE gl.id > ?"
+        with repo.database.read() as conn:
+            page = conn.execute(
+                f"SELECT {select} FROM generation_logs gl {clause} ORDER BY gl.id LIMIT ?",
+                [*params, last, batch],
+            ).fetchall()
+        if not page:
+            return
+        yield from (tuple(row) for row in page)
+        last = page[-1][0]
+
+
+def export(
+    db: str | os.PathLike[str] | GenerationLogRepository,
+    fmt: Literal["csv", "jsonl"],
+    out: IO[str],
+    *,
+    progress: Callable[[int], None] | None = None,
+    **filters: Any,
+) -> int:
+    """Write the matching rows to ``out`` as CSV (with a header) or JSON lines.
+
+    Streams: memory stays constant whatever the number of rows. Returns the count;
+    ``progress(n)`` is called after each batch with the rows written so far.
+    """
+    if fmt not in ("csv", "jsonl"):
+        raise InvalidLogError(f"format must be 'csv' or 'jsonl', not {fmt!r}", "format")
+    writer = csv.writer(out) if fmt == "csv" else None
+    if writer is not None:
+        writer.writerow(COLUMNS)
+    count = 0
+    for row in iter_rows(db, **filters):
+        if writer is not None:
+            writer.writerow(row)
+        else:
+            out.write(json.dumps(dict(zip(COLUMNS, row, strict=True)), ensure_ascii=False) + "\n")
+        count += 1
+        if progress is not None and count % 500 == 0:
+            progress(count)
+    if progress is not None:
+        progress(count)
+    return count
+
+
+@dataclass(frozen=True)
+class PromptDiff:
+    """Two prompts compared: a unified diff and the parameters that differ."""
+
+    a: int
+    b: int
+    diff: str
+    parameters: dict[str, tuple[Any, Any]]
+
+
+_COMPARED = (
+    "model_name",
+    "model_temperature",
+    "model_max_tokens",
+    "model_top_p",
+    "model_frequency_penalty",
+    "model_presence_penalty",
+    "prompt_template_name",
+    "prompt_template_version",
+    "prompt_modules_used",
+    "endpoint",
+    "stream",
+)
+
+
+def diff_prompts(
+    db: str | os.PathLike[str] | GenerationLogRepository, a: int, b: int
+) -> PromptDiff:
+    """Compare the prompts of logs ``a`` and ``b``: unified diff plus differing parameters.
+
+    Parameters are those of the columns and every other key of the request body
+    (``seed``, ``response_format``, ...), messages excepted.
+    """
+    repo = open_repository(db)
+    left, right = repo.get(a), repo.get(b)
+    lines = difflib.unified_diff(
+        left.prompt.full_text.splitlines(keepends=True),
+        right.prompt.full_text.splitlines(keepends=True),
+        fromfile=f"log {a}",
+        tofile=f"log {b}",
+    )
+    params_a, params_b = _parameters(left), _parameters(right)
+    differ = {
+        key: (params_a.get(key), params_b.get(key))
+        for key in sorted(set(params_a) | set(params_b))
+        if params_a.get(key) != params_b.get(key)
+    }
+    return PromptDiff(a=a, b=b, diff="".join(lines), parameters=differ)
+
+
+def _parameters(ctx: GenerationContext) -> dict[str, Any]:
+    params = ctx.prompt.model_params
+    found: dict[str, Any] = {
+        "model_name": params.name,
+        "model_temperature": _num(params.temperature),
+        "model_max_tokens": params.max_tokens,
+        "model_top_p": _num(params.top_p),
+        "model_frequency_penalty": _num(params.frequency_penalty),
+        "model_presence_penalty": _num(params.presence_penalty),
+        "prompt_template_name": ctx.prompt.template_name,
+        "prompt_template_version": ctx.prompt.template_version,
+        "prompt_modules_used": ctx.prompt.modules_used,
+        "endpoint": ctx.endpoint,
+        "stream": ctx.stream,
+    }
+    try:
+        body = json.loads(ctx.request_json or "{}")
+    except ValueError:
+        body = {}
+    if isinstance(body, dict):
+        for key, value in body.items():
+            if key not in ("messages", "input", "instructions"):
+                found[f"request.{key}"] = value
+    return found
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A replayed generation next to its original."""
+
+    original_id: int
+    replay_id: int | None
+    same_text: bool
+    original_text: str | None
+    replay_text: str | None
+    tokens_delta: int | None
+    duration_delta_ms: int | None
+
+
+def replay(
+    db: str | os.PathLike[str] | GenerationLogRepository, log_id: int, client: Any
+) -> Comparison:
+    """Send the exact stored request again through an audited ``client`` and compare.
+
+    The new row carries ``additional_metadata.replay_of`` and the original's template
+    name, version and modules. A request that was streamed is replayed as a stream and
+    read to its end.
+    """
+    import openai  # noqa: PLC0415 - the query module itself needs no SDK
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk  # noqa: PLC0415
+    from openai.types.responses import Response, ResponseStreamEvent  # noqa: PLC0415
+
+    if not isinstance(client, (openai.OpenAI,)):
+        raise InvalidLogError("replay needs a sync audited client (AuditedOpenAI)", "client")
+    if not hasattr(client, "audit_store"):
+        raise InvalidLogError("replay needs an audited client, not a plain openai.OpenAI", "client")
+    repo = open_repository(db)
+    original = repo.get(log_id)
+    try:
+        body = json.loads(original.request_json or "")
+    except ValueError as exc:
+        raise InvalidLogError(f"log {log_id} has no replayable request_json") from exc
+    responses = original.endpoint == "responses"
+    path = "/responses" if responses else "/chat/completions"
+    streamed = bool(body.get("stream"))
+    cast_to: Any = Response if responses else ChatCompletion
+    chunk: Any = ResponseStreamEvent if responses else ChatCompletionChunk
+    with audit_context(
+        template_name=original.prompt.template_name,
+        template_version=original.prompt.template_version,
+        modules_used=original.prompt.modules_used,
+        metadata={"replay_of": log_id},
+    ) as audit:
+        result = client.post(
+            path,
+            body=body,
+            cast_to=cast_to,
+            stream=streamed,
+            stream_cls=openai.Stream[chunk],
+        )
+        if streamed:
+            for _ in result:
+                pass
+    replay_id = audit.last_log_id
+    new = repo.get(replay_id) if replay_id is not None else None
+    return _compare(original, new)
+
+
+def _compare(original: GenerationContext, new: GenerationContext | None) -> Comparison:
+    old_text = original.response.content if original.response else None
+    new_text = new.response.content if new and new.response else None
+    old_tokens = original.response.tokens_total if original.response else None
+    new_tokens = new.response.tokens_total if new and new.response else None
+    old_ms = original.response.duration_ms if original.response else None
+    new_ms = new.response.duration_ms if new and new.response else None
+    return Comparison(
+        original_id=original.id or 0,
+        replay_id=new.id if new else None,
+        same_text=old_text == new_text,
+        original_text=old_text,
+        replay_text=new_text,
+        tokens_delta=None if old_tokens is None or new_tokens is None else new_tokens - old_tokens,
+        duration_delta_ms=None if old_ms is None or new_ms is None else new_ms - old_ms,
+    )

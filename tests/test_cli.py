@@ -1,0 +1,353 @@
+"""The audited-openai command line, through click's runner."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+from click.testing import CliRunner
+
+from audited_openai import GenerationLogRepository, cli
+from audited_openai._schema import SCHEMA_VERSION
+from tests.test_query import seed
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+COMMANDS = sorted(cli.main.commands)
+
+
+@pytest.fixture
+def seeded_db(db_path: Path) -> Path:
+    repo = GenerationLogRepository(db_path)
+    seed(repo)
+    repo.close()
+    return db_path
+
+
+def run(db: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli.main, ["--db", str(db), *args], env=env, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_the_command_list_is_pinned() -> None:
+    """Every command the issue names exists, and no other."""
+    assert COMMANDS == [
+        "diff",
+        "erase",
+        "export",
+        "logs",
+        "migrate",
+        "path",
+        "reconcile",
+        "replay",
+        "show",
+        "stats",
+    ]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    """`audited-openai COMMAND --help` explains the command."""
+    result = CliRunner().invoke(cli.main, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+    assert cli.main.commands[command].help
+
+
+def test_logs_plain_and_json(seeded_db: Path) -> None:
+    """logs prints a tab-separated table when piped, and pinned JSON with --json."""
+    code, out, _ = run(seeded_db, "logs", "-n", "2")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split("\t") == list(cli.SUMMARY)
+    assert [line.split("\t")[0] for line in lines[1:]] == ["6", "5"]
+    code, out, _ = run(seeded_db, "logs", "--json", "--status", "success", "--model", "gpt-4o")
+    assert json.loads(out) == [
+        {
+            "id": 4,
+            "logged_at": "2025-11-11T09:00:00.000Z",
+            "generation_status": "success",
+            "model_name": "gpt-4o",
+            "prompt_template_name": "unified_definition_v2",
+            "prompt_template_version": "2.1",
+            "definitie_id": None,
+            "attempt": 1,
+            "tokens_total": 500,
+            "duration_ms": 600,
+            "error_type": None,
+        },
+        {
+            "id": 3,
+            "logged_at": "2025-11-11T09:00:00.000Z",
+            "generation_status": "success",
+            "model_name": "gpt-4o",
+            "prompt_template_name": "unified_definition_v2",
+            "prompt_template_version": "2.1",
+            "definitie_id": 456,
+            "attempt": 1,
+            "tokens_total": 300,
+            "duration_ms": 400,
+            "error_type": None,
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "ids"),
+    [
+        (["--since", "2025-11-11"], [6, 5, 4, 3]),
+        (["--until", "2025-11-10T12:00:00Z"], [2, 1]),
+        (["--since", "100000d"], [6, 5, 4, 3, 2, 1]),
+        (["--template-name", "unified_definition_v2", "--template-version", "2.0"], [2, 1]),
+        (["--definitie", "456"], [3]),
+        (["--search", "getuige"], [3]),
+        (["--status", "timeout"], [5]),
+        (["--after-id", "3"], [2, 1]),
+    ],
+)
+def test_logs_filters(seeded_db: Path, options: list[str], ids: list[int]) -> None:
+    """Every filter option narrows the listing."""
+    code, out, _ = run(seeded_db, "logs", "--json", *options)
+    assert code == 0
+    assert [row["id"] for row in json.loads(out)] == ids
+
+
+def test_bad_option_values_are_usage_errors(seeded_db: Path) -> None:
+    """A value that is not a date, span or status is exit 2 with one line."""
+    for args in (
+        ["logs", "--since", "gisteren"],
+        ["logs", "--status", "done"],
+        ["reconcile", "--older-than", "soon"],
+        ["logs", "--search", " "],
+    ):
+        code, _, err = run(seeded_db, *args)
+        assert code == 2, args
+        assert "Traceback" not in err
+
+
+def test_show_plain_and_json(seeded_db: Path) -> None:
+    """show prints everything including the whole prompt; --json is to_dict()."""
+    code, out, _ = run(seeded_db, "show", "3")
+    assert code == 0
+    assert "--- prompt ---\nDefinieer het begrip (template 2.1) Een getuige verklaart" in out
+    assert "--- response ---\nEen getuige verklaart" in out
+    assert "response.tokens_total: 300" in out
+    code, out, _ = run(seeded_db, "show", "3", "--json")
+    data = json.loads(out)
+    assert data == GenerationLogRepository(seeded_db).get(3).to_dict()
+    code, out, _ = run(seeded_db, "show", "2")
+    assert "error.error_type: RateLimitError" in out
+
+
+def test_unknown_ids_exit_1(seeded_db: Path) -> None:
+    """Nothing matched the id: exit 1 and one line."""
+    for args in (
+        ["show", "99"],
+        ["diff", "1", "99"],
+        ["erase", "--definitie", "12345"],
+        ["replay", "99"],
+    ):
+        code, _out, err = run(seeded_db, *args)
+        assert code == 1, args
+        assert err.startswith("error: ")
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_diff_plain_and_json(seeded_db: Path) -> None:
+    """diff shows the unified diff and the parameters that differ."""
+    code, out, _ = run(seeded_db, "diff", "1", "3")
+    assert code == 0
+    assert "--- log 1" in out
+    assert "prompt_template_version\t2.0\t2.1" in out
+    code, out, _ = run(seeded_db, "diff", "1", "3", "--json")
+    data = json.loads(out)
+    assert data["parameters"]["prompt_template_version"] == ["2.0", "2.1"]
+    code, out, _ = run(seeded_db, "diff", "1", "1")
+    assert "identical" in out
+
+
+def test_export_both_formats(seeded_db: Path, tmp_path: Path) -> None:
+    """export writes CSV or JSONL (0600), with the filters applied."""
+    target = tmp_path / "out.csv"
+    code, _, err = run(
+        seeded_db, "export", "--format", "csv", "-o", str(target), "--status", "success"
+    )
+    assert code == 0
+    assert "exported 3 rows" in err
+    assert len(target.read_text().splitlines()) == 4
+    assert target.stat().st_mode & 0o777 == 0o600
+    target = tmp_path / "out.jsonl"
+    code, _, _ = run(
+        seeded_db,
+        "export",
+        "--format",
+        "jsonl",
+        "-o",
+        str(target),
+        "--since",
+        "2025-11-11",
+        "--until",
+        "2025-12-01",
+        "--model",
+        "gpt-4o",
+        "--template-name",
+        "unified_definition_v2",
+        "--template-version",
+        "2.1",
+        "--definitie",
+        "456",
+        "--search",
+        "getuige",
+    )
+    assert [json.loads(line)["id"] for line in target.read_text().splitlines()] == [3]
+
+
+def test_stats_plain_and_json(seeded_db: Path) -> None:
+    """stats shows every section; --json is query.stats()."""
+    code, out, _ = run(seeded_db, "stats")
+    assert code == 0
+    for title in (
+        "generations by status",
+        "tokens per day",
+        "failure rate by template",
+        "duration percentiles",
+        "most expensive",
+    ):
+        assert title in out
+    code, out, _ = run(seeded_db, "stats", "--json", "--since", "2025-11-11")
+    data = json.loads(out)
+    assert data["by_status"] == {"pending": 1, "success": 2, "timeout": 1}
+
+
+def test_reconcile_and_erase(seeded_db: Path) -> None:
+    """reconcile times out old pending rows; erase removes a definitie's logs."""
+    code, out, _ = run(seeded_db, "reconcile", "--older-than", "15m")
+    assert (code, out.strip()) == (0, "reconciled 1 stale pending rows")
+    assert GenerationLogRepository(seeded_db).get(6).status == "timeout"
+    code, out, _ = run(seeded_db, "erase", "--definitie", "456")
+    assert (code, out.strip()) == (0, "erased 1 logs of definitie 456")
+
+
+def test_replay_needs_a_key_and_sends_through_the_loopback(seeded_db: Path) -> None:
+    """replay refuses without OPENAI_API_KEY, and compares when it can send."""
+    from audited_openai.testing import LoopbackServer
+
+    code, _, err = run(seeded_db, "replay", "3", env={"OPENAI_API_KEY": ""})
+    assert code == 2
+    assert "OPENAI_API_KEY" in err
+    GenerationLogRepository(seeded_db).get(3)
+    conn = sqlite3.connect(seeded_db)
+    conn.execute(
+        "UPDATE generation_logs SET request_json = ? WHERE id = 3",
+        (json.dumps({"model": "m", "messages": [{"role": "user", "content": "getuige"}]}),),
+    )
+    conn.commit()
+    with LoopbackServer() as server:
+        env = {"OPENAI_API_KEY": "test", "OPENAI_BASE_URL": server.base_url}
+        code, out, _ = run(seeded_db, "replay", "3", "--json", env=env)
+        assert code == 0
+        data = json.loads(out)
+        assert data["original_id"] == 3
+        assert data["replay_id"] == 7
+        assert data["same_text"] is False
+        code, out, _ = run(seeded_db, "replay", "3", env=env)
+        assert "replay_id: 8" in out
+
+
+def test_migrate_and_path(tmp_path: Path) -> None:
+    """migrate creates the database; path prints it."""
+    db = tmp_path / "new.db"
+    code, out, _ = run(db, "migrate")
+    assert (code, out.strip()) == (0, f"{db}: schema version {SCHEMA_VERSION}")
+    code, out, _ = run(db, "path")
+    assert out.strip() == str(db.resolve())
+
+
+def test_database_problems_are_one_line(tmp_path: Path) -> None:
+    """Missing, corrupt, newer-version and locked databases: exit 3, one line, no traceback."""
+    missing = tmp_path / "missing.db"
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    newer = tmp_path / "newer.db"
+    GenerationLogRepository(newer).get_prompt_history()
+    conn = sqlite3.connect(newer)
+    conn.execute("INSERT INTO audited_openai_migrations VALUES (999, 'future', 'x')")
+    conn.commit()
+    conn.close()
+    for db, expected in (
+        (missing, "no database"),
+        (corrupt, "not a database"),
+        (newer, "upgrade audited_openai"),
+    ):
+        code, _, err = run(db, "logs")
+        assert code == 3, db
+        assert expected in err
+        assert len(err.strip().splitlines()) == 1
+        assert "Traceback" not in err
+
+
+def test_locked_database_is_one_line(seeded_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write lock held past the busy timeout gives one line and exit 3."""
+    monkeypatch.setattr(cli, "CLI_BUSY_TIMEOUT_MS", 100)
+    holder = sqlite3.connect(seeded_db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        code, _, err = run(seeded_db, "reconcile")
+    finally:
+        holder.execute("ROLLBACK")
+    assert code == 3
+    assert "locked" in err
+
+
+def test_python_dash_m_and_the_console_script(seeded_db: Path) -> None:
+    """`python -m audited_openai` runs the same command line."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audited_openai",
+            "--db",
+            str(seeded_db),
+            "logs",
+            "--json",
+            "-n",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["id"] == 6
+
+
+def test_span_and_moment_parsing() -> None:
+    """Spans and moments parse as documented."""
+    assert cli.parse_span("15m").total_seconds() == 900
+    assert cli.parse_span(" 2 h ").total_seconds() == 7200
+    assert cli.parse_moment("2025-11-11").isoformat() == "2025-11-11T00:00:00+00:00"
+    assert cli.parse_moment("2025-11-11T10:00:00+01:00").utcoffset() is not None
+
+
+def test_tables_and_progress_on_a_terminal(
+    seeded_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal, lists are rich tables and export shows a progress bar."""
+    from rich.console import Console
+
+    monkeypatch.setattr(cli, "_console", lambda: Console(force_terminal=True, width=250))
+    code, out, _ = run(seeded_db, "logs")
+    assert code == 0
+    assert "┃" in out or "│" in out
+    assert "RateLimitError" in out
+    real_console = cli.Console
+    monkeypatch.setattr(cli, "Console", lambda **kw: real_console(force_terminal=True, **kw))
+    code, _, err = run(seeded_db, "export", "--format", "jsonl", "-o", str(tmp_path / "x.jsonl"))
+    assert code == 0
+    assert "exporting" in err

@@ -1,0 +1,310 @@
+"""audited_openai.query: history, aggregates in SQL, export, diffs, replay, hostile filters."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from audited_openai import (
+    AuditedOpenAI,
+    ErrorContext,
+    GenerationLogRepository,
+    InvalidLogError,
+    LogNotFoundError,
+    ResponseMetadata,
+    query,
+)
+from audited_openai.testing import LoopbackServer, Reply
+from tests.conftest import make_context
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+DAY1 = datetime(2025, 11, 10, 9, 0, tzinfo=timezone.utc)
+DAY2 = datetime(2025, 11, 11, 9, 0, tzinfo=timezone.utc)
+
+
+def seed(repo: GenerationLogRepository) -> list[int]:
+    """Six rows over two days, two templates, two models and every status."""
+    plan = [
+        (DAY1, "2.0", "gpt-4", "success", 100, 200, "De verdachte is een persoon"),
+        (DAY1, "2.0", "gpt-4", "failed", None, 50, None),
+        (DAY2, "2.1", "gpt-4o", "success", 300, 400, "Een getuige verklaart"),
+        (DAY2, "2.1", "gpt-4o", "success", 500, 600, "Een rechtshulpverlener adviseert"),
+        (DAY2, "2.1", "gpt-4o", "timeout", None, 900, None),
+        (DAY2, "2.1", "gpt-4o", "pending", None, None, None),
+    ]
+    ids = []
+    for moment, version, model, status, tokens, duration, content in plan:
+        ctx = make_context(logged_at=moment, updated_at=moment)
+        ctx.prompt.template_version = version
+        ctx.prompt.model_params.name = model
+        ctx.prompt.full_text = f"Definieer het begrip (template {version}) {content or ''}"
+        log_id = repo.create_pending_log(ctx)
+        ids.append(log_id)
+        if status == "success":
+            ctx.mark_success(
+                ResponseMetadata(
+                    tokens_total=tokens,
+                    tokens_prompt=tokens,
+                    tokens_completion=0,
+                    duration_ms=duration,
+                    content=content,
+                )
+            )
+            repo.update_with_response(log_id, ctx)
+        elif status == "failed":
+            ctx.mark_failed(ErrorContext("Rate limit", "RateLimitError", duration_ms=duration))
+            repo.update_with_error(log_id, ctx)
+        elif status == "timeout":
+            ctx.mark_timeout(ErrorContext("timed out", "APITimeoutError", duration_ms=duration))
+            repo.update_with_error(log_id, ctx)
+    repo.link_to_definitie(ids[2], 456)
+    return ids
+
+
+@pytest.fixture
+def seeded(repo: GenerationLogRepository) -> tuple[GenerationLogRepository, list[int]]:
+    return repo, seed(repo)
+
+
+def test_history_filters_and_pagination(seeded: tuple[GenerationLogRepository, list[int]]) -> None:
+    """Newest first; every filter narrows; after_id continues a listing."""
+    repo, ids = seeded
+
+    def ids_of(**kwargs: object) -> list[int | None]:
+        return [c.id for c in query.history(repo, **kwargs)]  # type: ignore[arg-type]
+
+    assert ids_of() == ids[::-1]
+    assert ids_of(limit=2) == [ids[5], ids[4]]
+    assert ids_of(after_id=ids[4], limit=2) == [ids[3], ids[2]]
+    assert ids_of(status="success", model="gpt-4o") == [ids[3], ids[2]]
+    assert ids_of(template_version="2.0") == [ids[1], ids[0]]
+    assert ids_of(template_name="unified_definition_v2", since=DAY2) == ids[2:][::-1]
+    assert ids_of(until=DAY1 + timedelta(hours=1)) == [ids[1], ids[0]]
+    assert ids_of(definitie_id=456) == [ids[2]]
+    assert ids_of(search="getuige") == [ids[2]]
+    assert ids_of(search="rechtshulp*") == [ids[3]]
+    assert ids_of(search='"een getuige"') == [ids[2]]
+    assert ids_of(search="verdachte persoon") == [ids[0]]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"status": "done"}, "unknown status"),
+        ({"since": "yesterday"}, "timezone-aware"),
+        ({"until": datetime(2025, 1, 1)}, "timezone-aware"),  # noqa: DTZ001 - the bad input
+        ({"model": 4}, "model must be text"),
+        ({"definitie_id": "1"}, "definitie_id must be an integer"),
+        ({"after_id": "9"}, "after_id"),
+        ({"search": "   "}, "at least one word"),
+        ({"limit": -1}, "limit"),
+    ],
+)
+def test_history_refuses_bad_filters(
+    repo: GenerationLogRepository, kwargs: dict[str, object], message: str
+) -> None:
+    """Meaningless filter values get a clear error."""
+    with pytest.raises(InvalidLogError, match=message):
+        query.history(repo, **kwargs)  # type: ignore[arg-type]
+
+
+def test_aggregates(seeded: tuple[GenerationLogRepository, list[int]]) -> None:
+    """Token usage by day, most expensive, failure rate and percentiles, from SQL."""
+    repo, ids = seeded
+    assert query.token_usage_by_day(repo) == [
+        {
+            "day": "2025-11-11",
+            "generations": 2,
+            "tokens_prompt": 800,
+            "tokens_completion": 0,
+            "tokens_total": 800,
+            "avg_tokens": 400.0,
+            "max_tokens": 500,
+        },
+        {
+            "day": "2025-11-10",
+            "generations": 1,
+            "tokens_prompt": 100,
+            "tokens_completion": 0,
+            "tokens_total": 100,
+            "avg_tokens": 100.0,
+            "max_tokens": 100,
+        },
+    ]
+    assert [r["id"] for r in query.most_expensive(repo, 2)] == [ids[3], ids[2]]
+    assert query.failure_rate_by_template(repo) == [
+        {
+            "template_name": "unified_definition_v2",
+            "template_version": "2.0",
+            "total": 2,
+            "failures": 1,
+            "failure_rate": 50.0,
+        },
+        {
+            "template_name": "unified_definition_v2",
+            "template_version": "2.1",
+            "total": 4,
+            "failures": 1,
+            "failure_rate": 25.0,
+        },
+    ]
+    assert query.duration_percentiles(repo) == [
+        {
+            "model": "gpt-4",
+            "template_name": "unified_definition_v2",
+            "template_version": "2.0",
+            "count": 1,
+            "p50_ms": 200,
+            "p95_ms": 200,
+        },
+        {
+            "model": "gpt-4o",
+            "template_name": "unified_definition_v2",
+            "template_version": "2.1",
+            "count": 2,
+            "p50_ms": 400,
+            "p95_ms": 600,
+        },
+    ]
+    stats = query.stats(repo)
+    assert stats["by_status"] == {"failed": 1, "pending": 1, "success": 3, "timeout": 1}
+    with pytest.raises(InvalidLogError):
+        query.most_expensive(repo, -1)
+
+
+def test_export_csv_and_jsonl(seeded: tuple[GenerationLogRepository, list[int]]) -> None:
+    """Every column of every matching row, oldest first, with progress reported."""
+    repo, ids = seeded
+    out = io.StringIO()
+    seen: list[int] = []
+    assert query.export(repo, "csv", out, progress=seen.append, status="success") == 3
+    lines = out.getvalue().splitlines()
+    assert lines[0].split(",") == list(query.COLUMNS)
+    assert len(lines) == 4
+    assert seen == [3]
+    out = io.StringIO()
+    assert query.export(repo, "jsonl", out) == 6
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["id"] for r in records] == ids
+    assert set(records[0]) == set(query.COLUMNS)
+    with pytest.raises(InvalidLogError, match="format"):
+        query.export(repo, "xml", io.StringIO())  # type: ignore[arg-type]
+
+
+def test_export_pages_through_many_rows(repo: GenerationLogRepository) -> None:
+    """Export reads in keyset pages: more rows than one page come out whole, in order."""
+    for _ in range(1203):
+        repo.create_pending_log(make_context())
+    out = io.StringIO()
+    progress: list[int] = []
+    assert query.export(repo, "jsonl", out, progress=progress.append) == 1203
+    assert progress == [500, 1000, 1000, 1203][: len(progress)] or progress[-1] == 1203
+    assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == list(range(1, 1204))
+
+
+def test_diff_prompts(repo: GenerationLogRepository) -> None:
+    """A unified diff of the prompts and every parameter that differs."""
+    a = make_context(request_json=json.dumps({"model": "gpt-4", "seed": 1, "messages": []}))
+    b = make_context(request_json=json.dumps({"model": "gpt-4o", "seed": 2, "messages": []}))
+    a.prompt.full_text = "Regel 1\nRegel 2\n"
+    b.prompt.full_text = "Regel 1\nRegel 3\n"
+    b.prompt.template_version = "2.1"
+    b.prompt.model_params.temperature = Decimal("0.2")
+    ida, idb = repo.create_pending_log(a), repo.create_pending_log(b)
+    result = query.diff_prompts(repo, ida, idb)
+    assert "-Regel 2\n+Regel 3\n" in result.diff
+    assert result.parameters == {
+        "model_temperature": (0.7, 0.2),
+        "prompt_template_version": ("2.0", "2.1"),
+        "request.model": ("gpt-4", "gpt-4o"),
+        "request.seed": (1, 2),
+    }
+    with pytest.raises(LogNotFoundError):
+        query.diff_prompts(repo, ida, 999)
+
+
+def test_replay_sends_the_stored_request_again(db_path: Path) -> None:
+    """replay sends the exact body again, records replay_of, and compares."""
+    with LoopbackServer() as server:
+        server.script(Reply("Een getuige is ...", prompt_tokens=10, completion_tokens=5))
+        client = AuditedOpenAI(db_path, base_url=server.base_url, api_key="test")
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "getuige"}], seed=7
+        )
+        server.script(Reply("Een getuige is iemand anders", prompt_tokens=10, completion_tokens=8))
+        result = query.replay(db_path, 1, client)
+        assert server.requests[1].body == server.requests[0].body
+        server.script(Reply("x"))
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "s"}], stream=True
+        )
+        assert query.replay(db_path, 3, client).replay_id == 4
+    assert result.replay_id == 2
+    assert result.same_text is False
+    assert result.tokens_delta == 3
+    replayed = GenerationLogRepository(db_path).get(2)
+    assert replayed.metadata == {"replay_of": 1}
+    with pytest.raises(InvalidLogError, match="audited client"):
+        query.replay(
+            db_path, 1, __import__("openai").OpenAI(api_key="x", http_client=httpx.Client())
+        )
+
+
+def _fingerprint(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    dump = "\n".join(conn.iterdump())
+    conn.close()
+    return hashlib.sha256(dump.encode()).hexdigest()
+
+
+HOSTILE = st.one_of(
+    st.text(),
+    st.sampled_from(
+        [
+            "'; DROP TABLE generation_logs; --",
+            '" OR 1=1 --',
+            "*",
+            "NEAR(",
+            "a OR",
+            "')",
+            "\x00",
+            "generation_status",
+        ]
+    ),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=HOSTILE)
+def test_hostile_filter_values_change_nothing(
+    seeded: tuple[GenerationLogRepository, list[int]], db_path: Path, value: str
+) -> None:
+    """Any text in any filter is a bound value: the database is the same afterwards."""
+    repo, _ = seeded
+    before = _fingerprint(db_path)
+    for name in ("model", "template_name", "template_version", "search"):
+        try:
+            found = query.history(repo, **{name: value})
+        except InvalidLogError:
+            continue
+        assert all(isinstance(c.id, int) for c in found)
+    try:
+        query.export(repo, "jsonl", io.StringIO(), model=value)
+        query.token_usage_by_day(repo, template_name=value)
+    except InvalidLogError:
+        pass
+    assert _fingerprint(db_path) == before
