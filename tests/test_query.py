@@ -308,3 +308,17 @@ def test_hostile_filter_values_change_nothing(
     except InvalidLogError:
         pass
     assert _fingerprint(db_path) == before
+
+
+def test_export_columns_are_the_table_columns() -> None:
+    """query.COLUMNS is the pinned schema, in table order."""
+    from tests.test_schema import COLUMNS
+
+    assert query.COLUMNS == tuple(column[0] for column in COLUMNS)
+
+
+def test_search_with_other_filters(seeded: tuple[GenerationLogRepository, list[int]]) -> None:
+    """A search combines with the other filters and with after_id."""
+    repo, ids = seeded
+    found = query.history(repo, search="template", model="gpt-4o", after_id=ids[3])
+    assert [c.id for c in found] == [ids[2]]

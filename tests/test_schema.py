@@ -21,11 +21,9 @@ COLUMNS = [
     ("call_id", "TEXT", 1, None),
     ("attempt", "INTEGER", 1, "1"),
     ("endpoint", "TEXT", 1, "'chat.completions'"),
-    ("prompt_full_text", "TEXT", 1, None),
     ("prompt_template_version", "VARCHAR(50)", 0, None),
     ("prompt_template_name", "VARCHAR(100)", 0, None),
     ("prompt_modules_used", "TEXT", 0, None),
-    ("request_json", "TEXT", 0, None),
     ("model_name", "VARCHAR(100)", 1, None),
     ("model_temperature", "DECIMAL(3,2)", 0, None),
     ("model_max_tokens", "INTEGER", 0, None),
@@ -45,15 +43,17 @@ COLUMNS = [
     ("response_created_at", "INTEGER", 0, None),
     ("response_model", "VARCHAR(100)", 0, None),
     ("system_fingerprint", "VARCHAR(100)", 0, None),
-    ("response_content", "TEXT", 0, None),
     ("http_status", "INTEGER", 0, None),
     ("generation_status", "VARCHAR(20)", 1, "'pending'"),
-    ("error_message", "TEXT", 0, None),
     ("error_type", "VARCHAR(50)", 0, None),
-    ("error_traceback", "TEXT", 0, None),
-    ("additional_metadata", "TEXT", 0, None),
     ("logged_at", "TIMESTAMP", 1, "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"),
     ("updated_at", "TIMESTAMP", 1, "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"),
+    ("prompt_full_text", "TEXT", 1, None),
+    ("request_json", "TEXT", 0, None),
+    ("response_content", "TEXT", 0, None),
+    ("error_message", "TEXT", 0, None),
+    ("error_traceback", "TEXT", 0, None),
+    ("additional_metadata", "TEXT", 0, None),
 ]
 
 # index name -> (unique, columns)
@@ -68,6 +68,32 @@ INDEXES = {
         ["prompt_template_name", "prompt_template_version", "logged_at"],
     ),
     "idx_generation_logs_timestamp": (0, ["logged_at"]),
+    "idx_generation_logs_usage": (
+        0,
+        [
+            "generation_status",
+            None,
+            "tokens_prompt",
+            "tokens_completion",
+            "tokens_total",
+            "logged_at",
+        ],
+    ),
+    "idx_generation_logs_failures": (
+        0,
+        ["prompt_template_name", "prompt_template_version", "generation_status", "logged_at"],
+    ),
+    "idx_generation_logs_durations": (
+        0,
+        [
+            "model_name",
+            "prompt_template_name",
+            "prompt_template_version",
+            "duration_ms",
+            "logged_at",
+        ],
+    ),
+    "idx_generation_logs_expensive": (0, ["tokens_total", "logged_at"]),
 }
 
 TRIGGERS_ALWAYS = {
@@ -378,4 +404,6 @@ def test_migration_2_indexes_existing_rows(db_path: Path, monkeypatch: pytest.Mo
     GenerationLogRepository(db_path).get_prompt_history()
     conn = sqlite3.connect(db_path)
     assert _search(conn, "verjaringstermijn") == [done_id]
-    assert conn.execute("SELECT max(version) FROM audited_openai_migrations").fetchone() == (2,)
+    assert conn.execute("SELECT max(version) FROM audited_openai_migrations").fetchone() == (
+        _schema.SCHEMA_VERSION,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -95,6 +95,24 @@ def fts_query(text: str) -> str:
     if not terms:
         raise InvalidLogError("search needs at least one word", "search")
     return " ".join(terms)
+
+
+def build_listing(filters: Filters) -> tuple[str, list[Any]]:
+    """Return ``FROM ... WHERE ... ORDER BY`` for a newest-first listing, and its parameters.
+
+    With a search, the full-text index drives the query in rowid order, so a listing
+    with a limit stops as soon as it has enough matches.
+    """
+    if filters.search is None:
+        where, params = build_where(filters)
+        return f"FROM generation_logs gl {where} ORDER BY gl.id DESC", params
+    rest = replace(filters, search=None)
+    where, params = build_where(rest, extra="generation_logs_fts MATCH ?")
+    return (
+        "FROM generation_logs_fts JOIN generation_logs gl ON gl.id = generation_logs_fts.rowid "
+        f"{where} ORDER BY generation_logs_fts.rowid DESC",
+        [*params, fts_query(filters.search)],
+    )
 
 
 def build_where(filters: Filters, *, extra: str | None = None) -> tuple[str, list[Any]]:

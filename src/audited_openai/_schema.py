@@ -39,12 +39,9 @@ CREATE TABLE generation_logs (
     attempt INTEGER NOT NULL DEFAULT 1,
     endpoint TEXT NOT NULL DEFAULT 'chat.completions',  -- 'chat.completions', 'responses'
 
-    -- Complete prompt sent to the model, including all modules (5-15 KB typical).
-    prompt_full_text TEXT NOT NULL,
     prompt_template_version VARCHAR(50),
     prompt_template_name VARCHAR(100),
     prompt_modules_used TEXT,              -- JSON array: ["base", "context", ...]
-    request_json TEXT,                     -- the exact request body, no credentials
 
     model_name VARCHAR(100) NOT NULL,
     model_temperature DECIMAL(3,2),
@@ -68,21 +65,25 @@ CREATE TABLE generation_logs (
     response_created_at INTEGER,           -- Unix timestamp from the API
     response_model VARCHAR(100),
     system_fingerprint VARCHAR(100),
-    response_content TEXT,
     http_status INTEGER,
 
     -- pending: written before the request; success; failed; timeout
     generation_status VARCHAR(20) NOT NULL DEFAULT 'pending',
 
-    error_message TEXT,
     error_type VARCHAR(50),                -- the exception class, e.g. 'RateLimitError'
-    error_traceback TEXT,
-
-    additional_metadata TEXT,              -- JSON object
 
     -- UTC, 'YYYY-MM-DDTHH:MM:SS.mmmZ' (spec defect 6)
     logged_at TIMESTAMP NOT NULL DEFAULT ({SQL_NOW}),
     updated_at TIMESTAMP NOT NULL DEFAULT ({SQL_NOW}),
+
+    -- The large texts come last: reading any column above never has to walk the
+    -- overflow pages of a 10 KB prompt.
+    prompt_full_text TEXT NOT NULL,        -- the complete prompt (5-15 KB typical)
+    request_json TEXT,                     -- the exact request body, no credentials
+    response_content TEXT,
+    error_message TEXT,
+    error_traceback TEXT,
+    additional_metadata TEXT,              -- JSON object
 
     CHECK (generation_status IN ('pending', 'success', 'failed', 'timeout')),
     CHECK (model_temperature >= 0.0 AND model_temperature <= 2.0),
@@ -173,6 +174,25 @@ WHERE generation_status != 'pending';
 """
 
 
+_V3_QUERY_INDEXES = """
+-- Covering indexes for the aggregates of the query side, so that stats over a large
+-- trail read index pages only, never the rows with their prompts.
+CREATE INDEX idx_generation_logs_usage
+    ON generation_logs(generation_status, substr(logged_at, 1, 10), tokens_prompt,
+                       tokens_completion, tokens_total, logged_at);
+CREATE INDEX idx_generation_logs_failures
+    ON generation_logs(prompt_template_name, prompt_template_version, generation_status,
+                       logged_at);
+CREATE INDEX idx_generation_logs_durations
+    ON generation_logs(model_name, prompt_template_name, prompt_template_version,
+                       duration_ms, logged_at)
+    WHERE generation_status = 'success';
+CREATE INDEX idx_generation_logs_expensive
+    ON generation_logs(tokens_total, logged_at)
+    WHERE generation_status = 'success';
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema: a version, a name and its SQL."""
@@ -185,6 +205,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create_generation_logs", _V1_GENERATION_LOGS),
     Migration(2, "full_text_search", _V2_FULL_TEXT_SEARCH),
+    Migration(3, "query_indexes", _V3_QUERY_INDEXES),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from audited_openai import _rows
 from audited_openai._context import audit_context
 from audited_openai._errors import InvalidLogError
-from audited_openai._filters import Filters, build_where
+from audited_openai._filters import Filters, build_listing, build_where
 from audited_openai._repository import GenerationLogRepository
 
 if TYPE_CHECKING:
@@ -49,13 +49,39 @@ COLUMNS: tuple[str, ...] = (
     "call_id",
     "attempt",
     "endpoint",
-    *_rows.PROMPT_COLUMNS[4:-4],
-    *_rows.RESPONSE_COLUMNS,
+    "prompt_template_version",
+    "prompt_template_name",
+    "prompt_modules_used",
+    "model_name",
+    "model_temperature",
+    "model_max_tokens",
+    "model_top_p",
+    "model_frequency_penalty",
+    "model_presence_penalty",
+    "stream",
+    "tokens_prompt",
+    "tokens_completion",
+    "tokens_total",
+    "tokens_cached",
+    "tokens_reasoning",
+    "duration_ms",
+    "ttft_ms",
+    "response_finish_reason",
+    "response_id",
+    "response_created_at",
+    "response_model",
+    "system_fingerprint",
+    "http_status",
     "generation_status",
-    *_rows.ERROR_COLUMNS,
-    "additional_metadata",
+    "error_type",
     "logged_at",
     "updated_at",
+    "prompt_full_text",
+    "request_json",
+    "response_content",
+    "error_message",
+    "error_traceback",
+    "additional_metadata",
 )
 
 
@@ -106,14 +132,11 @@ def history(
     )
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise InvalidLogError(f"limit must be a non-negative integer, not {limit!r}", "limit")
-    where, params = build_where(filters)
+    listing, params = build_listing(filters)
     with repo.database.read() as conn:
         cursor = conn.cursor()
         cursor.row_factory = sqlite3.Row
-        rows = cursor.execute(
-            f"SELECT * FROM generation_logs gl {where} ORDER BY gl.id DESC LIMIT ?",
-            [*params, limit],
-        ).fetchall()
+        rows = cursor.execute(f"SELECT gl.* {listing} LIMIT ?", [*params, limit]).fetchall()
     return [_rows.row_to_context(row) for row in rows]
 
 
@@ -124,6 +147,7 @@ def token_usage_by_day(
     """Tokens of successful generations per UTC day, newest day first (spec Appendix B)."""
     repo = open_repository(db)
     where, params = build_where(Filters(**filters), extra="gl.generation_status = 'success'")
+    # GROUP BY the very expression of idx_generation_logs_usage: a streaming aggregate.
     return _query(
         repo,
         "SELECT substr(gl.logged_at, 1, 10) AS day, count(*) AS generations, "
@@ -131,7 +155,8 @@ def token_usage_by_day(
         "coalesce(sum(gl.tokens_completion), 0) AS tokens_completion, "
         "coalesce(sum(gl.tokens_total), 0) AS tokens_total, "
         "round(avg(gl.tokens_total), 1) AS avg_tokens, max(gl.tokens_total) AS max_tokens "
-        f"FROM generation_logs gl {where} GROUP BY day ORDER BY day DESC",
+        f"FROM generation_logs gl {where} GROUP BY substr(gl.logged_at, 1, 10) "
+        "ORDER BY day DESC",
         params,
     )
 
@@ -159,15 +184,19 @@ def failure_rate_by_template(
     """Attempts, failures (failed or timeout) and the failure rate per template version."""
     repo = open_repository(db)
     where, params = build_where(Filters(**filters))
+    # Count per status first (a plain scan of idx_generation_logs_failures), then fold.
     return _query(
         repo,
-        "SELECT gl.prompt_template_name AS template_name, "
-        "gl.prompt_template_version AS template_version, count(*) AS total, "
-        "sum(gl.generation_status IN ('failed', 'timeout')) AS failures, "
-        "round(100.0 * sum(gl.generation_status IN ('failed', 'timeout')) / count(*), 2) "
-        "AS failure_rate "
-        f"FROM generation_logs gl {where} "
-        "GROUP BY template_name, template_version ORDER BY template_name, template_version",
+        "WITH counted AS (SELECT gl.prompt_template_name AS template_name, "
+        "gl.prompt_template_version AS template_version, gl.generation_status AS status, "
+        f"count(*) AS n FROM generation_logs gl {where} "
+        "GROUP BY gl.prompt_template_name, gl.prompt_template_version, gl.generation_status) "
+        "SELECT template_name, template_version, sum(n) AS total, "
+        "sum(CASE WHEN status IN ('failed', 'timeout') THEN n ELSE 0 END) AS failures, "
+        "round(100.0 * sum(CASE WHEN status IN ('failed', 'timeout') THEN n ELSE 0 END) "
+        "/ sum(n), 2) AS failure_rate "
+        "FROM counted GROUP BY template_name, template_version "
+        "ORDER BY template_name, template_version",
         params,
     )
 
@@ -175,29 +204,39 @@ def failure_rate_by_template(
 def duration_percentiles(
     db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any
 ) -> list[dict[str, Any]]:
-    """p50 and p95 of ``duration_ms`` (nearest rank) per model and template version."""
+    """p50 and p95 of ``duration_ms`` (nearest rank) per model and template version.
+
+    SQLite counts each group, then each percentile is one seek into
+    idx_generation_logs_durations (``ORDER BY duration_ms LIMIT 1 OFFSET rank - 1``):
+    no group is sorted or windowed, and no row is read into Python.
+    """
     repo = open_repository(db)
     where, params = build_where(
         Filters(**filters),
         extra="gl.generation_status = 'success' AND gl.duration_ms IS NOT NULL",
     )
-    return _query(
+
+    groups = _query(
         repo,
-        "WITH ranked AS ("
-        " SELECT gl.model_name AS model, gl.prompt_template_name AS template_name,"
-        " gl.prompt_template_version AS template_version, gl.duration_ms,"
-        " row_number() OVER w AS rank, count(*) OVER (PARTITION BY gl.model_name,"
-        " gl.prompt_template_name, gl.prompt_template_version) AS n"
+        "SELECT gl.model_name AS model, gl.prompt_template_name AS template_name,"
+        " gl.prompt_template_version AS template_version, count(*) AS count"
         f" FROM generation_logs gl {where}"
-        " WINDOW w AS (PARTITION BY gl.model_name, gl.prompt_template_name,"
-        " gl.prompt_template_version ORDER BY gl.duration_ms))"
-        " SELECT model, template_name, template_version, n AS count,"
-        " min(CASE WHEN rank >= 0.50 * n THEN duration_ms END) AS p50_ms,"
-        " min(CASE WHEN rank >= 0.95 * n THEN duration_ms END) AS p95_ms"
-        " FROM ranked GROUP BY model, template_name, template_version"
+        " GROUP BY gl.model_name, gl.prompt_template_name, gl.prompt_template_version"
         " ORDER BY model, template_name, template_version",
         params,
     )
+    seek = (
+        f"SELECT gl.duration_ms FROM generation_logs gl {where} AND gl.model_name = ?"
+        " AND gl.prompt_template_name IS ? AND gl.prompt_template_version IS ?"
+        " ORDER BY gl.duration_ms LIMIT 1 OFFSET ?"
+    )
+    for group in groups:
+        key = [group["model"], group["template_name"], group["template_version"]]
+        for percent in (50, 95):
+            rank = -(-percent * group["count"] // 100)  # nearest rank: ceil(p * n)
+            row = _query(repo, seek, [*params, *key, rank - 1])
+            group[f"p{percent}_ms"] = row[0]["duration_ms"]
+    return groups
 
 
 def stats(db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any) -> dict[str, Any]:
