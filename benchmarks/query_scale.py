@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import sqlite3
 import statistics
 import subprocess
@@ -29,13 +28,55 @@ from pathlib import Path
 from audited_openai import GenerationLogRepository, query
 
 HERE = Path(__file__).parent
-WORDS = (
-    "de het een verdachte getuige rechter officier justitie strafbaar feit wet artikel lid "
-    "persoon handeling bevoegdheid procedure beslissing openbaar ministerie rechtbank hof "
-    "dagvaarding vonnis hoger beroep cassatie aangifte proces verbaal bewijs verklaring "
-    "opsporing aanhouding inverzekeringstelling voorlopige hechtenis schorsing raadsman "
-    "slachtoffer benadeelde partij schadevergoeding maatregel straf taakstraf boete"
-).split()
+WORDS = [
+    "de",
+    "het",
+    "een",
+    "verdachte",
+    "getuige",
+    "rechter",
+    "officier",
+    "justitie",
+    "strafbaar",
+    "feit",
+    "wet",
+    "artikel",
+    "lid",
+    "persoon",
+    "handeling",
+    "bevoegdheid",
+    "procedure",
+    "beslissing",
+    "openbaar",
+    "ministerie",
+    "rechtbank",
+    "hof",
+    "dagvaarding",
+    "vonnis",
+    "hoger",
+    "beroep",
+    "cassatie",
+    "aangifte",
+    "proces",
+    "verbaal",
+    "bewijs",
+    "verklaring",
+    "opsporing",
+    "aanhouding",
+    "inverzekeringstelling",
+    "voorlopige",
+    "hechtenis",
+    "schorsing",
+    "raadsman",
+    "slachtoffer",
+    "benadeelde",
+    "partij",
+    "schadevergoeding",
+    "maatregel",
+    "straf",
+    "taakstraf",
+    "boete",
+]
 TEMPLATES = [("unified_definition", v) for v in ("1.0", "1.1", "2.0")] + [
     ("unified_definition_v2", v) for v in ("2.0", "2.1", "2.2-beta")
 ]

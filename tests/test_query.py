@@ -314,7 +314,7 @@ def test_export_columns_are_the_table_columns() -> None:
     """query.COLUMNS is the pinned schema, in table order."""
     from tests.test_schema import COLUMNS
 
-    assert query.COLUMNS == tuple(column[0] for column in COLUMNS)
+    assert tuple(column[0] for column in COLUMNS) == query.COLUMNS
 
 
 def test_search_with_other_filters(seeded: tuple[GenerationLogRepository, list[int]]) -> None:

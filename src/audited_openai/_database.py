@@ -13,13 +13,14 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from audited_openai import _schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+T = TypeVar("T")
 Durability = Literal["full", "balanced"]
 Sync = Literal["FULL", "NORMAL"]
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
@@ -130,19 +131,82 @@ class Database:
 
     # -- transactions ---------------------------------------------------------
 
+    def run(self, work: Callable[[sqlite3.Connection], T], *, sync: Sync = "FULL") -> T:
+        """Run ``work(conn)`` in a write transaction committed with ``sync``; return its result.
+
+        Group commit: writers of this process that arrive while a transaction is being
+        committed queue up, and the next one commits them all in one transaction (each
+        in its own savepoint, so one failure fails only its own work), with one sync.
+        Threads never wait in SQLite's sleeping busy handler for each other.
+        """
+        queue = _queue_for(self.path)
+        job = _Job(work, sync)
+        with queue.lock:
+            queue.jobs.append(job)
+            lead = not queue.busy
+            queue.busy = True
+        if not lead:
+            job.event.wait()
+        if not job.finished:  # leading (first, or promoted): commit batches until done
+            try:
+                while not job.finished:
+                    with queue.lock:
+                        batch, queue.jobs = queue.jobs, []
+                    self._commit(batch, queue)
+            finally:
+                queue.hand_over()
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[no-any-return]
+
+    def _commit(self, batch: list[_Job], queue: _WriteQueue) -> None:
+        """Commit a batch; every job ends finished, or back in the queue if not its fault."""
+        try:
+            with self._lock():
+                conn = self.connection()
+                self._set_sync(conn, "FULL" if any(j.sync == "FULL" for j in batch) else "NORMAL")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for job in batch:
+                        try:
+                            job.run(conn, savepoint=len(batch) > 1)
+                        except BaseException as exc:
+                            # This job's own failure (or interrupt) undoes the transaction:
+                            # it fails, the others go back to the queue, untouched.
+                            _rollback(conn)
+                            job.finish(error=exc)
+                            queue.requeue([j for j in batch if j is not job])
+                            return
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+        except BaseException as exc:  # BEGIN or COMMIT failed: the whole batch did
+            for job in batch:
+                if not job.finished:
+                    job.finish(error=exc)
+            return
+        for job in batch:
+            job.finish()
+
     @contextlib.contextmanager
     def write(self, *, sync: Sync = "FULL") -> Iterator[sqlite3.Connection]:
-        """Run a write transaction (``BEGIN IMMEDIATE``), committed with ``sync``."""
-        with self._lock():
-            conn = self.connection()
-            self._set_sync(conn, sync)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        """Run a block in a write transaction of its own (``BEGIN IMMEDIATE``)."""
+        queue = _queue_for(self.path)
+        queue.acquire_exclusive()
+        try:
+            with self._lock():
+                conn = self.connection()
+                self._set_sync(conn, sync)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        finally:
+            queue.hand_over()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -174,6 +238,101 @@ class Database:
                 conn.close()
         self._all.clear()
         self._local = threading.local()
+
+
+class _Job:
+    """One piece of write work waiting for, or in, a group commit."""
+
+    __slots__ = ("error", "event", "finished", "result", "sync", "work")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], Any], sync: Sync) -> None:
+        self.work = work
+        self.sync = sync
+        self.event = threading.Event()
+        self.finished = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self, conn: sqlite3.Connection, *, savepoint: bool) -> None:
+        """Do the work; inside a savepoint, an error undoes only this job."""
+        if not savepoint:
+            self.result = self.work(conn)
+            return
+        conn.execute("SAVEPOINT audited_job")
+        try:
+            self.result = self.work(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO audited_job")
+            self.result, self.error = None, exc
+        conn.execute("RELEASE audited_job")
+
+    def finish(self, *, error: BaseException | None = None) -> None:
+        """Mark done (with ``error`` if it failed) and wake the caller."""
+        if error is not None:
+            self.result, self.error = None, error
+        self.finished = True
+        self.event.set()
+
+
+class _WriteQueue:
+    """The writers of one database file in this process: a leader and its followers."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.idle = threading.Condition(self.lock)
+        self.jobs: list[_Job] = []
+        self.busy = False
+
+    def requeue(self, jobs: list[_Job]) -> None:
+        """Put jobs back at the head of the queue, as they were."""
+        with self.lock:
+            for job in jobs:
+                job.result, job.error = None, None
+            self.jobs[:0] = jobs
+
+    def hand_over(self) -> None:
+        """Pass the lead to the first waiting job, or mark the queue idle."""
+        with self.lock:
+            if self.jobs:
+                self.jobs[0].event.set()  # it wakes unfinished: it leads now
+            else:
+                self.busy = False
+                self.idle.notify_all()
+
+    def acquire_exclusive(self) -> None:
+        """Wait until no one writes, then hold the lead for a block of one's own."""
+        with self.lock:
+            while self.busy:
+                self.idle.wait()
+            self.busy = True
+
+
+_QUEUES: dict[str, _WriteQueue] = {}
+_QUEUES_LOCK = threading.Lock()
+
+
+def _queue_for(path: str) -> _WriteQueue:
+    with _QUEUES_LOCK:
+        queue = _QUEUES.get(path)
+        if queue is None:
+            queue = _QUEUES[path] = _WriteQueue()
+        return queue
+
+
+def _reset_after_fork() -> None:
+    # Locks held by threads of the parent would never be released in the child.
+    global _QUEUES_LOCK  # noqa: PLW0603 - process-wide state, reset in the child
+    _QUEUES.clear()
+    _QUEUES_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def _main_file(conn: sqlite3.Connection) -> str:

@@ -108,11 +108,11 @@ def build_listing(filters: Filters) -> tuple[str, list[Any]]:
         return f"FROM generation_logs gl {where} ORDER BY gl.id DESC", params
     rest = replace(filters, search=None)
     where, params = build_where(rest, extra="generation_logs_fts MATCH ?")
-    return (
+    listing = (
         "FROM generation_logs_fts JOIN generation_logs gl ON gl.id = generation_logs_fts.rowid "
-        f"{where} ORDER BY generation_logs_fts.rowid DESC",
-        [*params, fts_query(filters.search)],
+        f"{where} ORDER BY generation_logs_fts.rowid DESC"
     )
+    return listing, [*params, fts_query(filters.search)]
 
 
 def build_where(filters: Filters, *, extra: str | None = None) -> tuple[str, list[Any]]:

@@ -89,8 +89,7 @@ class GenerationLogRepository:
             ", ".join(row), ", ".join("?" for _ in row)
         )
         try:
-            with self.database.write(sync="FULL") as conn:
-                cursor = conn.execute(sql, tuple(row.values()))
+            cursor = self.database.run(lambda conn: conn.execute(sql, tuple(row.values())))
         except sqlite3.IntegrityError as exc:
             raise InvalidLogError(f"row refused by the database: {exc}") from exc
         except sqlite3.Error as exc:
@@ -129,8 +128,10 @@ class GenerationLogRepository:
         row = _rows.completion_row(context)
         sql = _COMPLETE + (" AND generation_status = 'pending'" if only_pending else "")
         try:
-            with self.database.write(sync=self.database.completion_sync()) as conn:
-                cursor = conn.execute(sql, (*row.values(), log_id))
+            cursor = self.database.run(
+                lambda conn: conn.execute(sql, (*row.values(), log_id)),
+                sync=self.database.completion_sync(),
+            )
         except sqlite3.Error as exc:
             raise AuditWriteError(
                 f"could not complete log {log_id} in {self.path}: {exc}", path=self.path
@@ -148,11 +149,13 @@ class GenerationLogRepository:
         if _rows.validate_definitie_id(definitie_id) is None:
             raise InvalidLogError("definitie_id is required", field="definitie_id")
         try:
-            with self.database.write(sync=self.database.completion_sync()) as conn:
-                cursor = conn.execute(
+            cursor = self.database.run(
+                lambda conn: conn.execute(
                     "UPDATE generation_logs SET definitie_id = ? WHERE id = ?",
                     (definitie_id, log_id),
-                )
+                ),
+                sync=self.database.completion_sync(),
+            )
         except sqlite3.IntegrityError as exc:
             raise InvalidLogError(
                 f"cannot link log {log_id} to definitie {definitie_id}: {exc}",

@@ -1,0 +1,357 @@
+"""What the audit costs per call, against its floor, measured in one run.
+
+    python benchmarks/overhead.py            # full run (a few minutes)
+    python benchmarks/overhead.py --quick    # seconds; CI runs this to show it works
+
+Every figure comes from the same run on the same machine, with a 10 KB prompt:
+
+1. bare ``openai.OpenAI`` against ``AuditedOpenAI``, over respx and over the loopback
+   server, sync and async, calls interleaved (bare, audited, bare, ...): medians, p99;
+2. the floor: a raw ``sqlite3`` insert of the same row with ``synchronous=FULL`` plus
+   its completion update, on the same schema and settings;
+3. 16 threads, and 200 asyncio tasks, at once: p99 overhead, event-loop lag p99,
+   throughput against bare, and any "database is locked" error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import respx
+
+from audited_openai import AsyncAuditedOpenAI, AuditedOpenAI, GenerationLogRepository
+from audited_openai.testing import LoopbackServer, Reply
+
+BASE = "http://bench.test/v1"
+PROMPT = ("Genereer een juridische definitie volgens de regels. " * 200)[:10_240]
+MESSAGES = [{"role": "user", "content": PROMPT}]
+BODY = {
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1731335025,
+    "model": "gpt-4o",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Een definitie."},
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 2500, "completion_tokens": 5, "total_tokens": 2505},
+}
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000
+
+
+# -- the floor -------------------------------------------------------------------------------
+
+
+def floor(path: Path, n: int) -> list[float]:
+    """Insert the same row (synchronous=FULL) and complete it (NORMAL), raw sqlite3."""
+    GenerationLogRepository(path).get_prompt_history(limit=0)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    request_json = json.dumps({"messages": MESSAGES, "model": "gpt-4o"})
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("BEGIN IMMEDIATE")
+        cursor = conn.execute(
+            "INSERT INTO generation_logs (call_id, attempt, endpoint, model_name, stream, "
+            "generation_status, logged_at, updated_at, prompt_full_text, request_json) "
+            "VALUES (?, 1, 'chat.completions', 'gpt-4o', 0, 'pending', ?, ?, ?, ?)",
+            (
+                uuid.uuid4().hex,
+                "2025-11-11T00:00:00.000Z",
+                "2025-11-11T00:00:00.000Z",
+                PROMPT,
+                request_json,
+            ),
+        )
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "UPDATE generation_logs SET generation_status = 'success', tokens_prompt = 2500, "
+            "tokens_completion = 5, tokens_total = 2505, duration_ms = 1, response_id = 'x', "
+            "response_content = 'Een definitie.', http_status = 200, "
+            "updated_at = '2025-11-11T00:00:01.000Z' WHERE id = ?",
+            (cursor.lastrowid,),
+        )
+        conn.execute("COMMIT")
+        times.append(time.perf_counter() - t)
+    conn.close()
+    return times
+
+
+# -- single calls, interleaved ----------------------------------------------------------------
+
+
+def interleaved_sync(bare: Any, audited: Any, n: int) -> tuple[list[float], list[float]]:
+    b, a = [], []
+    for _ in range(3):  # warm up both
+        bare.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        audited.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    for _ in range(n):
+        t = time.perf_counter()
+        bare.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        b.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        audited.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        a.append(time.perf_counter() - t)
+    return b, a
+
+
+async def interleaved_async(bare: Any, audited: Any, n: int) -> tuple[list[float], list[float]]:
+    b, a = [], []
+    for _ in range(3):
+        await bare.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        await audited.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    for _ in range(n):
+        t = time.perf_counter()
+        await bare.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        b.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        await audited.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        a.append(time.perf_counter() - t)
+    return b, a
+
+
+# -- concurrency --------------------------------------------------------------------------------
+
+
+def threads(client: Any, workers: int, calls: int) -> tuple[list[float], float, int]:
+    """(latencies, wall seconds, errors) of ``workers`` threads making ``calls`` each."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def work() -> None:
+        nonlocal errors
+        mine = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            try:
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+            except Exception as exc:
+                with lock:
+                    errors += 1
+                print(f"error: {exc}", file=sys.stderr)
+            mine.append(time.perf_counter() - t)
+        with lock:
+            latencies.extend(mine)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        for future in [pool.submit(work) for _ in range(workers)]:
+            future.result()
+    return latencies, time.perf_counter() - start, errors
+
+
+async def tasks(client: Any, count: int, calls: int) -> tuple[list[float], float, list[float], int]:
+    """(latencies, wall seconds, event-loop lags, errors) of ``count`` concurrent tasks."""
+    latencies: list[float] = []
+    lags: list[float] = []
+    errors = 0
+    stop = asyncio.Event()
+
+    async def monitor() -> None:
+        while not stop.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lags.append(max(0.0, time.perf_counter() - t - 0.001))
+
+    async def work() -> None:
+        nonlocal errors
+        for _ in range(calls):
+            t = time.perf_counter()
+            try:
+                await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+            except Exception as exc:
+                errors += 1
+                print(f"error: {exc}", file=sys.stderr)
+            latencies.append(time.perf_counter() - t)
+
+    watcher = asyncio.create_task(monitor())
+    start = time.perf_counter()
+    await asyncio.gather(*(work() for _ in range(count)))
+    wall = time.perf_counter() - start
+    stop.set()
+    await watcher
+    return latencies, wall, lags, errors
+
+
+# -- the run ----------------------------------------------------------------------------------------
+
+
+def row(name: str, bare: list[float], audited: list[float], floor_median: float) -> str:
+    overhead_median = statistics.median(audited) - statistics.median(bare)
+    overhead_p99 = pct(audited, 99) - pct(bare, 99)
+    return (
+        f"| {name} | {ms(statistics.median(bare)):.3f} | {ms(statistics.median(audited)):.3f} "
+        f"| {ms(overhead_median):.3f} | {ms(overhead_p99):.3f} | {overhead_median / floor_median:.2f}x |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few calls each: checks it works")
+    args = parser.parse_args()
+    n = 20 if args.quick else 1000
+    per_thread = 5 if args.quick else 100
+    per_task = 2 if args.quick else 10
+    tmp = Path(tempfile.mkdtemp(prefix="audited-bench-"))
+    results: dict[str, Any] = {}
+
+    floor_times = floor(tmp / "floor.db", n)
+    floor_median = statistics.median(floor_times)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}, openai {openai.__version__}; prompt 10 KB; n={n}"
+    )
+    print(
+        f"floor (raw insert FULL + update NORMAL): median {ms(floor_median):.3f} ms, "
+        f"p99 {ms(pct(floor_times, 99)):.3f} ms"
+    )
+    print()
+    print(
+        "| path | bare median ms | audited median ms | overhead median ms | overhead p99 ms | overhead / floor |"
+    )
+    print("|---|---|---|---|---|---|")
+
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        router.post("/chat/completions").respond(json=BODY)
+        bare = openai.OpenAI(
+            base_url=BASE, api_key="bench", http_client=httpx.Client(), max_retries=0
+        )
+        audited = AuditedOpenAI(
+            tmp / "respx.db",
+            base_url=BASE,
+            api_key="bench",
+            http_client=httpx.Client(),
+            max_retries=0,
+        )
+        b, a = interleaved_sync(bare, audited, n)
+        print(row("sync, respx", b, a, floor_median))
+        results["sync_respx"] = (b, a)
+
+        async def run_async() -> tuple[list[float], list[float]]:
+            async with (
+                openai.AsyncOpenAI(
+                    base_url=BASE, api_key="bench", http_client=httpx.AsyncClient(), max_retries=0
+                ) as abare,
+                AsyncAuditedOpenAI(
+                    tmp / "respx-async.db",
+                    base_url=BASE,
+                    api_key="bench",
+                    http_client=httpx.AsyncClient(),
+                    max_retries=0,
+                ) as aaudited,
+            ):
+                return await interleaved_async(abare, aaudited, n)
+
+        b, a = asyncio.run(run_async())
+        print(row("async, respx", b, a, floor_median))
+
+    with LoopbackServer(default=Reply("Een definitie.")) as server:
+        bare = openai.OpenAI(base_url=server.base_url, api_key="bench", max_retries=0)
+        audited = AuditedOpenAI(
+            tmp / "loop.db", base_url=server.base_url, api_key="bench", max_retries=0
+        )
+        b, a = interleaved_sync(bare, audited, n)
+        print(row("sync, loopback HTTP", b, a, floor_median))
+
+        async def run_loop_async() -> tuple[list[float], list[float]]:
+            async with (
+                openai.AsyncOpenAI(
+                    base_url=server.base_url, api_key="bench", max_retries=0
+                ) as abare,
+                AsyncAuditedOpenAI(
+                    tmp / "loop-async.db", base_url=server.base_url, api_key="bench", max_retries=0
+                ) as aaudited,
+            ):
+                return await interleaved_async(abare, aaudited, n)
+
+        b, a = asyncio.run(run_loop_async())
+        print(row("async, loopback HTTP", b, a, floor_median))
+
+    print()
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        router.post("/chat/completions").respond(json=BODY)
+        bare = openai.OpenAI(
+            base_url=BASE, api_key="bench", http_client=httpx.Client(), max_retries=0
+        )
+        audited = AuditedOpenAI(
+            tmp / "threads.db",
+            base_url=BASE,
+            api_key="bench",
+            http_client=httpx.Client(),
+            max_retries=0,
+        )
+        lat_b, wall_b, err_b = threads(bare, 16, per_thread)
+        lat_a, wall_a, err_a = threads(audited, 16, per_thread)
+        calls = 16 * per_thread
+        print(
+            f"16 threads x {per_thread} calls: p99 bare {ms(pct(lat_b, 99)):.2f} ms, audited "
+            f"{ms(pct(lat_a, 99)):.2f} ms, p99 overhead {ms(pct(lat_a, 99) - pct(lat_b, 99)):.2f} ms "
+            f"= {(pct(lat_a, 99) - pct(lat_b, 99)) / floor_median:.1f}x the single-call floor; "
+            f"throughput {calls / wall_a:.0f}/s vs bare {calls / wall_b:.0f}/s "
+            f"({wall_b / wall_a:.2f}x); errors: {err_a}"
+        )
+
+        async def run_tasks() -> None:
+            async with (
+                openai.AsyncOpenAI(
+                    base_url=BASE, api_key="bench", http_client=httpx.AsyncClient(), max_retries=0
+                ) as abare,
+                AsyncAuditedOpenAI(
+                    tmp / "tasks.db",
+                    base_url=BASE,
+                    api_key="bench",
+                    http_client=httpx.AsyncClient(),
+                    max_retries=0,
+                ) as aaudited,
+            ):
+                lat_b, wall_b, lag_b, err_b = await tasks(abare, 200, per_task)
+                lat_a, wall_a, lag_a, err_a = await tasks(aaudited, 200, per_task)
+            total = 200 * per_task
+            print(
+                f"200 tasks x {per_task} calls: p99 bare {ms(pct(lat_b, 99)):.1f} ms, audited "
+                f"{ms(pct(lat_a, 99)):.1f} ms; event-loop lag p99 bare {ms(pct(lag_b, 99)):.2f} ms, "
+                f"audited {ms(pct(lag_a, 99)):.2f} ms; throughput {total / wall_a:.0f}/s vs bare "
+                f"{total / wall_b:.0f}/s ({wall_b / wall_a:.2f}x); errors: {err_a}"
+            )
+
+        asyncio.run(run_tasks())
+    rows = GenerationLogRepository(tmp / "threads.db").get_prompt_history(limit=100_000)
+    assert len(rows) == 16 * per_thread + 0, "rows equal requests"
+    assert all(r.status == "success" for r in rows)
+
+
+if __name__ == "__main__":
+    main()
