@@ -42,16 +42,22 @@ def test_queued_writers_commit_together_and_fail_alone(database: Database) -> No
     def call(name: str, work: object) -> None:
         try:
             results[name] = database.run(work)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001 - recorded for the assertions
+        except Exception as exc:
             results[name] = exc
 
     leader = threading.Thread(target=call, args=("leader", slow))
     leader.start()
     started.wait(5)
     followers = [
-        threading.Thread(target=call, args=("good", lambda c: c.execute("INSERT INTO t VALUES (2)").rowcount)),
-        threading.Thread(target=call, args=("dup", lambda c: c.execute("INSERT INTO t VALUES (1)"))),
-        threading.Thread(target=call, args=("other", lambda c: c.execute("INSERT INTO t VALUES (3)").rowcount)),
+        threading.Thread(
+            target=call, args=("good", lambda c: c.execute("INSERT INTO t VALUES (2)").rowcount)
+        ),
+        threading.Thread(
+            target=call, args=("dup", lambda c: c.execute("INSERT INTO t VALUES (1)"))
+        ),
+        threading.Thread(
+            target=call, args=("other", lambda c: c.execute("INSERT INTO t VALUES (3)").rowcount)
+        ),
     ]
     for thread in followers:
         thread.start()
@@ -68,7 +74,9 @@ def test_queued_writers_commit_together_and_fail_alone(database: Database) -> No
     assert _queue_for(database.path).busy is False
 
 
-def test_a_failed_commit_fails_every_job_of_the_batch(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_commit_fails_every_job_of_the_batch(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """If BEGIN or COMMIT fails, each job of the batch gets that error."""
     holder = sqlite3.connect(database.path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN EXCLUSIVE")
@@ -87,7 +95,12 @@ def test_exclusive_block_waits_for_the_queue(database: Database) -> None:
     with database.write() as conn:
         conn.execute("INSERT INTO t VALUES (5)")
         done = threading.Event()
-        thread = threading.Thread(target=lambda: (database.run(lambda c: c.execute("INSERT INTO t VALUES (6)")), done.set()))
+        thread = threading.Thread(
+            target=lambda: (
+                database.run(lambda c: c.execute("INSERT INTO t VALUES (6)")),
+                done.set(),
+            )
+        )
         thread.start()
         assert not done.wait(0.05), "a group writer waits while an exclusive block runs"
     thread.join(5)
@@ -97,9 +110,13 @@ def test_exclusive_block_waits_for_the_queue(database: Database) -> None:
 
 def test_an_exception_in_a_write_block_rolls_back(database: Database) -> None:
     """A block that raises leaves nothing behind and frees the queue."""
-    with pytest.raises(RuntimeError), database.write() as conn:
-        conn.execute("INSERT INTO t VALUES (7)")
-        raise RuntimeError
+    def block() -> None:
+        with database.write() as conn:
+            conn.execute("INSERT INTO t VALUES (7)")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        block()
     assert _values(database) == []
     assert database.run(lambda c: c.execute("INSERT INTO t VALUES (8)").rowcount) == 1
 
@@ -135,7 +152,7 @@ def test_an_interrupted_job_sends_the_others_back_to_the_queue(database: Databas
     def call(name: str, work: object) -> None:
         try:
             outcome[name] = database.run(work)  # type: ignore[arg-type]
-        except BaseException as exc:  # noqa: BLE001 - recorded for the assertions
+        except BaseException as exc:
             outcome[name] = exc
 
     first = threading.Thread(target=call, args=("first", blocker))
@@ -143,7 +160,9 @@ def test_an_interrupted_job_sends_the_others_back_to_the_queue(database: Databas
     started.wait(5)
     others = [
         threading.Thread(target=call, args=("interrupted", interrupted)),
-        threading.Thread(target=call, args=("after", lambda c: c.execute("INSERT INTO t VALUES (12)").rowcount)),
+        threading.Thread(
+            target=call, args=("after", lambda c: c.execute("INSERT INTO t VALUES (12)").rowcount)
+        ),
     ]
     for thread in others:
         thread.start()

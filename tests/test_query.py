@@ -180,6 +180,10 @@ def test_aggregates(seeded: tuple[GenerationLogRepository, list[int]]) -> None:
     ]
     stats = query.stats(repo)
     assert stats["by_status"] == {"failed": 1, "pending": 1, "success": 3, "timeout": 1}
+    assert stats["failure_rate_by_template"] == query.failure_rate_by_template(repo)
+    assert stats["duration_percentiles"] == query.duration_percentiles(repo)
+    assert stats["token_usage_by_day"] == query.token_usage_by_day(repo)
+    assert stats["most_expensive"] == query.most_expensive(repo, 5)
     with pytest.raises(InvalidLogError):
         query.most_expensive(repo, -1)
 

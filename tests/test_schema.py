@@ -81,11 +81,19 @@ INDEXES = {
     ),
     "idx_generation_logs_failures": (
         0,
-        ["prompt_template_name", "prompt_template_version", "generation_status", "logged_at"],
+        [
+            "prompt_template_name",
+            "prompt_template_version",
+            "generation_status",
+            "model_name",
+            "duration_ms",
+            "logged_at",
+        ],
     ),
     "idx_generation_logs_durations": (
         0,
         [
+            "generation_status",
             "model_name",
             "prompt_template_name",
             "prompt_template_version",
@@ -93,7 +101,7 @@ INDEXES = {
             "logged_at",
         ],
     ),
-    "idx_generation_logs_expensive": (0, ["tokens_total", "logged_at"]),
+    "idx_generation_logs_expensive": (0, ["generation_status", "tokens_total", "logged_at"]),
 }
 
 TRIGGERS_ALWAYS = {

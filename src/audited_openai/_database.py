@@ -170,7 +170,7 @@ class Database:
                     for job in batch:
                         try:
                             job.run(conn, savepoint=len(batch) > 1)
-                        except BaseException as exc:
+                        except BaseException as exc:  # noqa: PERF203 - per job, on purpose
                             # This job's own failure (or interrupt) undoes the transaction:
                             # it fails, the others go back to the queue, untouched.
                             _rollback(conn)

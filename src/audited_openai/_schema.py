@@ -182,14 +182,12 @@ CREATE INDEX idx_generation_logs_usage
                        tokens_completion, tokens_total, logged_at);
 CREATE INDEX idx_generation_logs_failures
     ON generation_logs(prompt_template_name, prompt_template_version, generation_status,
-                       logged_at);
+                       model_name, duration_ms, logged_at);
 CREATE INDEX idx_generation_logs_durations
-    ON generation_logs(model_name, prompt_template_name, prompt_template_version,
-                       duration_ms, logged_at)
-    WHERE generation_status = 'success';
+    ON generation_logs(generation_status, model_name, prompt_template_name,
+                       prompt_template_version, duration_ms, logged_at);
 CREATE INDEX idx_generation_logs_expensive
-    ON generation_logs(tokens_total, logged_at)
-    WHERE generation_status = 'success';
+    ON generation_logs(generation_status, tokens_total, logged_at);
 """
 
 
