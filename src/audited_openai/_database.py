@@ -135,8 +135,9 @@ class Database:
         """Run ``work(conn)`` in a write transaction committed with ``sync``; return its result.
 
         Group commit: writers of this process that arrive while a transaction is being
-        committed queue up, and the next one commits them all in one transaction (each
-        in its own savepoint, so one failure fails only its own work), with one sync.
+        committed queue up, and the next one commits them all in one transaction with
+        one sync. A job that fails rolls the batch back and fails alone; the others
+        run again in the next batch.
         Threads never wait in SQLite's sleeping busy handler for each other.
         """
         queue = _queue_for(self.path)
@@ -169,10 +170,12 @@ class Database:
                 try:
                     for job in batch:
                         try:
-                            job.run(conn, savepoint=len(batch) > 1)
+                            job.result = job.work(conn)
                         except BaseException as exc:  # noqa: PERF203 - per job, on purpose
-                            # This job's own failure (or interrupt) undoes the transaction:
-                            # it fails, the others go back to the queue, untouched.
+                            # A job's own failure (or interrupt) undoes the transaction: it
+                            # fails alone, the others go back to the queue and run again.
+                            # (No savepoint per job: each one costs the leader a statement,
+                            # and every statement a wait for the GIL under load.)
                             _rollback(conn)
                             job.finish(error=exc)
                             queue.requeue([j for j in batch if j is not job])
@@ -252,19 +255,6 @@ class _Job:
         self.finished = False
         self.result: Any = None
         self.error: BaseException | None = None
-
-    def run(self, conn: sqlite3.Connection, *, savepoint: bool) -> None:
-        """Do the work; inside a savepoint, an error undoes only this job."""
-        if not savepoint:
-            self.result = self.work(conn)
-            return
-        conn.execute("SAVEPOINT audited_job")
-        try:
-            self.result = self.work(conn)
-        except Exception as exc:
-            conn.execute("ROLLBACK TO audited_job")
-            self.result, self.error = None, exc
-        conn.execute("RELEASE audited_job")
 
     def finish(self, *, error: BaseException | None = None) -> None:
         """Mark done (with ``error`` if it failed) and wake the caller."""
