@@ -110,6 +110,7 @@ def test_exclusive_block_waits_for_the_queue(database: Database) -> None:
 
 def test_an_exception_in_a_write_block_rolls_back(database: Database) -> None:
     """A block that raises leaves nothing behind and frees the queue."""
+
     def block() -> None:
         with database.write() as conn:
             conn.execute("INSERT INTO t VALUES (7)")

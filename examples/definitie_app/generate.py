@@ -1,0 +1,123 @@
+"""The main job: generate a handful of definities, each with its audit row.
+
+    python examples/definitie_app/generate.py [--db data/definities.db]
+
+With OPENAI_API_KEY set it calls that API (OPENAI_BASE_URL for any compatible
+server: Ollama, vLLM, llama.cpp). Without it, a loopback server on 127.0.0.1 plays
+the model, so the demo runs offline; there, one request is rate limited once and
+retried, and one is refused, so the trail shows both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import openai
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from definities import DefinitionRepository
+from generator import UnifiedDefinitionGenerator
+from prompts import PromptOrchestrator
+
+from audited_openai import AuditedOpenAI, query
+from audited_openai.testing import Fail, LoopbackServer, Reply
+
+BEGRIPPEN = {
+    "verdachte": "persoon te wiens aanzien uit feiten of omstandigheden een redelijk vermoeden "
+    "van schuld aan een strafbaar feit voortvloeit",
+    "getuige": "persoon die ter zake van een strafbaar feit een verklaring aflegt over wat hij "
+    "zelf heeft waargenomen of ondervonden",
+    "dagvaarding": "schriftelijke oproeping van een verdachte om op een bepaalde tijd voor de "
+    "rechter te verschijnen, met de omschrijving van het tenlastegelegde feit",
+    "inverzekeringstelling": "vrijheidsbeneming van een verdachte in het belang van het "
+    "onderzoek, bevolen door een officier of hulpofficier van justitie",
+    "sepot": "beslissing van het openbaar ministerie om een strafbaar feit niet te vervolgen",
+    "hoger beroep": "rechtsmiddel waarmee een procespartij een zaak opnieuw aan een hogere "
+    "rechter voorlegt",
+}
+RETRIED = "dagvaarding"  # offline: rate limited once, then answered
+REFUSED = "sepot"  # offline: refused by the API, never saved
+
+
+def offline_script(server: LoopbackServer) -> None:
+    """Queue one outcome per request, in the order the demo sends them."""
+    for begrip, text in BEGRIPPEN.items():
+        if begrip == RETRIED:
+            server.script(Fail(429, "Rate limit reached for gpt-4o-mini", retry_after=0.05))
+        if begrip == REFUSED:
+            server.script(Fail(400, "Invalid request: max_tokens is too small for this prompt"))
+            continue
+        server.script(Reply(text, latency=0.05, completion_tokens=len(text) // 4))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Generate definities with an audit trail.")
+    parser.add_argument("--db", default="data/definities.db", help="definities and their logs")
+    parser.add_argument("--model", default=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"))
+    args = parser.parse_args()
+    console = Console()
+    with ExitStack() as stack:
+        options: dict[str, object] = {}
+        if os.environ.get("OPENAI_API_KEY"):
+            where = os.environ.get("OPENAI_BASE_URL", "the OpenAI API")
+            console.print(f"Using {where} (OPENAI_API_KEY is set), model {args.model}.")
+        else:
+            server = stack.enter_context(LoopbackServer())
+            offline_script(server)
+            options = {"base_url": server.base_url, "api_key": "offline-demo"}
+            console.print(
+                "No OPENAI_API_KEY: a loopback model server on 127.0.0.1 answers instead "
+                f"({server.base_url}). Nothing leaves this machine."
+            )
+        definitions = DefinitionRepository(args.db)
+        client = AuditedOpenAI(args.db, **options)  # type: ignore[arg-type]
+        generator = UnifiedDefinitionGenerator(
+            client, PromptOrchestrator(), definitions, model=args.model
+        )
+        failures = 0
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("generating definities", total=len(BEGRIPPEN))
+            for begrip in BEGRIPPEN:
+                progress.update(task, description=f"generating '{begrip}'")
+                try:
+                    result = generator.generate_definition({"begrip": begrip})
+                    console.print(
+                        f"[green]✓[/] {begrip}: definitie {result.definitie_id}, "
+                        f"log {result.generation_log_id}, {result.tokens_used} tokens, "
+                        f"{result.duration_ms} ms"
+                    )
+                except openai.APIError as exc:
+                    failures += 1
+                    console.print(f"[red]✗[/] {begrip}: {type(exc).__name__}: {exc}")
+                progress.advance(task)
+    rows = query.history(args.db, limit=len(BEGRIPPEN) + 5)
+    table = Table(title=f"generation_logs in {args.db}")
+    for column in ("id", "status", "attempt", "definitie", "tokens", "ms", "error"):
+        table.add_column(column)
+    for row in reversed(rows):
+        table.add_row(
+            str(row.id),
+            row.status,
+            str(row.attempt),
+            str(row.definitie_id or ""),
+            str(row.response.tokens_total if row.response else ""),
+            str((row.response or row.error).duration_ms if (row.response or row.error) else ""),  # type: ignore[union-attr]
+            row.error.error_type if row.error else "",
+        )
+    console.print(table)
+    newest = rows[0].id if rows else 1
+    console.print(f"The prompt behind a row: audited-openai --db {args.db} show {newest}")
+    console.print(f"{failures} of {len(BEGRIPPEN)} definities failed; every attempt has its row.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The definitie generator end to end, against the loopback server."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from audited_openai import AuditedOpenAI, GenerationLogRepository
+from audited_openai.testing import LoopbackServer, Reply
+from tests.conftest import rows
+
+APP = Path(__file__).parent.parent / "examples" / "definitie_app"
+
+
+@pytest.fixture
+def app_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(APP))
+
+
+def test_generator_saves_links_and_reports(tmp_path: Path, app_modules: None) -> None:
+    """generate_definition returns the spec's fields; the log is linked to the definitie."""
+    from definities import DefinitionRepository
+    from generator import UnifiedDefinitionGenerator
+    from prompts import PromptOrchestrator
+
+    db = tmp_path / "definities.db"
+    with LoopbackServer(default=Reply("persoon die iets verklaart", completion_tokens=6)) as server:
+        client = AuditedOpenAI(db, base_url=server.base_url, api_key="test")
+        definitions = DefinitionRepository(db)
+        generator = UnifiedDefinitionGenerator(client, PromptOrchestrator(), definitions)
+        result = generator.generate_definition({"begrip": "getuige"})
+        assert server.request_count == 1
+    assert result.definitie == "persoon die iets verklaart"
+    assert result.definitie_id == 1
+    log = GenerationLogRepository(db).get_by_definitie_id(1)
+    assert log is not None
+    assert log.id == result.generation_log_id
+    assert result.tokens_used == log.response.tokens_total  # type: ignore[union-attr]
+    assert result.duration_ms == log.response.duration_ms  # type: ignore[union-attr]
+    assert log.prompt.modules_used == [
+        "base",
+        "context",
+        "related",
+        "examples",
+        "rules",
+        "validation",
+    ]
+    assert log.prompt.template_version == "2.1"
+    assert 8_000 < len(log.prompt.full_text.encode()) < 12_000
+    assert log.metadata == {"begrip": "getuige"}
+
+
+def test_the_demo_runs_offline(tmp_path: Path) -> None:
+    """The main job: six definities, one retried, one refused; views show the rows."""
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OPENAI_")}
+    result = subprocess.run(
+        [sys.executable, str(APP / "generate.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "loopback model server" in result.stdout
+    assert "1 of 6 definities failed" in result.stdout
+    assert "audited-openai --db data/definities.db show" in result.stdout
+    db = tmp_path / "data" / "definities.db"
+    found = rows(db)
+    assert [r["generation_status"] for r in found] == [
+        "success",
+        "success",
+        "failed",
+        "success",
+        "success",
+        "failed",
+        "success",
+    ]
+    assert [r["error_type"] for r in found if r["error_type"]] == [
+        "RateLimitError",
+        "BadRequestError",
+    ]
+    assert found[2]["call_id"] == found[3]["call_id"]
+    assert [r["attempt"] for r in found[2:4]] == [1, 2]
+    conn = sqlite3.connect(db)
+    generated = conn.execute(
+        "SELECT begrip, generation_log_id, generation_status FROM definities_with_generation ORDER BY id"
+    ).fetchall()
+    assert generated == [
+        ("verdachte", 1, "success"),
+        ("getuige", 2, "success"),
+        ("dagvaarding", 4, "success"),
+        ("inverzekeringstelling", 5, "success"),
+        ("hoger beroep", 7, "success"),
+    ]
+    assert conn.execute("SELECT id, error_type FROM failed_generations").fetchall() == [
+        (3, "RateLimitError"),
+        (6, "BadRequestError"),
+    ]
+
+
+def test_deleting_a_definitie_erases_its_logs(tmp_path: Path, app_modules: None) -> None:
+    """The app deletes a definitie on its own connection; its logs go too."""
+    from definities import DefinitionRepository
+    from generator import UnifiedDefinitionGenerator
+    from prompts import PromptOrchestrator
+
+    db = tmp_path / "definities.db"
+    with LoopbackServer() as server:
+        client = AuditedOpenAI(db, base_url=server.base_url, api_key="test")
+        definitions = DefinitionRepository(db)
+        generator = UnifiedDefinitionGenerator(client, PromptOrchestrator(), definitions)
+        first = generator.generate_definition({"begrip": "sepot"})
+        generator.generate_definition({"begrip": "vonnis"})
+    definitions.delete(first.definitie_id)  # type: ignore[arg-type]
+    assert [r["definitie_id"] for r in rows(db)] == [2]
+    assert [d.begrip for d in definitions.all()] == ["vonnis"]
