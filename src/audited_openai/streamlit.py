@@ -46,11 +46,15 @@ def show_generation_details(
     with st.expander("📊 Generatie Details", expanded=expanded):
         col1, col2, col3 = st.columns(3)
         col1.metric("Model", params.name)
-        col1.metric("Temperature", _value(None if params.temperature is None else float(params.temperature)))
+        col1.metric(
+            "Temperature", _value(None if params.temperature is None else float(params.temperature))
+        )
         col2.metric("Tokens Gebruikt", _value(response.tokens_total if response else None))
         col2.metric("Prompt Tokens", _value(response.tokens_prompt if response else None))
         col2.metric("Completion Tokens", _value(response.tokens_completion if response else None))
-        duration = (response.duration_ms if response else None) or (error.duration_ms if error else None)
+        duration = (response.duration_ms if response else None) or (
+            error.duration_ms if error else None
+        )
         col3.metric("Generatietijd", _value(duration, "ms"))
         col3.metric("Template Versie", _value(log.prompt.template_version))
         st.caption(
@@ -95,6 +99,8 @@ def token_dashboard(repo: GenerationLogRepository, *, days: int = 30) -> None:
         for log in query.history(repo, status=status, limit=10)
     ]
     if failures:
-        st.dataframe(sorted(failures, key=lambda r: r["id"] or 0, reverse=True)[:10], hide_index=True)
+        st.dataframe(
+            sorted(failures, key=lambda r: r["id"] or 0, reverse=True)[:10], hide_index=True
+        )
     else:
         st.success("Geen fouten.")
