@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
 __all__ = ["Drop", "Fail", "Hang", "LoopbackServer", "Outcome", "ReceivedRequest", "Reply"]
@@ -46,6 +47,7 @@ class Reply:
     completion_tokens: int | None = None
     latency: float = 0.0
     finish_reason: str = "stop"
+    chunk_delay: float = 0.0  # streams: the pause before each chunk
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,20 @@ class ReceivedRequest:
 class LoopbackServer:
     """An OpenAI-compatible server on ``127.0.0.1`` in a background thread."""
 
-    def __init__(self, *, default: Outcome | None = None, port: int = 0) -> None:
-        """Prepare the server; ``default`` answers when the script is empty."""
+    def __init__(
+        self,
+        *,
+        default: Outcome | None = None,
+        respond: Callable[[ReceivedRequest], Outcome] | None = None,
+        port: int = 0,
+    ) -> None:
+        """Prepare the server.
+
+        With the script empty, ``respond(request)`` picks the outcome when given,
+        else ``default`` answers.
+        """
         self.default: Outcome = default or Reply()
+        self.respond = respond
         self._script: deque[Outcome] = deque()
         self._lock = threading.Lock()
         self.requests: list[ReceivedRequest] = []
@@ -120,7 +133,9 @@ class LoopbackServer:
         """Record a request and pick its outcome."""
         with self._lock:
             self.requests.append(request)
-            return self._script.popleft() if self._script else self.default
+            if self._script:
+                return self._script.popleft()
+        return self.respond(request) if self.respond is not None else self.default
 
     def start(self) -> LoopbackServer:
         """Start serving in a daemon thread."""
@@ -243,6 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 self.close_connection = True
                 return  # no terminating chunk: the client sees a broken stream
+            if reply.chunk_delay:
+                self.owner.wait_stopping(reply.chunk_delay)
             line = (f"event: {event}\n" if event else "") + f"data: {data}\n\n"
             self._chunk(line.encode())
         self._chunk(b"")
