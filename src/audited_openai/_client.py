@@ -140,18 +140,10 @@ class _AuditSettings:
         return _retry.default_policy(client, options, max_retries, asynchronous=asynchronous)
 
 
-class AuditedOpenAI(openai.OpenAI):
-    """``openai.OpenAI`` that writes every chat/responses request to an audit trail.
+class _Audited:
+    """What the sync and async clients share: the audit options, the store, ``copy``."""
 
-    ``audit_db``: a path or a :class:`GenerationLogRepository` (default
-    ``$AUDITED_OPENAI_DB``, else ``generation_logs.db`` in the working directory).
-    ``durability``: ``"balanced"`` or ``"full"`` (see the README).
-    ``on_audit_failure``: ``"raise"`` (no row, no request: :class:`AuditWriteError`)
-    or ``"warn"`` (send anyway, spool the row). ``redact``: applied to every stored
-    text. ``retry``: a tenacity policy replacing the SDK-equivalent default.
-    ``include_usage``: ask streams for their usage chunk. Every other keyword goes
-    to ``openai.OpenAI`` unchanged.
-    """
+    _audit: _AuditSettings
 
     def __init__(
         self,
@@ -182,6 +174,20 @@ class AuditedOpenAI(openai.OpenAI):
             return super().copy(**kwargs, _extra_kwargs=extra)
 
         with_options = copy
+
+
+class AuditedOpenAI(_Audited, openai.OpenAI):
+    """``openai.OpenAI`` that writes every chat/responses request to an audit trail.
+
+    ``audit_db``: a path or a :class:`GenerationLogRepository` (default
+    ``$AUDITED_OPENAI_DB``, else ``generation_logs.db`` in the working directory).
+    ``durability``: ``"balanced"`` or ``"full"`` (see the README).
+    ``on_audit_failure``: ``"raise"`` (no row, no request: :class:`AuditWriteError`)
+    or ``"warn"`` (send anyway, spool the row). ``redact``: applied to every stored
+    text. ``retry``: a tenacity policy replacing the SDK-equivalent default.
+    ``include_usage``: ask streams for their usage chunk. Every other keyword goes
+    to ``openai.OpenAI`` unchanged.
+    """
 
     def request(  # type: ignore[override,unused-ignore]
         self,
@@ -273,7 +279,7 @@ def _safe_metadata(attempt: Attempt, parsed: Any) -> ResponseMetadata:
         return ResponseMetadata()
 
 
-class AsyncAuditedOpenAI(openai.AsyncOpenAI):
+class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
     """``openai.AsyncOpenAI`` that writes every chat/responses request to an audit trail.
 
     Same options as :class:`AuditedOpenAI`. Database work runs in worker threads,
@@ -281,45 +287,14 @@ class AsyncAuditedOpenAI(openai.AsyncOpenAI):
     ``error_type`` 'CancelledError', and the cancellation propagates.
     """
 
-    def __init__(
-        self,
-        audit_db: str | os.PathLike[str] | LogStore | None = None,
-        *,
-        durability: Durability = "balanced",
-        on_audit_failure: OnAuditFailure = "raise",
-        redact: Callable[[str], str] | None = None,
-        retry: tenacity.BaseRetrying | None = None,
-        include_usage: bool = False,
-        **openai_kwargs: Any,
-    ) -> None:
-        """Build the SDK client, then the audit settings."""
-        super().__init__(**openai_kwargs)
-        self._audit = _AuditSettings(
-            audit_db, durability, on_audit_failure, redact, retry, include_usage
-        )
-        self._audit_pool = _shared_pool()
-
-    @property
-    def audit_store(self) -> LogStore:
-        """The store this client writes to."""
-        return self._audit.store
-
-    if not TYPE_CHECKING:
-
-        def copy(self, **kwargs):  # noqa: ANN003, ANN202 - typed as the SDK's copy
-            extra = {**(kwargs.pop("_extra_kwargs", None) or {}), **self._audit.copy_kwargs()}
-            return super().copy(**kwargs, _extra_kwargs=extra)
-
-        with_options = copy
-
     async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run store work in a worker thread; cancelling the caller never aborts it."""
-        future = self._audit_pool.submit(fn, *args, **kwargs)
+        future = _shared_pool().submit(fn, *args, **kwargs)
         return await asyncio.shield(asyncio.wrap_future(future))
 
     def _background(self, fn: Callable[[], None]) -> None:
         try:
-            self._audit_pool.submit(fn)
+            _shared_pool().submit(fn)
         except RuntimeError:  # the pool is shut down (interpreter exit): write here
             fn()
 
@@ -402,7 +377,7 @@ class AsyncAuditedOpenAI(openai.AsyncOpenAI):
     ) -> httpx2.Response:
         attempt = _ATTEMPT.get()
         if attempt is not None and attempt.context is None and attempt.opening is None:
-            attempt.opening = self._audit_pool.submit(
+            attempt.opening = _shared_pool().submit(
                 self._audit.auditor.open, attempt, request.content
             )
             await asyncio.shield(asyncio.wrap_future(attempt.opening))

@@ -170,6 +170,8 @@ class LoopbackServer:
 class _QuietServer(ThreadingHTTPServer):
     """A client that hangs up (a timeout, a dropped stream) is normal here."""
 
+    request_queue_size = 1024  # hundreds of clients connect at once in load tests
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Ignore connections the client closed; report anything else."""
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
