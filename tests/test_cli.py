@@ -351,3 +351,12 @@ def test_tables_and_progress_on_a_terminal(
     code, _, err = run(seeded_db, "export", "--format", "jsonl", "-o", str(tmp_path / "x.jsonl"))
     assert code == 0
     assert "exporting" in err
+
+
+def test_database_from_the_environment(seeded_db: Path) -> None:
+    """Without --db, AUDITED_OPENAI_DB names the database."""
+    result = CliRunner().invoke(
+        cli.main, ["logs", "--json", "-n", "1"], env={"AUDITED_OPENAI_DB": str(seeded_db)}
+    )
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)[0]["id"] == 6

@@ -817,3 +817,70 @@ def test_in_memory_store_failure_is_logged_as_lost(
     repo.complete = broken  # type: ignore[method-assign]
     assert client.chat.completions.create(model="gpt-4o", messages=MESSAGES).id  # type: ignore[arg-type]
     assert "audit row LOST" in caplog.text
+
+
+def test_async_warn_mode_and_failed_completion(
+    db_path: Path, router: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Async: warn mode spools when the store fails; a failed completion keeps the answer."""
+    router.post("/chat/completions").respond(json=chat_body())
+
+    async def main() -> None:
+        async with AsyncAuditedOpenAI(
+            _read_only(db_path),
+            api_key=API_KEY,
+            base_url=BASE_URL,
+            http_client=httpx.AsyncClient(),
+            on_audit_failure="warn",
+        ) as client:
+            result = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            assert result.id == "chatcmpl-AbCdEf123456"
+
+    asyncio.run(main())
+    assert rows(db_path) == []
+    assert GenerationLogRepository(db_path).recover_spool() == 2
+    _assert_complete_success(rows(db_path)[0])
+
+
+def test_async_unserialisable_content_and_timeout(db_path: Path, router: respx.MockRouter) -> None:
+    """Async: arguments the SDK cannot send leave a failed row; a timeout is 'timeout'."""
+    router.post("/chat/completions").mock(side_effect=httpx.ReadTimeout("slow"))
+
+    async def main() -> None:
+        async with async_client(db_path, max_retries=0) as client:
+            with pytest.raises(TypeError):
+                await client.chat.completions.create(
+                    model="gpt-4o", messages=[{"role": "user", "content": object()}]
+                )  # type: ignore[list-item]
+            with pytest.raises(openai.APITimeoutError):
+                await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    failed, timed_out = rows(db_path)
+    assert (failed["generation_status"], failed["error_type"]) == ("failed", "TypeError")
+    assert (timed_out["generation_status"], timed_out["error_type"]) == (
+        "timeout",
+        "APITimeoutError",
+    )
+
+
+def test_async_other_endpoints_and_copies(db_path: Path, router: respx.MockRouter) -> None:
+    """Async: with_options stays audited on the same store; embeddings leave no row."""
+    router.post("/embeddings").respond(
+        json={
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
+            "model": "e",
+            "usage": {"prompt_tokens": 0, "total_tokens": 0},
+        }
+    )
+
+    async def main() -> None:
+        async with async_client(db_path) as client:
+            derived = client.with_options(timeout=3)
+            assert isinstance(derived, AsyncAuditedOpenAI)
+            assert derived.audit_store is client.audit_store
+            await client.embeddings.create(model="e", input="x")
+
+    asyncio.run(main())
+    assert rows(db_path) == []

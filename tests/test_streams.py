@@ -808,3 +808,39 @@ def test_azure_clients_are_audited(db_path: Path) -> None:
         asyncio.run(main())
         assert route.call_count == 2
     assert [r["generation_status"] for r in rows(db_path)] == ["success", "success"]
+
+
+def test_parse_and_responses_parse_async(router: respx.MockRouter, db_path: Path) -> None:
+    """chat.completions.parse and responses.parse on the async client leave complete rows."""
+    content = json.dumps({"begrip": "getuige", "definitie": "persoon"})
+    router.post("/chat/completions").mock(
+        side_effect=arrive(db_path, lambda request: httpx.Response(200, json=chat_body(content)))
+    )
+    router.post("/responses").mock(
+        side_effect=arrive(
+            db_path, lambda request: httpx.Response(200, json=response_body(content))
+        )
+    )
+
+    async def main() -> None:
+        async with async_client(db_path) as client:
+            parsed = await client.chat.completions.parse(
+                model="gpt-4o", messages=MESSAGES, response_format=Definitie
+            )  # type: ignore[arg-type]
+            assert parsed.choices[0].message.parsed == Definitie(
+                begrip="getuige", definitie="persoon"
+            )
+            answer = await client.responses.parse(
+                model="gpt-4.1",
+                instructions="Wees precies.",
+                input="Definieer 'getuige'.",
+                text_format=Definitie,
+            )
+            assert answer.output_parsed == Definitie(begrip="getuige", definitie="persoon")
+
+    asyncio.run(main())
+    chat, responses = rows(db_path)
+    assert chat["endpoint"] == "chat.completions"
+    assert "json_schema" in chat["request_json"]
+    assert chat["response_content"] == content
+    _assert_responses_row(responses, text=content)
