@@ -24,16 +24,16 @@ from audited_openai._models import (
 if TYPE_CHECKING:
     import sqlite3
 
-PROMPT_COLUMNS = (
+# Every column of generation_logs, in table order (tests/test_schema.py pins it).
+TABLE_COLUMNS: tuple[str, ...] = (
+    "id",
     "definitie_id",
     "call_id",
     "attempt",
     "endpoint",
-    "prompt_full_text",
     "prompt_template_version",
     "prompt_template_name",
     "prompt_modules_used",
-    "request_json",
     "model_name",
     "model_temperature",
     "model_max_tokens",
@@ -41,10 +41,29 @@ PROMPT_COLUMNS = (
     "model_frequency_penalty",
     "model_presence_penalty",
     "stream",
+    "tokens_prompt",
+    "tokens_completion",
+    "tokens_total",
+    "tokens_cached",
+    "tokens_reasoning",
+    "duration_ms",
+    "ttft_ms",
+    "response_finish_reason",
+    "response_id",
+    "response_created_at",
+    "response_model",
+    "system_fingerprint",
+    "http_status",
     "generation_status",
-    "additional_metadata",
+    "error_type",
     "logged_at",
     "updated_at",
+    "prompt_full_text",
+    "request_json",
+    "response_content",
+    "error_message",
+    "error_traceback",
+    "additional_metadata",
 )
 
 RESPONSE_COLUMNS = (

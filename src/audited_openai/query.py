@@ -44,46 +44,7 @@ __all__ = [
 ]
 
 # Every column of generation_logs, in table order: what export writes.
-COLUMNS: tuple[str, ...] = (
-    "id",
-    "definitie_id",
-    "call_id",
-    "attempt",
-    "endpoint",
-    "prompt_template_version",
-    "prompt_template_name",
-    "prompt_modules_used",
-    "model_name",
-    "model_temperature",
-    "model_max_tokens",
-    "model_top_p",
-    "model_frequency_penalty",
-    "model_presence_penalty",
-    "stream",
-    "tokens_prompt",
-    "tokens_completion",
-    "tokens_total",
-    "tokens_cached",
-    "tokens_reasoning",
-    "duration_ms",
-    "ttft_ms",
-    "response_finish_reason",
-    "response_id",
-    "response_created_at",
-    "response_model",
-    "system_fingerprint",
-    "http_status",
-    "generation_status",
-    "error_type",
-    "logged_at",
-    "updated_at",
-    "prompt_full_text",
-    "request_json",
-    "response_content",
-    "error_message",
-    "error_traceback",
-    "additional_metadata",
-)
+COLUMNS = _rows.TABLE_COLUMNS
 
 
 def open_repository(
