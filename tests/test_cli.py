@@ -45,6 +45,7 @@ def test_the_command_list_is_pinned() -> None:
         "path",
         "reconcile",
         "replay",
+        "scrub",
         "show",
         "stats",
     ]
@@ -360,3 +361,10 @@ def test_database_from_the_environment(seeded_db: Path) -> None:
     )
     assert result.exit_code == 0
     assert json.loads(result.stdout)[0]["id"] == 6
+
+
+def test_scrub(seeded_db: Path) -> None:
+    """scrub rewrites the file and reports it."""
+    code, out, _ = run(seeded_db, "scrub")
+    assert (code, out.strip()) == (0, f"scrubbed {seeded_db}")
+    assert len(GenerationLogRepository(seeded_db).get_prompt_history()) == 6

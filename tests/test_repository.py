@@ -534,3 +534,32 @@ def test_reconcile_times_out_only_stale_pending_rows(repo: GenerationLogReposito
     assert repo.reconcile(timedelta(minutes=15)) == 0
     with pytest.raises(InvalidLogError, match="positive timedelta"):
         repo.reconcile(timedelta(0))
+
+
+def test_scrub_after_the_host_deleted_a_definitie(
+    repo: GenerationLogRepository, db_path: Path
+) -> None:
+    """The host's own DELETE leaves bytes behind; scrub removes them from both files."""
+    host = _host_db(db_path, (1, "verdachte"))
+    repo.refresh_host_objects()
+    canary = "CANARY-" + os.urandom(8).hex()
+    ctx = make_context(definitie_id=1)
+    ctx.prompt.full_text = f"prompt met {canary} erin " * 50
+    log_id = repo.create_pending_log(ctx)
+    ctx.mark_success(ResponseMetadata(content=f"antwoord {canary}"))
+    repo.update_with_response(log_id, ctx)
+    host.execute("DELETE FROM definities WHERE id = 1")
+    host.commit()
+    assert repo.get_all_for_definitie(1) == []
+
+    def on_disk() -> bool:
+        return any(
+            canary.encode() in path.read_bytes()
+            for path in (db_path, db_path.with_name(db_path.name + "-wal"))
+            if path.exists()
+        )
+
+    assert on_disk(), "without a scrub the text is still in the files"
+    host.close()
+    repo.scrub()
+    assert not on_disk()

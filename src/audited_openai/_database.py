@@ -212,6 +212,20 @@ class Database:
             queue.hand_over()
 
     @contextlib.contextmanager
+    def alone(self) -> Iterator[sqlite3.Connection]:
+        """Give this thread's connection while no other writer of this process runs.
+
+        For statements that cannot run inside a transaction, such as ``VACUUM``.
+        """
+        queue = _queue_for(self.path)
+        queue.acquire_exclusive()
+        try:
+            with self._lock():
+                yield self.connection()
+        finally:
+            queue.hand_over()
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """Give this thread's connection for reading."""
         with self._lock():

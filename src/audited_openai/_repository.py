@@ -205,6 +205,23 @@ class GenerationLogRepository:
             )
         return cursor.rowcount
 
+    def scrub(self) -> None:
+        """Remove the bytes of rows deleted by any connection from both files.
+
+        Rows the host app deleted through its own connection (a definitie deleted, its
+        logs with it) are gone, but their text stays in free pages, in the full-text
+        index until its next merge, and in the WAL until it restarts: this merges the
+        index, rewrites the file (``VACUUM``) and truncates the WAL. It takes time in
+        proportion to the file; run it after erasures, not per call.
+        """
+        with self.database.write(sync="FULL") as conn:
+            conn.execute(
+                "INSERT INTO generation_logs_fts (generation_logs_fts) VALUES ('optimize')"
+            )
+        with self.database.alone() as conn:
+            conn.execute("VACUUM")
+        self.checkpoint()
+
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and truncate it."""
         with self.database.read() as conn:

@@ -395,6 +395,16 @@ def erase(ctx: click.Context, definitie: int) -> None:
 @main.command()
 @click.pass_context
 @_guarded
+def scrub(ctx: click.Context) -> None:
+    """Remove the leftover bytes of deleted rows from the file and its WAL (VACUUM)."""
+    repo = _repo(ctx)
+    repo.scrub()
+    click.echo(f"scrubbed {repo.path}")
+
+
+@main.command()
+@click.pass_context
+@_guarded
 def migrate(ctx: click.Context) -> None:
     """Create the database or bring its schema up to date."""
     repo = _repo(ctx, create=True)
