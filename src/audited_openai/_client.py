@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
@@ -211,7 +212,7 @@ class AuditedOpenAI(_Audited, openai.OpenAI):
             include_usage=self._audit.include_usage,
         )
         policy = self._audit.policy(self, options, max_retries, asynchronous=False)
-        numbers = iter(range(1, 1_000_000))
+        numbers = itertools.count(1)
 
         def attempt_once() -> Any:
             attempt = Attempt(call, next(numbers))
@@ -320,7 +321,7 @@ class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
             include_usage=self._audit.include_usage,
         )
         policy = self._audit.policy(self, options, max_retries, asynchronous=True)
-        numbers = iter(range(1, 1_000_000))
+        numbers = itertools.count(1)
 
         async def attempt_once() -> Any:
             attempt = Attempt(call, next(numbers))
