@@ -128,17 +128,25 @@ class _AuditSettings:
             "include_usage": self.include_usage,
         }
 
-    def policy(
+    def prepare(
         self,
         client: openai.OpenAI | openai.AsyncOpenAI,
         options: FinalRequestOptions,
-        max_retries: int,
+        endpoint: str,
         *,
-        asynchronous: bool,
-    ) -> tenacity.BaseRetrying:
+        stream: bool,
+    ) -> tuple[Call, FinalRequestOptions, tenacity.BaseRetrying]:
+        """The call, the options of each attempt, and the retry policy of one request."""
+        call = Call(endpoint, stream=bool(stream))
+        inner = inner_options(
+            client, options, endpoint=endpoint, stream=call.stream, include_usage=self.include_usage
+        )
         if self.retry is not None:
-            return _retry.with_reraise(self.retry)
-        return _retry.default_policy(client, options, max_retries, asynchronous=asynchronous)
+            return call, inner, _retry.with_reraise(self.retry)
+        max_retries = options.get_max_retries(client.max_retries)
+        asynchronous = isinstance(client, openai.AsyncOpenAI)
+        policy = _retry.default_policy(client, options, max_retries, asynchronous=asynchronous)
+        return call, inner, policy
 
 
 class _Audited:
@@ -202,16 +210,7 @@ class AuditedOpenAI(_Audited, openai.OpenAI):
         endpoint = audited_endpoint(options)
         if endpoint is None:
             return super().request(cast_to, options, stream=stream, stream_cls=stream_cls)
-        call = Call(endpoint, stream=bool(stream))
-        max_retries = options.get_max_retries(self.max_retries)
-        inner = inner_options(
-            self,
-            options,
-            endpoint=endpoint,
-            stream=call.stream,
-            include_usage=self._audit.include_usage,
-        )
-        policy = self._audit.policy(self, options, max_retries, asynchronous=False)
+        call, inner, policy = self._audit.prepare(self, options, endpoint, stream=stream)
         numbers = itertools.count(1)
 
         def attempt_once() -> Any:
@@ -311,16 +310,7 @@ class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
         endpoint = audited_endpoint(options)
         if endpoint is None:
             return await super().request(cast_to, options, stream=stream, stream_cls=stream_cls)
-        call = Call(endpoint, stream=bool(stream))
-        max_retries = options.get_max_retries(self.max_retries)
-        inner = inner_options(
-            self,
-            options,
-            endpoint=endpoint,
-            stream=call.stream,
-            include_usage=self._audit.include_usage,
-        )
-        policy = self._audit.policy(self, options, max_retries, asynchronous=True)
+        call, inner, policy = self._audit.prepare(self, options, endpoint, stream=stream)
         numbers = itertools.count(1)
 
         async def attempt_once() -> Any:
