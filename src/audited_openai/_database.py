@@ -195,21 +195,15 @@ class Database:
     @contextlib.contextmanager
     def write(self, *, sync: Sync = "FULL") -> Iterator[sqlite3.Connection]:
         """Run a block in a write transaction of its own (``BEGIN IMMEDIATE``)."""
-        queue = _queue_for(self.path)
-        queue.acquire_exclusive()
-        try:
-            with self._lock():
-                conn = self.connection()
-                self._set_sync(conn, sync)
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-        finally:
-            queue.hand_over()
+        with self.alone() as conn:
+            self._set_sync(conn, sync)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def alone(self) -> Iterator[sqlite3.Connection]:
