@@ -25,6 +25,9 @@ _COMPLETE = "UPDATE generation_logs SET {} WHERE id = ?".format(
     ", ".join(f"{column} = ?" for column in _rows.COMPLETION_COLUMNS)
 )
 
+# Merging the full-text index drops the terms of deleted rows (a deletion only marks them).
+_MERGE_FTS = "INSERT INTO generation_logs_fts (generation_logs_fts) VALUES ('optimize')"
+
 # Filters of get_prompt_history: keyword -> SQL condition (values are always bound).
 _FILTERS = {
     "template_version": "prompt_template_version = ?",
@@ -179,9 +182,7 @@ class GenerationLogRepository:
             deleted = cursor.rowcount
             if deleted:
                 # A deletion only marks the full-text index; merging drops the old terms.
-                conn.execute(
-                    "INSERT INTO generation_logs_fts (generation_logs_fts) VALUES ('optimize')"
-                )
+                conn.execute(_MERGE_FTS)
         self.checkpoint()
         return deleted
 
@@ -193,8 +194,8 @@ class GenerationLogRepository:
         """
         if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
             raise InvalidLogError(f"older_than must be a positive timedelta, not {older_than!r}")
-        cutoff = format_ts(utc_now() - older_than)
-        now = format_ts(utc_now())
+        moment = utc_now()
+        now, cutoff = format_ts(moment), format_ts(moment - older_than)
         with self.database.write(sync="FULL") as conn:
             cursor = conn.execute(
                 "UPDATE generation_logs SET generation_status = 'timeout', "
@@ -215,9 +216,7 @@ class GenerationLogRepository:
         proportion to the file; run it after erasures, not per call.
         """
         with self.database.write(sync="FULL") as conn:
-            conn.execute(
-                "INSERT INTO generation_logs_fts (generation_logs_fts) VALUES ('optimize')"
-            )
+            conn.execute(_MERGE_FTS)
         with self.database.alone() as conn:
             conn.execute("VACUUM")
         self.checkpoint()
