@@ -125,7 +125,7 @@ def client(db_path: Path, router: respx.MockRouter) -> Iterator[AuditedOpenAI]:
         yield audited
 
 
-def async_client(db_path: Path, **kwargs: object) -> AsyncAuditedOpenAI:
+def async_client(db_path: Path | object, **kwargs: object) -> AsyncAuditedOpenAI:
     """An audited async client over respx (create it inside the running loop)."""
     return AsyncAuditedOpenAI(
         db_path,
@@ -142,3 +142,34 @@ def _reset_audit_context() -> Iterator[None]:
     token = _context._SCOPE.set(_context.AuditScope())
     yield
     _context._SCOPE.reset(token)
+
+
+class ThreadedStore:
+    """A store without queued writes: async clients then write from worker threads."""
+
+    def __init__(self, path: Path) -> None:
+        """Delegate to a repository on ``path``."""
+        self.repo = GenerationLogRepository(path)
+
+    @property
+    def path(self) -> str:
+        """The file written to."""
+        return self.repo.path
+
+    def create_pending_log(self, context: GenerationContext) -> int:
+        """Delegate."""
+        return self.repo.create_pending_log(context)
+
+    def complete(
+        self, log_id: int, context: GenerationContext, *, only_pending: bool = False
+    ) -> bool:
+        """Delegate."""
+        return self.repo.complete(log_id, context, only_pending=only_pending)
+
+    def insert_log(self, context: GenerationContext) -> int:
+        """Delegate."""
+        return self.repo.insert_log(context)
+
+    def link_to_definitie(self, log_id: int, definitie_id: int) -> None:
+        """Delegate."""
+        self.repo.link_to_definitie(log_id, definitie_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -18,10 +20,11 @@ from audited_openai import (
     AuditedOpenAI,
     AuditWriteError,
     GenerationLogRepository,
+    InvalidLogError,
     _retry,
     audit_context,
 )
-from tests.conftest import API_KEY, BASE_URL, async_client, chat_body, rows
+from tests.conftest import API_KEY, BASE_URL, ThreadedStore, async_client, chat_body, rows
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -506,25 +509,43 @@ def test_cancelled_task_leaves_a_failed_row(router: respx.MockRouter, db_path: P
     assert row["error_type"] == "CancelledError"
 
 
+@pytest.mark.parametrize("queued", [True, False], ids=["queued", "threaded"])
 def test_cancelled_while_the_pending_row_is_written(
-    router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch, queued: bool
 ) -> None:
-    """A cancellation that lands during the pending write still completes that row."""
-    import threading
+    """A cancellation that lands during the pending write still completes that row.
 
+    Both ways an async client writes: queued (the repository) and from a worker
+    thread (a store that cannot queue).
+    """
     route = router.post("/chat/completions").respond(json=chat_body())
     gate = threading.Event()
 
     async def main() -> None:
-        async with async_client(db_path) as client:
-            store = client.audit_store
-            original = store.create_pending_log
+        store: Any = GenerationLogRepository(db_path) if queued else ThreadedStore(db_path)
+        async with async_client(store) as client:
+            if queued:
+                original_submit = store.submit_pending_log
 
-            def slow_create(ctx: Any) -> int:
-                gate.wait(5)
-                return original(ctx)
+                def slow_submit(ctx: Any) -> Future[int]:
+                    later: Future[int] = Future()
 
-            monkeypatch.setattr(store, "create_pending_log", slow_create)
+                    def write() -> None:
+                        gate.wait(5)
+                        later.set_result(original_submit(ctx).result())
+
+                    threading.Thread(target=write).start()
+                    return later
+
+                monkeypatch.setattr(store, "submit_pending_log", slow_submit)
+            else:
+                original = store.create_pending_log
+
+                def slow_create(ctx: Any) -> int:
+                    gate.wait(5)
+                    return original(ctx)
+
+                monkeypatch.setattr(store, "create_pending_log", slow_create)
             task = asyncio.create_task(
                 client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
             )
@@ -626,6 +647,75 @@ def test_failed_completion_write_never_costs_the_answer(
     monkeypatch.undo()
     assert GenerationLogRepository(db_path).recover_spool() == 1
     _assert_complete_success(rows(db_path)[0])
+
+
+@pytest.mark.parametrize("queued", [True, False], ids=["queued", "threaded"])
+def test_async_warn_mode_spools_and_recovers_exactly_once(
+    db_path: Path, router: respx.MockRouter, caplog: pytest.LogCaptureFixture, queued: bool
+) -> None:
+    """The async client under 'warn': the call succeeds, both writes are spooled."""
+    route = router.post("/chat/completions").respond(json=chat_body())
+    target = _read_only(db_path)
+    store: Any = GenerationLogRepository(target) if queued else ThreadedStore(target)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        async with async_client(store, on_audit_failure="warn") as client:
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    assert route.call_count == 1
+    assert "spooling" in caplog.text
+    repo = GenerationLogRepository(db_path)
+    assert repo.recover_spool() == 2
+    _assert_complete_success(rows(db_path)[0])
+
+
+@pytest.mark.parametrize("failure", ["at once", "on commit"])
+def test_async_failed_completion_write_is_spooled(
+    db_path: Path, router: respx.MockRouter, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """A queued completion that fails (refused, or its commit failing) goes to the spool."""
+    router.post("/chat/completions").respond(json=chat_body())
+    repo = GenerationLogRepository(db_path)
+
+    def broken(*args: object, **kwargs: object) -> Future[bool]:
+        if failure == "at once":
+            raise AuditWriteError("disk full")
+        later: Future[bool] = Future()
+        later.set_exception(AuditWriteError("disk full"))
+        return later
+
+    async def main() -> None:
+        async with async_client(repo) as client:
+            monkeypatch.setattr(repo, "submit_complete", broken)
+            result = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            assert result.id == "chatcmpl-AbCdEf123456"
+
+    asyncio.run(main())
+    assert rows(db_path)[0]["generation_status"] == "pending"
+    monkeypatch.undo()
+    assert repo.recover_spool() == 1
+    _assert_complete_success(rows(db_path)[0])
+
+
+def test_async_refused_pending_row_raises_and_sends_nothing(
+    db_path: Path, router: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queued pending write refused at once is an AuditWriteError under 'raise'."""
+    route = router.post("/chat/completions").respond(json=chat_body())
+    repo = GenerationLogRepository(db_path)
+
+    def refused(*args: object) -> Future[int]:
+        raise InvalidLogError("bad row")
+
+    async def main() -> None:
+        async with async_client(repo) as client:
+            monkeypatch.setattr(repo, "submit_pending_log", refused)
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+
+    with pytest.raises(AuditWriteError, match="bad row"):
+        asyncio.run(main())
+    assert route.call_count == 0
 
 
 def test_recovery_survives_an_interrupted_import(db_path: Path, router: respx.MockRouter) -> None:

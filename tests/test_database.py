@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from audited_openai._database import Database, _queue_for
+from audited_openai._database import Database, Statement, _queue_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -175,3 +175,127 @@ def test_an_interrupted_job_sends_the_others_back_to_the_queue(database: Databas
     assert isinstance(outcome["interrupted"], KeyboardInterrupt)
     assert outcome["after"] == 1
     assert _values(database) == [10, 12]
+
+
+# -- queued writes (submit) and merged statements ------------------------------------------
+
+
+def _insert(x: int) -> Statement:
+    def merge(rows: list[tuple[object, ...]]) -> tuple[str, tuple[object, ...]]:
+        values = ", ".join("(?)" for _ in rows)
+        return f"INSERT INTO t (x) VALUES {values}", tuple(v for row in rows for v in row)
+
+    return Statement("INSERT INTO t (x) VALUES (?)", (x,), merge)
+
+
+def _held(database: Database) -> tuple[threading.Event, threading.Thread]:
+    """Keep the writers of ``database`` busy until the event is set: queued jobs pile up."""
+    release, holding = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with database.alone():
+            holding.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    holding.wait(5)
+    return release, thread
+
+
+def test_submit_returns_at_once_and_resolves_after_the_commit(database: Database) -> None:
+    """A submitted job is committed by the writer thread; its future cannot be cancelled."""
+    release, holder = _held(database)
+    future = database.submit(lambda c: c.execute("INSERT INTO t VALUES (7)").rowcount)
+    assert not future.done()
+    assert future.cancel() is False  # running from the start: never dropped
+    release.set()
+    holder.join(5)
+    assert future.result(5) == 1
+    assert _values(database) == [7]
+
+
+def test_merged_inserts_give_each_job_its_own_id(database: Database) -> None:
+    """Queued inserts of one kind run as one statement; each job gets the id of its row."""
+    release, holder = _held(database)
+    futures = {x: database.submit(_insert(x)) for x in range(10, 60)}
+    release.set()
+    holder.join(5)
+    changes = {x: f.result(5) for x, f in futures.items()}
+    with database.read() as conn:
+        by_rowid = dict(conn.execute("SELECT rowid, x FROM t"))
+    assert {x: by_rowid[c.lastrowid] for x, c in changes.items()} == {x: x for x in futures}
+    assert all(c.rowcount == 1 for c in changes.values())
+
+
+def test_a_failing_row_in_a_merged_statement_fails_alone(database: Database) -> None:
+    """The batch runs again job by job: only the bad row fails, the others commit."""
+    database.run(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+    release, holder = _held(database)
+    good = [database.submit(_insert(x)) for x in (2, 3)]
+    bad = database.submit(_insert(1))  # UNIQUE
+    more = database.submit(_insert(4))
+    release.set()
+    holder.join(5)
+    assert [f.result(5).rowcount for f in [*good, more]] == [1, 1, 1]
+    with pytest.raises(sqlite3.IntegrityError):
+        bad.result(5)
+    assert _values(database) == [1, 2, 3, 4]
+
+
+def test_a_merged_statement_that_changes_fewer_rows_runs_again_job_by_job(
+    database: Database,
+) -> None:
+    """Exact results per job: a merged UPDATE that missed a row is redone one by one."""
+    database.run(lambda c: c.execute("INSERT INTO t VALUES (1), (2)"))
+
+    def update(old: int, new: int) -> Statement:
+        def merge(rows: list[tuple[object, ...]]) -> tuple[str, tuple[object, ...]]:
+            values = ", ".join("(?, ?)" for _ in rows)
+            return (
+                f"UPDATE t SET x = v.column1 FROM (VALUES {values}) AS v WHERE t.x = v.column2",
+                tuple(v for row in rows for v in row),
+            )
+
+        return Statement("UPDATE t SET x = ? WHERE x = ?", (new, old), merge)
+
+    release, holder = _held(database)
+    futures = [database.submit(update(1, 10)), database.submit(update(99, 11))]
+    futures.append(database.submit(update(2, 20)))
+    release.set()
+    holder.join(5)
+    assert [f.result(5).rowcount for f in futures] == [1, 0, 1]
+    assert _values(database) == [10, 20]
+
+
+def test_in_memory_databases_queue_apart() -> None:
+    """Two callers' in-memory connections never share a batch (each gets its own rows)."""
+    one, two = (Database(sqlite3.connect(":memory:", check_same_thread=False)) for _ in "12")
+    for db in (one, two):
+        db.run(lambda c: c.execute("CREATE TABLE t (x INTEGER UNIQUE)"))
+
+    def write(db: Database, start: int) -> None:
+        for x in range(start, start + 20):
+            db.run(_insert(x))
+
+    threads = [
+        threading.Thread(target=write, args=(db, start))
+        for start in (0, 100, 200)
+        for db in (one, two)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    expected = [x for start in (0, 100, 200) for x in range(start, start + 20)]
+    assert _values(one) == _values(two) == expected
+
+
+def test_submit_on_a_callers_in_memory_connection_runs_at_once() -> None:
+    """Such a connection may only work in its own thread: the job runs in the caller's."""
+    db = Database(sqlite3.connect(":memory:"))
+    db.run(lambda c: c.execute("CREATE TABLE t (x INTEGER UNIQUE)"))
+    assert db.submit(_insert(1)).result(0).rowcount == 1
+    with pytest.raises(sqlite3.IntegrityError):
+        db.submit(_insert(1)).result(0)
+    assert _values(db) == [1]

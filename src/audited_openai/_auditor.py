@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,10 +24,10 @@ from audited_openai._models import (
     ResponseMetadata,
     new_call_id,
 )
+from audited_openai._store import QueueingLogStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from concurrent.futures import Future
 
     from audited_openai._store import LogStore
 
@@ -93,6 +94,7 @@ class Auditor:
         if redact is not None and not callable(redact):
             raise TypeError("redact must be a callable taking and returning text")
         self.store = store
+        self._queueing_store = store if isinstance(store, QueueingLogStore) else None
         self.on_audit_failure: OnAuditFailure = on_audit_failure
         self.redact = redact
 
@@ -102,19 +104,71 @@ class Auditor:
         """Commit the pending row of an attempt whose request is about to leave."""
         attempt.context = self._context(attempt, _capture.parse_body(body), body)
         try:
-            attempt.log_id = self.store.create_pending_log(attempt.context)
+            log_id = self.store.create_pending_log(attempt.context)
         except Exception as exc:
+            self._opened(attempt, None, exc)
+        else:
+            self._opened(attempt, log_id, None)
+
+    def open_soon(self, attempt: Attempt, body: bytes | None) -> Future[None]:
+        """:meth:`open` with the write queued: the future is done once the row is committed.
+
+        For a store that queues writes (:class:`QueueingLogStore`): no thread waits for
+        the commit. The future fails only with :class:`AuditWriteError` under "raise".
+        """
+        store = self._queueing()
+        attempt.context = self._context(attempt, _capture.parse_body(body), body)
+        opened: Future[None] = Future()
+        opened.set_running_or_notify_cancel()
+
+        def finish(log_id: int | None, error: BaseException | None) -> None:
+            try:
+                self._opened(attempt, log_id, error)
+            except BaseException as exc:
+                opened.set_exception(exc)
+            else:
+                opened.set_result(None)
+
+        def landed(write: Future[int]) -> None:
+            error = write.exception()
+            finish(None if error else write.result(), error)
+
+        try:
+            write = store.submit_pending_log(attempt.context)
+        except Exception as exc:
+            finish(None, exc)
+        else:
+            write.add_done_callback(landed)
+        return opened
+
+    @property
+    def queues_writes(self) -> bool:
+        """Whether the store can queue writes (``open_soon``/``succeed_soon`` work)."""
+        return self._queueing_store is not None
+
+    def _queueing(self) -> QueueingLogStore:
+        if self._queueing_store is None:
+            raise TypeError(f"{type(self.store).__name__} cannot queue writes")
+        return self._queueing_store
+
+    def _opened(self, attempt: Attempt, log_id: int | None, error: BaseException | None) -> None:
+        """Record where the pending row went; under "raise" a failed write raises."""
+        assert attempt.context is not None  # noqa: S101 - set by open()
+        if error is not None:
+            if not isinstance(error, Exception):
+                raise error
             if self.on_audit_failure == "raise":
-                if isinstance(exc, AuditWriteError):
-                    raise
+                if isinstance(error, AuditWriteError):
+                    raise error
                 raise AuditWriteError(
-                    f"could not write the pending log: {exc}", path=self.store.path
-                ) from exc
-            log.warning("audit store failed (%s); spooling the row and sending anyway", exc)
+                    f"could not write the pending log: {error}", path=self.store.path
+                ) from error
+            log.warning("audit store failed (%s); spooling the row and sending anyway", error)
             self._spool(attempt.context)
         else:
+            attempt.log_id = log_id
             for handle in attempt.call.scope.handles:
-                handle.record(self.store, attempt.log_id)
+                handle.record(self.store, log_id)  # type: ignore[arg-type]
         attempt.started_ms = monotonic_ms()
 
     def _context(self, attempt: Attempt, body: Any, raw: bytes | str | None) -> GenerationContext:
@@ -143,13 +197,48 @@ class Auditor:
 
     def succeed(self, attempt: Attempt, response: ResponseMetadata) -> None:
         """Complete the row with a response (status 'success')."""
+        if self._mark_success(attempt, response):
+            self._complete(attempt)
+
+    def succeed_soon(self, attempt: Attempt, response: ResponseMetadata) -> Future[None]:
+        """:meth:`succeed` with the write queued; the future is done once it is handled."""
+        store = self._queueing()
+        handled: Future[None] = Future()
+        handled.set_running_or_notify_cancel()
+        if not self._mark_success(attempt, response) or attempt.log_id is None:
+            if attempt.context is not None and attempt.log_id is None:
+                self._complete(attempt)  # the pending row went to the spool: so does this
+            handled.set_result(None)
+            return handled
+        ctx = attempt.context
+        assert ctx is not None  # noqa: S101 - checked by _mark_success
+        ctx.updated_at = utc_now()
+
+        def landed(write: Future[bool]) -> None:
+            if write.exception() is not None:
+                log.warning("audit store failed (%s); spooling the completion", write.exception())
+                self._spool(ctx)
+            handled.set_result(None)
+
+        try:
+            write = store.submit_complete(attempt.log_id, ctx, only_pending=True)
+        except Exception as exc:
+            log.warning("audit store failed (%s); spooling the completion", exc)
+            self._spool(ctx)
+            handled.set_result(None)
+        else:
+            write.add_done_callback(landed)
+        return handled
+
+    def _mark_success(self, attempt: Attempt, response: ResponseMetadata) -> bool:
+        """Claim the completion and set the response; False if someone else completes."""
         if not attempt.claim_completion() or attempt.context is None:
-            return
+            return False
         response.duration_ms = attempt.elapsed_ms()
         response.http_status = response.http_status or attempt.http_status
         response.content = self._redact(response.content)
         attempt.context.mark_success(response)
-        self._complete(attempt)
+        return True
 
     def fail(
         self,

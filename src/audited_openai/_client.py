@@ -13,7 +13,6 @@ Every other endpoint goes to the SDK untouched and unrecorded.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 import os
@@ -26,7 +25,7 @@ from openai._legacy_response import LegacyAPIResponse
 from openai._response import AsyncAPIResponse, BaseAPIResponse
 from pydantic import BaseModel
 
-from audited_openai import _capture, _retry, _streams
+from audited_openai import _capture, _retry, _streams, _waiting
 from audited_openai._auditor import Attempt, Auditor, Call, OnAuditFailure
 from audited_openai._models import ResponseMetadata
 from audited_openai._repository import GenerationLogRepository
@@ -290,7 +289,7 @@ class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
     async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run store work in a worker thread; cancelling the caller never aborts it."""
         future = _shared_pool().submit(fn, *args, **kwargs)
-        return await asyncio.shield(asyncio.wrap_future(future))
+        return await _waiting.wait(future)
 
     def _background(self, fn: Callable[[], None]) -> None:
         try:
@@ -354,24 +353,33 @@ class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
             if isinstance(parsed, openai.AsyncStream):
                 _streams.observe_async(auditor, attempt, parsed, self._db, self._background)
                 return result
-            await self._db(auditor.succeed, attempt, _safe_metadata(attempt, parsed))
+            await self._succeed(attempt, _safe_metadata(attempt, parsed))
             return result
         if isinstance(result, AsyncAPIResponse):
             return _streams.observe_async_response(
                 auditor, attempt, result, self._db, self._background
             )
-        await self._db(auditor.succeed, attempt, _safe_metadata(attempt, result))
+        await self._succeed(attempt, _safe_metadata(attempt, result))
         return result
+
+    async def _succeed(self, attempt: Attempt, metadata: ResponseMetadata) -> None:
+        auditor = self._audit.auditor
+        if auditor.queues_writes:  # the store queues the write: no worker thread waits
+            await _waiting.wait(auditor.succeed_soon(attempt, metadata))
+        else:
+            await self._db(auditor.succeed, attempt, metadata)
 
     async def _send_request(
         self, request: httpx2.Request, *, stream: bool, **kwargs: Any
     ) -> httpx2.Response:
         attempt = _ATTEMPT.get()
         if attempt is not None and attempt.context is None and attempt.opening is None:
-            attempt.opening = _shared_pool().submit(
-                self._audit.auditor.open, attempt, request.content
-            )
-            await asyncio.shield(asyncio.wrap_future(attempt.opening))
+            auditor = self._audit.auditor
+            if auditor.queues_writes:  # the store queues the write: no worker thread waits
+                attempt.opening = auditor.open_soon(attempt, request.content)
+            else:
+                attempt.opening = _shared_pool().submit(auditor.open, attempt, request.content)
+            await _waiting.wait(attempt.opening)
         response = await super()._send_request(request, stream=stream, **kwargs)
         if attempt is not None:
             attempt.http_status = response.status_code

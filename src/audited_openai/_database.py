@@ -7,24 +7,59 @@ with "database is locked" when a deferred transaction tries to upgrade.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import dataclasses
+import logging
 import os
 import sqlite3
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 from audited_openai import _schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+log = logging.getLogger("audited_openai")
 T = TypeVar("T")
 Durability = Literal["full", "balanced"]
 Sync = Literal["FULL", "NORMAL"]
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
 FILE_MODE = 0o600
+MERGE_ROWS = 200  # statements merged into one carry at most this many rows
+
+
+class Changes(NamedTuple):
+    """What a :class:`Statement` did: the new row's id (an INSERT) and rows changed."""
+
+    lastrowid: int | None
+    rowcount: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Statement:
+    """One SQL statement and its values: a write a group commit may merge with others.
+
+    ``merge`` turns the values of several statements with this same ``sql`` into one
+    statement doing all of them (a multi-row INSERT, an UPDATE ... FROM VALUES). The
+    leader runs each kind of statement of a batch at once: one statement (and one
+    wait for the GIL) instead of one per row. When the merged statement fails, or
+    changes fewer rows than it had, the batch runs again statement by statement, so
+    results and errors are exactly those of running each alone.
+    """
+
+    sql: str
+    values: tuple[Any, ...]
+    merge: Callable[[list[tuple[Any, ...]]], tuple[str, tuple[Any, ...]]] | None = None
+
+    def __call__(self, conn: sqlite3.Connection) -> Changes:
+        """Run alone."""
+        cursor = conn.execute(self.sql, self.values)
+        return Changes(cursor.lastrowid, cursor.rowcount)
 
 
 class Database:
@@ -64,6 +99,7 @@ class Database:
         self._ready = False
         self._ready_lock = threading.Lock()
         self._all: list[sqlite3.Connection] = []
+        self._own_queue: tuple[int, _WriteQueue] | None = None
 
     # -- connections ----------------------------------------------------------
 
@@ -140,8 +176,8 @@ class Database:
         run again in the next batch.
         Threads never wait in SQLite's sleeping busy handler for each other.
         """
-        queue = _queue_for(self.path)
-        job = _Job(work, sync)
+        queue = self._queue()
+        job = _Job(self, work, sync)
         with queue.lock:
             queue.jobs.append(job)
             lead = not queue.busy
@@ -160,26 +196,61 @@ class Database:
             raise job.error
         return job.result  # type: ignore[no-any-return]
 
+    def submit(self, work: Callable[[sqlite3.Connection], T], *, sync: Sync = "FULL") -> Future[T]:
+        """Queue ``work`` for the next group commit and return at once.
+
+        The future resolves with the result once the transaction is committed (or
+        with the error). A background writer thread commits when no caller of
+        :meth:`run` is leading, so an event loop can wait for many writes while no
+        thread waits for each. The future is running from the start: cancelling it
+        does nothing, and the write is never dropped.
+        """
+        if self._shared is not None:
+            # A caller's in-memory connection: no disk to wait for, and it may only be
+            # usable from this thread. Run it here and now.
+            done: Future[T] = Future()
+            try:
+                done.set_result(self.run(work, sync=sync))
+            except Exception as exc:
+                done.set_exception(exc)
+            return done
+        queue = self._queue()
+        job = _Job(self, work, sync, Future())
+        with queue.lock:
+            queue.jobs.append(job)
+            if not queue.busy:
+                queue.busy = True
+                queue.lead_in_background()
+        assert job.future is not None  # noqa: S101 - made just above
+        return job.future
+
+    def _queue(self) -> _WriteQueue:
+        if self._shared is None:
+            return _queue_for(self.path)
+        # A caller's in-memory connection: its writers queue apart from any other's.
+        if self._own_queue is None or self._own_queue[0] != os.getpid():
+            self._own_queue = (os.getpid(), _WriteQueue())
+        return self._own_queue[1]
+
     def _commit(self, batch: list[_Job], queue: _WriteQueue) -> None:
         """Commit a batch; every job ends finished, or back in the queue if not its fault."""
+        merged = _mergeable(batch)
         try:
             with self._lock():
                 conn = self.connection()
-                self._set_sync(conn, "FULL" if any(j.sync == "FULL" for j in batch) else "NORMAL")
+                full = any(j.sync == "FULL" for j in batch)
+                if full or self._last_sync() is None:
+                    # A batch needing only NORMAL keeps a connection's FULL: as durable or
+                    # more, and switching back and forth costs the leader a statement.
+                    self._set_sync(conn, "FULL" if full else "NORMAL")
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for job in batch:
-                        try:
-                            job.result = job.work(conn)
-                        except BaseException as exc:  # noqa: PERF203 - per job, on purpose
-                            # A job's own failure (or interrupt) undoes the transaction: it
-                            # fails alone, the others go back to the queue and run again.
-                            # (No savepoint per job: each one costs the leader a statement,
-                            # and every statement a wait for the GIL under load.)
-                            _rollback(conn)
-                            job.finish(error=exc)
-                            queue.requeue([j for j in batch if j is not job])
-                            return
+                    if merged and not _run_merged(conn, batch):
+                        _rollback(conn)  # then once more below, each job alone
+                        merged = False
+                        conn.execute("BEGIN IMMEDIATE")
+                    if not merged and not _run_each(conn, batch, queue):
+                        return
                     conn.execute("COMMIT")
                 except BaseException:
                     _rollback(conn)
@@ -211,7 +282,7 @@ class Database:
 
         For statements that cannot run inside a transaction, such as ``VACUUM``.
         """
-        queue = _queue_for(self.path)
+        queue = self._queue()
         queue.acquire_exclusive()
         try:
             with self._lock():
@@ -228,6 +299,12 @@ class Database:
     def completion_sync(self) -> Sync:
         """Return the ``synchronous`` level for completion writes."""
         return "FULL" if self.durability == "full" else "NORMAL"
+
+    def _last_sync(self) -> Sync | None:
+        """The ``synchronous`` level last set on this thread's connection (None: unknown)."""
+        if self._shared is not None:
+            return None
+        return self._local.sync  # type: ignore[no-any-return]
 
     def _set_sync(self, conn: sqlite3.Connection, sync: Sync) -> None:
         if self._shared is not None:
@@ -252,14 +329,28 @@ class Database:
 
 
 class _Job:
-    """One piece of write work waiting for, or in, a group commit."""
+    """One piece of write work waiting for, or in, a group commit.
 
-    __slots__ = ("error", "event", "finished", "result", "sync", "work")
+    A job of :meth:`Database.run` has a thread waiting on its event (and may be
+    asked to lead); a job of :meth:`Database.submit` has a future instead.
+    """
 
-    def __init__(self, work: Callable[[sqlite3.Connection], Any], sync: Sync) -> None:
+    __slots__ = ("database", "error", "event", "finished", "future", "result", "sync", "work")
+
+    def __init__(
+        self,
+        database: Database,
+        work: Callable[[sqlite3.Connection], Any],
+        sync: Sync,
+        future: Future[Any] | None = None,
+    ) -> None:
+        self.database = database
         self.work = work
         self.sync = sync
         self.event = threading.Event()
+        self.future = future
+        if future is not None:
+            future.set_running_or_notify_cancel()
         self.finished = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -270,6 +361,11 @@ class _Job:
             self.result, self.error = None, error
         self.finished = True
         self.event.set()
+        if self.future is not None:
+            if self.error is not None:
+                self.future.set_exception(self.error)
+            else:
+                self.future.set_result(self.result)
 
 
 class _WriteQueue:
@@ -278,8 +374,11 @@ class _WriteQueue:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.idle = threading.Condition(self.lock)
+        self.wake = threading.Condition(self.lock)
         self.jobs: list[_Job] = []
         self.busy = False
+        self.writer: threading.Thread | None = None
+        self.writer_leads = False
 
     def requeue(self, jobs: list[_Job]) -> None:
         """Put jobs back at the head of the queue, as they were."""
@@ -289,13 +388,49 @@ class _WriteQueue:
             self.jobs[:0] = jobs
 
     def hand_over(self) -> None:
-        """Pass the lead to the first waiting job, or mark the queue idle."""
+        """Pass the lead to the first waiting job (or the writer), or mark the queue idle."""
         with self.lock:
-            if self.jobs:
-                self.jobs[0].event.set()  # it wakes unfinished: it leads now
-            else:
+            if not self.jobs:
                 self.busy = False
                 self.idle.notify_all()
+            elif self.jobs[0].future is None:
+                self.jobs[0].event.set()  # its thread wakes unfinished: it leads now
+            else:
+                self.lead_in_background()
+
+    def lead_in_background(self) -> None:
+        """Have the writer thread lead (called holding the lock, with ``busy`` set)."""
+        self.writer_leads = True
+        if self.writer is None:
+            self.writer = threading.Thread(
+                target=self._write, name="audited_openai-writer", daemon=True
+            )
+            self.writer.start()
+        self.wake.notify()
+
+    def _write(self) -> None:
+        """The writer thread: commit batches whenever asked to lead, until idle."""
+        while True:
+            with self.lock:
+                while not self.writer_leads:
+                    self.wake.wait()
+                self.writer_leads = False
+            try:
+                while True:
+                    with self.lock:
+                        batch, self.jobs = self.jobs, []
+                    if not batch:
+                        break
+                    batch[0].database._commit(batch, self)
+            except BaseException:  # pragma: no cover - _commit finishes every job itself
+                log.exception("audit writer failed")
+            finally:
+                self.hand_over()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job is queued or being committed; False on timeout."""
+        with self.lock:
+            return self.idle.wait_for(lambda: not self.busy, timeout)
 
     def acquire_exclusive(self) -> None:
         """Wait until no one writes, then hold the lead for a block of one's own."""
@@ -317,6 +452,14 @@ def _queue_for(path: str) -> _WriteQueue:
         return queue
 
 
+@atexit.register
+def _drain() -> None:
+    """At exit, let the writer threads commit what is queued (rows must not stay pending)."""
+    for queue in list(_QUEUES.values()):
+        if not queue.wait_idle(timeout=30):  # pragma: no cover - a stuck disk at exit
+            log.error("audit writes still queued at exit for 30 s: their rows stay pending")
+
+
 def _reset_after_fork() -> None:
     # Locks held by threads of the parent would never be released in the child.
     global _QUEUES_LOCK  # noqa: PLW0603 - process-wide state, reset in the child
@@ -325,6 +468,68 @@ def _reset_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _run_each(conn: sqlite3.Connection, batch: list[_Job], queue: _WriteQueue) -> bool:
+    """Run the jobs one by one; False if one failed (it fails alone, the rest requeued)."""
+    for job in batch:
+        try:
+            job.result = job.work(conn)
+        except BaseException as exc:  # noqa: PERF203 - per job, on purpose
+            # A job's own failure (or interrupt) undoes the transaction: it fails
+            # alone, the others go back to the queue and run again. (No savepoint per
+            # job: each one costs the leader a statement, and a wait for the GIL.)
+            _rollback(conn)
+            job.finish(error=exc)
+            queue.requeue([j for j in batch if j is not job])
+            return False
+    return True
+
+
+def _mergeable(batch: list[_Job]) -> bool:
+    kinds = [job.work.sql for job in batch if isinstance(job.work, Statement) and job.work.merge]
+    return len(kinds) > len(set(kinds))
+
+
+def _run_merged(conn: sqlite3.Connection, batch: list[_Job]) -> bool:
+    """Run the batch with statements of one kind merged; False if that did not work.
+
+    Jobs of one batch never depend on each other (each caller waits for its own
+    before writing again), so any order is theirs: each kind runs where it first
+    appears.
+    """
+    groups: dict[object, list[_Job]] = {}
+    for job in batch:
+        work = job.work
+        key = work.sql if isinstance(work, Statement) and work.merge else id(job)
+        groups.setdefault(key, []).append(job)
+    try:
+        for group in groups.values():
+            if len(group) == 1:
+                group[0].result = group[0].work(conn)
+                continue
+            for start in range(0, len(group), MERGE_ROWS):
+                if not _run_chunk(conn, group[start : start + MERGE_ROWS]):
+                    return False
+    except Exception:
+        return False
+    return True
+
+
+def _run_chunk(conn: sqlite3.Connection, jobs: list[_Job]) -> bool:
+    statements: list[Statement] = [job.work for job in jobs]  # type: ignore[misc]
+    first = statements[0]
+    assert first.merge is not None  # noqa: S101 - grouped by _run_merged
+    sql, values = first.merge([statement.values for statement in statements])
+    cursor = conn.execute(sql, values)
+    if cursor.rowcount != len(jobs):
+        return False
+    inserted = first.sql.lstrip().upper().startswith("INSERT") and cursor.lastrowid
+    for index, job in enumerate(jobs):
+        # One statement inserts its rows in order, with consecutive ids.
+        row_id = cursor.lastrowid - len(jobs) + 1 + index if inserted else None  # type: ignore[operator]
+        job.result = Changes(row_id, 1)
+    return True
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -7,22 +7,36 @@ methods (see :class:`audited_openai.LogStore`).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import sqlite3
+from concurrent.futures import Future
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from audited_openai import _rows, _spool
 from audited_openai._clock import format_ts, utc_now
-from audited_openai._database import Database, Durability
+from audited_openai._database import Changes, Database, Durability, Statement
 from audited_openai._errors import AuditWriteError, InvalidLogError, LogNotFoundError
 from audited_openai._models import STATUSES, GenerationContext, Status
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+
+T = TypeVar("T")
 
 _COMPLETE = "UPDATE generation_logs SET {} WHERE id = ?".format(
     ", ".join(f"{column} = ?" for column in _rows.COMPLETION_COLUMNS)
+)
+_COMPLETE_PENDING = _COMPLETE + " AND generation_status = 'pending'"
+# The same for many rows at once: the values of each row, then its id, in a VALUES list.
+_COMPLETE_PENDING_MANY = (
+    "UPDATE generation_logs SET {} FROM (VALUES {{}}) AS v "
+    "WHERE generation_logs.id = v.column{} AND generation_logs.generation_status = 'pending'"
+).format(
+    ", ".join(f"{c} = v.column{i}" for i, c in enumerate(_rows.COMPLETION_COLUMNS, 1)),
+    len(_rows.COMPLETION_COLUMNS) + 1,
 )
 
 # Merging the full-text index drops the terms of deleted rows (a deletion only marks them).
@@ -69,30 +83,35 @@ class GenerationLogRepository:
 
     def create_pending_log(self, context: GenerationContext) -> int:
         """Commit a pending row durably (``synchronous=FULL``) and return its id."""
-        row = _rows.prompt_row(context)
-        if context.status != "pending":
-            raise InvalidLogError(
-                f"a new log must be 'pending', not {context.status!r}", field="generation_status"
-            )
-        log_id = self._insert(row)
-        context.id = log_id
-        return log_id
+        work = self._insert_work(_pending_row(context))
+        return self._inserted(context, lambda: self.database.run(work))
+
+    def submit_pending_log(self, context: GenerationContext) -> Future[int]:
+        """Queue :meth:`create_pending_log` without blocking: a future of the row id.
+
+        Bad input raises here, at once; the future resolves after the commit.
+        """
+        write = self.database.submit(self._insert_work(_pending_row(context)))
+        return _then(write, lambda: self._inserted(context, write.result))
 
     def insert_log(self, context: GenerationContext) -> int:
         """Insert a row in whatever state the context is, in one statement."""
         row = _rows.prompt_row(context)
         if context.status != "pending":
             row.update(_rows.completion_row(context))
-        log_id = self._insert(row)
-        context.id = log_id
-        return log_id
+        work = self._insert_work(row)
+        return self._inserted(context, lambda: self.database.run(work))
 
-    def _insert(self, row: dict[str, Any]) -> int:
-        sql = "INSERT INTO generation_logs ({}) VALUES ({})".format(
-            ", ".join(row), ", ".join("?" for _ in row)
-        )
+    @staticmethod
+    def _insert_work(row: dict[str, Any]) -> Statement:
+        columns = tuple(row)
+        merge = functools.partial(_merge_inserts, columns)
+        return Statement(_insert_sql(columns), tuple(row.values()), merge)
+
+    def _inserted(self, context: GenerationContext, write: Callable[[], Changes]) -> int:
+        """Run (or collect) an insert; map its errors; set and return the new id."""
         try:
-            cursor = self.database.run(lambda conn: conn.execute(sql, tuple(row.values())))
+            cursor = write()
         except sqlite3.IntegrityError as exc:
             raise InvalidLogError(f"row refused by the database: {exc}") from exc
         except sqlite3.Error as exc:
@@ -100,6 +119,7 @@ class GenerationLogRepository:
                 f"could not write the pending log to {self.path}: {exc}", path=self.path
             ) from exc
         assert cursor.lastrowid is not None  # noqa: S101 - an INSERT always sets it
+        context.id = cursor.lastrowid
         return cursor.lastrowid
 
     def update_with_response(self, log_id: int, context: GenerationContext) -> None:
@@ -125,16 +145,39 @@ class GenerationLogRepository:
         With ``only_pending`` a row that is already complete is left alone and False
         is returned; otherwise an unknown id raises :class:`LogNotFoundError`.
         """
+        work = self._complete_work(log_id, context, only_pending=only_pending)
+        sync = self.database.completion_sync()
+        return self._completed(
+            log_id, context, only_pending, lambda: self.database.run(work, sync=sync)
+        )
+
+    def submit_complete(
+        self, log_id: int, context: GenerationContext, *, only_pending: bool = False
+    ) -> Future[bool]:
+        """Queue :meth:`complete` without blocking: a future of its result."""
+        work = self._complete_work(log_id, context, only_pending=only_pending)
+        write = self.database.submit(work, sync=self.database.completion_sync())
+        return _then(write, lambda: self._completed(log_id, context, only_pending, write.result))
+
+    @staticmethod
+    def _complete_work(log_id: int, context: GenerationContext, *, only_pending: bool) -> Statement:
         log_id = _rows.validate_log_id(log_id)
         if context.status == "pending":
             raise InvalidLogError("a completed log cannot be 'pending'", "generation_status")
-        row = _rows.completion_row(context)
-        sql = _COMPLETE + (" AND generation_status = 'pending'" if only_pending else "")
+        values = (*_rows.completion_row(context).values(), log_id)
+        if only_pending:
+            return Statement(_COMPLETE_PENDING, values, _merge_pending_completions)
+        return Statement(_COMPLETE, values)
+
+    def _completed(
+        self,
+        log_id: int,
+        context: GenerationContext,
+        only_pending: bool,
+        write: Callable[[], Changes],
+    ) -> bool:
         try:
-            cursor = self.database.run(
-                lambda conn: conn.execute(sql, (*row.values(), log_id)),
-                sync=self.database.completion_sync(),
-            )
+            cursor = write()
         except sqlite3.Error as exc:
             raise AuditWriteError(
                 f"could not complete log {log_id} in {self.path}: {exc}", path=self.path
@@ -336,3 +379,51 @@ def _date_bound(name: str, value: datetime | None) -> str | None:
     if value.tzinfo is None:
         raise InvalidLogError(f"{name} must be timezone-aware (UTC)", field=name)
     return format_ts(value)
+
+
+def _pending_row(context: GenerationContext) -> dict[str, Any]:
+    row = _rows.prompt_row(context)
+    if context.status != "pending":
+        raise InvalidLogError(
+            f"a new log must be 'pending', not {context.status!r}", field="generation_status"
+        )
+    return row
+
+
+def _then(source: Future[Any], result: Callable[[], T]) -> Future[T]:
+    """A future of ``result()``, called once ``source`` is done (in the thread that ends it)."""
+    target: Future[T] = Future()
+    target.set_running_or_notify_cancel()
+
+    def done(_: Future[Any]) -> None:
+        try:
+            value = result()
+        except BaseException as exc:
+            target.set_exception(exc)
+        else:
+            target.set_result(value)
+
+    source.add_done_callback(done)
+    return target
+
+
+@functools.cache
+def _insert_sql(columns: tuple[str, ...], rows: int = 1) -> str:
+    one = "({})".format(", ".join("?" for _ in columns))
+    return "INSERT INTO generation_logs ({}) VALUES {}".format(
+        ", ".join(columns), ", ".join([one] * rows)
+    )
+
+
+def _merge_inserts(
+    columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> tuple[str, tuple[Any, ...]]:
+    """One INSERT of many rows (a group commit's pending rows, with the same columns)."""
+    return _insert_sql(columns, len(rows)), tuple(itertools.chain.from_iterable(rows))
+
+
+def _merge_pending_completions(rows: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
+    """One UPDATE ... FROM VALUES completing many pending rows."""
+    one = "({})".format(", ".join("?" for _ in rows[0]))
+    sql = _COMPLETE_PENDING_MANY.format(", ".join([one] * len(rows)))
+    return sql, tuple(itertools.chain.from_iterable(rows))
