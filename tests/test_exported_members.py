@@ -24,6 +24,7 @@ def test_all_is_pinned_and_sorted() -> None:
         "LogStore",
         "ModelParameters",
         "PromptContext",
+        "QueueingLogStore",
         "ResponseMetadata",
         "SchemaVersionError",
         "audit_context",

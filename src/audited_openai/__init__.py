@@ -29,7 +29,7 @@ from audited_openai._models import (
     ResponseMetadata,
 )
 from audited_openai._repository import GenerationLogRepository
-from audited_openai._store import LogStore
+from audited_openai._store import LogStore, QueueingLogStore
 
 __all__ = [
     "AsyncAuditedAzureOpenAI",
@@ -47,6 +47,7 @@ __all__ = [
     "LogStore",
     "ModelParameters",
     "PromptContext",
+    "QueueingLogStore",
     "ResponseMetadata",
     "SchemaVersionError",
     "audit_context",

@@ -281,9 +281,12 @@ def _safe_metadata(attempt: Attempt, parsed: Any) -> ResponseMetadata:
 class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
     """``openai.AsyncOpenAI`` that writes every chat/responses request to an audit trail.
 
-    Same options as :class:`AuditedOpenAI`. Database work runs in worker threads,
-    never on the event loop; a cancelled task leaves its row failed with
-    ``error_type`` 'CancelledError', and the cancellation propagates.
+    Same options as :class:`AuditedOpenAI`. Database work never runs on the event
+    loop: with a :class:`~audited_openai.GenerationLogRepository` the two writes of a
+    call are queued for the store's writer thread (the row itself is built on the
+    loop, ``redact`` included); other stores are called from worker threads. A
+    cancelled task leaves its row failed with ``error_type`` 'CancelledError', and
+    the cancellation propagates.
     """
 
     async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
