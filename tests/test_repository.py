@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -536,30 +538,99 @@ def test_reconcile_times_out_only_stale_pending_rows(repo: GenerationLogReposito
         repo.reconcile(timedelta(0))
 
 
-def test_scrub_after_the_host_deleted_a_definitie(
-    repo: GenerationLogRepository, db_path: Path
-) -> None:
-    """The host's own DELETE leaves bytes behind; scrub removes them from both files."""
-    host = _host_db(db_path, (1, "verdachte"))
-    repo.refresh_host_objects()
-    canary = "CANARY-" + os.urandom(8).hex()
-    ctx = make_context(definitie_id=1)
+def _canary_log(repo: GenerationLogRepository, definitie_id: int) -> str:
+    """A completed log (so also in the search index) whose texts hold a canary."""
+    canary = "kanarie" + os.urandom(8).hex()  # lower case: verbatim in the index too
+    ctx = make_context(definitie_id=definitie_id)
     ctx.prompt.full_text = f"prompt met {canary} erin " * 50
+    ctx.request_json = json.dumps({"messages": [{"content": canary}]})
     log_id = repo.create_pending_log(ctx)
     ctx.mark_success(ResponseMetadata(content=f"antwoord {canary}"))
     repo.update_with_response(log_id, ctx)
+    return canary
+
+
+def _on_disk(db_path: Path, canary: str) -> bool:
+    return any(
+        canary.encode() in path.read_bytes()
+        for path in (db_path, db_path.with_name(db_path.name + "-wal"))
+        if path.exists()
+    )
+
+
+@pytest.mark.parametrize("checkpointed", [False, True], ids=["in the WAL", "in the file"])
+def test_host_delete_leaves_no_text_once_its_erasure_is_finished(
+    repo: GenerationLogRepository, db_path: Path, checkpointed: bool
+) -> None:
+    """The host's own DELETE blanks and deletes at once; finishing removes every trace."""
+    host = _host_db(db_path, (1, "verdachte"), (2, "getuige"))
+    repo.refresh_host_objects()
+    canary = _canary_log(repo, 1)
+    other = _canary_log(repo, 2)
+    if checkpointed:
+        repo.checkpoint()
     host.execute("DELETE FROM definities WHERE id = 1")
     host.commit()
     assert repo.get_all_for_definitie(1) == []
-
-    def on_disk() -> bool:
-        return any(
-            canary.encode() in path.read_bytes()
-            for path in (db_path, db_path.with_name(db_path.name + "-wal"))
-            if path.exists()
+    assert repo.finish_erasures() == [1]
+    assert repo.finish_erasures() == []
+    assert not _on_disk(db_path, canary)
+    assert _on_disk(db_path, other), "the other definitie's logs are untouched"
+    with repo.database.read() as conn:
+        hits = conn.execute(
+            "SELECT rowid FROM generation_logs_fts WHERE generation_logs_fts MATCH ?", (other,)
+        ).fetchall()
+        assert hits == [(repo.get_all_for_definitie(2)[0].id,)]
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        conn.execute(
+            "INSERT INTO generation_logs_fts (generation_logs_fts) VALUES ('integrity-check')"
         )
 
-    assert on_disk(), "without a scrub the text is still in the files"
+
+def test_the_watcher_finishes_host_erasures_by_itself(
+    repo: GenerationLogRepository, db_path: Path
+) -> None:
+    """Nobody calls anything: within a few seconds the text is gone from both files."""
+    host = _host_db(db_path, (1, "verdachte"))
+    repo.refresh_host_objects()
+    canary = _canary_log(repo, 1)
+    host.execute("DELETE FROM definities WHERE id = 1")
+    host.commit()
     host.close()
+    deadline = time.monotonic() + 15
+    while _on_disk(db_path, canary) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _on_disk(db_path, canary)
+    with repo.database.read() as conn:
+        assert conn.execute("SELECT count(*) FROM generation_log_erasures").fetchone() == (0,)
+
+
+def test_an_old_erase_trigger_is_replaced(repo: GenerationLogRepository, db_path: Path) -> None:
+    """A file made by an earlier version gets the blanking trigger and the request table."""
+    host = _host_db(db_path, (1, "verdachte"))
+    repo.refresh_host_objects()
+    host.executescript(
+        "DROP TABLE generation_log_erasures;"
+        "DROP TRIGGER generation_logs_erase_with_definitie;"
+        "CREATE TRIGGER generation_logs_erase_with_definitie AFTER DELETE ON definities "
+        "FOR EACH ROW BEGIN DELETE FROM generation_logs WHERE definitie_id = OLD.id; END;"
+    )
+    assert repo.refresh_host_objects()
+    (sql,) = host.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'generation_logs_erase_with_definitie'"
+    ).fetchone()
+    assert "generation_log_erasures" in sql
+
+
+def test_scrub_after_rows_were_deleted_with_plain_sql(
+    repo: GenerationLogRepository, db_path: Path
+) -> None:
+    """A DELETE by another connection leaves bytes behind; scrub removes them."""
+    canary = _canary_log(repo, 1)
+    other = sqlite3.connect(db_path)
+    other.execute("DELETE FROM generation_logs")
+    other.commit()
+    other.close()
+    assert _on_disk(db_path, canary), "without a scrub the text is still in the files"
     repo.scrub()
-    assert not on_disk()
+    assert not _on_disk(db_path, canary)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import openai
 import pytest
@@ -97,3 +99,19 @@ def test_unknown_paths_and_bad_bodies() -> None:
         response = httpx.post(server.base_url + "/chat/completions", content=b"not json")
         assert response.status_code == 200
         assert server.request_count == 1
+
+
+def test_a_request_cut_off_mid_body_is_not_received() -> None:
+    """A client that dies while sending never reached the model: it is not counted."""
+    with LoopbackServer() as server:
+        host, port = server.base_url.split("//")[1].split("/")[0].split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                b'{"model": "m", "messages": [{"role": "us'
+            )
+        client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        assert server.request_count == 1
+        assert server.requests[0].body["messages"][0]["content"] == "x"

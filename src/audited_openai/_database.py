@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
-from audited_openai import _schema
+from audited_openai import _erasure, _schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -100,6 +100,7 @@ class Database:
         self._ready_lock = threading.Lock()
         self._all: list[sqlite3.Connection] = []
         self._own_queue: tuple[int, _WriteQueue] | None = None
+        self.closed = False
 
     # -- connections ----------------------------------------------------------
 
@@ -136,7 +137,8 @@ class Database:
         with self._ready_lock:
             if not self._ready:
                 _schema.migrate(conn, path=self.path)
-                _schema.ensure_host_objects(conn)
+                if _schema.ensure_host_objects(conn):
+                    _erasure.watch(self)
                 self._ready = True
         self._all.append(conn)
         return conn
@@ -163,7 +165,10 @@ class Database:
     def refresh_host_objects(self) -> bool:
         """Re-check for a ``definities`` table and create the views and triggers."""
         with self._lock():
-            return _schema.ensure_host_objects(self.connection())
+            present = _schema.ensure_host_objects(self.connection())
+        if present:
+            _erasure.watch(self)
+        return present
 
     # -- transactions ---------------------------------------------------------
 
@@ -321,6 +326,7 @@ class Database:
 
     def close(self) -> None:
         """Close the connections this object opened (never a caller's connection)."""
+        self.closed = True
         for conn in self._all:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()

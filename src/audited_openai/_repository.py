@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from audited_openai import _rows, _spool
+from audited_openai import _erasure, _rows, _schema, _spool
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._database import Changes, Database, Durability, Statement
 from audited_openai._errors import AuditWriteError, InvalidLogError, LogNotFoundError
@@ -40,7 +40,7 @@ _COMPLETE_PENDING_MANY = (
 )
 
 # Merging the full-text index drops the terms of deleted rows (a deletion only marks them).
-_MERGE_FTS = "INSERT INTO generation_logs_fts (generation_logs_fts) VALUES ('optimize')"
+_MERGE_FTS = _schema.MERGE_FTS
 
 # Filters of get_prompt_history: keyword -> SQL condition (values are always bound).
 _FILTERS = {
@@ -249,15 +249,29 @@ class GenerationLogRepository:
             )
         return cursor.rowcount
 
+    def finish_erasures(self) -> list[int]:
+        """Finish what deleting a definitie through another connection started.
+
+        The host app's ``DELETE FROM definities`` removes the definitie's logs and
+        blanks their text in the table at once (a trigger), and requests the rest:
+        merging the full-text index and truncating the WAL, which only this library
+        can do. A watcher thread does it about once a second while this process has
+        the file open; this does it now. Returns the definitie ids finished (none if
+        nothing was requested, or a reader kept the WAL from restarting).
+        """
+        return _erasure.finish(self.database)
+
     def scrub(self) -> None:
         """Remove the bytes of rows deleted by any connection from both files.
 
-        Rows the host app deleted through its own connection (a definitie deleted, its
-        logs with it) are gone, but their text stays in free pages, in the full-text
-        index until its next merge, and in the WAL until it restarts: this merges the
-        index, rewrites the file (``VACUUM``) and truncates the WAL. It takes time in
-        proportion to the file; run it after erasures, not per call.
+        Rows deleted with plain SQL by another connection (not through a definitie,
+        whose erasure blanks the text first) are gone, but their text stays in free
+        pages, in the full-text index until its next merge, and in the WAL until it
+        restarts: this finishes requested erasures, merges the index, rewrites the
+        file (``VACUUM``) and truncates the WAL. It takes time in proportion to the
+        file; run it after such deletions, not per call.
         """
+        self.finish_erasures()
         with self.database.write(sync="FULL") as conn:
             conn.execute(_MERGE_FTS)
         with self.database.alone() as conn:

@@ -241,11 +241,26 @@ FROM generation_logs gl
 LEFT JOIN definities d ON gl.definitie_id = d.id
 WHERE gl.generation_status = 'failed';
 
--- ON DELETE CASCADE that works whatever the deleting connection's foreign_keys.
-CREATE TRIGGER IF NOT EXISTS generation_logs_erase_with_definitie
+-- Erasures done by the host's own connection, for the library to finish (see below).
+CREATE TABLE IF NOT EXISTS generation_log_erasures (
+    definitie_id INTEGER NOT NULL,
+    requested_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+
+-- ON DELETE CASCADE that works whatever the deleting connection's foreign_keys, and
+-- that leaves no text behind in the table: each text is first overwritten in place
+-- with as many spaces (same size, so SQLite rewrites the row where it is, overflow
+-- pages included, and the full-text index drops the old words), then the row is
+-- deleted. What the host's connection cannot do (merge the full-text index, truncate
+-- the WAL) is requested in generation_log_erasures and done by the library.
+DROP TRIGGER IF EXISTS generation_logs_erase_with_definitie;
+CREATE TRIGGER generation_logs_erase_with_definitie
 AFTER DELETE ON definities
 FOR EACH ROW
 BEGIN
+    INSERT INTO generation_log_erasures (definitie_id)
+    SELECT OLD.id WHERE EXISTS (SELECT 1 FROM generation_logs WHERE definitie_id = OLD.id);
+    UPDATE generation_logs SET {blank_texts} WHERE definitie_id = OLD.id;
     DELETE FROM generation_logs WHERE definitie_id = OLD.id;
 END;
 
@@ -267,7 +282,27 @@ BEGIN
 END;
 """
 
+# Every text column that can hold what the caller or the model wrote.
+ERASED_TEXTS = (
+    "prompt_modules_used",
+    "prompt_full_text",
+    "request_json",
+    "response_content",
+    "error_message",
+    "error_traceback",
+    "additional_metadata",
+)
+_HOST_OBJECTS = _HOST_OBJECTS.replace(
+    "{blank_texts}",
+    ", ".join(
+        f"{column} = replace(hex(zeroblob(length(CAST({column} AS BLOB)))), '00', ' ')"
+        for column in ERASED_TEXTS
+    ),
+)
+MERGE_FTS = "INSERT INTO generation_logs_fts (generation_logs_fts) VALUES ('optimize')"
+
 HOST_OBJECT_NAMES = (
+    "generation_log_erasures",
     "definities_with_generation",
     "failed_generations",
     "generation_logs_erase_with_definitie",

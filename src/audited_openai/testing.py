@@ -197,6 +197,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Answer chat completions and responses."""
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if len(raw) < length:  # the client went away mid-request: nothing arrived
+            self.close_connection = True
+            return
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
