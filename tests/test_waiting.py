@@ -108,3 +108,19 @@ def test_a_future_finishing_after_its_loop_closed_is_harmless(
     with caplog.at_level(logging.ERROR):
         future.set_result(1)
     assert caplog.text == ""
+
+
+def test_the_table_of_wakers_keeps_no_loop_alive() -> None:
+    """Each asyncio.run makes a loop; once closed and dropped, it is collected."""
+    import gc
+    import weakref
+
+    loop = asyncio.new_event_loop()
+    future = _running()
+    _later(lambda: future.set_result(1))
+    assert loop.run_until_complete(_waiting.wait(future)) == 1
+    loop.close()
+    gone = weakref.ref(loop)
+    del loop, future
+    gc.collect()
+    assert gone() is None

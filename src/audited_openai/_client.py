@@ -284,7 +284,8 @@ class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
     Same options as :class:`AuditedOpenAI`. Database work never runs on the event
     loop: with a :class:`~audited_openai.GenerationLogRepository` the two writes of a
     call are queued for the store's writer thread (the row itself is built on the
-    loop, ``redact`` included); other stores are called from worker threads. A
+    loop, ``redact`` included; a caller's in-memory connection is written at once,
+    having no disk to wait for); other stores are called from worker threads. A
     cancelled task leaves its row failed with ``error_type`` 'CancelledError', and
     the cancellation propagates.
     """

@@ -31,12 +31,12 @@ class _Waker:
     """Hands futures finished in other threads to one loop, one wake-up per burst."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self.loop = weakref.ref(loop)  # the table of wakers must not keep loops alive
         self.lock = threading.Lock()
         self.ready: list[tuple[asyncio.Future[Any], Future[Any]]] = []
 
     def waiter(self, future: Future[Any]) -> asyncio.Future[Any]:
-        waiter = self.loop.create_future()
+        waiter = asyncio.get_running_loop().create_future()
         future.add_done_callback(lambda done: self._finished(waiter, done))
         return waiter
 
@@ -45,9 +45,12 @@ class _Waker:
             self.ready.append((waiter, done))
             if len(self.ready) > 1:
                 return  # a wake-up is already on its way
+        loop = self.loop()
         try:
-            self.loop.call_soon_threadsafe(self._deliver)
-        except RuntimeError:  # the loop is closed: nobody waits any more
+            if loop is None:
+                raise RuntimeError("the loop is gone")  # noqa: TRY301 - handled just below
+            loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # the loop is closed or gone: nobody waits any more
             with self.lock:
                 self.ready.clear()
 
