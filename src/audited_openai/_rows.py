@@ -25,6 +25,15 @@ if TYPE_CHECKING:
     import sqlite3
 
 # Every column of generation_logs, in table order (tests/test_schema.py pins it).
+# The large texts, last in a row (reading other columns never walks their pages).
+TEXT_COLUMNS = (
+    "prompt_full_text",
+    "request_json",
+    "response_content",
+    "error_message",
+    "error_traceback",
+    "additional_metadata",
+)
 TABLE_COLUMNS: tuple[str, ...] = (
     "id",
     "definitie_id",
@@ -58,12 +67,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "error_type",
     "logged_at",
     "updated_at",
-    "prompt_full_text",
-    "request_json",
-    "response_content",
-    "error_message",
-    "error_traceback",
-    "additional_metadata",
+    *TEXT_COLUMNS,
 )
 
 RESPONSE_COLUMNS = (

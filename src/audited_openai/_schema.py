@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from audited_openai._clock import SQL_NOW, format_ts, utc_now
 from audited_openai._errors import SchemaVersionError
+from audited_openai._rows import TEXT_COLUMNS
 
 LEDGER = "audited_openai_migrations"
 
@@ -283,15 +284,7 @@ END;
 """
 
 # Every text column that can hold what the caller or the model wrote.
-ERASED_TEXTS = (
-    "prompt_modules_used",
-    "prompt_full_text",
-    "request_json",
-    "response_content",
-    "error_message",
-    "error_traceback",
-    "additional_metadata",
-)
+ERASED_TEXTS = ("prompt_modules_used", *TEXT_COLUMNS)
 _HOST_OBJECTS = _HOST_OBJECTS.replace(
     "{blank_texts}",
     ", ".join(
