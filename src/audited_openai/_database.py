@@ -244,9 +244,10 @@ class Database:
             with self._lock():
                 conn = self.connection()
                 full = any(j.sync == "FULL" for j in batch)
-                if full or self._last_sync() is None:
-                    # A batch needing only NORMAL keeps a connection's FULL: as durable or
-                    # more, and switching back and forth costs the leader a statement.
+                if full or not queue.jobs or self._last_sync() is None:
+                    # While others wait, a batch needing only NORMAL keeps a connection's
+                    # FULL (as durable or more): under load each statement costs the
+                    # leader a wait for the GIL, more than the sync it saves.
                     self._set_sync(conn, "FULL" if full else "NORMAL")
                 conn.execute("BEGIN IMMEDIATE")
                 try:
