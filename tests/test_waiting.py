@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from concurrent.futures import Future
@@ -117,7 +118,7 @@ def test_the_table_of_wakers_keeps_no_loop_alive() -> None:
 
     loop = asyncio.new_event_loop()
     future = _running()
-    _later(lambda: future.set_result(1))
+    _later(functools.partial(future.set_result, 1))
     assert loop.run_until_complete(_waiting.wait(future)) == 1
     loop.close()
     gone = weakref.ref(loop)
