@@ -488,6 +488,34 @@ def test_forked_child_opens_its_own_connection(repo: GenerationLogRepository) ->
     assert len(repo.get_prompt_history()) == 2
 
 
+def test_a_forked_child_finishes_host_erasures_too(
+    repo: GenerationLogRepository, db_path: Path
+) -> None:
+    """The parent's watcher thread does not survive fork(): the child starts its own."""
+    side = db_path.with_name("side.db")
+    _host_db(side, (1, "verdachte"))
+    assert GenerationLogRepository(side).refresh_host_objects()  # the parent's watcher runs
+    canary = _canary_log(repo, 1)  # no definities table here yet: the parent never watches it
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child, reported by exit code
+        try:
+            _host_db(db_path, (1, "verdachte")).close()
+            child = GenerationLogRepository(db_path)
+            child.refresh_host_objects()
+            other = sqlite3.connect(db_path)
+            other.execute("DELETE FROM definities WHERE id = 1")
+            other.commit()
+            other.close()
+            deadline = time.monotonic() + 15
+            while _on_disk(db_path, canary) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            os._exit(3 if _on_disk(db_path, canary) else 0)
+        except BaseException:
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_read_only_file_raises_audit_write_error(db_path: Path) -> None:
     """A database that cannot be written gives AuditWriteError with the cause."""
     GenerationLogRepository(db_path).create_pending_log(make_context())

@@ -76,13 +76,9 @@ class _Watcher:
         self.files: dict[str, weakref.ref[Database]] = {}
         self.failing: set[str] = set()
         self.thread: threading.Thread | None = None
-        self.pid = os.getpid()
 
     def watch(self, database: Database) -> None:
         with self.lock:
-            if self.pid != os.getpid():  # a forked child: the parent's thread is not here
-                self.files, self.failing, self.thread = {}, set(), None
-                self.pid = os.getpid()
             self.files[database.path] = weakref.ref(database)
             if self.thread is None:
                 self.thread = threading.Thread(
@@ -122,3 +118,12 @@ def watch(database: Database) -> None:
     """Finish the host's erasures in ``database`` from now on, about once a second."""
     if database.path != ":memory:":
         _WATCHER.watch(database)
+
+
+def _reset_after_fork() -> None:
+    # The parent's thread is not in the child, and its lock may have been held.
+    global _WATCHER  # noqa: PLW0603 - process-wide state, reset in the child
+    _WATCHER = _Watcher()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
