@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from audited_openai import _capture, _spool
+from audited_openai import _capture, _futures, _spool
 from audited_openai._clock import monotonic_ms, utc_now
 from audited_openai._context import AuditScope, current_scope
 from audited_openai._errors import AuditWriteError
@@ -28,6 +27,7 @@ from audited_openai._store import QueueingLogStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from concurrent.futures import Future
 
     from audited_openai._store import LogStore
 
@@ -118,28 +118,16 @@ class Auditor:
         """
         store = self._queueing()
         attempt.context = self._context(attempt, _capture.parse_body(body), body)
-        opened: Future[None] = Future()
-        opened.set_running_or_notify_cancel()
-
-        def finish(log_id: int | None, error: BaseException | None) -> None:
-            try:
-                self._opened(attempt, log_id, error)
-            except BaseException as exc:
-                opened.set_exception(exc)
-            else:
-                opened.set_result(None)
-
-        def landed(write: Future[int]) -> None:
-            error = write.exception()
-            finish(None if error else write.result(), error)
-
         try:
             write = store.submit_pending_log(attempt.context)
-        except Exception as exc:
-            finish(None, exc)
-        else:
-            write.add_done_callback(landed)
-        return opened
+        except Exception as exc:  # bad input: handled as a failed write
+            write = _futures.failed(exc)
+
+        def landed(done: Future[int]) -> None:
+            error = done.exception()
+            self._opened(attempt, None if error else done.result(), error)
+
+        return _futures.then(write, landed)
 
     @property
     def queues_writes(self) -> bool:
@@ -203,32 +191,14 @@ class Auditor:
     def succeed_soon(self, attempt: Attempt, response: ResponseMetadata) -> Future[None]:
         """:meth:`succeed` with the write queued; the future is done once it is handled."""
         store = self._queueing()
-        handled: Future[None] = Future()
-        handled.set_running_or_notify_cancel()
-        if not self._mark_success(attempt, response) or attempt.log_id is None:
-            if attempt.context is not None and attempt.log_id is None:
-                self._complete(attempt)  # the pending row went to the spool: so does this
-            handled.set_result(None)
-            return handled
-        ctx = attempt.context
-        assert ctx is not None  # noqa: S101 - checked by _mark_success
-        ctx.updated_at = utc_now()
-
-        def landed(write: Future[bool]) -> None:
-            if write.exception() is not None:
-                log.warning("audit store failed (%s); spooling the completion", write.exception())
-                self._spool(ctx)
-            handled.set_result(None)
-
+        ctx = self._completion(attempt) if self._mark_success(attempt, response) else None
+        if ctx is None or attempt.log_id is None:
+            return _futures.now(lambda: None)
         try:
             write = store.submit_complete(attempt.log_id, ctx, only_pending=True)
-        except Exception as exc:
-            log.warning("audit store failed (%s); spooling the completion", exc)
-            self._spool(ctx)
-            handled.set_result(None)
-        else:
-            write.add_done_callback(landed)
-        return handled
+        except Exception as exc:  # same as a failed write
+            write = _futures.failed(exc)
+        return _futures.then(write, lambda done: self._completed(ctx, done.exception()))
 
     def _mark_success(self, attempt: Attempt, response: ResponseMetadata) -> bool:
         """Claim the completion and set the response; False if someone else completes."""
@@ -310,16 +280,28 @@ class Auditor:
                 handle.record(self.store, attempt.log_id)
 
     def _complete(self, attempt: Attempt) -> None:
+        ctx = self._completion(attempt)
+        if ctx is None or attempt.log_id is None:
+            return
+        try:
+            self.store.complete(attempt.log_id, ctx, only_pending=True)
+        except Exception as exc:
+            self._completed(ctx, exc)
+
+    def _completion(self, attempt: Attempt) -> GenerationContext | None:
+        """The context to write, stamped; None if the pending row (so this too) was spooled."""
         ctx = attempt.context
         assert ctx is not None  # noqa: S101 - set by open()
         ctx.updated_at = utc_now()
         if attempt.log_id is None:  # the pending row went to the spool: so does this
             self._spool(ctx)
-            return
-        try:
-            self.store.complete(attempt.log_id, ctx, only_pending=True)
-        except Exception as exc:
-            log.warning("audit store failed (%s); spooling the completion", exc)
+            return None
+        return ctx
+
+    def _completed(self, ctx: GenerationContext, error: BaseException | None) -> None:
+        """After a completion write: if it failed, spool the completion instead."""
+        if error is not None:
+            log.warning("audit store failed (%s); spooling the completion", error)
             self._spool(ctx)
 
     def _spool(self, ctx: GenerationContext) -> None:

@@ -15,14 +15,14 @@ import os
 import sqlite3
 import threading
 import time
-from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
-from audited_openai import _erasure, _schema
+from audited_openai import _erasure, _futures, _schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from concurrent.futures import Future
 
 log = logging.getLogger("audited_openai")
 T = TypeVar("T")
@@ -213,14 +213,9 @@ class Database:
         if self._shared is not None:
             # A caller's in-memory connection: no disk to wait for, and it may only be
             # usable from this thread. Run it here and now.
-            done: Future[T] = Future()
-            try:
-                done.set_result(self.run(work, sync=sync))
-            except Exception as exc:
-                done.set_exception(exc)
-            return done
+            return _futures.now(lambda: self.run(work, sync=sync))
         queue = self._queue()
-        job = _Job(self, work, sync, Future())
+        job = _Job(self, work, sync, _futures.running())
         with queue.lock:
             queue.jobs.append(job)
             if not queue.busy:
@@ -356,8 +351,6 @@ class _Job:
         self.sync = sync
         self.event = threading.Event()
         self.future = future
-        if future is not None:
-            future.set_running_or_notify_cancel()
         self.finished = False
         self.result: Any = None
         self.error: BaseException | None = None

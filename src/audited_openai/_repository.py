@@ -10,11 +10,10 @@ from __future__ import annotations
 import functools
 import itertools
 import sqlite3
-from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from audited_openai import _erasure, _rows, _schema, _spool
+from audited_openai import _erasure, _futures, _rows, _schema, _spool
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._database import Changes, Database, Durability, Statement
 from audited_openai._errors import AuditWriteError, InvalidLogError, LogNotFoundError
@@ -23,6 +22,7 @@ from audited_openai._models import STATUSES, GenerationContext, Status
 if TYPE_CHECKING:
     import os
     from collections.abc import Callable, Sequence
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 
@@ -92,7 +92,7 @@ class GenerationLogRepository:
         Bad input raises here, at once; the future resolves after the commit.
         """
         write = self.database.submit(self._insert_work(_pending_row(context)))
-        return _then(write, lambda: self._inserted(context, write.result))
+        return _futures.then(write, lambda done: self._inserted(context, done.result))
 
     def insert_log(self, context: GenerationContext) -> int:
         """Insert a row in whatever state the context is, in one statement."""
@@ -157,7 +157,9 @@ class GenerationLogRepository:
         """Queue :meth:`complete` without blocking: a future of its result."""
         work = self._complete_work(log_id, context, only_pending=only_pending)
         write = self.database.submit(work, sync=self.database.completion_sync())
-        return _then(write, lambda: self._completed(log_id, context, only_pending, write.result))
+        return _futures.then(
+            write, lambda done: self._completed(log_id, context, only_pending, done.result)
+        )
 
     @staticmethod
     def _complete_work(log_id: int, context: GenerationContext, *, only_pending: bool) -> Statement:
@@ -402,23 +404,6 @@ def _pending_row(context: GenerationContext) -> dict[str, Any]:
             f"a new log must be 'pending', not {context.status!r}", field="generation_status"
         )
     return row
-
-
-def _then(source: Future[Any], result: Callable[[], T]) -> Future[T]:
-    """A future of ``result()``, called once ``source`` is done (in the thread that ends it)."""
-    target: Future[T] = Future()
-    target.set_running_or_notify_cancel()
-
-    def done(_: Future[Any]) -> None:
-        try:
-            value = result()
-        except BaseException as exc:
-            target.set_exception(exc)
-        else:
-            target.set_result(value)
-
-    source.add_done_callback(done)
-    return target
 
 
 @functools.cache
