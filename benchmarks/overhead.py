@@ -114,6 +114,26 @@ class Floor:
         self.conn.execute("COMMIT")
 
 
+# -- the clients -------------------------------------------------------------------------------
+
+
+def clients(db: Path, base_url: str = BASE, *, asynchronous: bool = False) -> tuple[Any, Any]:
+    """A bare and an audited client (writing to ``db``), the same options each.
+
+    Over respx (``BASE``) each gets a classic ``httpx`` client, which respx sees; async
+    clients are made inside the running loop.
+    """
+    options: dict[str, Any] = {"base_url": base_url, "api_key": "bench", "max_retries": 0}
+    http = (httpx.AsyncClient if asynchronous else httpx.Client) if base_url == BASE else None
+    bare, audited = (
+        (openai.AsyncOpenAI, AsyncAuditedOpenAI) if asynchronous else (openai.OpenAI, AuditedOpenAI)
+    )
+    return (
+        bare(**options, **({"http_client": http()} if http else {})),
+        audited(db, **options, **({"http_client": http()} if http else {})),
+    )
+
+
 # -- single calls, interleaved ----------------------------------------------------------------
 
 
@@ -279,51 +299,23 @@ def main() -> None:
 
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
         router.post("/chat/completions").respond(json=BODY)
-        bare = openai.OpenAI(
-            base_url=BASE, api_key="bench", http_client=httpx.Client(), max_retries=0
-        )
-        audited = AuditedOpenAI(
-            tmp / "respx.db",
-            base_url=BASE,
-            api_key="bench",
-            http_client=httpx.Client(),
-            max_retries=0,
-        )
+        bare, audited = clients(tmp / "respx.db")
         print(row("sync, respx", *interleaved_sync(bare, audited, n, floor)))
 
         async def run_async() -> tuple[list[float], list[float], list[float]]:
-            async with (
-                openai.AsyncOpenAI(
-                    base_url=BASE, api_key="bench", http_client=httpx.AsyncClient(), max_retries=0
-                ) as abare,
-                AsyncAuditedOpenAI(
-                    tmp / "respx-async.db",
-                    base_url=BASE,
-                    api_key="bench",
-                    http_client=httpx.AsyncClient(),
-                    max_retries=0,
-                ) as aaudited,
-            ):
+            abare, aaudited = clients(tmp / "respx-async.db", asynchronous=True)
+            async with abare, aaudited:
                 return await interleaved_async(abare, aaudited, n, floor)
 
         print(row("async, respx", *asyncio.run(run_async())))
 
     with LoopbackServer(default=Reply("Een definitie.")) as server:
-        bare = openai.OpenAI(base_url=server.base_url, api_key="bench", max_retries=0)
-        audited = AuditedOpenAI(
-            tmp / "loop.db", base_url=server.base_url, api_key="bench", max_retries=0
-        )
+        bare, audited = clients(tmp / "loop.db", server.base_url)
         print(row("sync, loopback HTTP", *interleaved_sync(bare, audited, n, floor)))
 
         async def run_loop_async() -> tuple[list[float], list[float], list[float]]:
-            async with (
-                openai.AsyncOpenAI(
-                    base_url=server.base_url, api_key="bench", max_retries=0
-                ) as abare,
-                AsyncAuditedOpenAI(
-                    tmp / "loop-async.db", base_url=server.base_url, api_key="bench", max_retries=0
-                ) as aaudited,
-            ):
+            abare, aaudited = clients(tmp / "loop-async.db", server.base_url, asynchronous=True)
+            async with abare, aaudited:
                 return await interleaved_async(abare, aaudited, n, floor)
 
         print(row("async, loopback HTTP", *asyncio.run(run_loop_async())))
@@ -331,16 +323,7 @@ def main() -> None:
     print()
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
         router.post("/chat/completions").respond(json=BODY)
-        bare = openai.OpenAI(
-            base_url=BASE, api_key="bench", http_client=httpx.Client(), max_retries=0
-        )
-        audited = AuditedOpenAI(
-            tmp / "threads.db",
-            base_url=BASE,
-            api_key="bench",
-            http_client=httpx.Client(),
-            max_retries=0,
-        )
+        bare, audited = clients(tmp / "threads.db")
         # p99 of 1,600 calls on 16 threads swings by tens of ms from run to run (the
         # bare side as much as the audited one): rounds alternate, medians are reported.
         overheads, ratios, errors = [], [], 0
@@ -360,18 +343,8 @@ def main() -> None:
         )
 
         async def run_tasks() -> None:
-            async with (
-                openai.AsyncOpenAI(
-                    base_url=BASE, api_key="bench", http_client=httpx.AsyncClient(), max_retries=0
-                ) as abare,
-                AsyncAuditedOpenAI(
-                    tmp / "tasks.db",
-                    base_url=BASE,
-                    api_key="bench",
-                    http_client=httpx.AsyncClient(),
-                    max_retries=0,
-                ) as aaudited,
-            ):
+            abare, aaudited = clients(tmp / "tasks.db", asynchronous=True)
+            async with abare, aaudited:
                 lags_b, lags_a, ratios, errors = [], [], [], 0
                 for _ in range(rounds):
                     _, wall_b, lag_b, _ = await tasks(abare, 200, per_task)
