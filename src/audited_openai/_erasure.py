@@ -43,21 +43,16 @@ def finish(database: Database) -> list[int]:
                 return []
         except sqlite3.OperationalError:  # no definities table: nothing is ever requested
             return []
-    with database.alone() as conn:
+    with database.write(sync="FULL") as conn:
         conn.execute("PRAGMA secure_delete = ON")  # the old index pages are zeroed
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            ids = sorted(
-                {row[0] for row in conn.execute("SELECT definitie_id FROM generation_log_erasures")}
-            )
-            conn.execute(MERGE_FTS)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        if busy:
-            return []
+        ids = sorted(
+            {row[0] for row in conn.execute("SELECT definitie_id FROM generation_log_erasures")}
+        )
+        conn.execute(MERGE_FTS)
+    with database.read() as conn:
+        if conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+            return []  # a reader kept the WAL from restarting: still requested
+    with database.write(sync="FULL") as conn:
         placeholders = ", ".join("?" for _ in ids)
         conn.execute(
             f"DELETE FROM generation_log_erasures WHERE definitie_id IN ({placeholders})", ids
