@@ -11,7 +11,7 @@ import functools
 import itertools
 import sqlite3
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from audited_openai import _erasure, _futures, _rows, _schema, _spool
 from audited_openai._clock import format_ts, utc_now
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from concurrent.futures import Future
 
-T = TypeVar("T")
 
 _COMPLETE = "UPDATE generation_logs SET {} WHERE id = ?".format(
     ", ".join(f"{column} = ?" for column in _rows.COMPLETION_COLUMNS)
@@ -38,9 +37,6 @@ _COMPLETE_PENDING_MANY = (
     ", ".join(f"{c} = v.column{i}" for i, c in enumerate(_rows.COMPLETION_COLUMNS, 1)),
     len(_rows.COMPLETION_COLUMNS) + 1,
 )
-
-# Merging the full-text index drops the terms of deleted rows (a deletion only marks them).
-_MERGE_FTS = _schema.MERGE_FTS
 
 # Filters of get_prompt_history: keyword -> SQL condition (values are always bound).
 _FILTERS = {
@@ -227,7 +223,7 @@ class GenerationLogRepository:
             deleted = cursor.rowcount
             if deleted:
                 # A deletion only marks the full-text index; merging drops the old terms.
-                conn.execute(_MERGE_FTS)
+                conn.execute(_schema.MERGE_FTS)
         self.checkpoint()
         return deleted
 
@@ -275,7 +271,7 @@ class GenerationLogRepository:
         """
         self.finish_erasures()
         with self.database.write(sync="FULL") as conn:
-            conn.execute(_MERGE_FTS)
+            conn.execute(_schema.MERGE_FTS)
         with self.database.alone() as conn:
             conn.execute("VACUUM")
         self.checkpoint()

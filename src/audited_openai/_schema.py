@@ -292,6 +292,7 @@ _HOST_OBJECTS = _HOST_OBJECTS.replace(
         for column in ERASED_TEXTS
     ),
 )
+# Merging the full-text index drops the terms of deleted rows (a deletion only marks them).
 MERGE_FTS = "INSERT INTO generation_logs_fts (generation_logs_fts) VALUES ('optimize')"
 
 HOST_OBJECT_NAMES = (
