@@ -25,6 +25,15 @@ if TYPE_CHECKING:
     import sqlite3
 
 # Every column of generation_logs, in table order (tests/test_schema.py pins it).
+# The model and its parameters.
+MODEL_COLUMNS = (
+    "model_name",
+    "model_temperature",
+    "model_max_tokens",
+    "model_top_p",
+    "model_frequency_penalty",
+    "model_presence_penalty",
+)
 # The large texts, last in a row (reading other columns never walks their pages).
 TEXT_COLUMNS = (
     "prompt_full_text",
@@ -43,12 +52,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "prompt_template_version",
     "prompt_template_name",
     "prompt_modules_used",
-    "model_name",
-    "model_temperature",
-    "model_max_tokens",
-    "model_top_p",
-    "model_frequency_penalty",
-    "model_presence_penalty",
+    *MODEL_COLUMNS,
     "stream",
     "tokens_prompt",
     "tokens_completion",

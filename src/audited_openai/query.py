@@ -342,12 +342,7 @@ class PromptDiff:
 
 
 _COMPARED = (
-    "model_name",
-    "model_temperature",
-    "model_max_tokens",
-    "model_top_p",
-    "model_frequency_penalty",
-    "model_presence_penalty",
+    *_rows.MODEL_COLUMNS,
     "prompt_template_name",
     "prompt_template_version",
     "prompt_modules_used",
