@@ -566,6 +566,44 @@ def test_cancelled_while_the_pending_row_is_written(
     assert row["error_type"] == "CancelledError"
 
 
+def test_cancelled_while_the_pending_row_waits_for_the_writer(
+    router: respx.MockRouter, db_path: Path
+) -> None:
+    """The writer thread that commits a cancelled call's pending row also fails it.
+
+    The pending write waits in the queue behind a slow one; the task is cancelled;
+    once the writer commits the row, the failure is written too, and the writer
+    keeps going (a later call still gets its row).
+    """
+    route = router.post("/chat/completions").respond(json=chat_body())
+    gate = threading.Event()
+
+    async def main() -> None:
+        store = GenerationLogRepository(db_path)
+        async with async_client(store) as client:
+            store.get_prompt_history(limit=1)  # the table exists before the writer blocks
+            slow = store.database.submit(lambda _conn: gate.wait(5))
+            task = asyncio.create_task(
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            )
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            gate.set()
+            assert await asyncio.wrap_future(slow) is True
+            await asyncio.wait_for(
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES),  # type: ignore[arg-type]
+                timeout=5,
+            )
+
+    asyncio.run(main())
+    assert route.call_count == 1
+    first, second = rows(db_path)
+    assert first["error_type"] == "CancelledError"
+    assert second["generation_status"] == "success"
+
+
 # -- the audit store failing ----------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from audited_openai._store import QueueingLogStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from concurrent.futures import Future
+    from concurrent.futures import Executor, Future
 
     from audited_openai._store import LogStore
 
@@ -59,7 +59,8 @@ class Attempt:
     http_status: int | None = None
     done: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
-    opening: Future[None] | None = None  # async clients: the pending write in flight
+    opening: Future[int] | None = None  # async clients: the pending write in flight
+    landed: bool = False  # async clients: the pending write's outcome is recorded
 
     def elapsed_ms(self) -> int | None:
         """Milliseconds since the request left (monotonic), or None if it never did."""
@@ -110,24 +111,32 @@ class Auditor:
         else:
             self._opened(attempt, log_id, None)
 
-    def open_soon(self, attempt: Attempt, body: bytes | None) -> Future[None]:
-        """:meth:`open` with the write queued: the future is done once the row is committed.
+    def open_soon(self, attempt: Attempt, body: bytes | None, executor: Executor) -> Future[int]:
+        """Start committing the pending row; call :meth:`land` once the future is done.
 
-        For a store that queues writes (:class:`QueueingLogStore`): no thread waits for
-        the commit. The future fails only with :class:`AuditWriteError` under "raise".
+        The row is built here. A store that queues writes (:class:`QueueingLogStore`)
+        queues it, and no thread waits for the commit; any other store's
+        ``create_pending_log`` runs on ``executor``. Bad input gives a failed future.
         """
-        store = self._queueing()
         attempt.context = self._context(attempt, _capture.parse_body(body), body)
         try:
-            write = store.submit_pending_log(attempt.context)
+            if self._queueing_store is not None:
+                return self._queueing_store.submit_pending_log(attempt.context)
+            return executor.submit(self.store.create_pending_log, attempt.context)
         except Exception as exc:  # bad input: handled as a failed write
-            write = _futures.failed(exc)
+            return _futures.failed(exc)
 
-        def landed(done: Future[int]) -> None:
-            error = done.exception()
-            self._opened(attempt, None if error else done.result(), error)
+    def land(self, attempt: Attempt, write: Future[int]) -> None:
+        """Record where :meth:`open_soon`'s finished write put the row, once per attempt.
 
-        return _futures.then(write, landed)
+        Raises as :meth:`open` does: :class:`AuditWriteError` under "raise" if it failed.
+        """
+        with attempt.lock:
+            if attempt.landed:
+                return
+            attempt.landed = True
+        error = write.exception()
+        self._opened(attempt, None if error else write.result(), error)
 
     @property
     def queues_writes(self) -> bool:
@@ -188,17 +197,23 @@ class Auditor:
         if self._mark_success(attempt, response):
             self._complete(attempt)
 
-    def succeed_soon(self, attempt: Attempt, response: ResponseMetadata) -> Future[None]:
-        """:meth:`succeed` with the write queued; the future is done once it is handled."""
+    def succeed_soon(self, attempt: Attempt, response: ResponseMetadata) -> Future[bool] | None:
+        """:meth:`succeed` with the write queued: its future, or None if none was queued.
+
+        For a store that queues writes. A failed write is spooled when it fails (in the
+        thread that ends it), whether or not anyone still waits.
+        """
         store = self._queueing()
         ctx = self._completion(attempt) if self._mark_success(attempt, response) else None
         if ctx is None or attempt.log_id is None:
-            return _futures.now(lambda: None)
+            return None
         try:
             write = store.submit_complete(attempt.log_id, ctx, only_pending=True)
         except Exception as exc:  # same as a failed write
-            write = _futures.failed(exc)
-        return _futures.then(write, lambda done: self._completed(ctx, done.exception()))
+            self._completed(ctx, exc)
+            return None
+        write.add_done_callback(lambda done: self._completed(ctx, done.exception()))
+        return write
 
     def _mark_success(self, attempt: Attempt, response: ResponseMetadata) -> bool:
         """Claim the completion and set the response; False if someone else completes."""

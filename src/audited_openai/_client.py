@@ -13,6 +13,7 @@ Every other endpoint goes to the SDK untouched and unrecorded.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 
 from audited_openai import _capture, _retry, _streams, _waiting
 from audited_openai._auditor import Attempt, Auditor, Call, OnAuditFailure
+from audited_openai._errors import AuditWriteError
 from audited_openai._models import ResponseMetadata
 from audited_openai._repository import GenerationLogRepository
 
@@ -134,18 +136,13 @@ class _AuditSettings:
         endpoint: str,
         *,
         stream: bool,
-    ) -> tuple[Call, FinalRequestOptions, tenacity.BaseRetrying]:
-        """The call, the options of each attempt, and the retry policy of one request."""
+    ) -> tuple[Call, FinalRequestOptions, _retry.Retries]:
+        """The call, the options of each attempt, and how attempts are retried."""
         call = Call(endpoint, stream=bool(stream))
         inner = inner_options(
             client, options, endpoint=endpoint, stream=call.stream, include_usage=self.include_usage
         )
-        if self.retry is not None:
-            return call, inner, _retry.with_reraise(self.retry)
-        max_retries = options.get_max_retries(client.max_retries)
-        asynchronous = isinstance(client, openai.AsyncOpenAI)
-        policy = _retry.default_policy(client, options, max_retries, asynchronous=asynchronous)
-        return call, inner, policy
+        return call, inner, _retry.Retries(client, options, self.retry)
 
 
 class _Audited:
@@ -209,14 +206,14 @@ class AuditedOpenAI(_Audited, openai.OpenAI):
         endpoint = audited_endpoint(options)
         if endpoint is None:
             return super().request(cast_to, options, stream=stream, stream_cls=stream_cls)
-        call, inner, policy = self._audit.prepare(self, options, endpoint, stream=stream)
+        call, inner, retries = self._audit.prepare(self, options, endpoint, stream=stream)
         numbers = itertools.count(1)
 
         def attempt_once() -> Any:
             attempt = Attempt(call, next(numbers))
             return self._attempt(attempt, cast_to, inner, stream, stream_cls)
 
-        return policy(attempt_once)
+        return retries.run(attempt_once)
 
     def _attempt(
         self,
@@ -265,9 +262,13 @@ class AuditedOpenAI(_Audited, openai.OpenAI):
         return response
 
 
-def _fail_later(
-    auditor: Auditor, attempt: Attempt, exc: BaseException, json_data: Any, _: object
-) -> None:
+def _fail_later(auditor: Auditor, attempt: Attempt, exc: BaseException, json_data: Any) -> None:
+    """Record a pending write whose caller was cancelled while it ran, then fail its row."""
+    assert attempt.opening is not None  # noqa: S101 - called once it is done
+    try:
+        auditor.land(attempt, attempt.opening)
+    except AuditWriteError:  # "raise": no row was written, so none to fail
+        return
     auditor.fail(attempt, exc, json_data=json_data)
 
 
@@ -313,14 +314,14 @@ class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
         endpoint = audited_endpoint(options)
         if endpoint is None:
             return await super().request(cast_to, options, stream=stream, stream_cls=stream_cls)
-        call, inner, policy = self._audit.prepare(self, options, endpoint, stream=stream)
+        call, inner, retries = self._audit.prepare(self, options, endpoint, stream=stream)
         numbers = itertools.count(1)
 
         async def attempt_once() -> Any:
             attempt = Attempt(call, next(numbers))
             return await self._attempt(attempt, cast_to, inner, stream, stream_cls)
 
-        return await policy(attempt_once)  # type: ignore[misc,unused-ignore]
+        return await retries.run_async(attempt_once)
 
     async def _attempt(
         self,
@@ -336,11 +337,12 @@ class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
             result = await super().request(cast_to, options, stream=stream, stream_cls=stream_cls)
         except BaseException as exc:
             opening = attempt.opening
-            if opening is not None and not opening.done():
-                # Cancelled while the pending row was being written: fail it once it lands.
-                opening.add_done_callback(
-                    functools.partial(_fail_later, auditor, attempt, exc, options.json_data)
-                )
+            if opening is not None and not attempt.landed:
+                # Cancelled while the pending row was being written: once it is, a
+                # worker thread records it and fails it (never the thread that wrote it,
+                # which must not wait for its own queue).
+                fail = functools.partial(_fail_later, auditor, attempt, exc, options.json_data)
+                opening.add_done_callback(lambda _: self._background(fail))
             else:
                 await self._db(auditor.fail, attempt, exc, json_data=options.json_data)
             raise
@@ -369,7 +371,10 @@ class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
     async def _succeed(self, attempt: Attempt, metadata: ResponseMetadata) -> None:
         auditor = self._audit.auditor
         if auditor.queues_writes:  # the store queues the write: no worker thread waits
-            await _waiting.wait(auditor.succeed_soon(attempt, metadata))
+            write = auditor.succeed_soon(attempt, metadata)
+            if write is not None:
+                with contextlib.suppress(Exception):  # a failed write was spooled
+                    await _waiting.wait(write)
         else:
             await self._db(auditor.succeed, attempt, metadata)
 
@@ -379,11 +384,10 @@ class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
         attempt = _ATTEMPT.get()
         if attempt is not None and attempt.context is None and attempt.opening is None:
             auditor = self._audit.auditor
-            if auditor.queues_writes:  # the store queues the write: no worker thread waits
-                attempt.opening = auditor.open_soon(attempt, request.content)
-            else:
-                attempt.opening = _shared_pool().submit(auditor.open, attempt, request.content)
-            await _waiting.wait(attempt.opening)
+            attempt.opening = auditor.open_soon(attempt, request.content, _shared_pool())
+            with contextlib.suppress(Exception):  # land() tells what a failure means
+                await _waiting.wait(attempt.opening)
+            auditor.land(attempt, attempt.opening)
         response = await super()._send_request(request, stream=stream, **kwargs)
         if attempt is not None:
             attempt.http_status = response.status_code

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("audited_openai")
 T = TypeVar("T")
+U = TypeVar("U")
 Durability = Literal["full", "balanced"]
 Sync = Literal["FULL", "NORMAL"]
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
@@ -188,7 +189,7 @@ class Database:
             lead = not queue.busy
             queue.busy = True
         if not lead:
-            job.event.wait()
+            job.event.wait()  # type: ignore[union-attr]  # a job of run() has one
         if not job.finished:  # leading (first, or promoted): commit batches until done
             try:
                 while not job.finished:
@@ -201,28 +202,37 @@ class Database:
             raise job.error
         return job.result  # type: ignore[no-any-return]
 
-    def submit(self, work: Callable[[sqlite3.Connection], T], *, sync: Sync = "FULL") -> Future[T]:
+    def submit(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        sync: Sync = "FULL",
+        then: Callable[[Callable[[], T]], U] | None = None,
+    ) -> Future[U]:
         """Queue ``work`` for the next group commit and return at once.
 
         The future resolves with the result once the transaction is committed (or
-        with the error). A background writer thread commits when no caller of
-        :meth:`run` is leading, so an event loop can wait for many writes while no
-        thread waits for each. The future is running from the start: cancelling it
-        does nothing, and the write is never dropped.
+        with the error); with ``then``, with ``then(outcome)`` instead, where
+        ``outcome()`` returns the result or raises the error (called in the thread
+        that committed, so it must not wait for this database). A background writer
+        thread commits when no caller of :meth:`run` is leading, so an event loop can
+        wait for many writes while no thread waits for each. The future is running
+        from the start: cancelling it does nothing, and the write is never dropped.
         """
+        settle: Callable[[Callable[[], Any]], Any] = then or _call
         if self._shared is not None:
             # A caller's in-memory connection: no disk to wait for, and it may only be
             # usable from this thread. Run it here and now.
-            return _futures.now(lambda: self.run(work, sync=sync))
+            return _futures.now(lambda: settle(lambda: self.run(work, sync=sync)))
         queue = self._queue()
-        job = _Job(self, work, sync, _futures.running())
+        future: Future[U] = _futures.running()
+        job = _Job(self, work, sync, future, settle)
         with queue.lock:
             queue.jobs.append(job)
             if not queue.busy:
                 queue.busy = True
                 queue.lead_in_background()
-        assert job.future is not None  # noqa: S101 - made just above
-        return job.future
+        return future
 
     def _queue(self) -> _WriteQueue:
         if self._shared is None:
@@ -337,7 +347,17 @@ class _Job:
     asked to lead); a job of :meth:`Database.submit` has a future instead.
     """
 
-    __slots__ = ("database", "error", "event", "finished", "future", "result", "sync", "work")
+    __slots__ = (
+        "database",
+        "error",
+        "event",
+        "finished",
+        "future",
+        "result",
+        "settle",
+        "sync",
+        "work",
+    )
 
     def __init__(
         self,
@@ -345,12 +365,14 @@ class _Job:
         work: Callable[[sqlite3.Connection], Any],
         sync: Sync,
         future: Future[Any] | None = None,
+        settle: Callable[[Callable[[], Any]], Any] | None = None,
     ) -> None:
         self.database = database
         self.work = work
         self.sync = sync
-        self.event = threading.Event()
         self.future = future
+        self.settle = settle
+        self.event = threading.Event() if future is None else None  # a thread waits on it
         self.finished = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -360,12 +382,20 @@ class _Job:
         if error is not None:
             self.result, self.error = None, error
         self.finished = True
-        self.event.set()
+        if self.event is not None:
+            self.event.set()
         if self.future is not None:
-            if self.error is not None:
-                self.future.set_exception(self.error)
-            else:
-                self.future.set_result(self.result)
+            settle = self.settle or _call
+            _futures.settle(self.future, lambda: settle(self._outcome))
+
+    def _outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _call(outcome: Callable[[], T]) -> T:
+    return outcome()
 
 
 class _WriteQueue:
@@ -393,7 +423,7 @@ class _WriteQueue:
             if not self.jobs:
                 self.busy = False
                 self.idle.notify_all()
-            elif self.jobs[0].future is None:
+            elif self.jobs[0].event is not None:
                 self.jobs[0].event.set()  # its thread wakes unfinished: it leads now
             else:
                 self.lead_in_background()

@@ -25,7 +25,7 @@ def running() -> Future[Any]:
 def now(fn: Callable[[], T]) -> Future[T]:
     """A future already done with ``fn()``'s result, or its error."""
     target: Future[T] = running()
-    _settle(target, fn)
+    settle(target, fn)
     return target
 
 
@@ -39,11 +39,12 @@ def failed(error: BaseException) -> Future[Any]:
 def then(source: Future[Any], fn: Callable[[Future[Any]], T]) -> Future[T]:
     """A future of ``fn(source)``, called once ``source`` is done (in the thread ending it)."""
     target: Future[T] = running()
-    source.add_done_callback(lambda done: _settle(target, lambda: fn(done)))
+    source.add_done_callback(lambda done: settle(target, lambda: fn(done)))
     return target
 
 
-def _settle(target: Future[T], fn: Callable[[], T]) -> None:
+def settle(target: Future[T], fn: Callable[[], T]) -> None:
+    """Finish ``target`` with ``fn()``'s result, or its error."""
     try:
         value = fn()
     except BaseException as exc:

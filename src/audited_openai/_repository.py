@@ -13,7 +13,7 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from audited_openai import _erasure, _futures, _rows, _schema, _spool
+from audited_openai import _erasure, _rows, _schema, _spool
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._database import Changes, Database, Durability, Statement
 from audited_openai._errors import AuditWriteError, InvalidLogError, LogNotFoundError
@@ -87,8 +87,10 @@ class GenerationLogRepository:
 
         Bad input raises here, at once; the future resolves after the commit.
         """
-        write = self.database.submit(self._insert_work(_pending_row(context)))
-        return _futures.then(write, lambda done: self._inserted(context, done.result))
+        return self.database.submit(
+            self._insert_work(_pending_row(context)),
+            then=lambda outcome: self._inserted(context, outcome),
+        )
 
     def insert_log(self, context: GenerationContext) -> int:
         """Insert a row in whatever state the context is, in one statement."""
@@ -152,9 +154,10 @@ class GenerationLogRepository:
     ) -> Future[bool]:
         """Queue :meth:`complete` without blocking: a future of its result."""
         work = self._complete_work(log_id, context, only_pending=only_pending)
-        write = self.database.submit(work, sync=self.database.completion_sync())
-        return _futures.then(
-            write, lambda done: self._completed(log_id, context, only_pending, done.result)
+        return self.database.submit(
+            work,
+            sync=self.database.completion_sync(),
+            then=lambda outcome: self._completed(log_id, context, only_pending, outcome),
         )
 
     @staticmethod
