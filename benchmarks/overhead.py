@@ -17,19 +17,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import json
 import os
 import platform
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import openai
@@ -37,6 +40,9 @@ import respx
 
 from audited_openai import AsyncAuditedOpenAI, AuditedOpenAI, GenerationLogRepository
 from audited_openai.testing import LoopbackServer, Reply
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 BASE = "http://bench.test/v1"
 PROMPT = ("Genereer een juridische definitie volgens de regels. " * 200)[:10_240]
@@ -251,6 +257,110 @@ async def tasks(client: Any, count: int, calls: int) -> tuple[list[float], float
     return latencies, wall, blocks, errors
 
 
+def concurrent_tasks(
+    label: str,
+    store: Path | Any,
+    rounds: int,
+    per_task: int,
+    base_url: str = BASE,
+) -> None:
+    """200 tasks on bare and audited clients, alternating for ``rounds``: one line.
+
+    A warm-up round of each comes first (connections, the database's schema).
+    """
+
+    async def run() -> None:
+        abare, aaudited = clients(store, base_url, asynchronous=True)
+        async with abare, aaudited:
+            await tasks(abare, 200, per_task)
+            await tasks(aaudited, 200, per_task)
+            lags_b, lags_a, ratios, errors = [], [], [], 0
+            for _ in range(rounds):
+                _, wall_b, lag_b, _ = await tasks(abare, 200, per_task)
+                _, wall_a, lag_a, err_a = await tasks(aaudited, 200, per_task)
+                lags_b += lag_b
+                lags_a += lag_a
+                ratios.append(wall_b / wall_a)
+                errors += err_a
+        print(
+            f"200 tasks x {per_task} calls ({label}), {rounds} rounds: event-loop lag (block "
+            f"per callback) p99 bare {ms(pct(lags_b, 99)):.2f} ms, audited "
+            f"{ms(pct(lags_a, 99)):.2f} ms; throughput vs bare "
+            f"{', '.join(f'{r:.2f}' for r in ratios)}x (median {statistics.median(ratios):.2f}x); "
+            f"errors: {errors}"
+        )
+
+    asyncio.run(run())
+
+
+async def reply_after_a_turn(_request: httpx.Request) -> httpx.Response:
+    """The mocked reply, after one turn of the event loop (as a socket's reply comes)."""
+    await asyncio.sleep(0)
+    return httpx.Response(200, json=BODY)
+
+
+@contextlib.contextmanager
+def loopback_process() -> Iterator[str]:
+    """The loopback server in a process of its own (its threads take no GIL of ours)."""
+    code = (
+        "import sys\n"
+        "from audited_openai.testing import LoopbackServer, Reply\n"
+        "with LoopbackServer(default=Reply('Een definitie.')) as server:\n"
+        "    print(server.base_url, flush=True)\n"
+        "    sys.stdin.read()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        process.stdin.close()
+        process.wait(30)
+
+
+class AnswerOnly:
+    """A store that writes nothing: a thread answers each queued write at once.
+
+    Audited calls still wait for their writes as with the real store, so comparing
+    against it shows what the waiting alone costs and what the writing adds.
+    """
+
+    path = ":answer-only:"
+
+    # The store interface's signatures; most arguments go unused here.
+
+    def __init__(self) -> None:
+        self.ids = itertools.count(1)
+        self.pool = ThreadPoolExecutor(1)
+
+    def create_pending_log(self, context: Any) -> int:  # noqa: ARG002
+        return next(self.ids)
+
+    def complete(self, log_id: int, context: Any, *, only_pending: bool = False) -> bool:  # noqa: ARG002
+        return True
+
+    def insert_log(self, context: Any) -> int:  # noqa: ARG002
+        return next(self.ids)
+
+    def link_to_definitie(self, log_id: int, definitie_id: int) -> None:
+        pass
+
+    def submit_pending_log(self, context: Any) -> Future[int]:
+        return self.pool.submit(self.create_pending_log, context)
+
+    def submit_complete(
+        self,
+        log_id: int,
+        context: Any,
+        *,
+        only_pending: bool = False,  # noqa: ARG002
+    ) -> Future[bool]:
+        return self.pool.submit(self.complete, log_id, context)
+
+
 # -- the run ----------------------------------------------------------------------------------------
 
 
@@ -271,7 +381,7 @@ def main() -> None:
     n = 20 if args.quick else 1000
     per_thread = 5 if args.quick else 100
     per_task = 2 if args.quick else 10
-    rounds = 1 if args.quick else 3
+    rounds = 1 if args.quick else 5
     tmp = Path(tempfile.mkdtemp(prefix="audited-bench-"))
     floor = Floor(tmp / "floor.db")
     floor_times = []
@@ -342,28 +452,38 @@ def main() -> None:
             f"lock errors: {errors}"
         )
 
-        async def run_tasks() -> None:
-            abare, aaudited = clients(tmp / "tasks.db", asynchronous=True)
-            async with abare, aaudited:
-                lags_b, lags_a, ratios, errors = [], [], [], 0
-                for _ in range(rounds):
-                    _, wall_b, lag_b, _ = await tasks(abare, 200, per_task)
-                    _, wall_a, lag_a, err_a = await tasks(aaudited, 200, per_task)
-                    lags_b += lag_b
-                    lags_a += lag_a
-                    ratios.append(wall_b / wall_a)
-                    errors += err_a
-            print(
-                f"200 tasks x {per_task} calls, {rounds} rounds: event-loop lag (block per "
-                f"callback) p99 bare {ms(pct(lags_b, 99)):.2f} ms, audited {ms(pct(lags_a, 99)):.2f} ms; "
-                f"throughput vs bare {', '.join(f'{r:.2f}' for r in ratios)}x "
-                f"(median {statistics.median(ratios):.2f}x); errors: {errors}"
-            )
-
-        asyncio.run(run_tasks())
     rows = GenerationLogRepository(tmp / "threads.db").get_prompt_history(limit=100_000)
     assert len(rows) == 16 * per_thread * rounds, "rows equal requests"
     assert all(r.status == "success" for r in rows)
+
+    # 200 tasks: bare against audited, for three ways a reply can arrive.
+    print()
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        router.post("/chat/completions").respond(json=BODY)
+        concurrent_tasks("respx, reply at once", tmp / "instant.db", rounds, per_task)
+        # The bare client above never yields to the loop; this measures what waiting
+        # alone costs an audited call there, with a store that writes nothing.
+        concurrent_tasks(
+            "respx, reply at once, store that only answers from a thread",
+            AnswerOnly(),
+            rounds,
+            per_task,
+        )
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        router.post("/chat/completions").mock(side_effect=reply_after_a_turn)
+        concurrent_tasks("respx, reply after one loop turn", tmp / "turn.db", rounds, per_task)
+    with loopback_process() as base_url:
+        concurrent_tasks(
+            "loopback HTTP server in its own process",
+            tmp / "http.db",
+            rounds,
+            per_task,
+            base_url,
+        )
+    for name in ("instant.db", "turn.db", "http.db"):
+        rows = GenerationLogRepository(tmp / name).get_prompt_history(limit=100_000)
+        assert len(rows) == 200 * per_task * (rounds + 1), f"{name}: rows equal requests"
+        assert all(r.status == "success" for r in rows), name
 
 
 if __name__ == "__main__":

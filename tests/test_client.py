@@ -24,6 +24,7 @@ from audited_openai import (
     _retry,
     audit_context,
 )
+from audited_openai import _client as audited_client_module
 from tests.conftest import API_KEY, BASE_URL, ThreadedStore, async_client, chat_body, rows
 
 if TYPE_CHECKING:
@@ -411,6 +412,44 @@ def test_default_policy_retries_like_the_sdk(
     assert [r["generation_status"] for r in rows(db_path)] == ["failed", "failed", "success"]
 
 
+def test_default_policy_retries_like_the_sdk_async(
+    router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Async too; a first attempt that succeeds never builds a tenacity policy."""
+    keys: list[str] = []
+    statuses = iter([200, 429, 200])
+    built: list[object] = []
+    original = _retry.default_policy
+
+    def counted(*args: Any, **kwargs: Any) -> tenacity.BaseRetrying:
+        built.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_retry, "default_policy", counted)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers.get("idempotency-key", ""))
+        status = next(statuses)
+        body = chat_body() if status == 200 else {"error": {"message": "later"}}
+        return httpx.Response(status, json=body, headers={"retry-after-ms": "1"})
+
+    router.post("/chat/completions").mock(side_effect=handler)
+
+    async def main() -> None:
+        async with async_client(db_path) as client:
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            assert built == []  # the first call succeeded at once
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    assert len(built) == 1
+    assert len(keys) == 3
+    found = rows(db_path)
+    assert [r["generation_status"] for r in found] == ["success", "failed", "success"]
+    assert [r["attempt"] for r in found] == [1, 1, 2]
+    assert found[1]["call_id"] == found[2]["call_id"] != found[0]["call_id"]
+
+
 def test_default_policy_gives_up_after_max_retries(db_path: Path, router: respx.MockRouter) -> None:
     """max_retries=1 means two attempts, then the SDK's own exception."""
     route = router.post("/chat/completions").respond(
@@ -564,6 +603,51 @@ def test_cancelled_while_the_pending_row_is_written(
     assert route.call_count == 0
     (row,) = rows(db_path)
     assert row["error_type"] == "CancelledError"
+
+
+def test_cancelled_while_a_failing_pending_write_runs_under_raise(
+    router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under "raise", a pending write that fails after its caller was cancelled leaves
+    nothing to fail: no row, no spool, nothing sent."""
+    route = router.post("/chat/completions").respond(json=chat_body())
+    gate = threading.Event()
+
+    async def main() -> None:
+        store = GenerationLogRepository(db_path)
+        later: Future[int] = Future()
+
+        def fail_later() -> None:
+            gate.wait(5)
+            later.set_exception(sqlite3.OperationalError("disk I/O error"))
+
+        monkeypatch.setattr(store, "submit_pending_log", lambda _ctx: later)
+        original = audited_client_module._fail_later
+
+        def fail_later_then_tell(*args: Any) -> None:
+            try:
+                original(*args)
+            finally:
+                handled.set()
+
+        monkeypatch.setattr(audited_client_module, "_fail_later", fail_later_then_tell)
+        async with async_client(store) as client:
+            threading.Thread(target=fail_later).start()
+            task = asyncio.create_task(
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            )
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            gate.set()
+            assert await asyncio.to_thread(handled.wait, 5)
+
+    handled = threading.Event()
+    asyncio.run(main())
+    assert route.call_count == 0
+    assert rows(db_path) == []
+    assert not list(db_path.parent.glob("*.spool*"))
 
 
 def test_cancelled_while_the_pending_row_waits_for_the_writer(

@@ -127,14 +127,11 @@ class Auditor:
             return _futures.failed(exc)
 
     def land(self, attempt: Attempt, write: Future[int]) -> None:
-        """Record where :meth:`open_soon`'s finished write put the row, once per attempt.
+        """Record where :meth:`open_soon`'s finished write put the row (once per attempt).
 
         Raises as :meth:`open` does: :class:`AuditWriteError` under "raise" if it failed.
         """
-        with attempt.lock:
-            if attempt.landed:
-                return
-            attempt.landed = True
+        attempt.landed = True
         error = write.exception()
         self._opened(attempt, None if error else write.result(), error)
 

@@ -284,11 +284,11 @@ class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
 
     Same options as :class:`AuditedOpenAI`. Database work never runs on the event
     loop: with a :class:`~audited_openai.GenerationLogRepository` the two writes of a
-    call are queued for the store's writer thread (the row itself is built on the
-    loop, ``redact`` included; a caller's in-memory connection is written at once,
-    having no disk to wait for); other stores are called from worker threads. A
-    cancelled task leaves its row failed with ``error_type`` 'CancelledError', and
-    the cancellation propagates.
+    call are queued for the store's writer thread (a caller's in-memory connection is
+    written at once, having no disk to wait for); other stores are called from
+    worker threads. The row itself is built on the loop, ``redact`` included, so a
+    slow redactor blocks the loop while it runs. A cancelled task leaves its row
+    failed with ``error_type`` 'CancelledError', and the cancellation propagates.
     """
 
     async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

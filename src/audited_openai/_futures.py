@@ -36,13 +36,6 @@ def failed(error: BaseException) -> Future[Any]:
     return target
 
 
-def then(source: Future[Any], fn: Callable[[Future[Any]], T]) -> Future[T]:
-    """A future of ``fn(source)``, called once ``source`` is done (in the thread ending it)."""
-    target: Future[T] = running()
-    source.add_done_callback(lambda done: settle(target, lambda: fn(done)))
-    return target
-
-
 def settle(target: Future[T], fn: Callable[[], T]) -> None:
     """Finish ``target`` with ``fn()``'s result, or its error."""
     try:
