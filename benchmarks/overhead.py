@@ -260,13 +260,16 @@ async def tasks(client: Any, count: int, calls: int) -> tuple[list[float], float
 def concurrent_tasks(
     label: str,
     store: Path | Any,
-    rounds: int,
+    pairs: int,
     per_task: int,
     base_url: str = BASE,
 ) -> None:
-    """200 tasks on bare and audited clients, alternating for ``rounds``: one line.
+    """200 tasks on bare and audited clients, in ``pairs`` short runs of each: one line.
 
-    A warm-up round of each comes first (connections, the database's schema).
+    This machine's speed drifts by tens of percent over seconds, so the two sides
+    alternate in runs of about a second (which goes first alternates too), and each
+    pair gives one throughput ratio; the median ratio is the figure. A warm-up run of
+    each comes first (connections, the database's schema).
     """
 
     async def run() -> None:
@@ -274,23 +277,29 @@ def concurrent_tasks(
         async with abare, aaudited:
             await tasks(abare, 200, per_task)
             await tasks(aaudited, 200, per_task)
-            lags_b, lags_a, ratios, errors = [], [], [], 0
-            for _ in range(rounds):
-                _, wall_b, lag_b, _ = await tasks(abare, 200, per_task)
-                _, wall_a, lag_a, err_a = await tasks(aaudited, 200, per_task)
-                lags_b += lag_b
-                lags_a += lag_a
-                ratios.append(wall_b / wall_a)
-                errors += err_a
+            lags: dict[str, list[float]] = {"bare": [], "audited": []}
+            ratios, errors = [], 0
+            for i in range(pairs):
+                walls = {}
+                order = [("bare", abare), ("audited", aaudited)]
+                for side, client in order if i % 2 == 0 else order[::-1]:
+                    _, walls[side], lag, err = await tasks(client, 200, per_task)
+                    lags[side] += lag
+                    errors += err if side == "audited" else 0
+                ratios.append(walls["bare"] / walls["audited"])
         print(
-            f"200 tasks x {per_task} calls ({label}), {rounds} rounds: event-loop lag (block "
-            f"per callback) p99 bare {ms(pct(lags_b, 99)):.2f} ms, audited "
-            f"{ms(pct(lags_a, 99)):.2f} ms; throughput vs bare "
-            f"{', '.join(f'{r:.2f}' for r in ratios)}x (median {statistics.median(ratios):.2f}x); "
-            f"errors: {errors}"
+            f"200 tasks x {per_task} calls ({label}), {pairs} pairs of runs: event-loop lag "
+            f"(block per callback) p99 bare {ms(pct(lags['bare'], 99)):.2f} ms, audited "
+            f"{ms(pct(lags['audited'], 99)):.2f} ms; throughput vs bare: median "
+            f"{statistics.median(ratios):.2f}x (quartiles {quartiles(ratios)}); errors: {errors}"
         )
 
     asyncio.run(run())
+
+
+def quartiles(values: list[float]) -> str:
+    q1, _, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+    return f"{q1:.2f}-{q3:.2f}"
 
 
 async def reply_after_a_turn(_request: httpx.Request) -> httpx.Response:
@@ -379,9 +388,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few calls each: checks it works")
     args = parser.parse_args()
     n = 20 if args.quick else 1000
-    per_thread = 5 if args.quick else 100
-    per_task = 2 if args.quick else 10
-    rounds = 1 if args.quick else 5
+    per_thread = 5 if args.quick else 10
+    per_task = 2
+    pairs = 1 if args.quick else 20
     tmp = Path(tempfile.mkdtemp(prefix="audited-bench-"))
     floor = Floor(tmp / "floor.db")
     floor_times = []
@@ -434,55 +443,60 @@ def main() -> None:
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
         router.post("/chat/completions").respond(json=BODY)
         bare, audited = clients(tmp / "threads.db")
-        # p99 of 1,600 calls on 16 threads swings by tens of ms from run to run (the
-        # bare side as much as the audited one): rounds alternate, medians are reported.
-        overheads, ratios, errors = [], [], 0
-        for _ in range(rounds):
-            lat_b, wall_b, _ = threads(bare, 16, per_thread)
-            lat_a, wall_a, err_a = threads(audited, 16, per_thread)
-            overheads.append(pct(lat_a, 99) - pct(lat_b, 99))
-            ratios.append(wall_b / wall_a)
-            errors += err_a
-        p99 = statistics.median(overheads)
+        # As with tasks, the sides alternate in short runs; the p99 of each side is
+        # taken over all its calls, so both saw the same drift of the machine.
+        threads(bare, 16, 2)  # warm-up: connections, the database's schema
+        threads(audited, 16, 2)
+        lat: dict[str, list[float]] = {"bare": [], "audited": []}
+        ratios, errors = [], 0
+        for i in range(pairs):
+            walls = {}
+            order = [("bare", bare), ("audited", audited)]
+            for side, client in order if i % 2 == 0 else order[::-1]:
+                latencies, walls[side], err = threads(client, 16, per_thread)
+                lat[side] += latencies
+                errors += err if side == "audited" else 0
+            ratios.append(walls["bare"] / walls["audited"])
+        p99_bare, p99_audited = pct(lat["bare"], 99), pct(lat["audited"], 99)
         print(
-            f"16 threads x {per_thread} calls, {rounds} rounds: p99 overhead per round "
-            f"{', '.join(f'{ms(o):.1f}' for o in overheads)} ms, median {ms(p99):.1f} ms "
-            f"= {p99 / floor_median:.1f}x the single-call floor; throughput vs bare "
-            f"{', '.join(f'{r:.2f}' for r in ratios)}x (median {statistics.median(ratios):.2f}x); "
-            f"lock errors: {errors}"
+            f"16 threads x {per_thread} calls, {pairs} pairs of runs: p99 bare "
+            f"{ms(p99_bare):.1f} ms, audited {ms(p99_audited):.1f} ms: overhead "
+            f"{ms(p99_audited - p99_bare):.1f} ms = {(p99_audited - p99_bare) / floor_median:.1f}x "
+            f"the single-call floor; throughput vs bare: median {statistics.median(ratios):.2f}x "
+            f"(quartiles {quartiles(ratios)}); lock errors: {errors}"
         )
 
     rows = GenerationLogRepository(tmp / "threads.db").get_prompt_history(limit=100_000)
-    assert len(rows) == 16 * per_thread * rounds, "rows equal requests"
+    assert len(rows) == 16 * (per_thread * pairs + 2), "rows equal requests"
     assert all(r.status == "success" for r in rows)
 
     # 200 tasks: bare against audited, for three ways a reply can arrive.
     print()
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
         router.post("/chat/completions").respond(json=BODY)
-        concurrent_tasks("respx, reply at once", tmp / "instant.db", rounds, per_task)
+        concurrent_tasks("respx, reply at once", tmp / "instant.db", pairs, per_task)
         # The bare client above never yields to the loop; this measures what waiting
         # alone costs an audited call there, with a store that writes nothing.
         concurrent_tasks(
             "respx, reply at once, store that only answers from a thread",
             AnswerOnly(),
-            rounds,
+            pairs,
             per_task,
         )
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
         router.post("/chat/completions").mock(side_effect=reply_after_a_turn)
-        concurrent_tasks("respx, reply after one loop turn", tmp / "turn.db", rounds, per_task)
+        concurrent_tasks("respx, reply after one loop turn", tmp / "turn.db", pairs, per_task)
     with loopback_process() as base_url:
         concurrent_tasks(
             "loopback HTTP server in its own process",
             tmp / "http.db",
-            rounds,
+            pairs,
             per_task,
             base_url,
         )
     for name in ("instant.db", "turn.db", "http.db"):
         rows = GenerationLogRepository(tmp / name).get_prompt_history(limit=100_000)
-        assert len(rows) == 200 * per_task * (rounds + 1), f"{name}: rows equal requests"
+        assert len(rows) == 200 * per_task * (pairs + 1), f"{name}: rows equal requests"
         assert all(r.status == "success" for r in rows), name
 
 
