@@ -30,6 +30,7 @@ def test_overhead_benchmark_runs_quickly() -> None:
     ):
         assert f"({label})" in result.stdout
     assert result.stdout.count("errors: 0") == 5  # 16 threads, and 200 tasks four ways
+    assert "the floor's raw writes from the same 16 threads" in result.stdout
 
 
 def test_query_scale_benchmark_runs_on_a_small_trail(tmp_path: Path) -> None:
