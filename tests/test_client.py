@@ -548,6 +548,17 @@ def test_cancelled_task_leaves_a_failed_row(router: respx.MockRouter, db_path: P
     assert row["error_type"] == "CancelledError"
 
 
+async def _start_and_cancel(client: AsyncAuditedOpenAI) -> None:
+    """Start a call, cancel it 50 ms later, and see the cancellation propagate."""
+    task = asyncio.create_task(
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    )
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 @pytest.mark.parametrize("queued", [True, False], ids=["queued", "threaded"])
 def test_cancelled_while_the_pending_row_is_written(
     router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch, queued: bool
@@ -585,13 +596,7 @@ def test_cancelled_while_the_pending_row_is_written(
                     return original(ctx)
 
                 monkeypatch.setattr(store, "create_pending_log", slow_create)
-            task = asyncio.create_task(
-                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
-            )
-            await asyncio.sleep(0.05)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            await _start_and_cancel(client)
             gate.set()
             for _ in range(200):
                 found = rows(db_path)
@@ -633,13 +638,7 @@ def test_cancelled_while_a_failing_pending_write_runs_under_raise(
         monkeypatch.setattr(audited_client_module, "_fail_later", fail_later_then_tell)
         async with async_client(store) as client:
             threading.Thread(target=fail_later).start()
-            task = asyncio.create_task(
-                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
-            )
-            await asyncio.sleep(0.05)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            await _start_and_cancel(client)
             gate.set()
             assert await asyncio.to_thread(handled.wait, 5)
 
@@ -667,13 +666,7 @@ def test_cancelled_while_the_pending_row_waits_for_the_writer(
         async with async_client(store) as client:
             store.get_prompt_history(limit=1)  # the table exists before the writer blocks
             slow = store.database.submit(lambda _conn: gate.wait(5))
-            task = asyncio.create_task(
-                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
-            )
-            await asyncio.sleep(0.05)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            await _start_and_cancel(client)
             gate.set()
             assert await asyncio.wrap_future(slow) is True
             await asyncio.wait_for(
