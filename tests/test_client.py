@@ -412,6 +412,54 @@ def test_default_policy_retries_like_the_sdk(
     assert [r["generation_status"] for r in rows(db_path)] == ["failed", "failed", "success"]
 
 
+def test_retry_count_header_counts_attempts_like_the_sdk(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """Each attempt says how many came before it (x-stainless-retry-count), as the SDK does."""
+    later = {"retry-after-ms": "1"}
+    route = router.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(500, json={"error": {"message": "HTTP 500"}}, headers=later),
+            httpx.Response(503, json={"error": {"message": "HTTP 503"}}, headers=later),
+            httpx.Response(200, json=chat_body()),
+        ]
+    )
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    sent = [call.request.headers["x-stainless-retry-count"] for call in route.calls]
+    assert sent == ["0", "1", "2"]
+    assert [r["attempt"] for r in rows(db_path)] == [1, 2, 3]
+
+
+def test_retry_count_header_set_by_the_caller_is_kept(
+    db_path: Path, router: respx.MockRouter
+) -> None:
+    """A caller's own x-stainless-retry-count goes out unchanged on every attempt."""
+    route = _status_sequence(router, 500, 200)
+
+    async def main() -> None:
+        async with async_client(db_path, retry=FAST_ASYNC) as client:
+            await client.chat.completions.create(
+                model="gpt-4o",
+                messages=MESSAGES,  # type: ignore[arg-type]
+                extra_headers={"X-Stainless-Retry-Count": "7"},
+            )
+
+    asyncio.run(main())
+    assert [call.request.headers["x-stainless-retry-count"] for call in route.calls] == ["7", "7"]
+
+
+def test_retry_count_header_async(db_path: Path, router: respx.MockRouter) -> None:
+    """The async client counts the same way."""
+    route = _status_sequence(router, 429, 200)
+
+    async def main() -> None:
+        async with async_client(db_path, retry=FAST_ASYNC) as client:
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    assert [call.request.headers["x-stainless-retry-count"] for call in route.calls] == ["0", "1"]
+
+
 def test_default_policy_retries_like_the_sdk_async(
     router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

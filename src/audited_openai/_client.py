@@ -92,6 +92,24 @@ def inner_options(
     return inner
 
 
+RETRY_COUNT_HEADER = "x-stainless-retry-count"
+
+
+def attempt_options(inner: FinalRequestOptions, number: int) -> FinalRequestOptions:
+    """The options of attempt ``number``: its retry-count header says how many came before.
+
+    The SDK sends ``x-stainless-retry-count`` with the retries taken so far; each of our
+    attempts is a fresh inner request, so the count is set here. A caller's own value
+    (or its ``Omit``) is kept, as the SDK keeps it.
+    """
+    headers = inner.headers or {}
+    if number == 1 or any(name.lower() == RETRY_COUNT_HEADER for name in headers):
+        return inner
+    options = inner.model_copy(deep=False)
+    options.headers = {**headers, RETRY_COUNT_HEADER: str(number - 1)}
+    return options
+
+
 def response_metadata(endpoint: str, parsed: Any) -> ResponseMetadata:
     """Metadata of a parsed, non-streamed result."""
     if isinstance(parsed, BaseModel):
@@ -211,7 +229,8 @@ class AuditedOpenAI(_Audited, openai.OpenAI):
 
         def attempt_once() -> Any:
             attempt = Attempt(call, next(numbers))
-            return self._attempt(attempt, cast_to, inner, stream, stream_cls)
+            options = attempt_options(inner, attempt.number)
+            return self._attempt(attempt, cast_to, options, stream, stream_cls)
 
         return retries.run(attempt_once)
 
@@ -319,7 +338,8 @@ class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
 
         async def attempt_once() -> Any:
             attempt = Attempt(call, next(numbers))
-            return await self._attempt(attempt, cast_to, inner, stream, stream_cls)
+            options = attempt_options(inner, attempt.number)
+            return await self._attempt(attempt, cast_to, options, stream, stream_cls)
 
         return await retries.run_async(attempt_once)
 
