@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import os
@@ -213,6 +214,16 @@ async def interleaved_async(
 # -- concurrency --------------------------------------------------------------------------------
 
 
+def fresh_start() -> None:
+    """Collect the garbage of whatever ran before, outside the timing.
+
+    Without this, garbage made in one side's run is collected (a full collection now
+    and then) during the next side's run, which then pays for it. A run's own garbage
+    is still collected, and paid for, within that run.
+    """
+    gc.collect()
+
+
 def threads(call: Callable[[], Any], workers: int, calls: int) -> tuple[list[float], float, int]:
     """(latencies, wall seconds, errors) of ``workers`` threads making ``calls`` each."""
     latencies: list[float] = []
@@ -234,6 +245,7 @@ def threads(call: Callable[[], Any], workers: int, calls: int) -> tuple[list[flo
         with lock:
             latencies.extend(mine)
 
+    fresh_start()
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
         for future in [pool.submit(work) for _ in range(workers)]:
@@ -269,6 +281,7 @@ async def tasks(client: Any, count: int, calls: int) -> tuple[list[float], float
                 print(f"error: {exc}", file=sys.stderr)
             latencies.append(time.perf_counter() - t)
 
+    fresh_start()
     asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
     try:
         start = time.perf_counter()
@@ -477,16 +490,19 @@ def main() -> None:
             threads(call, 16, 2)
         lat: dict[str, list[float]] = {side: [] for side in sides}
         ratios: dict[str, list[float]] = {"audited": [], "floor": []}
+        round_overheads: list[float] = []  # p99 audited - p99 bare, per round
         errors = 0
         for i in range(pairs):
-            walls = {}
+            walls, round_p99 = {}, {}
             order = list(sides.items())
             for side, call in order if i % 2 == 0 else order[::-1]:
                 latencies, walls[side], err = threads(call, 16, per_thread)
                 lat[side] += latencies
+                round_p99[side] = pct(latencies, 99)
                 errors += err
             for side, values in ratios.items():
                 values.append(walls["bare"] / walls[side])
+            round_overheads.append(round_p99["audited"] - round_p99["bare"])
         p99 = {side: pct(values, 99) for side, values in lat.items()}
         print(
             f"16 threads x {per_thread} calls, {pairs} rounds of the three: p99 bare "
@@ -495,6 +511,12 @@ def main() -> None:
             f"{(p99['audited'] - p99['bare']) / floor_median:.1f}x the single-call floor; "
             f"throughput vs bare: median {statistics.median(ratios['audited']):.2f}x (quartiles "
             f"{quartiles(ratios['audited'])}); lock errors: {errors}"
+        )
+        print(
+            f"  per round (p99 of each side's {16 * per_thread} calls): overhead median "
+            f"{ms(statistics.median(round_overheads)):.1f} ms (quartiles "
+            f"{quartiles([ms(v) for v in round_overheads])} ms) = "
+            f"{statistics.median(round_overheads) / floor_median:.1f}x the single-call floor"
         )
         print(
             f"  the floor's raw writes from the same 16 threads (no group commit): p99 "
