@@ -9,8 +9,9 @@ Every figure comes from the same run on the same machine, with a 10 KB prompt:
    server, sync and async, calls interleaved (bare, audited, bare, ...): medians, p99;
 2. the floor: a raw ``sqlite3`` insert of the same row with ``synchronous=FULL`` plus
    its completion update, on the same schema and settings;
-3. 16 threads, and 200 asyncio tasks, at once: p99 overhead, event-loop lag p99,
-   throughput against bare, and any "database is locked" error.
+3. 16 threads (over respx, and over the loopback server in its own process) and 200
+   asyncio tasks, at once: p99 overhead, event-loop lag p99, throughput against bare,
+   and any "database is locked" error.
 """
 
 from __future__ import annotations
@@ -253,6 +254,69 @@ def threads(call: Callable[[], Any], workers: int, calls: int) -> tuple[list[flo
     return latencies, time.perf_counter() - start, errors
 
 
+def concurrent_threads(  # noqa: PLR0917 - one benchmark's knobs
+    label: str,
+    bare: Any,
+    audited: Any,
+    floor_call: Callable[[], None] | None,
+    pairs: int,
+    per_thread: int,
+    floor_median: float,
+) -> None:
+    """16 threads on bare and audited clients (and the floor's raw writes): a few lines.
+
+    As with tasks, the sides alternate in short runs; the p99 of each side is taken
+    over all its calls (so all saw the same drift of the machine), and per round.
+    """
+    sides: dict[str, Callable[[], Any]] = {
+        "bare": lambda: bare.chat.completions.create(model="gpt-4o", messages=MESSAGES),
+        "audited": lambda: audited.chat.completions.create(model="gpt-4o", messages=MESSAGES),
+    }
+    if floor_call is not None:
+        sides["floor"] = floor_call
+    for call in sides.values():  # warm-up: connections, the database's schema
+        threads(call, 16, 2)
+    lat: dict[str, list[float]] = {side: [] for side in sides}
+    ratios: dict[str, list[float]] = {side: [] for side in sides if side != "bare"}
+    round_overheads: list[float] = []  # p99 audited - p99 bare, per round
+    errors = 0
+    for i in range(pairs):
+        walls, round_p99 = {}, {}
+        order = list(sides.items())
+        for side, call in order if i % 2 == 0 else order[::-1]:
+            latencies, walls[side], err = threads(call, 16, per_thread)
+            lat[side] += latencies
+            round_p99[side] = pct(latencies, 99)
+            errors += err
+        for side, values in ratios.items():
+            values.append(walls["bare"] / walls[side])
+        round_overheads.append(round_p99["audited"] - round_p99["bare"])
+    p99 = {side: pct(values, 99) for side, values in lat.items()}
+    median = {side: statistics.median(values) for side, values in lat.items()}
+    print(
+        f"16 threads x {per_thread} calls ({label}), {pairs} rounds: p99 bare "
+        f"{ms(p99['bare']):.1f} ms, audited {ms(p99['audited']):.1f} ms: overhead "
+        f"{ms(p99['audited'] - p99['bare']):.1f} ms = "
+        f"{(p99['audited'] - p99['bare']) / floor_median:.1f}x the single-call floor; "
+        f"median latency bare {ms(median['bare']):.1f} ms, audited {ms(median['audited']):.1f} ms; "
+        f"throughput vs bare: median {statistics.median(ratios['audited']):.2f}x (quartiles "
+        f"{quartiles(ratios['audited'])}); lock errors: {errors}"
+    )
+    print(
+        f"  per round (p99 of each side's {16 * per_thread} calls): overhead median "
+        f"{ms(statistics.median(round_overheads)):.1f} ms (quartiles "
+        f"{quartiles([ms(v) for v in round_overheads])} ms) = "
+        f"{statistics.median(round_overheads) / floor_median:.1f}x the single-call floor"
+    )
+    if "floor" in sides:
+        print(
+            f"  the floor's raw writes from the same 16 threads (no group commit): p99 "
+            f"{ms(p99['floor']):.1f} ms: overhead {ms(p99['floor'] - p99['bare']):.1f} ms; "
+            f"throughput vs bare: median {statistics.median(ratios['floor']):.2f}x "
+            f"(quartiles {quartiles(ratios['floor'])})"
+        )
+
+
 async def tasks(client: Any, count: int, calls: int) -> tuple[list[float], float, list[float], int]:
     """(latencies, wall seconds, loop blocks, errors) of ``count`` concurrent tasks.
 
@@ -478,56 +542,23 @@ def main() -> None:
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
         router.post("/chat/completions").respond(json=BODY)
         bare, audited = clients(tmp / "threads.db")
-        # As with tasks, the sides alternate in short runs; the p99 of each side is
-        # taken over all its calls, so all saw the same drift of the machine.
         floors = ThreadFloors(tmp / "threads-floor.db", bare)
-        sides = {
-            "bare": lambda: bare.chat.completions.create(model="gpt-4o", messages=MESSAGES),
-            "audited": lambda: audited.chat.completions.create(model="gpt-4o", messages=MESSAGES),
-            "floor": floors.call,
-        }
-        for call in sides.values():  # warm-up: connections, the database's schema
-            threads(call, 16, 2)
-        lat: dict[str, list[float]] = {side: [] for side in sides}
-        ratios: dict[str, list[float]] = {"audited": [], "floor": []}
-        round_overheads: list[float] = []  # p99 audited - p99 bare, per round
-        errors = 0
-        for i in range(pairs):
-            walls, round_p99 = {}, {}
-            order = list(sides.items())
-            for side, call in order if i % 2 == 0 else order[::-1]:
-                latencies, walls[side], err = threads(call, 16, per_thread)
-                lat[side] += latencies
-                round_p99[side] = pct(latencies, 99)
-                errors += err
-            for side, values in ratios.items():
-                values.append(walls["bare"] / walls[side])
-            round_overheads.append(round_p99["audited"] - round_p99["bare"])
-        p99 = {side: pct(values, 99) for side, values in lat.items()}
-        print(
-            f"16 threads x {per_thread} calls, {pairs} rounds of the three: p99 bare "
-            f"{ms(p99['bare']):.1f} ms, audited {ms(p99['audited']):.1f} ms: overhead "
-            f"{ms(p99['audited'] - p99['bare']):.1f} ms = "
-            f"{(p99['audited'] - p99['bare']) / floor_median:.1f}x the single-call floor; "
-            f"throughput vs bare: median {statistics.median(ratios['audited']):.2f}x (quartiles "
-            f"{quartiles(ratios['audited'])}); lock errors: {errors}"
+        concurrent_threads("respx", bare, audited, floors.call, pairs, per_thread, floor_median)
+    with loopback_process() as base_url:
+        bare, audited = clients(tmp / "threads-http.db", base_url)
+        concurrent_threads(
+            "loopback HTTP server in its own process",
+            bare,
+            audited,
+            None,
+            pairs,
+            per_thread,
+            floor_median,
         )
-        print(
-            f"  per round (p99 of each side's {16 * per_thread} calls): overhead median "
-            f"{ms(statistics.median(round_overheads)):.1f} ms (quartiles "
-            f"{quartiles([ms(v) for v in round_overheads])} ms) = "
-            f"{statistics.median(round_overheads) / floor_median:.1f}x the single-call floor"
-        )
-        print(
-            f"  the floor's raw writes from the same 16 threads (no group commit): p99 "
-            f"{ms(p99['floor']):.1f} ms: overhead {ms(p99['floor'] - p99['bare']):.1f} ms; "
-            f"throughput vs bare: median {statistics.median(ratios['floor']):.2f}x "
-            f"(quartiles {quartiles(ratios['floor'])})"
-        )
-
-    rows = GenerationLogRepository(tmp / "threads.db").get_prompt_history(limit=100_000)
-    assert len(rows) == 16 * (per_thread * pairs + 2), "rows equal requests"
-    assert all(r.status == "success" for r in rows)
+    for name in ("threads.db", "threads-http.db"):
+        rows = GenerationLogRepository(tmp / name).get_prompt_history(limit=100_000)
+        assert len(rows) == 16 * (per_thread * pairs + 2), f"{name}: rows equal requests"
+        assert all(r.status == "success" for r in rows), name
 
     # 200 tasks: bare against audited, for three ways a reply can arrive.
     print()

@@ -506,10 +506,7 @@ def test_a_forked_child_finishes_host_erasures_too(
             other.execute("DELETE FROM definities WHERE id = 1")
             other.commit()
             other.close()
-            deadline = time.monotonic() + 15
-            while _on_disk(db_path, canary) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            os._exit(3 if _on_disk(db_path, canary) else 0)
+            os._exit(0 if _gone_from_disk(db_path, canary) else 3)
         except BaseException:
             os._exit(4)
     _, status = os.waitpid(pid, 0)
@@ -586,6 +583,16 @@ def _on_disk(db_path: Path, canary: str) -> bool:
     )
 
 
+def _gone_from_disk(db_path: Path, canary: str, within: float = 15) -> bool:
+    """Wait up to ``within`` seconds for the canary to leave both files."""
+    deadline = time.monotonic() + within
+    while _on_disk(db_path, canary):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 @pytest.mark.parametrize("checkpointed", [False, True], ids=["in the WAL", "in the file"])
 def test_host_delete_leaves_no_text_once_its_erasure_is_finished(
     repo: GenerationLogRepository, db_path: Path, checkpointed: bool
@@ -625,10 +632,7 @@ def test_the_watcher_finishes_host_erasures_by_itself(
     host.execute("DELETE FROM definities WHERE id = 1")
     host.commit()
     host.close()
-    deadline = time.monotonic() + 15
-    while _on_disk(db_path, canary) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _on_disk(db_path, canary)
+    assert _gone_from_disk(db_path, canary)
     with repo.database.read() as conn:
         assert conn.execute("SELECT count(*) FROM generation_log_erasures").fetchone() == (0,)
 
