@@ -354,8 +354,13 @@ def test_connection_error_is_failed(db_path: Path, router: respx.MockRouter) -> 
 
 
 def _status_sequence(router: respx.MockRouter, *statuses: int) -> respx.Route:
+    """Answer with ``statuses`` in turn; errors ask for a 1 ms wait (``retry-after-ms``)."""
     responses = [
-        httpx.Response(s, json=chat_body() if s == 200 else {"error": {"message": f"HTTP {s}"}})
+        httpx.Response(200, json=chat_body())
+        if s == 200
+        else httpx.Response(
+            s, json={"error": {"message": f"HTTP {s}"}}, headers={"retry-after-ms": "1"}
+        )
         for s in statuses
     ]
     return router.post("/chat/completions").mock(side_effect=responses)
@@ -397,18 +402,9 @@ def test_default_policy_retries_like_the_sdk(
     client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
 ) -> None:
     """By default: max_retries (2) retries, with Retry-After honoured."""
-    keys: list[str] = []
-    statuses = iter([429, 500, 200])
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        keys.append(request.headers.get("idempotency-key", ""))
-        status = next(statuses)
-        body = chat_body() if status == 200 else {"error": {"message": "later"}}
-        return httpx.Response(status, json=body, headers={"retry-after-ms": "1"})
-
-    router.post("/chat/completions").mock(side_effect=handler)
+    route = _status_sequence(router, 429, 500, 200)
     client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
-    assert len(keys) == 3
+    assert route.call_count == 3
     assert [r["generation_status"] for r in rows(db_path)] == ["failed", "failed", "success"]
 
 
@@ -416,14 +412,7 @@ def test_retry_count_header_counts_attempts_like_the_sdk(
     client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
 ) -> None:
     """Each attempt says how many came before it (x-stainless-retry-count), as the SDK does."""
-    later = {"retry-after-ms": "1"}
-    route = router.post("/chat/completions").mock(
-        side_effect=[
-            httpx.Response(500, json={"error": {"message": "HTTP 500"}}, headers=later),
-            httpx.Response(503, json={"error": {"message": "HTTP 503"}}, headers=later),
-            httpx.Response(200, json=chat_body()),
-        ]
-    )
+    route = _status_sequence(router, 500, 503, 200)
     client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
     sent = [call.request.headers["x-stainless-retry-count"] for call in route.calls]
     assert sent == ["0", "1", "2"]
@@ -464,8 +453,7 @@ def test_default_policy_retries_like_the_sdk_async(
     router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Async too; a first attempt that succeeds never builds a tenacity policy."""
-    keys: list[str] = []
-    statuses = iter([200, 429, 200])
+    route = _status_sequence(router, 200, 429, 200)
     built: list[object] = []
     original = _retry.default_policy
 
@@ -475,14 +463,6 @@ def test_default_policy_retries_like_the_sdk_async(
 
     monkeypatch.setattr(_retry, "default_policy", counted)
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        keys.append(request.headers.get("idempotency-key", ""))
-        status = next(statuses)
-        body = chat_body() if status == 200 else {"error": {"message": "later"}}
-        return httpx.Response(status, json=body, headers={"retry-after-ms": "1"})
-
-    router.post("/chat/completions").mock(side_effect=handler)
-
     async def main() -> None:
         async with async_client(db_path) as client:
             await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
@@ -491,7 +471,7 @@ def test_default_policy_retries_like_the_sdk_async(
 
     asyncio.run(main())
     assert len(built) == 1
-    assert len(keys) == 3
+    assert route.call_count == 3
     found = rows(db_path)
     assert [r["generation_status"] for r in found] == ["success", "failed", "success"]
     assert [r["attempt"] for r in found] == [1, 1, 2]
