@@ -215,13 +215,36 @@ async def interleaved_async(
 # -- concurrency --------------------------------------------------------------------------------
 
 
-def fresh_start() -> None:
-    """Collect the garbage of whatever ran before, outside the timing.
+_MOCKS: list[respx.MockRouter] = []
 
-    Without this, garbage made in one side's run is collected (a full collection now
-    and then) during the next side's run, which then pays for it. A run's own garbage
-    is still collected, and paid for, within that run.
+
+@contextlib.contextmanager
+def mocked_api(side_effect: Callable[[httpx.Request], Any] | None = None) -> Iterator[None]:
+    """respx answering ``POST /chat/completions`` (with ``BODY``, or ``side_effect``)."""
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        route = router.post("/chat/completions")
+        if side_effect is None:
+            route.respond(json=BODY)
+        else:
+            route.mock(side_effect=side_effect)
+        _MOCKS.append(router)
+        try:
+            yield
+        finally:
+            _MOCKS.remove(router)
+
+
+def fresh_start() -> None:
+    """Drop respx's call history and collect the garbage of what ran before, untimed.
+
+    respx keeps every request and response it mocked: over a section that is tens of
+    thousands of 10 KB requests, and every full collection walks them all, more often
+    on the side that allocates more. Without this, garbage made in one side's run is
+    also collected during the next side's run, which then pays for it. A run's own
+    garbage is still collected, and paid for, within that run.
     """
+    for router in _MOCKS:
+        router.reset()
     gc.collect()
 
 
@@ -515,8 +538,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
 
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        router.post("/chat/completions").respond(json=BODY)
+    with mocked_api():
         bare, audited = clients(tmp / "respx.db")
         print(row("sync, respx", *interleaved_sync(bare, audited, n, floor)))
 
@@ -539,8 +561,7 @@ def main() -> None:
         print(row("async, loopback HTTP", *asyncio.run(run_loop_async())))
 
     print()
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        router.post("/chat/completions").respond(json=BODY)
+    with mocked_api():
         bare, audited = clients(tmp / "threads.db")
         floors = ThreadFloors(tmp / "threads-floor.db", bare)
         concurrent_threads("respx", bare, audited, floors.call, pairs, per_thread, floor_median)
@@ -562,8 +583,7 @@ def main() -> None:
 
     # 200 tasks: bare against audited, for three ways a reply can arrive.
     print()
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        router.post("/chat/completions").respond(json=BODY)
+    with mocked_api():
         concurrent_tasks("respx, reply at once", tmp / "instant.db", pairs, per_task)
         # The bare client above never yields to the loop; this measures what waiting
         # alone costs an audited call there, with a store that writes nothing.
@@ -573,8 +593,7 @@ def main() -> None:
             pairs,
             per_task,
         )
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        router.post("/chat/completions").mock(side_effect=reply_after_a_turn)
+    with mocked_api(reply_after_a_turn):
         concurrent_tasks("respx, reply after one loop turn", tmp / "turn.db", pairs, per_task)
     with loopback_process() as base_url:
         concurrent_tasks(
