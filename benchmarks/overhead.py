@@ -1,17 +1,29 @@
-"""What the audit costs per call, against its floor, measured in one run.
+"""What the audit costs per call: against bare openai, Langfuse's wrapper and the physical floor.
 
-    python benchmarks/overhead.py            # full run (a few minutes)
-    python benchmarks/overhead.py --quick    # seconds; CI runs this to show it works
+    python benchmarks/overhead.py            # the full run (about ten minutes)
+    python benchmarks/overhead.py --quick    # seconds; CI runs it to show it works
 
-Every figure comes from the same run on the same machine, with a 10 KB prompt:
+Langfuse's wrapper needs ``pip install -e '.[bench]'`` (it is skipped, saying so, without).
 
-1. bare ``openai.OpenAI`` against ``AuditedOpenAI``, over respx and over the loopback
-   server, sync and async, calls interleaved (bare, audited, bare, ...): medians, p99;
-2. the floor: a raw ``sqlite3`` insert of the same row with ``synchronous=FULL`` plus
-   its completion update, on the same schema and settings;
-3. 16 threads (over respx, and over the loopback server in its own process) and 200
-   asyncio tasks, at once: p99 overhead, event-loop lag p99, throughput against bare,
-   and any "database is locked" error.
+Every variant runs in a worker process of its own (Langfuse patches the SDK globally),
+and the workers take turns in short rounds, so that each figure is a ratio from one run
+on one machine whose speed drifts. A 10 KB prompt throughout. The variants:
+
+* ``bare``: ``openai.OpenAI`` / ``AsyncOpenAI``;
+* ``audited``: ``AuditedOpenAI`` / ``AsyncAuditedOpenAI`` writing to a SQLite file;
+* ``langfuse``: ``langfuse.openai``'s clients, exporting to a sink on 127.0.0.1;
+* ``floor``: the bare client plus what any write-ahead audit must do at the least: a raw
+  ``sqlite3`` insert of the same row with ``synchronous=FULL`` before the call and its
+  update with ``NORMAL`` after, into a table with only a primary key (WAL).
+
+Measures:
+
+1. single calls over respx (a mocked reply): median and p99 per variant; the overhead of
+   a variant is its median minus bare's median;
+2. 16 threads at once, over the loopback server in its own process: p99 latency, the
+   p99 overhead against bare, and "database is locked" errors;
+3. 200 asyncio tasks at once, over the loopback server: throughput against bare (the
+   median of the rounds' paired ratios) and the event loop's longest blocks (p99).
 """
 
 from __future__ import annotations
@@ -20,7 +32,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import itertools
 import json
 import os
 import platform
@@ -32,16 +43,9 @@ import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import httpx
-import openai
-import respx
-
-from audited_openai import AsyncAuditedOpenAI, AuditedOpenAI, GenerationLogRepository
-from audited_openai.testing import LoopbackServer, Reply
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -63,6 +67,7 @@ BODY = {
     ],
     "usage": {"prompt_tokens": 2500, "completion_tokens": 5, "total_tokens": 2505},
 }
+VARIANTS = ("bare", "audited", "langfuse", "floor")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -74,301 +79,196 @@ def ms(seconds: float) -> float:
     return seconds * 1000
 
 
-# -- the floor -------------------------------------------------------------------------------
+# -- the worker: one variant, in a process of its own --------------------------------------------
 
 
 class Floor:
-    """The raw minimum: insert the same row with ``synchronous=FULL``, complete it NORMAL.
+    """The physical floor: the same row inserted FULL, updated NORMAL, in a table with a key only."""
 
-    Same schema and settings as the library's store (WAL, busy timeout, the triggers
-    and indexes of generation_logs), through a bare ``sqlite3`` connection.
-    """
+    COLUMNS = (
+        "call_id",
+        "attempt",
+        "endpoint",
+        "model_name",
+        "stream",
+        "generation_status",
+        "logged_at",
+        "updated_at",
+        "prompt_full_text",
+        "request_json",
+    )
 
     def __init__(self, path: Path) -> None:
-        GenerationLogRepository(path).get_prompt_history(limit=0)
-        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA busy_timeout = 30000")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS generation_logs (id INTEGER PRIMARY KEY, "
+            + ", ".join(self.COLUMNS)
+            + ", tokens_prompt, tokens_completion, tokens_total, duration_ms, response_id, "
+            "response_content, http_status)"
+        )
         self.request_json = json.dumps({"messages": MESSAGES, "model": "gpt-4o"})
+        self.lock = threading.Lock()
 
     def before(self) -> int | None:
-        self.conn.execute("PRAGMA synchronous = FULL")
-        self.conn.execute("BEGIN IMMEDIATE")
-        cursor = self.conn.execute(
-            "INSERT INTO generation_logs (call_id, attempt, endpoint, model_name, stream, "
-            "generation_status, logged_at, updated_at, prompt_full_text, request_json) "
-            "VALUES (?, 1, 'chat.completions', 'gpt-4o', 0, 'pending', ?, ?, ?, ?)",
-            (
-                uuid.uuid4().hex,
-                "2025-11-11T00:00:00.000Z",
-                "2025-11-11T00:00:00.000Z",
-                PROMPT,
-                self.request_json,
-            ),
-        )
-        self.conn.execute("COMMIT")
-        return cursor.lastrowid
+        with self.lock:
+            self.conn.execute("PRAGMA synchronous = FULL")
+            self.conn.execute("BEGIN IMMEDIATE")
+            cursor = self.conn.execute(
+                f"INSERT INTO generation_logs ({', '.join(self.COLUMNS)}) "
+                "VALUES (?, 1, 'chat.completions', 'gpt-4o', 0, 'pending', ?, ?, ?, ?)",
+                (
+                    uuid.uuid4().hex,
+                    "2025-11-11T00:00:00.000Z",
+                    "2025-11-11T00:00:00.000Z",
+                    PROMPT,
+                    self.request_json,
+                ),
+            )
+            self.conn.execute("COMMIT")
+            return cursor.lastrowid
 
     def after(self, row_id: int | None) -> None:
-        self.conn.execute("PRAGMA synchronous = NORMAL")
-        self.conn.execute("BEGIN IMMEDIATE")
-        self.conn.execute(
-            "UPDATE generation_logs SET generation_status = 'success', tokens_prompt = 2500, "
-            "tokens_completion = 5, tokens_total = 2505, duration_ms = 1, response_id = 'x', "
-            "response_content = 'Een definitie.', http_status = 200, "
-            "updated_at = '2025-11-11T00:00:01.000Z' WHERE id = ?",
-            (row_id,),
-        )
-        self.conn.execute("COMMIT")
+        with self.lock:
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute(
+                "UPDATE generation_logs SET generation_status = 'success', tokens_prompt = 2500, "
+                "tokens_completion = 5, tokens_total = 2505, duration_ms = 1, response_id = 'x', "
+                "response_content = 'Een definitie.', http_status = 200, "
+                "updated_at = '2025-11-11T00:00:01.000Z' WHERE id = ?",
+                (row_id,),
+            )
+            self.conn.execute("COMMIT")
 
 
-class ThreadFloors:
-    """The floor's raw writes around a bare call, from many threads at once.
+def make_clients(variant: str, workdir: Path, base_url: str, *, asynchronous: bool) -> Any:
+    """A client of the variant: over respx (``BASE``, a classic httpx client) or HTTP."""
+    import httpx
 
-    What a hand-written audit would do: each thread its own connection, no group
-    commit; SQLite's busy timeout orders the writers.
-    """
-
-    def __init__(self, path: Path, bare: Any) -> None:
-        Floor(path)  # the schema
-        self.path = path
-        self.bare = bare
-        self.local = threading.local()
-
-    def call(self) -> None:
-        floor: Floor | None = getattr(self.local, "floor", None)
-        if floor is None:
-            floor = self.local.floor = Floor(self.path)
-        row_id = floor.before()
-        self.bare.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        floor.after(row_id)
-
-
-# -- the clients -------------------------------------------------------------------------------
-
-
-def clients(db: Path, base_url: str = BASE, *, asynchronous: bool = False) -> tuple[Any, Any]:
-    """A bare and an audited client (writing to ``db``), the same options each.
-
-    Over respx (``BASE``) each gets a classic ``httpx`` client, which respx sees; async
-    clients are made inside the running loop.
-    """
     options: dict[str, Any] = {"base_url": base_url, "api_key": "bench", "max_retries": 0}
-    http = (httpx.AsyncClient if asynchronous else httpx.Client) if base_url == BASE else None
-    bare, audited = (
-        (openai.AsyncOpenAI, AsyncAuditedOpenAI) if asynchronous else (openai.OpenAI, AuditedOpenAI)
-    )
-    return (
-        bare(**options, **({"http_client": http()} if http else {})),
-        audited(db, **options, **({"http_client": http()} if http else {})),
-    )
+    if base_url == BASE:
+        options["http_client"] = httpx.AsyncClient() if asynchronous else httpx.Client()
+    if variant == "audited":
+        from audited_openai import AsyncAuditedOpenAI, AuditedOpenAI
+
+        cls = AsyncAuditedOpenAI if asynchronous else AuditedOpenAI
+        return cls(workdir / "audited.db", **options)
+    if variant == "langfuse":
+        from langfuse.openai import openai as patched
+    else:
+        import openai as patched
+    return (patched.AsyncOpenAI if asynchronous else patched.OpenAI)(**options)
 
 
-# -- single calls, interleaved ----------------------------------------------------------------
+def worker(variant: str, workdir: Path, server: str) -> None:
+    """Serve measurements for one variant: a command per line in, a JSON line out."""
+    import respx
 
+    floor = Floor(workdir / "floor.db") if variant == "floor" else None
+    sync_mock = make_clients(variant, workdir, BASE, asynchronous=False)
+    sync_http = make_clients(variant, workdir, server, asynchronous=False)
+    loop = asyncio.new_event_loop()
+    async_http = loop.run_until_complete(_make_async(variant, workdir, server))
 
-def interleaved_sync(
-    bare: Any, audited: Any, n: int, floor: Floor
-) -> tuple[list[float], list[float], list[float]]:
-    """Per call: bare, bare with the floor's writes around it, audited; in turn."""
-    b, f, a = [], [], []
-    for _ in range(3):  # warm up both
-        bare.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        audited.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-    for _ in range(n):
-        t = time.perf_counter()
-        bare.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        b.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        row_id = floor.before()
-        bare.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        floor.after(row_id)
-        f.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        audited.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        a.append(time.perf_counter() - t)
-    return b, f, a
+    def call(client: Any) -> None:
+        row = floor.before() if floor else None
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        if floor:
+            floor.after(row)
 
-
-async def interleaved_async(
-    bare: Any, audited: Any, n: int, floor: Floor
-) -> tuple[list[float], list[float], list[float]]:
-    b, f, a = [], [], []
-    for _ in range(3):
-        await bare.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        await audited.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-    for _ in range(n):
-        t = time.perf_counter()
-        await bare.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        b.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        row_id = floor.before()
-        await bare.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        floor.after(row_id)
-        f.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        await audited.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        a.append(time.perf_counter() - t)
-    return b, f, a
-
-
-# -- concurrency --------------------------------------------------------------------------------
-
-
-_MOCKS: list[respx.MockRouter] = []
-
-
-@contextlib.contextmanager
-def mocked_api(side_effect: Callable[[httpx.Request], Any] | None = None) -> Iterator[None]:
-    """respx answering ``POST /chat/completions`` (with ``BODY``, or ``side_effect``)."""
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        route = router.post("/chat/completions")
-        if side_effect is None:
-            route.respond(json=BODY)
-        else:
-            route.mock(side_effect=side_effect)
-        _MOCKS.append(router)
-        try:
-            yield
-        finally:
-            _MOCKS.remove(router)
+        route = router.post("/chat/completions").respond(json=BODY)
+        for _ in range(5):  # warm up: connections, the schema, imports
+            call(sync_mock)
+            call(sync_http)
+        print("ready", flush=True)
+        for line in sys.stdin:
+            command, *args = line.split()
+            route.calls.clear()  # respx keeps every request: a full GC would walk them all
+            gc.collect()
+            if command == "single":
+                result = single(call, sync_mock, int(args[0]))
+            elif command == "single-http":
+                result = single(call, sync_http, int(args[0]))
+            elif command == "threads":
+                result = threads(lambda: call(sync_http), int(args[0]), int(args[1]))
+            elif command == "tasks":
+                result = loop.run_until_complete(
+                    tasks(async_http, floor, int(args[0]), int(args[1]))
+                )
+            else:
+                result = {"error": f"unknown command {command}"}
+            print(json.dumps(result), flush=True)
+    if variant == "audited":
+        sync_mock.audit_store.flush()
 
 
-def fresh_start() -> None:
-    """Drop respx's call history and collect the garbage of what ran before, untimed.
-
-    respx keeps every request and response it mocked: over a section that is tens of
-    thousands of 10 KB requests, and every full collection walks them all, more often
-    on the side that allocates more. Without this, garbage made in one side's run is
-    also collected during the next side's run, which then pays for it. A run's own
-    garbage is still collected, and paid for, within that run.
-    """
-    for router in _MOCKS:
-        router.reset()
-    gc.collect()
+async def _make_async(variant: str, workdir: Path, server: str) -> Any:
+    client = make_clients(variant, workdir, server, asynchronous=True)
+    for _ in range(5):
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    return client
 
 
-def threads(call: Callable[[], Any], workers: int, calls: int) -> tuple[list[float], float, int]:
-    """(latencies, wall seconds, errors) of ``workers`` threads making ``calls`` each."""
+def single(call: Callable[[Any], None], client: Any, n: int) -> dict[str, Any]:
+    latencies = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call(client)
+        latencies.append(time.perf_counter() - start)
+    return {"latencies": latencies}
+
+
+def threads(call: Callable[[], None], workers: int, calls: int) -> dict[str, Any]:
     latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
+    errors: list[str] = []
+    barrier = threading.Barrier(workers)
 
     def work() -> None:
-        nonlocal errors
-        mine = []
+        barrier.wait()
         for _ in range(calls):
-            t = time.perf_counter()
+            start = time.perf_counter()
             try:
                 call()
             except Exception as exc:
-                with lock:
-                    errors += 1
-                print(f"error: {exc}", file=sys.stderr)
-            mine.append(time.perf_counter() - t)
-        with lock:
-            latencies.extend(mine)
+                errors.append(str(exc))
+            latencies.append(time.perf_counter() - start)
 
-    fresh_start()
+    pool = [threading.Thread(target=work) for _ in range(workers)]
     start = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        for future in [pool.submit(work) for _ in range(workers)]:
-            future.result()
-    return latencies, time.perf_counter() - start, errors
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return {"latencies": latencies, "wall": time.perf_counter() - start, "errors": errors}
 
 
-def concurrent_threads(  # noqa: PLR0917 - one benchmark's knobs
-    label: str,
-    bare: Any,
-    audited: Any,
-    floor_call: Callable[[], None] | None,
-    pairs: int,
-    per_thread: int,
-    floor_median: float,
-) -> None:
-    """16 threads on bare and audited clients (and the floor's raw writes): a few lines.
-
-    As with tasks, the sides alternate in short runs; the p99 of each side is taken
-    over all its calls (so all saw the same drift of the machine), and per round.
-    """
-    sides: dict[str, Callable[[], Any]] = {
-        "bare": lambda: bare.chat.completions.create(model="gpt-4o", messages=MESSAGES),
-        "audited": lambda: audited.chat.completions.create(model="gpt-4o", messages=MESSAGES),
-    }
-    if floor_call is not None:
-        sides["floor"] = floor_call
-    for call in sides.values():  # warm-up: connections, the database's schema
-        threads(call, 16, 2)
-    lat: dict[str, list[float]] = {side: [] for side in sides}
-    ratios: dict[str, list[float]] = {side: [] for side in sides if side != "bare"}
-    round_overheads: list[float] = []  # p99 audited - p99 bare, per round
-    errors = 0
-    for i in range(pairs):
-        walls, round_p99 = {}, {}
-        order = list(sides.items())
-        for side, call in order if i % 2 == 0 else order[::-1]:
-            latencies, walls[side], err = threads(call, 16, per_thread)
-            lat[side] += latencies
-            round_p99[side] = pct(latencies, 99)
-            errors += err
-        for side, values in ratios.items():
-            values.append(walls["bare"] / walls[side])
-        round_overheads.append(round_p99["audited"] - round_p99["bare"])
-    p99 = {side: pct(values, 99) for side, values in lat.items()}
-    median = {side: statistics.median(values) for side, values in lat.items()}
-    print(
-        f"16 threads x {per_thread} calls ({label}), {pairs} rounds: p99 bare "
-        f"{ms(p99['bare']):.1f} ms, audited {ms(p99['audited']):.1f} ms: overhead "
-        f"{ms(p99['audited'] - p99['bare']):.1f} ms = "
-        f"{(p99['audited'] - p99['bare']) / floor_median:.1f}x the single-call floor; "
-        f"median latency bare {ms(median['bare']):.1f} ms, audited {ms(median['audited']):.1f} ms; "
-        f"throughput vs bare: median {statistics.median(ratios['audited']):.2f}x (quartiles "
-        f"{quartiles(ratios['audited'])}); lock errors: {errors}"
-    )
-    print(
-        f"  per round (p99 of each side's {16 * per_thread} calls): overhead median "
-        f"{ms(statistics.median(round_overheads)):.1f} ms (quartiles "
-        f"{quartiles([ms(v) for v in round_overheads])} ms) = "
-        f"{statistics.median(round_overheads) / floor_median:.1f}x the single-call floor"
-    )
-    if "floor" in sides:
-        print(
-            f"  the floor's raw writes from the same 16 threads (no group commit): p99 "
-            f"{ms(p99['floor']):.1f} ms: overhead {ms(p99['floor'] - p99['bare']):.1f} ms; "
-            f"throughput vs bare: median {statistics.median(ratios['floor']):.2f}x "
-            f"(quartiles {quartiles(ratios['floor'])})"
-        )
-
-
-async def tasks(client: Any, count: int, calls: int) -> tuple[list[float], float, list[float], int]:
-    """(latencies, wall seconds, loop blocks, errors) of ``count`` concurrent tasks.
-
-    A loop block is how long one callback ran on the event loop without yielding:
-    the time every other task had to wait because of it (asyncio's own measure of a
-    slow callback, taken for every callback).
-    """
+async def tasks(client: Any, floor: Floor | None, count: int, calls: int) -> dict[str, Any]:
+    """``count`` tasks at once; a loop block is how long one callback ran without yielding."""
     latencies: list[float] = []
     blocks: list[float] = []
-    errors = 0
+    errors: list[str] = []
     original = asyncio.events.Handle._run
 
     def timed_run(handle: asyncio.events.Handle) -> None:
-        t = time.perf_counter()
+        start = time.perf_counter()
         original(handle)
-        blocks.append(time.perf_counter() - t)
+        blocks.append(time.perf_counter() - start)
 
     async def work() -> None:
-        nonlocal errors
         for _ in range(calls):
-            t = time.perf_counter()
+            start = time.perf_counter()
             try:
+                row = await asyncio.to_thread(floor.before) if floor else None
                 await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+                if floor:
+                    await asyncio.to_thread(floor.after, row)
             except Exception as exc:
-                errors += 1
-                print(f"error: {exc}", file=sys.stderr)
-            latencies.append(time.perf_counter() - t)
+                errors.append(str(exc))
+            latencies.append(time.perf_counter() - start)
 
-    fresh_start()
     asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
     try:
         start = time.perf_counter()
@@ -376,58 +276,25 @@ async def tasks(client: Any, count: int, calls: int) -> tuple[list[float], float
         wall = time.perf_counter() - start
     finally:
         asyncio.events.Handle._run = original  # type: ignore[method-assign]
-    return latencies, wall, blocks, errors
+    return {"latencies": latencies, "wall": wall, "blocks": blocks, "errors": errors}
 
 
-def concurrent_tasks(
-    label: str,
-    store: Path | Any,
-    pairs: int,
-    per_task: int,
-    base_url: str = BASE,
-) -> None:
-    """200 tasks on bare and audited clients, in ``pairs`` short runs of each: one line.
-
-    This machine's speed drifts by tens of percent over seconds, so the two sides
-    alternate in runs of about a second (which goes first alternates too), and each
-    pair gives one throughput ratio; the median ratio is the figure. A warm-up run of
-    each comes first (connections, the database's schema).
-    """
-
-    async def run() -> None:
-        abare, aaudited = clients(store, base_url, asynchronous=True)
-        async with abare, aaudited:
-            await tasks(abare, 200, per_task)
-            await tasks(aaudited, 200, per_task)
-            lags: dict[str, list[float]] = {"bare": [], "audited": []}
-            ratios, errors = [], 0
-            for i in range(pairs):
-                walls = {}
-                order = [("bare", abare), ("audited", aaudited)]
-                for side, client in order if i % 2 == 0 else order[::-1]:
-                    _, walls[side], lag, err = await tasks(client, 200, per_task)
-                    lags[side] += lag
-                    errors += err if side == "audited" else 0
-                ratios.append(walls["bare"] / walls["audited"])
-        print(
-            f"200 tasks x {per_task} calls ({label}), {pairs} pairs of runs: event-loop lag "
-            f"(block per callback) p99 bare {ms(pct(lags['bare'], 99)):.2f} ms, audited "
-            f"{ms(pct(lags['audited'], 99)):.2f} ms; throughput vs bare: median "
-            f"{statistics.median(ratios):.2f}x (quartiles {quartiles(ratios)}); errors: {errors}"
-        )
-
-    asyncio.run(run())
+# -- the orchestra ------------------------------------------------------------------------------
 
 
-def quartiles(values: list[float]) -> str:
-    q1, _, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
-    return f"{q1:.2f}-{q3:.2f}"
+class _Sink(BaseHTTPRequestHandler):
+    """Langfuse's export target: takes every batch, answers 200."""
 
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
 
-async def reply_after_a_turn(_request: httpx.Request) -> httpx.Response:
-    """The mocked reply, after one turn of the event loop (as a socket's reply comes)."""
-    await asyncio.sleep(0)
-    return httpx.Response(200, json=BODY)
+    def log_message(self, *args: Any) -> None:
+        pass
 
 
 @contextlib.contextmanager
@@ -452,161 +319,175 @@ def loopback_process() -> Iterator[str]:
         process.wait(30)
 
 
-class AnswerOnly:
-    """A store that writes nothing: a thread answers each queued write at once.
+class Workers:
+    """One worker process per variant; ``run`` asks each in turn."""
 
-    Audited calls still wait for their writes as with the real store, so comparing
-    against it shows what the waiting alone costs and what the writing adds.
-    """
+    def __init__(self, variants: list[str], workdir: Path, server: str, sink: str) -> None:
+        env = {
+            **os.environ,
+            "LANGFUSE_PUBLIC_KEY": "pk-lf-bench",
+            "LANGFUSE_SECRET_KEY": "sk-lf-bench",
+            "LANGFUSE_HOST": sink,
+            "LANGFUSE_BASE_URL": sink,
+        }
+        self.procs = {}
+        for variant in variants:
+            directory = workdir / variant
+            directory.mkdir()
+            self.procs[variant] = subprocess.Popen(
+                [sys.executable, __file__, "--worker", variant, str(directory), server],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        for variant, proc in self.procs.items():
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise SystemExit(f"the {variant} worker did not start")
 
-    path = ":answer-only:"
+    def run(self, variant: str, command: str) -> dict[str, Any]:
+        proc = self.procs[variant]
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        proc.stdin.write(command + "\n")
+        proc.stdin.flush()
+        return json.loads(proc.stdout.readline())  # type: ignore[no-any-return]
 
-    # The store interface's signatures; most arguments go unused here.
-
-    def __init__(self) -> None:
-        self.ids = itertools.count(1)
-        self.pool = ThreadPoolExecutor(1)
-
-    def create_pending_log(self, context: Any) -> int:  # noqa: ARG002
-        return next(self.ids)
-
-    def complete(self, log_id: int, context: Any, *, only_pending: bool = False) -> bool:  # noqa: ARG002
-        return True
-
-    def insert_log(self, context: Any) -> int:  # noqa: ARG002
-        return next(self.ids)
-
-    def link_to_definitie(self, log_id: int, definitie_id: int) -> None:
-        pass
-
-    def submit_pending_log(self, context: Any) -> Future[int]:
-        return self.pool.submit(self.create_pending_log, context)
-
-    def submit_complete(
-        self,
-        log_id: int,
-        context: Any,
-        *,
-        only_pending: bool = False,  # noqa: ARG002
-    ) -> Future[bool]:
-        return self.pool.submit(self.complete, log_id, context)
+    def close(self) -> None:
+        for proc in self.procs.values():
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait(60)
 
 
-# -- the run ----------------------------------------------------------------------------------------
+def rounds(
+    workers: Workers, variants: list[str], command: str, count: int
+) -> dict[str, list[dict[str, Any]]]:
+    """``count`` rounds; in each every variant runs ``command`` once, the order rotating."""
+    results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for index in range(count):
+        order = variants[index % len(variants) :] + variants[: index % len(variants)]
+        for variant in order:
+            results[variant].append(workers.run(variant, command))
+    return results
 
 
-def row(name: str, bare: list[float], floor: list[float], audited: list[float]) -> str:
-    med = statistics.median
-    floor_overhead = med(floor) - med(bare)
-    overhead = med(audited) - med(bare)
-    return (
-        f"| {name} | {ms(med(bare)):.3f} | {ms(floor_overhead):.3f} | {ms(overhead):.3f} "
-        f"| {ms(pct(audited, 99) - pct(bare, 99)):.3f} | {overhead / floor_overhead:.2f}x |"
-    )
+def joined(results: list[dict[str, Any]], key: str) -> list[Any]:
+    return [value for result in results for value in result[key]]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a few calls each: checks it works")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few calls of each, to see it run")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    n = 20 if args.quick else 1000
-    per_thread = 5 if args.quick else 10
-    per_task = 2
-    pairs = 1 if args.quick else 20
-    tmp = Path(tempfile.mkdtemp(prefix="audited-bench-"))
-    floor = Floor(tmp / "floor.db")
-    floor_times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        floor.after(floor.before())
-        floor_times.append(time.perf_counter() - t)
-    floor_median = statistics.median(floor_times)
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}, openai {openai.__version__}; prompt 10 KB; n={n}"
-    )
-    print(
-        f"floor alone, in a tight loop (raw insert FULL + update NORMAL): median "
-        f"{ms(floor_median):.3f} ms, p99 {ms(pct(floor_times, 99)):.3f} ms"
-    )
-    print()
-    print("The floor column is the same raw writes placed around a bare call, interleaved with")
-    print("the other two, so cache and disk conditions are the same for all three.")
-    print()
-    print(
-        "| path | bare median ms | floor median ms | audit overhead median ms | audit overhead p99 ms | overhead / floor |"
-    )
-    print("|---|---|---|---|---|---|")
+    if args.worker:
+        variant, directory, server = args.worker
+        worker(variant, Path(directory), server)
+        return
+    try:
+        import langfuse  # noqa: F401
+    except ImportError:
+        variants = ["bare", "audited", "floor"]
+        print("langfuse is not installed (pip install -e '.[bench]'): its row is left out")
+    else:
+        variants = list(VARIANTS)
+    quick = args.quick
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    sink_url = f"http://127.0.0.1:{sink.server_address[1]}"
+    with tempfile.TemporaryDirectory() as tmp, loopback_process() as server:
+        workers = Workers(variants, Path(tmp), server, sink_url)
+        try:
+            single_rounds = rounds(
+                workers, variants, f"single {20 if quick else 100}", 2 if quick else 10
+            )
+            http_rounds = rounds(
+                workers, variants, f"single-http {20 if quick else 100}", 2 if quick else 10
+            )
+            thread_rounds = rounds(
+                workers, variants, f"threads 16 {3 if quick else 10}", 1 if quick else 10
+            )
+            task_rounds = rounds(
+                workers,
+                variants,
+                f"tasks {50 if quick else 200} {1 if quick else 2}",
+                1 if quick else 10,
+            )
+        finally:
+            workers.close()
+    sink.shutdown()
+    report(variants, single_rounds, http_rounds, thread_rounds, task_rounds)
 
-    with mocked_api():
-        bare, audited = clients(tmp / "respx.db")
-        print(row("sync, respx", *interleaved_sync(bare, audited, n, floor)))
 
-        async def run_async() -> tuple[list[float], list[float], list[float]]:
-            abare, aaudited = clients(tmp / "respx-async.db", asynchronous=True)
-            async with abare, aaudited:
-                return await interleaved_async(abare, aaudited, n, floor)
-
-        print(row("async, respx", *asyncio.run(run_async())))
-
-    with LoopbackServer(default=Reply("Een definitie.")) as server:
-        bare, audited = clients(tmp / "loop.db", server.base_url)
-        print(row("sync, loopback HTTP", *interleaved_sync(bare, audited, n, floor)))
-
-        async def run_loop_async() -> tuple[list[float], list[float], list[float]]:
-            abare, aaudited = clients(tmp / "loop-async.db", server.base_url, asynchronous=True)
-            async with abare, aaudited:
-                return await interleaved_async(abare, aaudited, n, floor)
-
-        print(row("async, loopback HTTP", *asyncio.run(run_loop_async())))
-
-    print()
-    with mocked_api():
-        bare, audited = clients(tmp / "threads.db")
-        floors = ThreadFloors(tmp / "threads-floor.db", bare)
-        concurrent_threads("respx", bare, audited, floors.call, pairs, per_thread, floor_median)
-    with loopback_process() as base_url:
-        bare, audited = clients(tmp / "threads-http.db", base_url)
-        concurrent_threads(
-            "loopback HTTP server in its own process",
-            bare,
-            audited,
-            None,
-            pairs,
-            per_thread,
-            floor_median,
+def single_table(
+    title: str, variants: list[str], results: dict[str, list[dict[str, Any]]]
+) -> float:
+    """Print one single-call table; return the floor's overhead (seconds)."""
+    single = {v: joined(results[v], "latencies") for v in variants}
+    bare = statistics.median(single["bare"])
+    over = {v: statistics.median(single[v]) - bare for v in variants}
+    print(f"\nsingle call {title}, 10 KB prompt, n = {len(single['bare'])} per variant")
+    print("| variant | median ms | p99 ms | overhead ms | overhead / floor |")
+    print("|---|---|---|---|---|")
+    for v in variants:
+        ratio = "" if v == "bare" else f"{over[v] / over['floor']:.2f}x"
+        extra = "" if v == "bare" else f"{ms(over[v]):+.3f}"
+        print(
+            f"| {v} | {ms(statistics.median(single[v])):.3f} | {ms(pct(single[v], 99)):.3f} "
+            f"| {extra} | {ratio} |"
         )
-    for name in ("threads.db", "threads-http.db"):
-        rows = GenerationLogRepository(tmp / name).get_prompt_history(limit=100_000)
-        assert len(rows) == 16 * (per_thread * pairs + 2), f"{name}: rows equal requests"
-        assert all(r.status == "success" for r in rows), name
+    return over["floor"]
 
-    # 200 tasks: bare against audited, for three ways a reply can arrive.
-    print()
-    with mocked_api():
-        concurrent_tasks("respx, reply at once", tmp / "instant.db", pairs, per_task)
-        # The bare client above never yields to the loop; this measures what waiting
-        # alone costs an audited call there, with a store that writes nothing.
-        concurrent_tasks(
-            "respx, reply at once, store that only answers from a thread",
-            AnswerOnly(),
-            pairs,
-            per_task,
+
+def report(
+    variants: list[str],
+    single_rounds: dict[str, list[dict[str, Any]]],
+    http_rounds: dict[str, list[dict[str, Any]]],
+    thread_rounds: dict[str, list[dict[str, Any]]],
+    task_rounds: dict[str, list[dict[str, Any]]],
+) -> None:
+    import openai
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, openai {openai.__version__}"
+    )
+    single_table("over respx (a mocked reply: the call never waits)", variants, single_rounds)
+    floor = single_table("over the loopback HTTP server in its own process", variants, http_rounds)
+    over = {"floor": floor}
+
+    print("\n16 threads at once, loopback HTTP server in its own process")
+    print("| variant | median ms | p99 ms | p99 overhead ms | / floor | errors | lock errors |")
+    print("|---|---|---|---|---|---|---|")
+    p99_bare = pct(joined(thread_rounds["bare"], "latencies"), 99)
+    for v in variants:
+        lat = joined(thread_rounds[v], "latencies")
+        errors = joined(thread_rounds[v], "errors")
+        locked = sum("locked" in e for e in errors)
+        extra = "" if v == "bare" else f"{ms(pct(lat, 99) - p99_bare):+.2f}"
+        ratio = "" if v == "bare" else f"{(pct(lat, 99) - p99_bare) / over['floor']:.1f}x"
+        print(
+            f"| {v} | {ms(statistics.median(lat)):.2f} | {ms(pct(lat, 99)):.2f} | {extra} | {ratio} "
+            f"| {len(errors)} | {locked} |"
         )
-    with mocked_api(reply_after_a_turn):
-        concurrent_tasks("respx, reply after one loop turn", tmp / "turn.db", pairs, per_task)
-    with loopback_process() as base_url:
-        concurrent_tasks(
-            "loopback HTTP server in its own process",
-            tmp / "http.db",
-            pairs,
-            per_task,
-            base_url,
+
+    count = len(task_rounds["bare"])
+    print(f"\n200 asyncio tasks at once, loopback HTTP server in its own process, {count} rounds")
+    print("| variant | throughput vs bare (median, quartiles) | loop block p99 ms | errors |")
+    print("|---|---|---|---|")
+    for v in variants:
+        ratios = [
+            b["wall"] / r["wall"] for b, r in zip(task_rounds["bare"], task_rounds[v], strict=True)
+        ]
+        q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        print(
+            f"| {v} | {statistics.median(ratios):.2f}x ({q[0]:.2f}-{q[2]:.2f}) "
+            f"| {ms(pct(joined(task_rounds[v], 'blocks'), 99)):.2f} "
+            f"| {len(joined(task_rounds[v], 'errors'))} |"
         )
-    for name in ("instant.db", "turn.db", "http.db"):
-        rows = GenerationLogRepository(tmp / name).get_prompt_history(limit=100_000)
-        assert len(rows) == 200 * per_task * (pairs + 1), f"{name}: rows equal requests"
-        assert all(r.status == "success" for r in rows), name
+    print(f"\nthe floor's overhead per call (over HTTP): {ms(over['floor']):.3f} ms")
 
 
 if __name__ == "__main__":

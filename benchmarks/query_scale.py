@@ -223,7 +223,7 @@ def main() -> None:
         build(path, args.rows)
         print(f"build: {time.perf_counter() - t:.0f} s", file=sys.stderr)
     repo = GenerationLogRepository(path)
-    total = repo.database.connection().execute("SELECT count(*) FROM generation_logs").fetchone()[0]
+    total = repo.store.fetch("SELECT count(*) AS n FROM generation_logs")[0]["n"]
     size = sum(
         Path(f"{path}{s}").stat().st_size for s in ("", "-wal") if Path(f"{path}{s}").exists()
     )

@@ -18,6 +18,7 @@ from audited_openai import (
     ModelParameters,
     PromptContext,
     _context,
+    _writer,
 )
 
 if TYPE_CHECKING:
@@ -96,7 +97,12 @@ def chat_body(content: str = "Een verdachte is ...", **overrides: object) -> dic
 
 
 def rows(path: Path | str) -> list[dict[str, object]]:
-    """Every row of generation_logs, through a connection of its own, oldest first."""
+    """Every row of generation_logs, through a connection of its own, oldest first.
+
+    This process's queued writes are committed first, as a read through the library
+    would see them.
+    """
+    _writer.flush_all()
     conn = sqlite3.connect(path)
     conn.row_factory = sqlite3.Row
     try:
@@ -142,34 +148,3 @@ def _reset_audit_context() -> Iterator[None]:
     token = _context._SCOPE.set(_context.AuditScope())
     yield
     _context._SCOPE.reset(token)
-
-
-class ThreadedStore:
-    """A store without queued writes: async clients then write from worker threads."""
-
-    def __init__(self, path: Path) -> None:
-        """Delegate to a repository on ``path``."""
-        self.repo = GenerationLogRepository(path)
-
-    @property
-    def path(self) -> str:
-        """The file written to."""
-        return self.repo.path
-
-    def create_pending_log(self, context: GenerationContext) -> int:
-        """Delegate."""
-        return self.repo.create_pending_log(context)
-
-    def complete(
-        self, log_id: int, context: GenerationContext, *, only_pending: bool = False
-    ) -> bool:
-        """Delegate."""
-        return self.repo.complete(log_id, context, only_pending=only_pending)
-
-    def insert_log(self, context: GenerationContext) -> int:
-        """Delegate."""
-        return self.repo.insert_log(context)
-
-    def link_to_definitie(self, log_id: int, definitie_id: int) -> None:
-        """Delegate."""
-        self.repo.link_to_definitie(log_id, definitie_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import sqlite3
 import threading
@@ -13,7 +14,6 @@ import httpx
 import openai
 import pytest
 import respx
-import tenacity
 
 from audited_openai import (
     AsyncAuditedOpenAI,
@@ -21,26 +21,14 @@ from audited_openai import (
     AuditWriteError,
     GenerationLogRepository,
     InvalidLogError,
-    _retry,
     audit_context,
 )
-from audited_openai import _client as audited_client_module
-from tests.conftest import API_KEY, BASE_URL, ThreadedStore, async_client, chat_body, rows
+from tests.conftest import API_KEY, BASE_URL, async_client, chat_body, rows
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 MESSAGES = [{"role": "user", "content": "Definieer 'verdachte'."}]
-FAST = tenacity.Retrying(
-    retry=tenacity.retry_if_exception_type((openai.APIStatusError, openai.APIConnectionError)),
-    stop=tenacity.stop_after_attempt(3),
-    wait=tenacity.wait_none(),
-)
-FAST_ASYNC = tenacity.AsyncRetrying(
-    retry=tenacity.retry_if_exception_type((openai.APIStatusError, openai.APIConnectionError)),
-    stop=tenacity.stop_after_attempt(3),
-    wait=tenacity.wait_none(),
-)
 
 
 def _pending_seen_by_second_connection(db_path: Path, request: httpx.Request) -> dict[str, Any]:
@@ -57,10 +45,14 @@ def _pending_seen_by_second_connection(db_path: Path, request: httpx.Request) ->
 
 
 def test_is_an_openai_client_and_patches_nothing(client: AuditedOpenAI) -> None:
-    """The audited client is an OpenAI; the SDK's class itself is untouched."""
+    """The audited client is an OpenAI running the SDK's own request loop; only the two
+    hooks where an attempt leaves are its own; the SDK's classes are untouched."""
     assert isinstance(client, openai.OpenAI)
-    assert openai.OpenAI.request is not AuditedOpenAI.request
-    assert "audited_openai" not in openai.OpenAI.request.__module__
+    assert AuditedOpenAI.request is openai.OpenAI.request
+    assert AsyncAuditedOpenAI.request is openai.AsyncOpenAI.request
+    for hook in ("_build_request", "_send_request"):
+        assert getattr(AuditedOpenAI, hook) is not getattr(openai.OpenAI, hook)
+        assert "audited_openai" not in getattr(openai.OpenAI, hook).__module__
 
 
 def test_plain_openai_clients_stay_unaudited(
@@ -337,20 +329,29 @@ def test_timeout_gives_status_timeout(
     assert row["http_status"] is None
 
 
-def test_connection_error_is_failed(db_path: Path, router: respx.MockRouter) -> None:
+@pytest.fixture
+def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's backoff without a Retry-After (0.5 s, 1 s, ...) shortened to 1 ms."""
+    monkeypatch.setattr(
+        openai._base_client.BaseClient, "_calculate_retry_timeout", lambda *args: 0.001
+    )
+
+
+@pytest.mark.usefixtures("quick_backoff")
+def test_connection_error_is_failed(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
     """A refused connection is a failed APIConnectionError row per attempt."""
     router.post("/chat/completions").mock(side_effect=httpx.ConnectError("refused"))
-    client = AuditedOpenAI(
-        db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client(), retry=FAST
-    )
     with pytest.raises(openai.APIConnectionError):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
     found = rows(db_path)
     assert [r["error_type"] for r in found] == ["APIConnectionError"] * 3
     assert [r["attempt"] for r in found] == [1, 2, 3]
+    assert "ConnectError: refused" in found[0]["error_message"]
 
 
-# -- retries ---------------------------------------------------------------------------
+# -- retries: the SDK's own loop, one row per attempt ------------------------------------
 
 
 def _status_sequence(router: respx.MockRouter, *statuses: int) -> respx.Route:
@@ -366,12 +367,11 @@ def _status_sequence(router: respx.MockRouter, *statuses: int) -> respx.Route:
     return router.post("/chat/completions").mock(side_effect=responses)
 
 
-def test_every_attempt_is_a_row_sync(db_path: Path, router: respx.MockRouter) -> None:
+def test_every_attempt_is_a_row_sync(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
     """500, 500, 200 give exactly 3 requests and 3 rows (failed, failed, success)."""
     route = _status_sequence(router, 500, 500, 200)
-    client = AuditedOpenAI(
-        db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client(), retry=FAST
-    )
     result = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
     assert result.id == "chatcmpl-AbCdEf123456"
     assert route.call_count == 3
@@ -388,7 +388,7 @@ def test_every_attempt_is_a_row_async(db_path: Path, router: respx.MockRouter) -
     route = _status_sequence(router, 503, 429, 200)
 
     async def main() -> None:
-        async with async_client(db_path, retry=FAST_ASYNC) as client:
+        async with async_client(db_path) as client:
             await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
 
     asyncio.run(main())
@@ -398,35 +398,56 @@ def test_every_attempt_is_a_row_async(db_path: Path, router: respx.MockRouter) -
     assert [r["error_type"] for r in found[:2]] == ["InternalServerError", "RateLimitError"]
 
 
-def test_default_policy_retries_like_the_sdk(
-    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+@pytest.mark.parametrize("failures", [0, 2, 4])
+def test_retries_taken_and_retry_count_header_as_the_sdk(
+    db_path: Path, router: respx.MockRouter, failures: int
 ) -> None:
-    """By default: max_retries (2) retries, with Retry-After honoured."""
-    route = _status_sequence(router, 429, 500, 200)
-    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
-    assert route.call_count == 3
-    assert [r["generation_status"] for r in rows(db_path)] == ["failed", "failed", "success"]
-
-
-def test_retry_count_header_counts_attempts_like_the_sdk(
-    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
-) -> None:
-    """Each attempt says how many came before it (x-stainless-retry-count), as the SDK does."""
-    route = _status_sequence(router, 500, 503, 200)
-    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    """After 0, 2 and 4 failures: ``retries_taken`` and ``x-stainless-retry-count`` are the
+    SDK's (0, 1, 2, ...), and each attempt is a row numbered retries + 1."""
+    route = _status_sequence(router, *[500] * failures, 200)
+    client = AuditedOpenAI(
+        db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client(), max_retries=4
+    )
+    response = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    assert response.retries_taken == failures
     sent = [call.request.headers["x-stainless-retry-count"] for call in route.calls]
-    assert sent == ["0", "1", "2"]
-    assert [r["attempt"] for r in rows(db_path)] == [1, 2, 3]
+    assert sent == [str(n) for n in range(failures + 1)]
+    found = rows(db_path)
+    assert [r["attempt"] for r in found] == list(range(1, failures + 2))
+    assert [r["generation_status"] for r in found] == ["failed"] * failures + ["success"]
+    assert len({r["call_id"] for r in found}) == 1
+
+
+@pytest.mark.parametrize("failures", [0, 2, 4])
+def test_retries_taken_and_retry_count_header_async(
+    db_path: Path, router: respx.MockRouter, failures: int
+) -> None:
+    """The async client: the same counts as the SDK."""
+    route = _status_sequence(router, *[429] * failures, 200)
+
+    async def main() -> int:
+        async with async_client(db_path, max_retries=4) as client:
+            response = await client.chat.completions.with_raw_response.create(
+                model="gpt-4o",
+                messages=MESSAGES,  # type: ignore[arg-type]
+            )
+            return response.retries_taken
+
+    assert asyncio.run(main()) == failures
+    sent = [call.request.headers["x-stainless-retry-count"] for call in route.calls]
+    assert sent == [str(n) for n in range(failures + 1)]
+    assert [r["attempt"] for r in rows(db_path)] == list(range(1, failures + 2))
 
 
 def test_retry_count_header_set_by_the_caller_is_kept(
     db_path: Path, router: respx.MockRouter
 ) -> None:
-    """A caller's own x-stainless-retry-count goes out unchanged on every attempt."""
+    """A caller's own x-stainless-retry-count goes out unchanged on every attempt; the rows
+    still count the attempts."""
     route = _status_sequence(router, 500, 200)
 
     async def main() -> None:
-        async with async_client(db_path, retry=FAST_ASYNC) as client:
+        async with async_client(db_path) as client:
             await client.chat.completions.create(
                 model="gpt-4o",
                 messages=MESSAGES,  # type: ignore[arg-type]
@@ -435,51 +456,26 @@ def test_retry_count_header_set_by_the_caller_is_kept(
 
     asyncio.run(main())
     assert [call.request.headers["x-stainless-retry-count"] for call in route.calls] == ["7", "7"]
+    assert [r["attempt"] for r in rows(db_path)] == [1, 2]
 
 
-def test_retry_count_header_async(db_path: Path, router: respx.MockRouter) -> None:
-    """The async client counts the same way."""
-    route = _status_sequence(router, 429, 200)
-
-    async def main() -> None:
-        async with async_client(db_path, retry=FAST_ASYNC) as client:
-            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
-
-    asyncio.run(main())
-    assert [call.request.headers["x-stainless-retry-count"] for call in route.calls] == ["0", "1"]
-
-
-def test_default_policy_retries_like_the_sdk_async(
-    router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_calls_are_told_apart_by_their_idempotency_key(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
 ) -> None:
-    """Async too; a first attempt that succeeds never builds a tenacity policy."""
-    route = _status_sequence(router, 200, 429, 200)
-    built: list[object] = []
-    original = _retry.default_policy
-
-    def counted(*args: Any, **kwargs: Any) -> tenacity.BaseRetrying:
-        built.append(args)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(_retry, "default_policy", counted)
-
-    async def main() -> None:
-        async with async_client(db_path) as client:
-            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
-            assert built == []  # the first call succeeded at once
-            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
-
-    asyncio.run(main())
-    assert len(built) == 1
-    assert route.call_count == 3
+    """Two calls, the second retried once: the rows say which attempt of which call."""
+    _status_sequence(router, 200, 429, 200)
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
     found = rows(db_path)
     assert [r["generation_status"] for r in found] == ["success", "failed", "success"]
     assert [r["attempt"] for r in found] == [1, 1, 2]
     assert found[1]["call_id"] == found[2]["call_id"] != found[0]["call_id"]
 
 
-def test_default_policy_gives_up_after_max_retries(db_path: Path, router: respx.MockRouter) -> None:
-    """max_retries=1 means two attempts, then the SDK's own exception."""
+def test_max_retries_and_its_per_call_option_are_the_sdks(
+    db_path: Path, router: respx.MockRouter
+) -> None:
+    """max_retries=1 means two attempts, then the SDK's own exception; with_options too."""
     route = router.post("/chat/completions").respond(
         429, json={"error": {"message": "slow down"}}, headers={"retry-after-ms": "1"}
     )
@@ -489,7 +485,12 @@ def test_default_policy_gives_up_after_max_retries(db_path: Path, router: respx.
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
     assert route.call_count == 2
-    assert len(rows(db_path)) == 2
+    with pytest.raises(openai.RateLimitError):
+        client.with_options(max_retries=0).chat.completions.create(
+            model="gpt-4o", messages=MESSAGES
+        )  # type: ignore[arg-type]
+    assert route.call_count == 3
+    assert len(rows(db_path)) == 3
 
 
 def test_x_should_retry_false_is_obeyed(
@@ -502,31 +503,27 @@ def test_x_should_retry_false_is_obeyed(
     with pytest.raises(openai.InternalServerError):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
     assert route.call_count == 1
+    assert len(rows(db_path)) == 1
 
 
-def test_sdk_wait_honours_retry_after_and_backs_off(client: AuditedOpenAI) -> None:
-    """The wait strategy takes Retry-After when given, else exponential backoff with jitter."""
-    from openai._models import FinalRequestOptions
+def test_the_retry_option_is_gone_with_a_pointer(db_path: Path) -> None:
+    """retry= (a tenacity policy around the SDK's loop) is refused, saying what to do."""
+    with pytest.raises(TypeError, match=r"retry= is gone.*max_retries"):
+        AuditedOpenAI(db_path, api_key=API_KEY, retry=3)
 
-    options = FinalRequestOptions(method="post", url="/chat/completions")
-    wait = _retry.sdk_wait(client, options, 2)
-    request = httpx.Request("POST", f"{BASE_URL}/chat/completions")
-    limited = openai.RateLimitError(
-        "slow",
-        response=httpx.Response(429, headers={"retry-after": "3"}, request=request),
-        body=None,
-    )
-    state = tenacity.RetryCallState(None, None, (), {})
-    state.attempt_number = 1
-    state.set_exception((type(limited), limited, None))
-    assert wait(state) == 3.0
-    plain = openai.APIConnectionError(request=request)
-    state.set_exception((type(plain), plain, None))
-    first = wait(state)
-    state.attempt_number = 2
-    second = wait(state)
-    assert 0.375 <= first <= 0.5
-    assert 0.75 <= second <= 1.0
+
+def test_copy_takes_every_parameter_of_init(client: AuditedOpenAI, db_path: Path) -> None:
+    """copy()/with_options() take the audit options as well as the SDK's (its own test
+    checks that copy's signature holds every parameter of __init__)."""
+    init = inspect.signature(client.__init__).parameters
+    copy = inspect.signature(client.copy).parameters
+    assert set(init) <= set(copy)
+    other = db_path.with_name("other.db")
+    derived = client.copy(audit_db=str(other), include_usage=True, max_retries=0)
+    assert derived.audit_store.path == str(other)
+    assert derived._audit.include_usage is True
+    assert derived.max_retries == 0
+    assert client.copy().audit_store is client.audit_store
 
 
 # -- cancellation and interrupts ---------------------------------------------------------
@@ -587,90 +584,51 @@ async def _start_and_cancel(client: AsyncAuditedOpenAI) -> None:
         await task
 
 
-@pytest.mark.parametrize("queued", [True, False], ids=["queued", "threaded"])
-def test_cancelled_while_the_pending_row_is_written(
-    router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch, queued: bool
-) -> None:
-    """A cancellation that lands during the pending write still completes that row.
+def _hold_the_write_lock(db_path: Path) -> sqlite3.Connection:
+    """Another connection holding the file's write lock (as another process would)."""
+    GenerationLogRepository(db_path).flush()
+    holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
 
-    Both ways an async client writes: queued (the repository) and from a worker
-    thread (a store that cannot queue).
-    """
+
+def test_cancelled_while_the_pending_row_is_written(
+    router: respx.MockRouter, db_path: Path
+) -> None:
+    """A cancellation that lands while the writer commits the pending row (here: waiting
+    for another connection's lock) still completes that row, and nothing is sent."""
     route = router.post("/chat/completions").respond(json=chat_body())
-    gate = threading.Event()
 
     async def main() -> None:
-        store: Any = GenerationLogRepository(db_path) if queued else ThreadedStore(db_path)
-        async with async_client(store) as client:
-            if queued:
-                original_submit = store.submit_pending_log
-
-                def slow_submit(ctx: Any) -> Future[int]:
-                    later: Future[int] = Future()
-
-                    def write() -> None:
-                        gate.wait(5)
-                        later.set_result(original_submit(ctx).result())
-
-                    threading.Thread(target=write).start()
-                    return later
-
-                monkeypatch.setattr(store, "submit_pending_log", slow_submit)
-            else:
-                original = store.create_pending_log
-
-                def slow_create(ctx: Any) -> int:
-                    gate.wait(5)
-                    return original(ctx)
-
-                monkeypatch.setattr(store, "create_pending_log", slow_create)
+        async with async_client(db_path) as client:
+            holder = _hold_the_write_lock(db_path)
             await _start_and_cancel(client)
-            gate.set()
-            for _ in range(200):
-                found = rows(db_path)
-                if found and found[0]["generation_status"] != "pending":
-                    break
-                await asyncio.sleep(0.01)
+            holder.execute("COMMIT")
+            holder.close()
 
     asyncio.run(main())
     assert route.call_count == 0
     (row,) = rows(db_path)
+    assert row["generation_status"] == "failed"
     assert row["error_type"] == "CancelledError"
 
 
 def test_cancelled_while_a_failing_pending_write_runs_under_raise(
-    router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    router: respx.MockRouter, db_path: Path
 ) -> None:
     """Under "raise", a pending write that fails after its caller was cancelled leaves
     nothing to fail: no row, no spool, nothing sent."""
     route = router.post("/chat/completions").respond(json=chat_body())
-    gate = threading.Event()
+    repo = GenerationLogRepository(db_path, busy_timeout_ms=200)
 
     async def main() -> None:
-        store = GenerationLogRepository(db_path)
-        later: Future[int] = Future()
-
-        def fail_later() -> None:
-            gate.wait(5)
-            later.set_exception(sqlite3.OperationalError("disk I/O error"))
-
-        monkeypatch.setattr(store, "submit_pending_log", lambda _ctx: later)
-        original = audited_client_module._fail_later
-
-        def fail_later_then_tell(*args: Any) -> None:
-            try:
-                original(*args)
-            finally:
-                handled.set()
-
-        monkeypatch.setattr(audited_client_module, "_fail_later", fail_later_then_tell)
-        async with async_client(store) as client:
-            threading.Thread(target=fail_later).start()
+        async with async_client(repo) as client:
+            holder = _hold_the_write_lock(db_path)
             await _start_and_cancel(client)
-            gate.set()
-            assert await asyncio.to_thread(handled.wait, 5)
+            await asyncio.to_thread(repo.flush)  # the write has failed on the lock by now
+            holder.execute("COMMIT")
+            holder.close()
 
-    handled = threading.Event()
     asyncio.run(main())
     assert route.call_count == 0
     assert rows(db_path) == []
@@ -680,20 +638,16 @@ def test_cancelled_while_a_failing_pending_write_runs_under_raise(
 def test_cancelled_while_the_pending_row_waits_for_the_writer(
     router: respx.MockRouter, db_path: Path
 ) -> None:
-    """The writer thread that commits a cancelled call's pending row also fails it.
-
-    The pending write waits in the queue behind a slow one; the task is cancelled;
-    once the writer commits the row, the failure is written too, and the writer
-    keeps going (a later call still gets its row).
-    """
+    """The pending write waits in the queue behind a slow one; the task is cancelled;
+    once the writer commits the row, the failure is written too, and the writer keeps
+    going (a later call still gets its row)."""
     route = router.post("/chat/completions").respond(json=chat_body())
     gate = threading.Event()
 
     async def main() -> None:
         store = GenerationLogRepository(db_path)
         async with async_client(store) as client:
-            store.get_prompt_history(limit=1)  # the table exists before the writer blocks
-            slow = store.database.submit(lambda _conn: gate.wait(5))
+            slow = store.store.writer().submit(lambda _conn: gate.wait(5))
             await _start_and_cancel(client)
             gate.set()
             assert await asyncio.wrap_future(slow) is True
@@ -774,35 +728,36 @@ def test_warn_mode_spools_and_recovers_exactly_once(
     assert not spool.exists()
 
 
+BROKEN_COMPLETION = (
+    "CREATE TRIGGER broken_completion BEFORE UPDATE OF generation_status ON generation_logs "
+    "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+)
+
+
 def test_failed_completion_write_never_costs_the_answer(
-    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """If completing the row fails, the caller still gets the response; recovery completes it."""
+    """If completing the row fails in the database, the caller still gets the response;
+    the completion is spooled, and recovery completes the row."""
     router.post("/chat/completions").respond(json=chat_body())
-
-    def broken(*args: object, **kwargs: object) -> bool:
-        raise AuditWriteError("disk full")
-
-    monkeypatch.setattr(client.audit_store, "complete", broken)
+    sqlite3.connect(db_path).execute(BROKEN_COMPLETION).connection.close()
     result = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
     assert result.id == "chatcmpl-AbCdEf123456"
     assert rows(db_path)[0]["generation_status"] == "pending"
-    monkeypatch.undo()
+    assert "spooling the completion" in caplog.text
+    sqlite3.connect(db_path).execute("DROP TRIGGER broken_completion").connection.close()
     assert GenerationLogRepository(db_path).recover_spool() == 1
     _assert_complete_success(rows(db_path)[0])
 
 
-@pytest.mark.parametrize("queued", [True, False], ids=["queued", "threaded"])
 def test_async_warn_mode_spools_and_recovers_exactly_once(
-    db_path: Path, router: respx.MockRouter, caplog: pytest.LogCaptureFixture, queued: bool
+    db_path: Path, router: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The async client under 'warn': the call succeeds, both writes are spooled."""
     route = router.post("/chat/completions").respond(json=chat_body())
-    target = _read_only(db_path)
-    store: Any = GenerationLogRepository(target) if queued else ThreadedStore(target)  # type: ignore[arg-type]
 
     async def main() -> None:
-        async with async_client(store, on_audit_failure="warn") as client:
+        async with async_client(_read_only(db_path), on_audit_failure="warn") as client:
             await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
 
     asyncio.run(main())
@@ -911,6 +866,7 @@ def test_ten_megabyte_prompt_is_stored_whole(
     assert rows(db_path)[0]["prompt_full_text"] == prompt
 
 
+@pytest.mark.usefixtures("quick_backoff")
 def test_canary_credentials_never_reach_the_files(db_path: Path, router: respx.MockRouter) -> None:
     """The API key and the Authorization value are in no byte of the db, WAL or spool."""
     statuses = iter([500, 200, 200])
@@ -922,7 +878,6 @@ def test_canary_credentials_never_reach_the_files(db_path: Path, router: respx.M
         api_key=API_KEY,
         base_url=BASE_URL,
         http_client=httpx.Client(),
-        retry=FAST,
         organization="org-canary-42",
         on_audit_failure="warn",
     )
@@ -1018,20 +973,15 @@ def test_a_failing_redactor_stores_a_marker_never_the_text(
     assert row["response_content"] == marker
 
 
-def test_failed_insert_before_sending_is_spooled(
-    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A failed row that cannot be inserted goes to the spool, not lost."""
-
-    def broken(*args: object) -> int:
-        raise AuditWriteError("disk full")
-
-    monkeypatch.setattr(client.audit_store, "insert_log", broken)
+def test_failed_insert_before_sending_is_spooled(db_path: Path, router: respx.MockRouter) -> None:
+    """A failed row (never sent) that the store cannot take goes to the spool, not lost."""
+    client = AuditedOpenAI(
+        _read_only(db_path), api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client()
+    )
     with pytest.raises(TypeError):
         client.chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": object()}]
         )  # type: ignore[list-item]
-    monkeypatch.undo()
     assert GenerationLogRepository(db_path).recover_spool() == 1
     assert rows(db_path)[0]["error_type"] == "TypeError"
 
@@ -1041,13 +991,10 @@ def test_in_memory_store_failure_is_logged_as_lost(
 ) -> None:
     """Where no spool can exist, a lost row is logged loudly, and the caller still gets the answer."""
     router.post("/chat/completions").respond(json=chat_body())
-    repo = GenerationLogRepository(sqlite3.connect(":memory:", check_same_thread=False))
+    memory = sqlite3.connect(":memory:", check_same_thread=False)
+    repo = GenerationLogRepository(memory)
+    memory.execute(BROKEN_COMPLETION)
     client = AuditedOpenAI(repo, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client())
-
-    def broken(*args: object, **kwargs: object) -> bool:
-        raise AuditWriteError("gone")
-
-    repo.complete = broken  # type: ignore[method-assign]
     assert client.chat.completions.create(model="gpt-4o", messages=MESSAGES).id  # type: ignore[arg-type]
     assert "audit row LOST" in caplog.text
 

@@ -39,3 +39,21 @@ def test_quickstart_runs_offline(tmp_path: Path) -> None:
 def test_every_example_compiles(path: Path) -> None:
     """No example is left broken."""
     compile(path.read_text(), str(path), "exec")
+
+
+def test_retry_policy_example_audits_every_attempt(tmp_path: Path) -> None:
+    """tenacity around audited calls: the SDK's retries and the app's are all rows."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "retry_policy.py"), str(tmp_path / "r.db")],
+        capture_output=True,
+        text=True,
+        env=_offline_env(),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the server received 6 requests" in result.stdout
+    lines = [line for line in result.stdout.splitlines() if line.startswith("log ")]
+    assert [line.split()[-1] for line in lines] == ["failed"] * 5 + ["success"]
+    assert [line.split()[-2] for line in lines] == ["1", "2", "3", "1", "2", "3"]
+    assert len({line.split()[3] for line in lines}) == 2, "two calls, three attempts each"

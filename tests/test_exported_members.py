@@ -21,12 +21,11 @@ def test_all_is_pinned_and_sorted() -> None:
         "GenerationLogRepository",
         "InvalidLogError",
         "LogNotFoundError",
-        "LogStore",
         "ModelParameters",
         "PromptContext",
-        "QueueingLogStore",
         "ResponseMetadata",
         "SchemaVersionError",
+        "StoreError",
         "audit_context",
     ]
     assert sorted(audited_openai.__all__) == audited_openai.__all__

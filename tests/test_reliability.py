@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from audited_openai import AuditedOpenAI, AuditWriteError, GenerationLogRepository
-from audited_openai._database import Database
+from audited_openai._sqlite import SQLiteStore
 from audited_openai.testing import LoopbackServer
 from tests.conftest import API_KEY, rows
 
@@ -26,21 +26,20 @@ if TYPE_CHECKING:
 MESSAGES = [{"role": "user", "content": "Definieer 'getuige'. " + "Regels en voorbeelden. " * 450}]
 
 
-class _FullDisk(Database):
+class _FullDisk(SQLiteStore):
     """A store whose file may not grow: SQLite's own size limit, as a full disk."""
 
-    def _configure(self, conn: sqlite3.Connection) -> None:
-        super()._configure(conn)
+    def _connect(self) -> sqlite3.Connection:
+        conn = super()._connect()
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages}")
+        return conn
 
 
 def _full_disk_repo(path: Path) -> GenerationLogRepository:
-    GenerationLogRepository(path).get_prompt_history(limit=0)  # schema in place first
+    GenerationLogRepository(path).flush()  # schema in place first
     sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
-    repo = GenerationLogRepository(path)
-    repo.database = _FullDisk(path)
-    return repo
+    return GenerationLogRepository(_FullDisk(path))
 
 
 def _locked_repo(path: Path) -> tuple[GenerationLogRepository, sqlite3.Connection]:

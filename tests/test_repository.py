@@ -380,7 +380,7 @@ def test_erase_definitie_removes_the_text_from_the_files(
     ctx.mark_success(ResponseMetadata(content=f"antwoord {canary}"))
     repo.update_with_response(log_id, ctx)  # completed, so also in the search index
     repo.create_pending_log(make_context(definitie_id=6))
-    with repo.database.read() as conn:
+    with repo.store.reading() as conn:
         hits = conn.execute(
             "SELECT count(*) FROM generation_logs_fts WHERE generation_logs_fts MATCH ?",
             (f'"{canary}"',),
@@ -472,12 +472,12 @@ def test_many_threads_write_at_once(repo: GenerationLogRepository) -> None:
 def test_forked_child_opens_its_own_connection(repo: GenerationLogRepository) -> None:
     """After fork the child never reuses the parent's connection."""
     repo.create_pending_log(make_context())
-    with repo.database.read() as conn:
+    with repo.store.reading() as conn:
         parent_conn = conn
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, reported by exit code
         try:
-            with repo.database.read() as child_conn:
+            with repo.store.reading() as child_conn:
                 ok = child_conn is not parent_conn
             repo.create_pending_log(make_context())
             os._exit(0 if ok else 3)
@@ -491,11 +491,11 @@ def test_forked_child_opens_its_own_connection(repo: GenerationLogRepository) ->
 def test_a_forked_child_finishes_host_erasures_too(
     repo: GenerationLogRepository, db_path: Path
 ) -> None:
-    """The parent's watcher thread does not survive fork(): the child starts its own."""
+    """The parent's writer thread does not survive fork(): the child starts its own."""
     side = db_path.with_name("side.db")
     _host_db(side, (1, "verdachte"))
-    assert GenerationLogRepository(side).refresh_host_objects()  # the parent's watcher runs
-    canary = _canary_log(repo, 1)  # no definities table here yet: the parent never watches it
+    assert GenerationLogRepository(side).refresh_host_objects()  # the parent's writer watches it
+    canary = _canary_log(repo, 1)  # no definities table here yet: the parent never watches this one
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, reported by exit code
         try:
@@ -523,10 +523,34 @@ def test_read_only_file_raises_audit_write_error(db_path: Path) -> None:
     assert isinstance(info.value.__cause__, sqlite3.Error)
 
 
+def _synchronous_of_each_write(repo: GenerationLogRepository) -> dict[str, int]:
+    """The synchronous level (2 FULL, 1 NORMAL) of the connection that committed a pending
+    row (INSERT) and of the one that completed it (UPDATE)."""
+    found: dict[str, int] = {}
+
+    def watch(conn: sqlite3.Connection) -> None:
+        def trace(statement: str) -> None:
+            if statement.startswith(("INSERT INTO generation_logs", "UPDATE generation_logs")):
+                level = conn.execute("PRAGMA synchronous").fetchone()[0]
+                found.setdefault(statement.split(" ", 1)[0], level)
+
+        conn.set_trace_callback(trace)
+
+    repo.store.writer().submit(watch).result()
+    ctx = make_context()
+    log_id = repo.create_pending_log(ctx)
+    ctx.mark_success(ResponseMetadata(content="ok"))
+    repo.update_with_response(log_id, ctx)
+    return found
+
+
 def test_durability_option(db_path: Path) -> None:
-    """'full' commits completions with synchronous=FULL; bad values are refused."""
-    assert GenerationLogRepository(db_path, durability="full").database.completion_sync() == "FULL"
-    assert GenerationLogRepository(db_path).database.completion_sync() == "NORMAL"
+    """'balanced' commits the pending row with synchronous=FULL and the completion with
+    NORMAL; 'full' commits both with FULL; bad values are refused."""
+    balanced = GenerationLogRepository(db_path)
+    assert _synchronous_of_each_write(balanced) == {"INSERT": 2, "UPDATE": 1}
+    full = GenerationLogRepository(db_path.with_name("full.db"), durability="full")
+    assert _synchronous_of_each_write(full) == {"INSERT": 2, "UPDATE": 2}
     with pytest.raises(ValueError, match="durability"):
         GenerationLogRepository(db_path, durability="fast")  # type: ignore[arg-type]
 
@@ -603,7 +627,7 @@ def test_host_delete_leaves_no_text_once_its_erasure_is_finished(
     canary = _canary_log(repo, 1)
     other = _canary_log(repo, 2)
     if checkpointed:
-        repo.checkpoint()
+        repo.store.checkpoint()
     host.execute("DELETE FROM definities WHERE id = 1")
     host.commit()
     assert repo.get_all_for_definitie(1) == []
@@ -611,7 +635,7 @@ def test_host_delete_leaves_no_text_once_its_erasure_is_finished(
     assert repo.finish_erasures() == []
     assert not _on_disk(db_path, canary)
     assert _on_disk(db_path, other), "the other definitie's logs are untouched"
-    with repo.database.read() as conn:
+    with repo.store.reading() as conn:
         hits = conn.execute(
             "SELECT rowid FROM generation_logs_fts WHERE generation_logs_fts MATCH ?", (other,)
         ).fetchall()
@@ -622,7 +646,7 @@ def test_host_delete_leaves_no_text_once_its_erasure_is_finished(
         )
 
 
-def test_the_watcher_finishes_host_erasures_by_itself(
+def test_the_writer_finishes_host_erasures_by_itself(
     repo: GenerationLogRepository, db_path: Path
 ) -> None:
     """Nobody calls anything: within a few seconds the text is gone from both files."""
@@ -633,7 +657,7 @@ def test_the_watcher_finishes_host_erasures_by_itself(
     host.commit()
     host.close()
     assert _gone_from_disk(db_path, canary)
-    with repo.database.read() as conn:
+    with repo.store.reading() as conn:
         assert conn.execute("SELECT count(*) FROM generation_log_erasures").fetchone() == (0,)
 
 

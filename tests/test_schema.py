@@ -63,20 +63,16 @@ INDEXES = {
     "idx_generation_logs_model": (0, ["model_name"]),
     "idx_generation_logs_status": (0, ["generation_status"]),
     "idx_generation_logs_template": (0, ["prompt_template_version"]),
-    "idx_generation_logs_template_name": (
-        0,
-        ["prompt_template_name", "prompt_template_version", "logged_at"],
-    ),
     "idx_generation_logs_timestamp": (0, ["logged_at"]),
     "idx_generation_logs_usage": (
         0,
         [
-            "generation_status",
             None,
             "tokens_prompt",
             "tokens_completion",
             "tokens_total",
             "logged_at",
+            "generation_status",
         ],
     ),
     "idx_generation_logs_failures": (
@@ -90,18 +86,7 @@ INDEXES = {
             "logged_at",
         ],
     ),
-    "idx_generation_logs_durations": (
-        0,
-        [
-            "generation_status",
-            "model_name",
-            "prompt_template_name",
-            "prompt_template_version",
-            "duration_ms",
-            "logged_at",
-        ],
-    ),
-    "idx_generation_logs_expensive": (0, ["generation_status", "tokens_total", "logged_at"]),
+    "idx_generation_logs_expensive": (0, ["tokens_total", "logged_at"]),
 }
 
 TRIGGERS_ALWAYS = {
@@ -352,7 +337,7 @@ def test_file_mode_is_0600_under_a_permissive_umask(db_path: Path) -> None:
 
 def test_connection_pragmas(repo: GenerationLogRepository) -> None:
     """Connections use WAL, a busy timeout and foreign keys."""
-    with repo.database.read() as conn:
+    with repo.store.reading() as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1

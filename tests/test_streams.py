@@ -59,6 +59,28 @@ def sse(*events: Any, done: bool = True) -> bytes:
     return out.encode()
 
 
+class EventStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body that arrives one event at a time, once, as a server streams it."""
+
+    def __init__(self, body: bytes) -> None:
+        self.events = [event + b"\n\n" for event in body.split(b"\n\n") if event]
+
+    def __iter__(self) -> Iterator[bytes]:
+        while self.events:
+            yield self.events.pop(0)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.events:
+            yield self.events.pop(0)
+
+
+def streamed(body: bytes) -> httpx.Response:
+    """An event-stream response whose events arrive one by one."""
+    return httpx.Response(
+        200, stream=EventStream(body), headers={"content-type": "text/event-stream"}
+    )
+
+
 TEXT_CHUNKS = [
     chunk([delta("", role="assistant")]),
     chunk([delta("Een ")]),
@@ -101,7 +123,7 @@ def stream_route(
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append((rows(db_path), json.loads(request.content)))
-        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+        return streamed(body)
 
     return router.post("/chat/completions").mock(side_effect=arrive(db_path, handler))
 
@@ -371,9 +393,7 @@ def test_async_stream_dropped_and_broken(router: respx.MockRouter, db_path: Path
     """An unread AsyncStream dropped is abandoned; a broken one is failed with the error."""
     responses = iter(
         [
-            httpx.Response(
-                200, content=sse(*TEXT_CHUNKS), headers={"content-type": "text/event-stream"}
-            ),
+            streamed(sse(*TEXT_CHUNKS)),
             httpx.Response(
                 200,
                 stream=_BrokenStream(sse(*TEXT_CHUNKS[:2], done=False)),
@@ -493,9 +513,7 @@ def test_with_streaming_response_async_and_streamed(
     bodies = iter(
         [
             httpx.Response(200, json=chat_body()),
-            httpx.Response(
-                200, content=sse(*TEXT_CHUNKS), headers={"content-type": "text/event-stream"}
-            ),
+            streamed(sse(*TEXT_CHUNKS)),
         ]
     )
     router.post("/chat/completions").mock(side_effect=arrive(db_path, lambda request: next(bodies)))
@@ -578,9 +596,7 @@ def test_stream_helper_sync_and_async(router: respx.MockRouter, db_path: Path) -
     router.post("/chat/completions").mock(
         side_effect=arrive(
             db_path,
-            lambda request: httpx.Response(
-                200, content=sse(*events), headers={"content-type": "text/event-stream"}
-            ),
+            lambda request: streamed(sse(*events)),
         )
     )
     client = AuditedOpenAI(db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client())
@@ -719,11 +735,7 @@ def test_responses_stream_sync_and_async(router: respx.MockRouter, db_path: Path
     router.post("/responses").mock(
         side_effect=arrive(
             db_path,
-            lambda request: httpx.Response(
-                200,
-                content=_response_events("Een getuige is ..."),
-                headers={"content-type": "text/event-stream"},
-            ),
+            lambda request: streamed(_response_events("Een getuige is ...")),
         )
     )
     client = AuditedOpenAI(db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client())
@@ -758,11 +770,7 @@ def test_responses_stream_abandoned_keeps_partial_text(
     router.post("/responses").mock(
         side_effect=arrive(
             db_path,
-            httpx.Response(
-                200,
-                content=_response_events("Een getuige is ..."),
-                headers={"content-type": "text/event-stream"},
-            ),
+            streamed(_response_events("Een getuige is ...")),
         )
     )
     with client.responses.create(model="gpt-4.1", input="x", stream=True) as stream:

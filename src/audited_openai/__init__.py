@@ -20,6 +20,7 @@ from audited_openai._errors import (
     InvalidLogError,
     LogNotFoundError,
     SchemaVersionError,
+    StoreError,
 )
 from audited_openai._models import (
     ErrorContext,
@@ -29,7 +30,6 @@ from audited_openai._models import (
     ResponseMetadata,
 )
 from audited_openai._repository import GenerationLogRepository
-from audited_openai._store import LogStore, QueueingLogStore
 
 __all__ = [
     "AsyncAuditedAzureOpenAI",
@@ -44,11 +44,10 @@ __all__ = [
     "GenerationLogRepository",
     "InvalidLogError",
     "LogNotFoundError",
-    "LogStore",
     "ModelParameters",
     "PromptContext",
-    "QueueingLogStore",
     "ResponseMetadata",
     "SchemaVersionError",
+    "StoreError",
     "audit_context",
 ]

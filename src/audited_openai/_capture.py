@@ -1,4 +1,7 @@
-"""Translate what the SDK sends and returns into the project's data classes.
+"""Translate what goes over the wire into the project's data classes.
+
+Everything here works on the bytes of the request and on the decoded JSON of the
+response (or of each event of a stream), never on SDK objects.
 
 The prompt of a chat request is stored as follows (``prompt_full_text``):
 
@@ -16,12 +19,13 @@ from __future__ import annotations
 
 import json
 import traceback
+from collections import defaultdict
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import openai
-
-from audited_openai._models import ErrorContext, ModelParameters, ResponseMetadata, Status
+from audited_openai._clock import monotonic_ms
+from audited_openai._models import ErrorContext, ModelParameters, ResponseMetadata
 
 MISSING_MODEL = "(not sent)"
 
@@ -281,18 +285,149 @@ def responses_text(response: Any) -> str | None:
     return "\n".join(parts) if parts else None
 
 
-def error_status(exc: BaseException) -> Status:
-    """'timeout' for the SDK's timeout error, 'failed' for everything else."""
-    return "timeout" if isinstance(exc, openai.APITimeoutError) else "failed"
+def any_response(endpoint: str, body: Any) -> ResponseMetadata:
+    """Metadata of a decoded JSON response body (empty when it is not one)."""
+    if not isinstance(body, dict):
+        return ResponseMetadata()
+    return responses_response(body) if endpoint == "responses" else chat_response(body)
 
 
-def error_context(exc: BaseException, *, duration_ms: int | None = None) -> ErrorContext:
-    """Describe an exception: its class, message, traceback and HTTP status."""
-    status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
+def error_context(
+    exc: BaseException, *, error_type: str | None = None, message: str | None = None
+) -> ErrorContext:
+    """Describe an exception: its class (or the SDK's name for it), message and traceback."""
     return ErrorContext(
-        message=str(exc) or type(exc).__name__,
-        error_type=type(exc).__name__,
+        message=message or str(exc) or type(exc).__name__,
+        error_type=error_type or type(exc).__name__,
         traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-        http_status=status if isinstance(status, int) and 100 <= status <= 599 else None,  # noqa: PLR2004
-        duration_ms=duration_ms,
     )
+
+
+def where_raised(exc: BaseException) -> str:
+    """A traceback for an exception made, not raised, here: the caller's stack, then it."""
+    stack = traceback.format_stack()[:-2]  # up to the frame that made it
+    return "Traceback (most recent call last):\n" + "".join(
+        [*stack, *traceback.format_exception_only(type(exc), exc)]
+    )
+
+
+# -- streams --------------------------------------------------------------------------------
+
+
+@dataclass
+class _ToolCall:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class Accumulator:
+    """Everything a stream has said so far, per choice index, from its decoded events."""
+
+    endpoint: str
+    started_ms: float | None
+    texts: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    refusals: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    tools: dict[int, dict[int, _ToolCall]] = field(default_factory=lambda: defaultdict(dict))
+    reasons: dict[int, str] = field(default_factory=dict)
+    first_content_ms: float | None = None
+    head: Any = None
+    usage: Any = None
+    final: ResponseMetadata | None = None
+    error: Any = None  # an error event: the stream failed
+    done: bool = False  # [DONE] arrived
+
+    def add(self, data: str) -> None:
+        """Take the data of one event: a chat chunk or a Responses API event, as JSON."""
+        if data.startswith("[DONE]"):
+            self.done = True
+            return
+        item = parse_body(data.encode())
+        if not isinstance(item, dict):
+            return
+        if item.get("error"):
+            self.error = item["error"]
+        elif self.endpoint == "responses":
+            self._add_event(item)
+        else:
+            self._add_chunk(item)
+
+    def _add_chunk(self, chunk: dict[str, Any]) -> None:
+        if self.head is None:
+            self.head = chunk
+        if chunk.get("usage") is not None:
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index") or 0
+            if isinstance(choice.get("delta"), dict):
+                self._add_delta(index, choice["delta"])
+            if choice.get("finish_reason"):
+                self.reasons[index] = choice["finish_reason"]
+
+    def _add_delta(self, index: int, delta: dict[str, Any]) -> None:
+        if delta.get("content"):
+            self._seen_content()
+            self.texts[index].append(str(delta["content"]))
+        if delta.get("refusal"):
+            self._seen_content()
+            self.refusals[index].append(str(delta["refusal"]))
+        for call in delta.get("tool_calls") or []:
+            self._seen_content()
+            entry = self.tools[index].setdefault(_get(call, "index") or 0, _ToolCall())
+            entry.id = _get(call, "id") or entry.id
+            entry.name += _get(call, "function", "name") or ""
+            entry.arguments += _get(call, "function", "arguments") or ""
+
+    def _add_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type", "")
+        if kind == "response.output_text.delta":
+            self._seen_content()
+            self.texts[0].append(str(event.get("delta") or ""))
+        elif kind == "response.refusal.delta":
+            self._seen_content()
+            self.refusals[0].append(str(event.get("delta") or ""))
+        elif kind in ("response.completed", "response.incomplete", "response.failed") and (
+            isinstance(event.get("response"), dict)
+        ):
+            self.final = responses_response(event["response"])
+
+    def complete(self) -> bool:
+        """True once the model has finished every choice it started."""
+        if self.endpoint == "responses":
+            return self.final is not None
+        started = set(self.texts) | set(self.refusals) | set(self.tools)
+        return self.done or (bool(self.reasons) and started <= set(self.reasons))
+
+    def _seen_content(self) -> None:
+        if self.first_content_ms is None:
+            self.first_content_ms = monotonic_ms()
+
+    def metadata(self) -> ResponseMetadata:
+        """What was received, as response metadata (usage only if it came)."""
+        ttft = None
+        if self.first_content_ms is not None and self.started_ms is not None:
+            ttft = max(0, round(self.first_content_ms - self.started_ms))
+        if self.final is not None:
+            self.final.ttft_ms = ttft
+            return self.final
+        indexes = sorted(set(self.texts) | set(self.refusals) | set(self.tools) | set(self.reasons))
+        meta = chat_response({**(self.head or {}), "choices": [], "usage": self.usage})
+        meta.finish_reason = join_reasons([self.reasons.get(i) for i in indexes])
+        meta.content = join_choices([self._choice_text(i) for i in indexes])
+        meta.ttft_ms = ttft
+        return meta
+
+    def _choice_text(self, index: int) -> str | None:
+        lines = []
+        if self.texts.get(index):
+            lines.append("".join(self.texts[index]))
+        if self.refusals.get(index):
+            lines.append("[refusal] " + "".join(self.refusals[index]))
+        lines.extend(
+            f"[tool_call {call.id}] {call.name}({call.arguments})"
+            for call in (self.tools.get(index) or {}).values()
+        )
+        return "\n".join(lines) if lines else None

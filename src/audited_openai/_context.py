@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
-    from audited_openai._store import LogStore
+    from audited_openai._repository import GenerationLogRepository
 
 F = TypeVar("F", bound="Callable[..., Any]")
 
@@ -50,7 +50,7 @@ class AuditHandle:
 
     def __init__(self) -> None:
         """Start with no rows."""
-        self._rows: list[tuple[LogStore, int]] = []
+        self._rows: list[tuple[GenerationLogRepository, int]] = []
 
     @property
     def log_ids(self) -> list[int]:
@@ -62,7 +62,7 @@ class AuditHandle:
         """The id of the latest row written inside the context, or None."""
         return self._rows[-1][1] if self._rows else None
 
-    def record(self, store: LogStore, log_id: int) -> None:
+    def record(self, store: GenerationLogRepository, log_id: int) -> None:
         """Note a row written inside the context (called by the clients)."""
         self._rows.append((store, log_id))
 

@@ -4,10 +4,13 @@ The caller's own OpenAI exceptions (``openai.RateLimitError`` and friends) alway
 propagate unchanged; these are only raised for problems of the audit trail itself::
 
     AuditedOpenAIError
-    ├── AuditWriteError        the store could not commit a row (the request was not sent)
+    ├── StoreError             the store cannot be used: missing, unreadable, unreachable
+    │   ├── AuditWriteError    a row could not be committed (under "raise": nothing was sent)
+    │   └── SchemaVersionError the database was written by a newer audited_openai
     ├── InvalidLogError        bad input to the repository (also a ValueError)
-    ├── LogNotFoundError       no row with that id (also a LookupError)
-    └── SchemaVersionError     the database was written by a newer audited_openai
+    └── LogNotFoundError       no row with that id (also a LookupError)
+
+None of them is an ``openai.OpenAIError``: an audit problem never looks like an API error.
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ class AuditedOpenAIError(Exception):
     """Base class of every error raised by audited_openai itself."""
 
 
-class AuditWriteError(AuditedOpenAIError):
-    """A row could not be committed to the audit store; the cause is chained."""
+class StoreError(AuditedOpenAIError):
+    """The audit store cannot be used; the cause is chained."""
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
-        """Describe the failed write; ``path`` names the database."""
+        """Describe the problem; ``path`` names the database (never with a password)."""
         super().__init__(message)
         self.path = path
+
+
+class AuditWriteError(StoreError):
+    """A row could not be committed to the audit store; the cause is chained."""
 
 
 class InvalidLogError(AuditedOpenAIError, ValueError):
@@ -44,7 +51,7 @@ class LogNotFoundError(AuditedOpenAIError, LookupError):
         self.log_id = log_id
 
 
-class SchemaVersionError(AuditedOpenAIError):
+class SchemaVersionError(StoreError):
     """The database's schema is newer than this version of audited_openai knows."""
 
     def __init__(self, *, found: int, supported: int, path: str | None = None) -> None:
@@ -52,8 +59,8 @@ class SchemaVersionError(AuditedOpenAIError):
         where = f" {path}" if path else ""
         super().__init__(
             f"database{where} has schema version {found}, but this audited_openai "
-            f"supports up to {supported}; upgrade audited_openai to open it"
+            f"supports up to {supported}; upgrade audited_openai to open it",
+            path=path,
         )
         self.found = found
         self.supported = supported
-        self.path = path

@@ -1,124 +1,98 @@
-"""GenerationLogRepository: the spec's API over the ``generation_logs`` table.
+"""GenerationLogRepository: the spec's API over a :class:`~audited_openai._store.Store`.
 
-This module owns the SQL of the table. It never imports ``openai``: it takes and
-returns the project's own data classes. A PostgreSQL store would implement the same
-methods (see :class:`audited_openai.LogStore`).
+It validates and maps the project's data classes to rows (``_rows``) and leaves SQL to
+``_sql`` and the store. It never imports ``openai``.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
+import os
 import sqlite3
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from audited_openai import _erasure, _rows, _schema, _spool
+from audited_openai import _rows, _spool, _sql
 from audited_openai._clock import format_ts, utc_now
-from audited_openai._database import Changes, Database, Durability, Statement
-from audited_openai._errors import AuditWriteError, InvalidLogError, LogNotFoundError
+from audited_openai._errors import InvalidLogError, LogNotFoundError
 from audited_openai._models import STATUSES, GenerationContext, Status
+from audited_openai._store import Store, open_store
 
 if TYPE_CHECKING:
-    import os
-    from collections.abc import Callable, Sequence
     from concurrent.futures import Future
 
-
-_COMPLETE = "UPDATE generation_logs SET {} WHERE id = ?".format(
-    ", ".join(f"{column} = ?" for column in _rows.COMPLETION_COLUMNS)
-)
-_COMPLETE_PENDING = _COMPLETE + " AND generation_status = 'pending'"
-# The same for many rows at once: the values of each row, then its id, in a VALUES list.
-_COMPLETE_PENDING_MANY = (
-    "UPDATE generation_logs SET {} FROM (VALUES {{}}) AS v "
-    "WHERE generation_logs.id = v.column{} AND generation_logs.generation_status = 'pending'"
-).format(
-    ", ".join(f"{c} = v.column{i}" for i, c in enumerate(_rows.COMPLETION_COLUMNS, 1)),
-    len(_rows.COMPLETION_COLUMNS) + 1,
-)
-
-# Filters of get_prompt_history: keyword -> SQL condition (values are always bound).
-_FILTERS = {
-    "template_version": "prompt_template_version = ?",
-    "template_name": "prompt_template_name = ?",
-    "status": "generation_status = ?",
-    "model": "model_name = ?",
-    "definitie_id": "definitie_id = ?",
-    "endpoint": "endpoint = ?",
-    "call_id": "call_id = ?",
-    "from_date": "logged_at >= ?",
-    "to_date": "logged_at <= ?",
-}
+    from audited_openai._sqlite import Durability
 
 
 class GenerationLogRepository:
-    """Reads and writes generation logs in a SQLite file (the spec's repository).
+    """Reads and writes generation logs (the spec's repository).
 
-    ``db`` is a path or an open ``sqlite3.Connection`` (its file is reopened with this
-    library's own connections, so the caller's transactions are never touched; an
-    in-memory connection is used as it is, behind a lock).
+    ``db`` is a SQLite path, or an open ``sqlite3.Connection`` (its file is reopened
+    with this library's own connections, so the caller's transactions are never
+    touched; an in-memory connection is used as it is, behind a lock). The store is
+    opened and migrated here, so a path that cannot hold it fails now, not at the
+    first model call.
     """
 
     def __init__(
         self,
-        db: str | os.PathLike[str] | sqlite3.Connection,
+        db: str | os.PathLike[str] | sqlite3.Connection | Store,
         *,
         durability: Durability = "balanced",
-        busy_timeout_ms: int = 30_000,
+        busy_timeout_ms: int | None = None,
     ) -> None:
-        """Open the store; the schema is migrated on first use."""
-        self.database = Database(db, durability=durability, busy_timeout_ms=busy_timeout_ms)
+        """Open the store at ``db`` and bring its schema up to date."""
+        if isinstance(db, (str, os.PathLike, sqlite3.Connection)):
+            self.store: Store = open_store(
+                db, durability=durability, busy_timeout_ms=busy_timeout_ms
+            )
+        elif hasattr(db, "insert") and hasattr(db, "dialect"):
+            self.store = db
+        else:
+            raise TypeError(f"the audit database must be a path, not {type(db).__name__} {db!r}")
 
     @property
     def path(self) -> str:
-        """The database file (``':memory:'`` for an in-memory connection)."""
-        return self.database.path
+        """Where the store lives (``':memory:'`` for an in-memory connection)."""
+        return self.store.location
 
-    # -- writes -----------------------------------------------------------------
+    @property
+    def durability(self) -> Durability:
+        """``"balanced"`` or ``"full"``: see the README."""
+        return self.store.durability
+
+    # -- writes -----------------------------------------------------------------------------
 
     def create_pending_log(self, context: GenerationContext) -> int:
-        """Commit a pending row durably (``synchronous=FULL``) and return its id."""
-        work = self._insert_work(_pending_row(context))
-        return self._inserted(context, lambda: self.database.run(work))
+        """Commit a pending row durably and return its id."""
+        return self._inserted(context, self.submit_pending_log(context))
 
     def submit_pending_log(self, context: GenerationContext) -> Future[int]:
-        """Queue :meth:`create_pending_log` without blocking: a future of the row id.
+        """Queue :meth:`create_pending_log`: a future of the id, settled once committed.
 
-        Bad input raises here, at once; the future resolves after the commit.
+        Bad input raises here, at once.
         """
-        return self.database.submit(
-            self._insert_work(_pending_row(context)),
-            then=lambda outcome: self._inserted(context, outcome),
-        )
+        row = _rows.prompt_row(context)
+        if context.status != "pending":
+            raise InvalidLogError(
+                f"a new log must be 'pending', not {context.status!r}", field="generation_status"
+            )
+        return self.store.insert(row, durable=True)
 
     def insert_log(self, context: GenerationContext) -> int:
         """Insert a row in whatever state the context is, in one statement."""
+        return self._inserted(context, self.submit_log(context))
+
+    def submit_log(self, context: GenerationContext) -> Future[int]:
+        """Queue :meth:`insert_log` without waiting: a future of the id."""
         row = _rows.prompt_row(context)
         if context.status != "pending":
             row.update(_rows.completion_row(context))
-        work = self._insert_work(row)
-        return self._inserted(context, lambda: self.database.run(work))
+        return self.store.insert(row, durable=True)
 
     @staticmethod
-    def _insert_work(row: dict[str, Any]) -> Statement:
-        columns = tuple(row)
-        merge = functools.partial(_merge_inserts, columns)
-        return Statement(_insert_sql(columns), tuple(row.values()), merge)
-
-    def _inserted(self, context: GenerationContext, write: Callable[[], Changes]) -> int:
-        """Run (or collect) an insert; map its errors; set and return the new id."""
-        try:
-            cursor = write()
-        except sqlite3.IntegrityError as exc:
-            raise InvalidLogError(f"row refused by the database: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise AuditWriteError(
-                f"could not write the pending log to {self.path}: {exc}", path=self.path
-            ) from exc
-        assert cursor.lastrowid is not None  # noqa: S101 - an INSERT always sets it
-        context.id = cursor.lastrowid
-        return cursor.lastrowid
+    def _inserted(context: GenerationContext, write: Future[int]) -> int:
+        context.id = write.result()
+        return context.id
 
     def update_with_response(self, log_id: int, context: GenerationContext) -> None:
         """Complete a row with a successful response (status 'success')."""
@@ -138,57 +112,26 @@ class GenerationLogRepository:
     def complete(
         self, log_id: int, context: GenerationContext, *, only_pending: bool = False
     ) -> bool:
-        """Write the outcome of ``context`` to row ``log_id``.
+        """Write the outcome of ``context`` to row ``log_id`` and wait for the commit.
 
         With ``only_pending`` a row that is already complete is left alone and False
         is returned; otherwise an unknown id raises :class:`LogNotFoundError`.
         """
-        work = self._complete_work(log_id, context, only_pending=only_pending)
-        sync = self.database.completion_sync()
-        return self._completed(
-            log_id, context, only_pending, lambda: self.database.run(work, sync=sync)
-        )
+        changed = self.submit_complete(log_id, context, only_pending=only_pending).result()
+        if not changed and not only_pending:
+            raise LogNotFoundError(log_id)
+        if changed:
+            context.id = log_id
+        return changed
 
     def submit_complete(
         self, log_id: int, context: GenerationContext, *, only_pending: bool = False
     ) -> Future[bool]:
-        """Queue :meth:`complete` without blocking: a future of its result."""
-        work = self._complete_work(log_id, context, only_pending=only_pending)
-        return self.database.submit(
-            work,
-            sync=self.database.completion_sync(),
-            then=lambda outcome: self._completed(log_id, context, only_pending, outcome),
-        )
-
-    @staticmethod
-    def _complete_work(log_id: int, context: GenerationContext, *, only_pending: bool) -> Statement:
+        """Queue :meth:`complete` without waiting: a future of whether a row changed."""
         log_id = _rows.validate_log_id(log_id)
         if context.status == "pending":
             raise InvalidLogError("a completed log cannot be 'pending'", "generation_status")
-        values = (*_rows.completion_row(context).values(), log_id)
-        if only_pending:
-            return Statement(_COMPLETE_PENDING, values, _merge_pending_completions)
-        return Statement(_COMPLETE, values)
-
-    def _completed(
-        self,
-        log_id: int,
-        context: GenerationContext,
-        only_pending: bool,
-        write: Callable[[], Changes],
-    ) -> bool:
-        try:
-            cursor = write()
-        except sqlite3.Error as exc:
-            raise AuditWriteError(
-                f"could not complete log {log_id} in {self.path}: {exc}", path=self.path
-            ) from exc
-        if cursor.rowcount == 0:
-            if only_pending:
-                return False
-            raise LogNotFoundError(log_id)
-        context.id = log_id
-        return True
+        return self.store.complete(log_id, _rows.completion_row(context), only_pending=only_pending)
 
     def link_to_definitie(self, log_id: int, definitie_id: int) -> None:
         """Link a log to the definitie it produced, once that definitie is saved."""
@@ -196,39 +139,24 @@ class GenerationLogRepository:
         if _rows.validate_definitie_id(definitie_id) is None:
             raise InvalidLogError("definitie_id is required", field="definitie_id")
         try:
-            cursor = self.database.run(
-                lambda conn: conn.execute(
-                    "UPDATE generation_logs SET definitie_id = ? WHERE id = ?",
-                    (definitie_id, log_id),
-                ),
-                sync=self.database.completion_sync(),
-            )
-        except sqlite3.IntegrityError as exc:
+            found = self.store.link(log_id, definitie_id).result()
+        except InvalidLogError as exc:
             raise InvalidLogError(
-                f"cannot link log {log_id} to definitie {definitie_id}: {exc}",
-                field="definitie_id",
+                f"cannot link log {log_id} to definitie {definitie_id}: {exc}", "definitie_id"
             ) from exc
-        if cursor.rowcount == 0:
+        if not found:
             raise LogNotFoundError(log_id)
 
     def erase_definitie(self, definitie_id: int) -> int:
-        """Delete every log of a definitie so its text is gone from the file.
+        """Delete every log of a definitie so that its text is gone from the store.
 
-        Runs with ``secure_delete`` (freed pages are zeroed) and checkpoints the WAL
-        afterwards, so the text is in neither file. Returns the number of rows deleted.
+        In SQLite: with ``secure_delete`` (freed pages zeroed), the full-text index
+        merged, and the WAL checkpointed, so the text is in neither file. Returns the
+        number of rows deleted.
         """
-        definitie_id = _rows.validate_definitie_id(definitie_id)  # type: ignore[assignment]
-        with self.database.write(sync="FULL") as conn:
-            conn.execute("PRAGMA secure_delete = ON")
-            cursor = conn.execute(
-                "DELETE FROM generation_logs WHERE definitie_id = ?", (definitie_id,)
-            )
-            deleted = cursor.rowcount
-            if deleted:
-                # A deletion only marks the full-text index; merging drops the old terms.
-                conn.execute(_schema.MERGE_FTS)
-        self.checkpoint()
-        return deleted
+        if _rows.validate_definitie_id(definitie_id) is None:
+            raise InvalidLogError("definitie_id is required", field="definitie_id")
+        return self.store.erase_definitie(definitie_id)
 
     def reconcile(self, older_than: timedelta) -> int:
         """Mark rows pending for longer than ``older_than`` as 'timeout' ('abandoned').
@@ -239,71 +167,61 @@ class GenerationLogRepository:
         if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
             raise InvalidLogError(f"older_than must be a positive timedelta, not {older_than!r}")
         moment = utc_now()
-        now, cutoff = format_ts(moment), format_ts(moment - older_than)
-        with self.database.write(sync="FULL") as conn:
-            cursor = conn.execute(
-                "UPDATE generation_logs SET generation_status = 'timeout', "
-                "error_type = 'abandoned', "
-                "error_message = 'still pending at reconcile: its process died or lost it', "
-                "updated_at = ? WHERE generation_status = 'pending' AND logged_at < ?",
-                (now, cutoff),
-            )
-        return cursor.rowcount
+        return self.store.reconcile(format_ts(moment), format_ts(moment - older_than))
 
     def finish_erasures(self) -> list[int]:
-        """Finish what deleting a definitie through another connection started.
+        """Finish what deleting a definitie through the host app's connection started.
 
-        The host app's ``DELETE FROM definities`` removes the definitie's logs and
-        blanks their text in the table at once (a trigger), and requests the rest:
-        merging the full-text index and truncating the WAL, which only this library
-        can do. A watcher thread does it about once a second while this process has
-        the file open; this does it now. Returns the definitie ids finished (none if
-        nothing was requested, or a reader kept the WAL from restarting).
+        The host's ``DELETE FROM definities`` removes the definitie's logs and blanks
+        their text at once (a trigger), and requests the rest (merging the full-text
+        index, truncating the WAL), which the writer's idle time does about once a
+        second while this process has the file open; this does it now. Returns the
+        definitie ids finished.
         """
-        return _erasure.finish(self.database)
+        return self.store.finish_erasures()
 
     def scrub(self) -> None:
-        """Remove the bytes of rows deleted by any connection from both files.
+        """Remove the bytes of rows deleted by any connection (in SQLite: ``VACUUM``).
 
-        Rows deleted with plain SQL by another connection (not through a definitie,
-        whose erasure blanks the text first) are gone, but their text stays in free
-        pages, in the full-text index until its next merge, and in the WAL until it
-        restarts: this finishes requested erasures, merges the index, rewrites the
-        file (``VACUUM``) and truncates the WAL. It takes time in proportion to the
-        file; run it after such deletions, not per call.
+        It takes time in proportion to the file; run it after deletions with plain
+        SQL, not per call.
         """
-        self.finish_erasures()
-        with self.database.write(sync="FULL") as conn:
-            conn.execute(_schema.MERGE_FTS)
-        with self.database.alone() as conn:
-            conn.execute("VACUUM")
-        self.checkpoint()
+        self.store.scrub()
 
-    def checkpoint(self) -> None:
-        """Copy the WAL into the database file and truncate it."""
-        with self.database.read() as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    def refresh_host_objects(self) -> bool:
+        """Create the views and erasure triggers if a ``definities`` table now exists."""
+        return self.store.refresh_host_objects()
 
-    # -- reads ------------------------------------------------------------------
+    def flush(self) -> None:
+        """Wait until every write this process queued here is committed."""
+        self.store.flush()
+
+    def close(self) -> None:
+        """Commit what is queued and release the store's connections."""
+        self.store.close()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _contexts(self, sql: str, params: list[Any] | tuple[Any, ...]) -> list[GenerationContext]:
+        return [_rows.row_to_context(row) for row in self.store.fetch(sql, params)]
 
     def get(self, log_id: int) -> GenerationContext:
         """Return the log with this id, or raise :class:`LogNotFoundError`."""
         log_id = _rows.validate_log_id(log_id)
-        rows = self._select("WHERE id = ?", (log_id,))
-        if not rows:
+        found = self._contexts(_sql.by_id(self.store.dialect), (log_id,))
+        if not found:
             raise LogNotFoundError(log_id)
-        return rows[0]
+        return found[0]
 
     def get_by_definitie_id(self, definitie_id: int) -> GenerationContext | None:
         """Return the log of a definitie (its latest row), or None."""
-        definitie_id = _rows.validate_definitie_id(definitie_id)  # type: ignore[assignment]
-        rows = self._select("WHERE definitie_id = ? ORDER BY id DESC LIMIT 1", (definitie_id,))
-        return rows[0] if rows else None
+        found = self.history(_sql.Filters(definitie_id=definitie_id), 1)
+        return found[0] if found else None
 
     def get_all_for_definitie(self, definitie_id: int) -> list[GenerationContext]:
         """Return every log of a definitie, oldest first."""
         definitie_id = _rows.validate_definitie_id(definitie_id)  # type: ignore[assignment]
-        return self._select("WHERE definitie_id = ? ORDER BY id", (definitie_id,))
+        return self._contexts(_sql.by_definitie(self.store.dialect), (definitie_id,))
 
     def get_prompt_history(
         self,
@@ -322,30 +240,26 @@ class GenerationLogRepository:
         """Return logs matching every filter given, newest first, at most ``limit``."""
         if status is not None and status not in STATUSES:
             raise InvalidLogError(f"unknown status {status!r}", field="generation_status")
+        filters = _sql.Filters(
+            since=_date_bound("from_date", from_date),
+            until=_date_bound("to_date", to_date),
+            status=status,
+            model=model,
+            template_name=template_name,
+            template_version=template_version,
+            definitie_id=definitie_id,
+            endpoint=endpoint,
+            call_id=call_id,
+        )
+        return self.history(filters, limit, by_time=True)
+
+    def history(
+        self, filters: _sql.Filters, limit: int, *, by_time: bool = False
+    ) -> list[GenerationContext]:
+        """Logs matching ``filters``, newest first (by id, or by time), at most ``limit``."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidLogError(f"limit must be a non-negative integer, not {limit!r}", "limit")
-        values: dict[str, object] = {
-            "template_version": template_version,
-            "template_name": template_name,
-            "status": status,
-            "model": model,
-            "definitie_id": _rows.validate_definitie_id(definitie_id),
-            "endpoint": endpoint,
-            "call_id": call_id,
-            "from_date": _date_bound("from_date", from_date),
-            "to_date": _date_bound("to_date", to_date),
-        }
-        conditions = [_FILTERS[key] for key, value in values.items() if value is not None]
-        params = [value for value in values.values() if value is not None]
-        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-        return self._select(f"{where}ORDER BY logged_at DESC, id DESC LIMIT ?", (*params, limit))
-
-    def _select(self, clause: str, params: Sequence[object]) -> list[GenerationContext]:
-        with self.database.read() as conn:
-            cursor = conn.cursor()
-            cursor.row_factory = sqlite3.Row
-            rows = cursor.execute(f"SELECT * FROM generation_logs {clause}", params).fetchall()
-        return [_rows.row_to_context(row) for row in rows]
+        return self._contexts(*_sql.listing(filters, self.store.dialect, limit, by_time=by_time))
 
     def recover_spool(self) -> int:
         """Import the rows spooled when the store could not take them; return how many.
@@ -356,6 +270,7 @@ class GenerationLogRepository:
         path = _spool.spool_path(self.path)
         if path is None:
             return 0
+        self.flush()  # rows this process is spooling are in the file first
         imported = 0
         for file in _spool.claim(path):
             for context in _spool.read(file):
@@ -364,64 +279,20 @@ class GenerationLogRepository:
         return imported
 
     def _import(self, context: GenerationContext) -> int:
-        with self.database.read() as conn:
-            found = conn.execute(
-                "SELECT id, generation_status FROM generation_logs "
-                "WHERE call_id = ? AND attempt = ?",
-                (context.call_id, context.attempt),
-            ).fetchone()
-        if found is None:
+        found = self.store.fetch(
+            _sql.attempt(self.store.dialect), (context.call_id, context.attempt)
+        )
+        if not found:
             self.insert_log(context)
             return 1
-        if found[1] == "pending" and context.status != "pending":
-            return int(self.complete(found[0], context, only_pending=True))
+        if found[0]["generation_status"] == "pending" and context.status != "pending":
+            return int(self.complete(found[0]["id"], context, only_pending=True))
         return 0
 
-    def refresh_host_objects(self) -> bool:
-        """Create the views and erasure trigger if a ``definities`` table now exists."""
-        return self.database.refresh_host_objects()
 
-    def close(self) -> None:
-        """Close the connections this repository opened."""
-        self.database.close()
-
-
-def _date_bound(name: str, value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
+def _date_bound(name: str, value: datetime | None) -> datetime | None:
+    if value is not None and not isinstance(value, datetime):
         raise InvalidLogError(f"{name} must be a datetime, not {value!r}", field=name)
-    if value.tzinfo is None:
+    if value is not None and value.tzinfo is None:
         raise InvalidLogError(f"{name} must be timezone-aware (UTC)", field=name)
-    return format_ts(value)
-
-
-def _pending_row(context: GenerationContext) -> dict[str, Any]:
-    row = _rows.prompt_row(context)
-    if context.status != "pending":
-        raise InvalidLogError(
-            f"a new log must be 'pending', not {context.status!r}", field="generation_status"
-        )
-    return row
-
-
-@functools.cache
-def _insert_sql(columns: tuple[str, ...], rows: int = 1) -> str:
-    one = "({})".format(", ".join("?" for _ in columns))
-    return "INSERT INTO generation_logs ({}) VALUES {}".format(
-        ", ".join(columns), ", ".join([one] * rows)
-    )
-
-
-def _merge_inserts(
-    columns: tuple[str, ...], rows: list[tuple[Any, ...]]
-) -> tuple[str, tuple[Any, ...]]:
-    """One INSERT of many rows (a group commit's pending rows, with the same columns)."""
-    return _insert_sql(columns, len(rows)), tuple(itertools.chain.from_iterable(rows))
-
-
-def _merge_pending_completions(rows: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
-    """One UPDATE ... FROM VALUES completing many pending rows."""
-    one = "({})".format(", ".join("?" for _ in rows[0]))
-    sql = _COMPLETE_PENDING_MANY.format(", ".join([one] * len(rows)))
-    return sql, tuple(itertools.chain.from_iterable(rows))
+    return value

@@ -22,7 +22,7 @@ from audited_openai._models import (
 )
 
 if TYPE_CHECKING:
-    import sqlite3
+    from collections.abc import Mapping
 
 # Every column of generation_logs, in table order (tests/test_schema.py pins it).
 # The model and its parameters.
@@ -208,7 +208,7 @@ def completion_row(ctx: GenerationContext) -> dict[str, Any]:
     return row
 
 
-def row_to_context(row: sqlite3.Row) -> GenerationContext:
+def row_to_context(row: Mapping[str, Any]) -> GenerationContext:
     """Map every column of a ``generation_logs`` row back to a context (spec defect 4)."""
     params = ModelParameters(
         name=row["model_name"],

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 FILE_MODE = 0o600
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a finalizer may spool in a thread that holds it
 
 
 def spool_path(db_path: str) -> Path | None:

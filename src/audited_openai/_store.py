@@ -1,61 +1,96 @@
-"""The interface the clients need from a store of generation logs.
+"""The one interface between the library and a database: :class:`Store`.
 
-:class:`~audited_openai.GenerationLogRepository` implements it over SQLite; a
-PostgreSQL store would implement the same methods.
+The clients, the repository, the query module and the CLI use nothing else, so no
+database detail (PRAGMAs, row-id arithmetic, full-text syntax) leaks above it. Writes
+return ``concurrent.futures.Future`` objects settled by the store's writer thread once
+committed; reads see this process's own writes. SQL comes from ``_sql`` in the store's
+dialect. :func:`open_store` picks the backend for a path, URL or connection.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import os
+    import sqlite3
     from concurrent.futures import Future
 
-    from audited_openai._models import GenerationContext
+    from audited_openai._sql import Dialect
+    from audited_openai._sqlite import Durability
 
 
-@runtime_checkable
-class LogStore(Protocol):
-    """Where audited clients write: create ahead, complete once, link, import spools."""
+class Store(Protocol):
+    """Where generation logs live; see the module docstring."""
 
-    @property
-    def path(self) -> str:
-        """Where the store lives (a file path or a URL without credentials)."""
+    location: str  # a file path, or a URL without its password
+    durability: Durability
+    dialect: Dialect
+
+    def insert(self, row: dict[str, Any], *, durable: bool = True) -> Future[int]:
+        """Queue an INSERT; ``durable`` commits it with a full sync (a pending row)."""
         ...
 
-    def create_pending_log(self, context: GenerationContext) -> int:
-        """Commit a pending row durably and return its id."""
+    def complete(self, log_id: int, values: dict[str, Any], *, only_pending: bool) -> Future[bool]:
+        """Queue writing the completion columns of a row."""
         ...
 
-    def complete(
-        self, log_id: int, context: GenerationContext, *, only_pending: bool = False
-    ) -> bool:
-        """Write the outcome of a row; with ``only_pending`` leave completed rows alone."""
+    def link(self, log_id: int, definitie_id: int) -> Future[bool]:
+        """Queue linking a row to a definitie."""
         ...
 
-    def insert_log(self, context: GenerationContext) -> int:
-        """Insert a row in whatever state it is (a failure before the request left)."""
+    def flush(self) -> None:
+        """Wait until this process's queued writes are committed."""
         ...
 
-    def link_to_definitie(self, log_id: int, definitie_id: int) -> None:
-        """Link a row to a definitie."""
+    def reconcile(self, now: str, cutoff: str) -> int:
+        """Settle rows pending since before ``cutoff`` as 'timeout'."""
+        ...
+
+    def erase_definitie(self, definitie_id: int) -> int:
+        """Delete a definitie's rows, leaving none of their text behind."""
+        ...
+
+    def finish_erasures(self) -> list[int]:
+        """Finish erasures the host app's own connection started."""
+        ...
+
+    def scrub(self) -> None:
+        """Remove what rows deleted by other means left behind."""
+        ...
+
+    def refresh_host_objects(self) -> bool:
+        """Create the views and triggers over the host's ``definities`` table, if there."""
+        ...
+
+    def fetch(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Rows of a query, as dictionaries."""
+        ...
+
+    def fetch_tuples(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """Rows of a query, as tuples."""
+        ...
+
+    def schema_version(self) -> int:
+        """The newest migration applied."""
+        ...
+
+    def close(self) -> None:
+        """Commit what is queued and release the connections."""
         ...
 
 
-@runtime_checkable
-class QueueingLogStore(LogStore, Protocol):
-    """A store that can also queue the two writes of a call without blocking.
+def open_store(
+    target: str | os.PathLike[str] | sqlite3.Connection,
+    *,
+    durability: Durability = "balanced",
+    busy_timeout_ms: int | None = None,
+) -> Store:
+    """Open (and migrate) the store at ``target``: a SQLite path or connection."""
+    from audited_openai._sqlite import DEFAULT_BUSY_TIMEOUT_MS, SQLiteStore  # noqa: PLC0415
 
-    Async clients use these when a store has them: the event loop waits on the
-    futures, and no thread is tied up per write. Bad input raises at once.
-    """
-
-    def submit_pending_log(self, context: GenerationContext) -> Future[int]:
-        """Queue :meth:`create_pending_log`; the future gives the id once committed."""
-        ...
-
-    def submit_complete(
-        self, log_id: int, context: GenerationContext, *, only_pending: bool = False
-    ) -> Future[bool]:
-        """Queue :meth:`complete`; the future gives its result once committed."""
-        ...
+    return SQLiteStore(
+        target,
+        durability=durability,
+        busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms,
+    )

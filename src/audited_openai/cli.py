@@ -11,7 +11,6 @@ import functools
 import json
 import os
 import re
-import sqlite3
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,7 +25,6 @@ from audited_openai._errors import (
     AuditedOpenAIError,
     InvalidLogError,
     LogNotFoundError,
-    SchemaVersionError,
 )
 from audited_openai._repository import GenerationLogRepository
 
@@ -101,26 +99,21 @@ def _guarded(func: F) -> F:
             _fail(str(exc), EXIT_NO_MATCH)
         except InvalidLogError as exc:
             _fail(str(exc), EXIT_USAGE)
-        except (SchemaVersionError, sqlite3.Error, AuditedOpenAIError, OSError) as exc:
+        except (AuditedOpenAIError, OSError) as exc:
             _fail(_database_message(exc), EXIT_DATABASE)
 
     return wrapper  # type: ignore[return-value]
 
 
 def _database_message(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, sqlite3.Error):
-        return f"cannot use the database: {text}"
-    return text
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _repo(ctx: click.Context, *, create: bool = False) -> GenerationLogRepository:
     path = ctx.obj["db"]
     if not create and not Path(path).exists():
         _fail(f"no database at {path} (set --db or AUDITED_OPENAI_DB)", EXIT_DATABASE)
-    repo = GenerationLogRepository(path, busy_timeout_ms=CLI_BUSY_TIMEOUT_MS)
-    repo.get_prompt_history(limit=0)  # open and migrate now, so errors surface here
-    return repo
+    return GenerationLogRepository(path, busy_timeout_ms=CLI_BUSY_TIMEOUT_MS)
 
 
 def _filters(options: dict[str, Any]) -> dict[str, Any]:
@@ -408,9 +401,7 @@ def scrub(ctx: click.Context) -> None:
 def migrate(ctx: click.Context) -> None:
     """Create the database or bring its schema up to date."""
     repo = _repo(ctx, create=True)
-    with repo.database.read() as conn:
-        version = conn.execute("SELECT max(version) FROM audited_openai_migrations").fetchone()[0]
-    click.echo(f"{repo.path}: schema version {version}")
+    click.echo(f"{repo.path}: schema version {repo.store.schema_version()}")
 
 
 @main.command()

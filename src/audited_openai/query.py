@@ -2,7 +2,7 @@
 
 Every function takes ``db`` (a path or a :class:`GenerationLogRepository`). Filter
 values are always bound parameters and column names come from fixed lists, so no
-filter value can change the SQL. Every aggregate is computed by SQLite.
+filter value can change the SQL. Every aggregate is computed by the database.
 """
 
 from __future__ import annotations
@@ -11,15 +11,13 @@ import csv
 import difflib
 import json
 import os
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from audited_openai import _rows
+from audited_openai import _rows, _sql
 from audited_openai._context import audit_context
 from audited_openai._errors import InvalidLogError
-from audited_openai._filters import Filters, build_listing, build_where
 from audited_openai._repository import GenerationLogRepository
 
 if TYPE_CHECKING:
@@ -54,11 +52,8 @@ def open_repository(
     return db if isinstance(db, GenerationLogRepository) else GenerationLogRepository(db)
 
 
-def _query(repo: GenerationLogRepository, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    with repo.database.read() as conn:
-        cursor = conn.execute(sql, params)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+def _fetch(repo: GenerationLogRepository, query: tuple[str, list[Any]]) -> list[dict[str, Any]]:
+    return repo.store.fetch(*query)
 
 
 def history(
@@ -71,17 +66,19 @@ def history(
     template_name: str | None = None,
     template_version: str | None = None,
     definitie_id: int | None = None,
+    endpoint: str | None = None,
+    call_id: str | None = None,
     search: str | None = None,
     after_id: int | None = None,
     limit: int = 100,
 ) -> list[GenerationContext]:
     """Return logs newest first (by id), filtered; ``after_id`` continues a listing.
 
-    ``search`` is a full-text query (SQLite FTS5 syntax: words, ``"phrases"``,
-    ``prefix*``, ``OR``) over the prompt and the response of completed rows.
+    ``since`` and ``until`` are aware datetimes; ``search`` takes words that must all
+    occur, ``"a phrase"`` or ``prefix*``, over the prompt and the response of
+    completed rows.
     """
-    repo = open_repository(db)
-    filters = Filters(
+    filters = _sql.Filters(
         since=since,
         until=until,
         status=status,
@@ -89,38 +86,20 @@ def history(
         template_name=template_name,
         template_version=template_version,
         definitie_id=definitie_id,
+        endpoint=endpoint,
+        call_id=call_id,
         search=search,
         after_id=after_id,
     )
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise InvalidLogError(f"limit must be a non-negative integer, not {limit!r}", "limit")
-    listing, params = build_listing(filters)
-    with repo.database.read() as conn:
-        cursor = conn.cursor()
-        cursor.row_factory = sqlite3.Row
-        rows = cursor.execute(f"SELECT gl.* {listing} LIMIT ?", [*params, limit]).fetchall()
-    return [_rows.row_to_context(row) for row in rows]
+    return open_repository(db).history(filters, limit)
 
 
 def token_usage_by_day(
-    db: str | os.PathLike[str] | GenerationLogRepository,
-    **filters: Any,
+    db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any
 ) -> list[dict[str, Any]]:
     """Tokens of successful generations per UTC day, newest day first (spec Appendix B)."""
     repo = open_repository(db)
-    where, params = build_where(Filters(**filters), extra="gl.generation_status = 'success'")
-    # GROUP BY the very expression of idx_generation_logs_usage: a streaming aggregate.
-    return _query(
-        repo,
-        "SELECT substr(gl.logged_at, 1, 10) AS day, count(*) AS generations, "
-        "coalesce(sum(gl.tokens_prompt), 0) AS tokens_prompt, "
-        "coalesce(sum(gl.tokens_completion), 0) AS tokens_completion, "
-        "coalesce(sum(gl.tokens_total), 0) AS tokens_total, "
-        "round(avg(gl.tokens_total), 1) AS avg_tokens, max(gl.tokens_total) AS max_tokens "
-        f"FROM generation_logs gl {where} GROUP BY substr(gl.logged_at, 1, 10) "
-        "ORDER BY day DESC",
-        params,
-    )
+    return _fetch(repo, _sql.usage_by_day(_sql.Filters(**filters), repo.store.dialect))
 
 
 def most_expensive(
@@ -130,14 +109,7 @@ def most_expensive(
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise InvalidLogError(f"n must be a non-negative integer, not {n!r}", "n")
     repo = open_repository(db)
-    where, params = build_where(Filters(**filters), extra="gl.generation_status = 'success'")
-    return _query(
-        repo,
-        "SELECT gl.id, gl.definitie_id, gl.model_name, gl.prompt_template_name, "
-        "gl.prompt_template_version, gl.tokens_total, gl.duration_ms, gl.logged_at "
-        f"FROM generation_logs gl {where} ORDER BY gl.tokens_total DESC, gl.id DESC LIMIT ?",
-        [*params, n],
-    )
+    return _fetch(repo, _sql.most_expensive(_sql.Filters(**filters), repo.store.dialect, n))
 
 
 def failure_rate_by_template(
@@ -145,22 +117,7 @@ def failure_rate_by_template(
 ) -> list[dict[str, Any]]:
     """Attempts, failures (failed or timeout) and the failure rate per template version."""
     repo = open_repository(db)
-    where, params = build_where(Filters(**filters))
-    # Count per status first (a plain scan of idx_generation_logs_failures), then fold.
-    return _query(
-        repo,
-        "WITH counted AS (SELECT gl.prompt_template_name AS template_name, "
-        "gl.prompt_template_version AS template_version, gl.generation_status AS status, "
-        f"count(*) AS n FROM generation_logs gl {where} "
-        "GROUP BY gl.prompt_template_name, gl.prompt_template_version, gl.generation_status) "
-        "SELECT template_name, template_version, sum(n) AS total, "
-        "sum(CASE WHEN status IN ('failed', 'timeout') THEN n ELSE 0 END) AS failures, "
-        "round(100.0 * sum(CASE WHEN status IN ('failed', 'timeout') THEN n ELSE 0 END) "
-        "/ sum(n), 2) AS failure_rate "
-        "FROM counted GROUP BY template_name, template_version "
-        "ORDER BY template_name, template_version",
-        params,
-    )
+    return _failure_rates(_fetch(repo, _sql.census(_sql.Filters(**filters), repo.store.dialect)))
 
 
 def duration_percentiles(
@@ -168,45 +125,53 @@ def duration_percentiles(
 ) -> list[dict[str, Any]]:
     """p50 and p95 of ``duration_ms`` (nearest rank) per model and template version.
 
-    SQLite counts each group, then each percentile is one seek into
-    idx_generation_logs_durations (``ORDER BY duration_ms LIMIT 1 OFFSET rank - 1``):
-    no group is sorted or windowed, and no row is read into Python.
+    The store counts each group, then each percentile is one index seek
+    (``ORDER BY duration_ms LIMIT 1 OFFSET rank - 1``): no group is sorted.
     """
     repo = open_repository(db)
-    where, params = build_where(
-        Filters(**filters),
-        extra="gl.generation_status = 'success' AND gl.duration_ms IS NOT NULL",
-    )
-    groups = _query(
-        repo,
-        "SELECT gl.model_name AS model, gl.prompt_template_name AS template_name,"
-        " gl.prompt_template_version AS template_version, count(*) AS count"
-        f" FROM generation_logs gl {where}"
-        " GROUP BY gl.model_name, gl.prompt_template_name, gl.prompt_template_version"
-        " ORDER BY model, template_name, template_version",
-        params,
-    )
-    return _percentiles(repo, groups, filters)
+    found = _sql.Filters(**filters)
+    census = _fetch(repo, _sql.census(found, repo.store.dialect))
+    return _percentiles(repo, found, census)
+
+
+def _failure_rates(census: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    templates: dict[tuple[Any, Any], list[int]] = {}
+    for row in census:
+        counts = templates.setdefault((row["template_name"], row["template_version"]), [0, 0])
+        counts[0] += row["n"]
+        counts[1] += row["n"] if row["status"] in ("failed", "timeout") else 0
+    return [
+        {
+            "template_name": name,
+            "template_version": version,
+            "total": total,
+            "failures": failures,
+            "failure_rate": round(100.0 * failures / total, 2),
+        }
+        for (name, version), (total, failures) in sorted(
+            templates.items(), key=lambda item: tuple(map(_sortable, item[0]))
+        )
+    ]
 
 
 def _percentiles(
-    repo: GenerationLogRepository, groups: list[dict[str, Any]], filters: dict[str, Any]
+    repo: GenerationLogRepository, filters: _sql.Filters, census: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    where, params = build_where(
-        Filters(**filters),
-        extra="gl.generation_status = 'success' AND gl.duration_ms IS NOT NULL",
-    )
-    seek = (
-        f"SELECT gl.duration_ms FROM generation_logs gl {where} AND gl.model_name = ?"
-        " AND gl.prompt_template_name IS ? AND gl.prompt_template_version IS ?"
-        " ORDER BY gl.duration_ms LIMIT 1 OFFSET ?"
-    )
+    timed: dict[tuple[Any, Any, Any], int] = {}
+    for row in census:
+        if row["status"] == "success" and row["timed"]:
+            key = (row["model"], row["template_name"], row["template_version"])
+            timed[key] = timed.get(key, 0) + row["timed"]
+    groups = [
+        {"model": m, "template_name": n, "template_version": v, "count": c}
+        for (m, n, v), c in sorted(timed.items(), key=lambda item: tuple(map(_sortable, item[0])))
+    ]
 
     def fill(group: dict[str, Any]) -> None:
-        key = [group["model"], group["template_name"], group["template_version"]]
+        key = (group["model"], group["template_name"], group["template_version"])
         for percent in (50, 95):
             rank = -(-percent * group["count"] // 100)  # nearest rank: ceil(p * n)
-            row = _query(repo, seek, [*params, *key, rank - 1])
+            row = _fetch(repo, _sql.percentile(filters, repo.store.dialect, key, rank))
             group[f"p{percent}_ms"] = row[0]["duration_ms"]
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -217,85 +182,51 @@ def _percentiles(
 def stats(db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any) -> dict[str, Any]:
     """Everything the ``stats`` command shows, in one dictionary.
 
-    Two scans run side by side (SQLite releases the GIL; each thread reads through
-    its own connection): a census counting rows per template, status and model
-    (index idx_generation_logs_failures), and the token usage per day. Status
-    counts, failure rates and the group sizes of the percentiles are sums of the
-    census's few dozen rows; each percentile is then one index seek.
+    Two scans run side by side, each on a connection of its own: a census counting
+    rows per template, status and model, and the token usage per day. Status counts,
+    failure rates and the group sizes of the percentiles are sums of the census's few
+    dozen rows; each percentile is then one index seek.
     """
     repo = open_repository(db)
-    where, params = build_where(Filters(**filters))
-    census_sql = (
-        "SELECT gl.prompt_template_name AS template_name,"
-        " gl.prompt_template_version AS template_version, gl.generation_status AS status,"
-        " gl.model_name AS model, count(*) AS n, count(gl.duration_ms) AS timed"
-        f" FROM generation_logs gl {where} GROUP BY gl.prompt_template_name,"
-        " gl.prompt_template_version, gl.generation_status, gl.model_name"
-    )
+    found = _sql.Filters(**filters)
+    dialect = repo.store.dialect
     with ThreadPoolExecutor(max_workers=2) as pool:
-        census_future = pool.submit(_query, repo, census_sql, params)
-        usage_future = pool.submit(lambda: token_usage_by_day(repo, **filters))
-        expensive = most_expensive(repo, 5, **filters)
+        census_future = pool.submit(_fetch, repo, _sql.census(found, dialect))
+        usage_future = pool.submit(_fetch, repo, _sql.usage_by_day(found, dialect))
+        expensive = _fetch(repo, _sql.most_expensive(found, dialect, 5))
         census, usage = census_future.result(), usage_future.result()
     by_status: dict[str, int] = {}
-    templates: dict[tuple[Any, Any], list[int]] = {}
-    timed: dict[tuple[Any, Any, Any], int] = {}
     for row in census:
         by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
-        counts = templates.setdefault((row["template_name"], row["template_version"]), [0, 0])
-        counts[0] += row["n"]
-        counts[1] += row["n"] if row["status"] in ("failed", "timeout") else 0
-        if row["status"] == "success" and row["timed"]:
-            key = (row["model"], row["template_name"], row["template_version"])
-            timed[key] = timed.get(key, 0) + row["timed"]
-    groups = [
-        {"model": m, "template_name": n, "template_version": v, "count": c}
-        for (m, n, v), c in sorted(timed.items(), key=lambda item: tuple(map(_sortable, item[0])))
-    ]
     return {
         "by_status": dict(sorted(by_status.items())),
         "token_usage_by_day": usage,
-        "failure_rate_by_template": [
-            {
-                "template_name": name,
-                "template_version": version,
-                "total": total,
-                "failures": failures,
-                "failure_rate": round(100.0 * failures / total, 2),
-            }
-            for (name, version), (total, failures) in sorted(
-                templates.items(), key=lambda item: tuple(map(_sortable, item[0]))
-            )
-        ],
-        "duration_percentiles": _percentiles(repo, groups, filters),
+        "failure_rate_by_template": _failure_rates(census),
+        "duration_percentiles": _percentiles(repo, found, census),
         "most_expensive": expensive,
     }
 
 
 def _sortable(value: Any) -> tuple[int, Any]:
-    """Order as SQLite does: NULL first."""
+    """Order as SQL does: NULL first."""
     return (0, "") if value is None else (1, value)
 
 
 def iter_rows(
     db: str | os.PathLike[str] | GenerationLogRepository, batch: int = 500, **filters: Any
 ) -> Iterator[tuple[Any, ...]]:
-    """Yield every matching row (``COLUMNS`` order), oldest first, a batch at a time."""
+    """Yield every matching row (``COLUMNS`` order), oldest first, a batch at a time.
+
+    Keyset pagination: no long-lived read transaction, constant memory.
+    """
     repo = open_repository(db)
-    where, params = build_where(Filters(**filters))
-    select = ", ".join(f"gl.{c}" for c in COLUMNS)
+    found = _sql.Filters(**filters)
     last = 0
     while True:
-        # Keyset pagination: no long-lived read transaction, constant memory.
-        clause = f"{where} AND gl.id > ?" if where else "WHERE gl.id > ?"
-        with repo.database.read() as conn:
-            page = conn.execute(
-                f"SELECT {select} FROM generation_logs gl {clause} ORDER BY gl.id LIMIT ?",
-                [*params, last, batch],
-            ).fetchall()
+        page = repo.store.fetch_tuples(*_sql.page(found, repo.store.dialect, last, batch))
         if not page:
             return
-        yield from (tuple(row) for row in page)
+        yield from page
         last = page[-1][0]
 
 

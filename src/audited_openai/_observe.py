@@ -1,0 +1,187 @@
+"""Watching a response body go by, to complete the attempt's row exactly once.
+
+The caller keeps the very response, stream and objects the SDK made: only the
+``stream`` of the HTTP response (httpx's public hook for a body) is wrapped, so the
+bytes are seen as they arrive, whoever reads them (the SDK's ``Stream``, the stream
+helpers, ``with_streaming_response``, ``iter_lines``). Whichever comes first
+completes the row: the body ends, it is closed (``break`` then ``close()``, a
+``with`` block), it breaks (the network), or it is garbage-collected unread.
+What the row holds is what arrived: a stream closed after its last event is a
+success; one closed or dropped before the model finished every choice is 'failed'
+with ``error_type`` 'StreamAbandoned' and the content that had arrived.
+"""
+
+from __future__ import annotations
+
+import weakref
+import zlib
+from typing import TYPE_CHECKING, Any, Literal
+
+from audited_openai import _capture
+from audited_openai._models import ErrorContext, ResponseMetadata
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator
+
+    from audited_openai._recorder import Attempt, Recorder
+
+ABANDONED = "StreamAbandoned"
+Failure = tuple[ErrorContext, Literal["failed", "timeout"]]
+
+
+class Watch:
+    """One response body: decoded, split into events, its row completed once."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        attempt: Attempt,
+        headers: Any,
+        decode_line: Callable[[str], Any],
+        failure: Callable[[BaseException], Failure],
+    ) -> None:
+        """Watch a body with these headers; ``decode_line`` is the SDK's SSE decoder."""
+        self.recorder, self.attempt = recorder, attempt
+        self.acc = _capture.Accumulator(attempt.endpoint, attempt.started_ms)
+        self.events = str(headers.get("content-type", "")).startswith("text/event-stream")
+        self.decode_line, self.failure = decode_line, failure
+        self.inflate = _decompressor(str(headers.get("content-encoding", "")))
+        self.buffer = b""
+        self.body: list[bytes] = []
+        self.ended = False
+
+    def feed(self, raw: bytes) -> None:
+        """Take bytes as they arrive."""
+        data = self.inflate(raw) if self.inflate is not None else raw
+        if not self.events:
+            self.body.append(data)
+            return
+        *lines, self.buffer = (self.buffer + data).split(b"\n")
+        for line in lines:
+            event = self.decode_line(line.rstrip(b"\r").decode("utf-8", errors="replace"))
+            if event is not None:
+                self.acc.add(event.data)
+
+    def broken(self, exc: BaseException) -> None:
+        """The body broke off (the network): failed with the SDK's name for the error."""
+        error, status = self.failure(exc)
+        self.recorder.fail_with(self.attempt, error, status, self._metadata())
+
+    def finish(self) -> None:
+        """Closed, ended or collected: success, or abandoned before the model finished."""
+        if not self.events:
+            body = _capture.parse_body(b"".join(self.body)) if self.ended else None
+            self.recorder.succeed(self.attempt, _capture.any_response(self.attempt.endpoint, body))
+        elif self.acc.error is not None:
+            error = ErrorContext(message=_message(self.acc.error), error_type="APIError")
+            self.recorder.fail_with(self.attempt, error, "failed", self._metadata())
+        elif self.ended or self.acc.complete():
+            self.recorder.succeed(self.attempt, self._metadata())
+        else:
+            error = ErrorContext(
+                message="the stream was closed or dropped before its last chunk",
+                error_type=ABANDONED,
+            )
+            self.recorder.fail_with(self.attempt, error, "failed", self._metadata())
+
+    def _metadata(self) -> ResponseMetadata:
+        try:
+            return self.acc.metadata()
+        except Exception:  # pragma: no cover - a malformed event must not cost the row
+            return ResponseMetadata()
+
+
+def _message(error: Any) -> str:
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) and message else "An error occurred during streaming"
+
+
+def _decompressor(encoding: str) -> Callable[[bytes], bytes] | None:
+    """A decoder for gzip or deflate bodies (identity: None)."""
+    encoding = encoding.strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 16).decompress
+    if encoding == "deflate":
+        return zlib.decompressobj().decompress
+    if encoding in ("", "identity"):
+        return None
+    return lambda _raw: b""  # not decoded here: the row keeps status and timing only
+
+
+def watch_body(response: Any, watch: Watch, sync_base: type, async_base: type) -> None:
+    """Wrap ``response.stream`` so that ``watch`` sees the body (sync or async)."""
+    inner = response.stream
+    wrapper: Any
+    if isinstance(inner, async_base):
+        wrapper = _async_class(async_base)(inner, watch)
+    else:
+        wrapper = _sync_class(sync_base)(inner, watch)
+    wrapper.finalizer = weakref.finalize(wrapper, watch.finish)  # dropped unread
+    response.stream = wrapper
+
+
+_CLASSES: dict[tuple[type, bool], type] = {}
+
+
+def _sync_class(base: type) -> type:
+    """A byte stream of ``base``'s library (httpx2, or httpx) that a watch sees through."""
+    found = _CLASSES.get((base, False))
+    if found is None:
+
+        class WatchedStream(base):  # type: ignore[misc]
+            def __init__(self, inner: Any, watch: Watch) -> None:
+                self.inner, self.watch = inner, watch
+
+            def __iter__(self) -> Iterator[bytes]:
+                try:
+                    for chunk in self.inner:
+                        self.watch.feed(chunk)
+                        yield chunk
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:
+                    self.watch.broken(exc)
+                    raise
+                self.watch.ended = True
+
+            def close(self) -> None:
+                try:
+                    self.inner.close()
+                finally:
+                    self.finalizer.detach()
+                    self.watch.finish()
+
+        found = _CLASSES[(base, False)] = WatchedStream
+    return found
+
+
+def _async_class(base: type) -> type:
+    """The async twin of :func:`_sync_class`."""
+    found = _CLASSES.get((base, True))
+    if found is None:
+
+        class WatchedAsyncStream(base):  # type: ignore[misc]
+            def __init__(self, inner: Any, watch: Watch) -> None:
+                self.inner, self.watch = inner, watch
+
+            async def __aiter__(self) -> AsyncIterator[bytes]:
+                try:
+                    async for chunk in self.inner:
+                        self.watch.feed(chunk)
+                        yield chunk
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:
+                    self.watch.broken(exc)
+                    raise
+                self.watch.ended = True
+
+            async def aclose(self) -> None:
+                try:
+                    await self.inner.aclose()
+                finally:
+                    self.finalizer.detach()
+                    self.watch.finish()
+
+        found = _CLASSES[(base, True)] = WatchedAsyncStream
+    return found

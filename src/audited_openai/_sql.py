@@ -1,0 +1,293 @@
+"""The SQL of ``generation_logs``: every statement the stores run, in one place.
+
+Filters come from an allowlist and every value is bound, so no filter value can change
+a statement. What differs between databases (the placeholder, full-text search, the
+day of a timestamp) is a :class:`Dialect`; the rest is plain SQL both accept.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from audited_openai import _rows
+from audited_openai._clock import format_ts
+from audited_openai._errors import InvalidLogError
+from audited_openai._models import STATUSES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+COLUMNS = _rows.TABLE_COLUMNS
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one database spells what standard SQL leaves open."""
+
+    param: str  # the placeholder of a bound value
+    day: str  # the UTC day (YYYY-MM-DD) of gl.logged_at
+    same: str  # null-safe equality
+    search: Callable[[str], tuple[str, str]]  # query text -> (condition on gl, bound value)
+    # A listing with a search, driven by the index: (FROM ..., condition, ORDER BY ...)
+    search_listing: tuple[str, str, str] | None = None
+
+
+def _sqlite_search(text: str) -> tuple[str, str]:
+    return (
+        "gl.id IN (SELECT rowid FROM generation_logs_fts WHERE generation_logs_fts MATCH ?)",
+        fts_query(text),
+    )
+
+
+SQLITE = Dialect(
+    param="?",
+    day="substr(gl.logged_at, 1, 10)",
+    same="IS",
+    search=_sqlite_search,
+    # The index yields matches in rowid order, so a listing with a limit stops early.
+    search_listing=(
+        "generation_logs_fts JOIN generation_logs gl ON gl.id = generation_logs_fts.rowid",
+        "generation_logs_fts MATCH ?",
+        "generation_logs_fts.rowid DESC",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The filters of the query side, validated when made (a bad value writes nothing)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    status: str | None = None
+    model: str | None = None
+    template_name: str | None = None
+    template_version: str | None = None
+    definitie_id: int | None = None
+    endpoint: str | None = None
+    call_id: str | None = None
+    search: str | None = None
+    after_id: int | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse values that cannot mean anything, with a clear error."""
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+                raise InvalidLogError(f"{name} must be a timezone-aware datetime", name)
+        if self.status is not None and self.status not in STATUSES:
+            raise InvalidLogError(
+                f"unknown status {self.status!r}; expected one of {', '.join(STATUSES)}", "status"
+            )
+        for name in ("model", "template_name", "template_version", "endpoint", "call_id", "search"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise InvalidLogError(f"{name} must be text, not {value!r}", name)
+        _rows.validate_definitie_id(self.definitie_id)
+        if self.after_id is not None and (
+            isinstance(self.after_id, bool) or not isinstance(self.after_id, int)
+        ):
+            raise InvalidLogError(f"after_id must be an integer, not {self.after_id!r}", "after_id")
+        if self.search is not None:
+            fts_query(self.search)
+
+
+# filter name -> condition on gl ({} is the placeholder); the only SQL a filter adds
+_CONDITIONS = {
+    "since": "gl.logged_at >= {}",
+    "until": "gl.logged_at <= {}",
+    "status": "gl.generation_status = {}",
+    "model": "gl.model_name = {}",
+    "template_name": "gl.prompt_template_name = {}",
+    "template_version": "gl.prompt_template_version = {}",
+    "definitie_id": "gl.definitie_id = {}",
+    "endpoint": "gl.endpoint = {}",
+    "call_id": "gl.call_id = {}",
+    "after_id": "gl.id < {}",
+}
+
+
+def where(filters: Filters, dialect: Dialect, *extra: str) -> tuple[str, list[Any]]:
+    """``WHERE ...`` (or "") for the filters that are set, and the values to bind."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    for field in fields(filters):
+        value = getattr(filters, field.name)
+        if value is None:
+            continue
+        if field.name == "search":
+            condition, value = dialect.search(value)
+        else:
+            condition = _CONDITIONS[field.name].format(dialect.param)
+            value = format_ts(value) if isinstance(value, datetime) else value
+        conditions.append(condition)
+        params.append(value)
+    conditions.extend(extra)
+    return ("WHERE " + " AND ".join(conditions) if conditions else ""), params
+
+
+def fts_query(text: str) -> str:
+    """Free text as a full-text query: each word quoted, so no input is syntax.
+
+    ``"a phrase"`` stays a phrase and ``word*`` a prefix; everything else is matched
+    as plain words that must all occur.
+    """
+    terms: list[str] = []
+    text = text.replace("\x00", " ")  # FTS5 strings end at NUL
+    for index, part in enumerate(text.split('"')):
+        if index % 2 == 1:
+            if part.strip():
+                terms.append('"' + part + '"')
+            continue
+        for word in part.split():
+            core = word.rstrip("*")
+            if core:
+                terms.append(f'"{core}"' + ("*" if word.endswith("*") else ""))
+    if not terms:
+        raise InvalidLogError("search needs at least one word", "search")
+    return " ".join(terms)
+
+
+# -- writes ------------------------------------------------------------------------------
+
+
+@functools.cache
+def insert(columns: tuple[str, ...], dialect: Dialect) -> str:
+    """``INSERT`` of one row with these columns."""
+    marks = ", ".join(dialect.param for _ in columns)
+    return f"INSERT INTO generation_logs ({', '.join(columns)}) VALUES ({marks})"
+
+
+@functools.cache
+def complete(dialect: Dialect, *, only_pending: bool) -> str:
+    """``UPDATE`` writing the completion columns of one row (values, then the id)."""
+    sets = ", ".join(f"{column} = {dialect.param}" for column in _rows.COMPLETION_COLUMNS)
+    sql = f"UPDATE generation_logs SET {sets} WHERE id = {dialect.param}"
+    return sql + " AND generation_status = 'pending'" if only_pending else sql
+
+
+def link(dialect: Dialect) -> str:
+    """``UPDATE`` linking a row to a definitie (definitie id, then the row id)."""
+    return f"UPDATE generation_logs SET definitie_id = {dialect.param} WHERE id = {dialect.param}"
+
+
+def reconcile(dialect: Dialect) -> str:
+    """``UPDATE`` settling rows pending since before a moment (now, then the moment)."""
+    return (
+        "UPDATE generation_logs SET generation_status = 'timeout', error_type = 'abandoned', "
+        "error_message = 'still pending at reconcile: its process died or lost it', "
+        f"updated_at = {dialect.param} "
+        f"WHERE generation_status = 'pending' AND logged_at < {dialect.param}"
+    )
+
+
+# -- reads -------------------------------------------------------------------------------
+
+
+def listing(
+    filters: Filters, dialect: Dialect, limit: int, *, by_time: bool = False
+) -> tuple[str, list[Any]]:
+    """Whole rows, newest first (by id, or by time then id), at most ``limit``."""
+    source, order = (
+        "generation_logs gl",
+        "gl.logged_at DESC, gl.id DESC" if by_time else "gl.id DESC",
+    )
+    if filters.search is not None and dialect.search_listing is not None and not by_time:
+        source, condition, order = dialect.search_listing
+        clause, params = where(replace(filters, search=None), dialect, condition)
+        params.append(fts_query(filters.search))
+    else:
+        clause, params = where(filters, dialect)
+    sql = f"SELECT gl.* FROM {source} {clause} ORDER BY {order} LIMIT {dialect.param}"
+    return sql, [*params, limit]
+
+
+def page(filters: Filters, dialect: Dialect, after: int, size: int) -> tuple[str, list[Any]]:
+    """Rows (every column, in ``COLUMNS`` order) with ids above ``after``, oldest first."""
+    clause, params = where(filters, dialect, f"gl.id > {dialect.param}")
+    select = ", ".join(f"gl.{column}" for column in COLUMNS)
+    sql = f"SELECT {select} FROM generation_logs gl {clause} ORDER BY gl.id LIMIT {dialect.param}"
+    return sql, [*params, after, size]
+
+
+def census(filters: Filters, dialect: Dialect) -> tuple[str, list[Any]]:
+    """Rows counted per template, status and model (and how many have a duration)."""
+    clause, params = where(filters, dialect)
+    sql = (
+        "SELECT gl.prompt_template_name AS template_name,"
+        " gl.prompt_template_version AS template_version, gl.generation_status AS status,"
+        " gl.model_name AS model, count(*) AS n, count(gl.duration_ms) AS timed"
+        f" FROM generation_logs gl {clause} GROUP BY gl.prompt_template_name,"
+        " gl.prompt_template_version, gl.generation_status, gl.model_name"
+    )
+    return sql, params
+
+
+def usage_by_day(filters: Filters, dialect: Dialect) -> tuple[str, list[Any]]:
+    """Tokens of successful generations per UTC day, newest day first."""
+    clause, params = where(filters, dialect, "gl.generation_status = 'success'")
+    sql = (
+        f"SELECT {dialect.day} AS day, count(*) AS generations,"
+        " coalesce(sum(gl.tokens_prompt), 0) AS tokens_prompt,"
+        " coalesce(sum(gl.tokens_completion), 0) AS tokens_completion,"
+        " coalesce(sum(gl.tokens_total), 0) AS tokens_total,"
+        " round(avg(gl.tokens_total), 1) AS avg_tokens, max(gl.tokens_total) AS max_tokens"
+        # the very expression of idx_generation_logs_usage: a streaming aggregate
+        f" FROM generation_logs gl {clause} GROUP BY {dialect.day} ORDER BY day DESC"
+    )
+    return sql, params
+
+
+def most_expensive(filters: Filters, dialect: Dialect, n: int) -> tuple[str, list[Any]]:
+    """The ``n`` successful generations with the most tokens."""
+    clause, params = where(filters, dialect, "gl.generation_status = 'success'")
+    sql = (
+        "SELECT gl.id, gl.definitie_id, gl.model_name, gl.prompt_template_name,"
+        " gl.prompt_template_version, gl.tokens_total, gl.duration_ms, gl.logged_at"
+        f" FROM generation_logs gl {clause}"
+        f" ORDER BY gl.tokens_total DESC, gl.id DESC LIMIT {dialect.param}"
+    )
+    return sql, [*params, n]
+
+
+def percentile(
+    filters: Filters, dialect: Dialect, group: tuple[Any, Any, Any], rank: int
+) -> tuple[str, list[Any]]:
+    """The ``rank``-th smallest successful duration of one (model, template, version)."""
+    p = dialect.param
+    clause, params = where(
+        filters,
+        dialect,
+        "gl.generation_status = 'success'",
+        "gl.duration_ms IS NOT NULL",
+        f"gl.model_name = {p}",
+        f"gl.prompt_template_name {dialect.same} {p}",
+        f"gl.prompt_template_version {dialect.same} {p}",
+    )
+    sql = (
+        f"SELECT gl.duration_ms FROM generation_logs gl {clause}"
+        f" ORDER BY gl.duration_ms LIMIT 1 OFFSET {p}"
+    )
+    return sql, [*params, *group, rank - 1]
+
+
+def attempt(dialect: Dialect) -> str:
+    """The id and status of the row of one attempt (call id, attempt)."""
+    p = dialect.param
+    return (
+        f"SELECT id, generation_status FROM generation_logs WHERE call_id = {p} AND attempt = {p}"
+    )
+
+
+def by_id(dialect: Dialect) -> str:
+    """The row with an id."""
+    return f"SELECT gl.* FROM generation_logs gl WHERE gl.id = {dialect.param}"
+
+
+def by_definitie(dialect: Dialect) -> str:
+    """Every row of a definitie, oldest first."""
+    p = dialect.param
+    return f"SELECT gl.* FROM generation_logs gl WHERE gl.definitie_id = {p} ORDER BY gl.id"

@@ -1,0 +1,472 @@
+"""The SQLite store: a file (or a caller's in-memory connection) holding ``generation_logs``.
+
+Writes go through one writer thread per file and process (see ``_writer``), on a
+connection of its own, each batch in one ``BEGIN IMMEDIATE`` transaction: writers of
+other processes queue on SQLite's lock with a busy timeout instead of failing with
+"database is locked". A batch holding a pending row commits with
+``synchronous=FULL``; one of completions only with ``NORMAL`` (WAL: a process crash
+loses nothing, a power cut at worst a completion). Reads use one connection per
+thread; no connection crosses ``fork()``.
+
+While a process has the file open and the host app's ``definities`` table is there,
+the writer's idle time finishes the erasures the host's own connection started (see
+:meth:`SQLiteStore.finish_erasures`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import tenacity
+
+from audited_openai import _schema, _sql
+from audited_openai._errors import AuditWriteError, InvalidLogError, StoreError
+from audited_openai._writer import Job, Writer, flush_all, no_write
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from concurrent.futures import Future
+
+Durability = Literal["full", "balanced"]
+FILE_MODE = 0o600
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
+IN_MEMORY = ":memory:"
+
+
+def retry_busy(action: Callable[[], Any], timeout_s: float) -> Any:
+    """Run ``action`` again while SQLite says the database is locked or busy, up to a deadline.
+
+    Two processes switching a fresh file to WAL at once can get SQLITE_BUSY without
+    the busy handler being asked; every other error passes at once.
+    """
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(
+            lambda exc: (
+                isinstance(exc, sqlite3.OperationalError)
+                and ("locked" in str(exc) or "busy" in str(exc))
+            )
+        ),
+        stop=tenacity.stop_after_delay(timeout_s),
+        wait=tenacity.wait_random(0.001, 0.01),
+        reraise=True,
+    )(action)
+
+
+class SQLiteStore:
+    """``generation_logs`` in a SQLite file; see the module docstring."""
+
+    dialect = _sql.SQLITE
+
+    def __init__(
+        self,
+        target: str | os.PathLike[str] | sqlite3.Connection,
+        *,
+        durability: Durability = "balanced",
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> None:
+        """Open ``target`` (a path, or a connection whose file is reopened) and migrate it."""
+        if durability not in ("full", "balanced"):
+            raise ValueError(f"durability must be 'full' or 'balanced', not {durability!r}")
+        if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int):
+            raise TypeError(f"busy_timeout_ms must be an integer, not {busy_timeout_ms!r}")
+        self.durability: Durability = durability
+        self.busy_timeout_ms = busy_timeout_ms
+        self._shared: sqlite3.Connection | None = None
+        self._lock = threading.RLock()  # guards a shared connection, and the writer's creation
+        if isinstance(target, sqlite3.Connection):
+            self.location = _main_file(target) or IN_MEMORY
+            if self.location == IN_MEMORY:  # the caller's connection is the only way in
+                self._shared = target
+        elif isinstance(target, (str, os.PathLike)):
+            self.location = (
+                str(Path(target)) if not str(target).startswith("file:") else str(target)
+            )
+        else:
+            raise TypeError(
+                f"the audit database must be a path or a sqlite3 connection, not {target!r}"
+            )
+        if self._shared is not None:
+            self._shared.execute("PRAGMA foreign_keys = ON")
+        # One name for the file however it was spelt: every store of it flushes together.
+        self.file = os.path.realpath(self.location.removeprefix("file:").split("?", 1)[0])
+        self._local = threading.local()
+        self._writer: tuple[int, Writer] | None = None
+        self._wconn: tuple[int, sqlite3.Connection, str] | None = None
+        self._all: list[sqlite3.Connection] = []
+        self.closed = False
+        try:
+            conn = self._reader()
+            _schema.migrate(conn, path=self.location)
+            self.has_host = _schema.ensure_host_objects(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot use the audit database {self.location}: {exc}", path=self.location
+            ) from exc
+        if self.has_host:
+            self.writer().start()  # its idle time finishes the host's erasures
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._shared is not None:
+            return self._shared
+        if not self.location.startswith("file:") and not Path(self.location).exists():
+            # Created here so it is 0600 whatever the umask (the -wal and -shm files
+            # take the database file's mode).
+            os.close(os.open(self.location, os.O_RDWR | os.O_CREAT, FILE_MODE))
+        conn = sqlite3.connect(
+            self.location,
+            uri=self.location.startswith("file:"),
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self.busy_timeout_ms / 1000,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        retry_busy(
+            lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(),
+            self.busy_timeout_ms / 1000,
+        )
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._all.append(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        """The connection of this thread (a fresh one after ``fork()``)."""
+        found: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
+        if found is not None and found[0] == os.getpid():
+            return found[1]
+        conn = self._connect()
+        self._local.conn = (os.getpid(), conn)
+        return conn
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection of this thread, once the queued writes of this process are in."""
+        self.flush()
+        with self._guard():
+            try:
+                yield self._reader()
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"cannot read the audit database {self.location}: {exc}", path=self.location
+                ) from exc
+
+    def _guard(self) -> contextlib.AbstractContextManager[object]:
+        return self._lock if self._shared is not None else contextlib.nullcontext()
+
+    # -- the writer ----------------------------------------------------------------------
+
+    def writer(self) -> Writer:
+        """The writer of this store in this process (a new one after ``fork()``)."""
+        pid = os.getpid()
+        with self._lock:
+            if self._writer is None or self._writer[0] != pid:
+                self._writer = (pid, Writer(self, self.file))
+            return self._writer[1]
+
+    def submit(
+        self, work: Callable[[sqlite3.Connection], Any], *, durable: bool, what: str
+    ) -> Future[Any]:
+        """Queue ``work`` for the writer; its future settles after the commit.
+
+        A caller's in-memory connection has no disk to wait for and may belong to one
+        thread: its writes run here and now. Errors come as the library's own:
+        :class:`InvalidLogError` for a row the database refuses, else
+        :class:`AuditWriteError` saying what could not be done (``what``).
+        """
+        job = Job(lambda conn: _mapped(work, conn, what, self.location), durable=durable)
+        if self._shared is not None:  # its isolation level is the caller's: a transaction of ours
+            with self._lock:
+                _settle(self._run([job, Job(no_write, durable=False)], self._shared))
+            return job.future
+        return self.writer().submit(job.work, durable=durable)
+
+    def flush(self) -> None:
+        """Wait until this process's queued writes to this file are committed.
+
+        Every store object of the file counts, so reads see this process's own writes.
+        """
+        if self._shared is None:
+            flush_all(self.file)
+
+    def _writer_connection(self, *, durable: bool) -> sqlite3.Connection:
+        """The writer's one connection, set to sync as ``durable`` asks.
+
+        One connection, not one per level: a second one would find its page cache stale
+        after every write of the first.
+        """
+        if self._shared is not None:
+            return self._shared
+        if self._wconn is None or self._wconn[0] != os.getpid():
+            self._wconn = (os.getpid(), self._connect(), "")
+        pid, conn, level = self._wconn
+        wanted = "FULL" if durable or self.durability == "full" else "NORMAL"
+        if level != wanted:
+            conn.execute(f"PRAGMA synchronous = {wanted}")
+            self._wconn = (pid, conn, wanted)
+        return conn
+
+    def commit(self, jobs: list[Job]) -> None:
+        """Commit a batch: the durable writes (pending rows, which callers wait for) first.
+
+        Their callers go on while the rest (completions, which nobody waits for)
+        commits after them, with ``synchronous=NORMAL`` under "balanced". No write of a
+        batch depends on another of it: a completion is queued once its pending row is
+        committed. The connection is switched to the second level before the callers
+        are woken: once they run, every call into SQLite waits for the GIL to return.
+        """
+        durable = [job for job in jobs if job.durable]
+        relaxed = [job for job in jobs if not job.durable]
+        done = self._run(durable, self._writer_connection(durable=True)) if durable else []
+        conn = self._writer_connection(durable=False) if relaxed else None
+        _settle(done)
+        if conn is not None:
+            _settle(self._run(relaxed, conn))
+
+    def _run(self, jobs: list[Job], conn: sqlite3.Connection) -> list[tuple[Job, Any, bool]]:
+        """Run ``jobs``; (job, result or error, failed) for each.
+
+        One job runs alone in SQLite's own transaction: a single call into SQLite, which
+        then needs no GIL. Several share one transaction; if one fails they run again,
+        each alone, so that only the bad one fails.
+        """
+        if len(jobs) == 1:
+            return [_outcome(jobs[0], conn)]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:  # no lock, no file: every job fails with it
+            return _all_failed(jobs, f"could not write to {self.location}: {exc}", exc)
+        try:
+            results = [job.work(conn) for job in jobs]
+        except Exception:
+            _rollback(conn)
+            return [_outcome(job, conn) for job in jobs]
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            return _all_failed(jobs, f"could not commit to {self.location}: {exc}", exc)
+        return [(job, result, False) for job, result in zip(jobs, results, strict=True)]
+
+    def idle(self) -> None:
+        """The writer's housekeeping: finish erasures the host's connection requested."""
+        if self.has_host and not self.closed:
+            self.finish_erasures()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def insert(self, row: dict[str, Any], *, durable: bool = True) -> Future[int]:
+        """Queue an INSERT of ``row``; the future gives its id once committed."""
+        columns = tuple(row)
+        sql, values = _sql.insert(columns, self.dialect), tuple(row.values())
+        return self.submit(
+            lambda conn: conn.execute(sql, values).lastrowid,
+            durable=durable,
+            what="write the pending log"
+            if row.get("generation_status") == "pending"
+            else "write the log",
+        )
+
+    def complete(self, log_id: int, values: dict[str, Any], *, only_pending: bool) -> Future[bool]:
+        """Queue the completion of row ``log_id``; the future tells whether a row changed."""
+        sql, params = (
+            _sql.complete(self.dialect, only_pending=only_pending),
+            (
+                *values.values(),
+                log_id,
+            ),
+        )
+        return self.submit(
+            lambda conn: conn.execute(sql, params).rowcount > 0,
+            durable=False,
+            what=f"complete log {log_id}",
+        )
+
+    def link(self, log_id: int, definitie_id: int) -> Future[bool]:
+        """Queue linking row ``log_id`` to a definitie; the future tells whether it exists."""
+        sql = _sql.link(self.dialect)
+        return self.submit(
+            lambda conn: conn.execute(sql, (definitie_id, log_id)).rowcount > 0,
+            durable=False,
+            what=f"link log {log_id}",
+        )
+
+    def reconcile(self, now: str, cutoff: str) -> int:
+        """Settle rows pending since before ``cutoff`` as 'timeout'; return how many."""
+        sql = _sql.reconcile(self.dialect)
+        return int(
+            self.submit(
+                lambda conn: conn.execute(sql, (now, cutoff)).rowcount,
+                durable=True,
+                what="reconcile",
+            ).result()
+        )
+
+    @contextlib.contextmanager
+    def _maintenance(self) -> Iterator[sqlite3.Connection]:
+        """The connection of this thread, for work outside the writer (once it caught up)."""
+        with self.reading() as conn:
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                raise AuditWriteError(
+                    f"could not change {self.location}: {exc}", path=self.location
+                ) from exc
+
+    def erase_definitie(self, definitie_id: int) -> int:
+        """Delete a definitie's rows so that their text is in neither file; return how many."""
+        with self._maintenance() as conn:
+            conn.execute("PRAGMA secure_delete = ON")
+            with _transaction(conn):
+                deleted = conn.execute(
+                    "DELETE FROM generation_logs WHERE definitie_id = ?", (definitie_id,)
+                ).rowcount
+                if deleted:  # a deletion only marks the index; merging drops the old terms
+                    conn.execute(_schema.MERGE_FTS)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return int(deleted)
+
+    def finish_erasures(self) -> list[int]:
+        """Finish what deleting a definitie through the host's own connection started.
+
+        The host's ``DELETE FROM definities`` blanks the definitie's texts in place and
+        deletes its rows (a trigger), and requests the rest, which only this library
+        can do: merge the full-text index and truncate the WAL. Returns the definitie
+        ids finished (none if nothing was requested, or if a reader kept the WAL from
+        restarting: then they stay requested).
+        """
+        with self._maintenance() as conn:
+            try:
+                if not conn.execute("SELECT 1 FROM generation_log_erasures LIMIT 1").fetchone():
+                    return []
+            except sqlite3.OperationalError:  # no definities table: never requested
+                return []
+            conn.execute("PRAGMA secure_delete = ON")  # the old index pages are zeroed
+            with _transaction(conn):
+                ids = sorted(
+                    {r[0] for r in conn.execute("SELECT definitie_id FROM generation_log_erasures")}
+                )
+                conn.execute(_schema.MERGE_FTS)
+            if conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+                return []
+            with _transaction(conn):
+                conn.executemany(
+                    "DELETE FROM generation_log_erasures WHERE definitie_id = ?",
+                    [(i,) for i in ids],
+                )
+        return ids
+
+    def scrub(self) -> None:
+        """Remove the bytes of rows deleted by any connection (index merged, VACUUM, WAL)."""
+        self.finish_erasures()
+        with self._maintenance() as conn:
+            with _transaction(conn):
+                conn.execute(_schema.MERGE_FTS)
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and truncate it."""
+        with self._maintenance() as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
+    def refresh_host_objects(self) -> bool:
+        """Create the views and erasure triggers if a ``definities`` table now exists."""
+        with self._maintenance() as conn:
+            self.has_host = _schema.ensure_host_objects(conn)
+        if self.has_host and self._shared is None:
+            self.writer().start()
+        return self.has_host
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def fetch(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Run a query; rows as dictionaries."""
+        with self.reading() as conn:
+            cursor = conn.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def fetch_tuples(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """Run a query; rows as tuples."""
+        with self.reading() as conn:
+            return [tuple(row) for row in conn.execute(sql, params).fetchall()]
+
+    def schema_version(self) -> int:
+        """The newest migration applied."""
+        with self.reading() as conn:
+            return _schema.current_version(conn)
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer and close this store's own connections."""
+        self.closed = True
+        if self._writer is not None and self._writer[0] == os.getpid():
+            self._writer[1].close()
+        for conn in self._all:
+            if conn is not self._shared:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+        self._all.clear()
+        self._local = threading.local()
+
+
+def _mapped(
+    work: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connection, what: str, location: str
+) -> Any:
+    try:
+        return work(conn)
+    except sqlite3.IntegrityError as exc:
+        raise InvalidLogError(f"row refused by the database: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise AuditWriteError(f"could not {what} in {location}: {exc}", path=location) from exc
+
+
+def _outcome(job: Job, conn: sqlite3.Connection) -> tuple[Job, Any, bool]:
+    try:
+        return job, job.work(conn), False
+    except Exception as exc:
+        return job, exc, True
+
+
+def _all_failed(jobs: list[Job], message: str, cause: BaseException) -> list[tuple[Job, Any, bool]]:
+    error = AuditWriteError(message)
+    error.__cause__ = cause
+    return [(job, error, True) for job in jobs]
+
+
+def _settle(outcomes: list[tuple[Job, Any, bool]]) -> None:
+    for job, value, failed in outcomes:
+        if failed:
+            job.future.set_exception(value)
+        else:
+            job.future.set_result(value)
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        _rollback(conn)
+        raise
+    conn.execute("COMMIT")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _main_file(conn: sqlite3.Connection) -> str:
+    for row in conn.execute("PRAGMA database_list"):
+        if row[1] == "main":
+            return str(row[2] or "")
+    return ""  # pragma: no cover - every connection has a main database

@@ -1,0 +1,173 @@
+"""The writer: one thread per store, group commit, failures kept apart, drained at exit."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from audited_openai import AuditWriteError, GenerationLogRepository, InvalidLogError
+from audited_openai._writer import Writer
+from tests.conftest import make_context, rows
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+
+def _hold(repo: GenerationLogRepository) -> tuple[threading.Event, Future[object]]:
+    """Keep the writer busy until the event is set: writes handed over meanwhile queue up."""
+    gate, started = threading.Event(), threading.Event()
+
+    def wait(_conn: sqlite3.Connection) -> None:
+        started.set()
+        gate.wait(5)
+
+    busy = repo.store.writer().submit(wait)
+    assert started.wait(5)
+    return gate, busy
+
+
+def _transactions(repo: GenerationLogRepository) -> list[str]:
+    """Every statement the writer's connections run from now on."""
+    statements: list[str] = []
+    for durable in (True, False):
+        repo.store.writer().submit(
+            lambda conn: conn.set_trace_callback(statements.append), durable=durable
+        ).result()
+    return statements
+
+
+def test_writes_queued_meanwhile_commit_in_one_transaction(repo: GenerationLogRepository) -> None:
+    """Pending rows handed over while a transaction runs share the next one (one sync),
+    and each caller gets its own row's id."""
+    statements = _transactions(repo)
+    gate, _ = _hold(repo)
+    writes = [repo.submit_pending_log(make_context()) for _ in range(20)]
+    gate.set()
+    ids = [write.result(5) for write in writes]
+    assert ids == sorted(set(ids))
+    assert [row["id"] for row in rows(repo.path)] == ids
+    begins = [s for s in statements if s == "BEGIN IMMEDIATE"]
+    assert len(begins) == 1, "one transaction for all twenty rows"
+
+
+def test_a_failing_write_fails_alone(repo: GenerationLogRepository) -> None:
+    """A row the database refuses fails its own caller; the batch's others commit."""
+    sqlite3.connect(repo.path).execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON generation_logs WHEN NEW.model_name = 'nee' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    ).connection.close()
+    gate, _ = _hold(repo)
+    good = repo.submit_pending_log(make_context())
+    bad_context = make_context()
+    bad_context.prompt.model_params.name = "nee"
+    bad = repo.submit_pending_log(bad_context)
+    also_good = repo.submit_pending_log(make_context())
+    gate.set()
+    assert good.result(5) < also_good.result(5)
+    with pytest.raises(InvalidLogError, match="refused"):
+        bad.result(5)
+    assert len(rows(repo.path)) == 2
+
+
+def test_a_lock_held_past_the_busy_timeout_fails_the_batch_then_the_writer_goes_on(
+    db_path: Path,
+) -> None:
+    """If BEGIN cannot get the lock, every write of the batch gets AuditWriteError with the
+    cause; once the lock is free, the next writes commit."""
+    repo = GenerationLogRepository(db_path, busy_timeout_ms=50)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(AuditWriteError, match="locked") as info:
+        repo.create_pending_log(make_context())
+    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert repo.create_pending_log(make_context()) == 1
+
+
+def test_a_write_once_handed_over_is_never_dropped(repo: GenerationLogRepository) -> None:
+    """Futures are running from the start: cancelling one does not stop its write."""
+    gate, _ = _hold(repo)
+    write = repo.submit_pending_log(make_context())
+    assert write.cancel() is False
+    gate.set()
+    assert write.result(5) == 1
+
+
+def test_reads_see_this_processes_writes_through_any_store_of_the_file(
+    repo: GenerationLogRepository, db_path: Path
+) -> None:
+    """A read through another repository of the same file (spelt differently) waits for
+    the writes queued here."""
+    gate, _ = _hold(repo)
+    write = repo.submit_pending_log(make_context())
+    other = GenerationLogRepository(f"file:{db_path}?mode=ro")
+    threading.Timer(0.05, gate.set).start()
+    assert len(other.get_prompt_history()) == 1
+    assert write.done()
+
+
+def test_writes_to_a_callers_in_memory_connection_run_at_once() -> None:
+    """No disk to wait for, and perhaps one thread's connection: written here and now."""
+    repo = GenerationLogRepository(sqlite3.connect(":memory:"))
+    write = repo.submit_pending_log(make_context())
+    assert write.done()
+    assert write.result() == 1
+    assert repo.get(1).status == "pending"
+
+
+def test_queued_writes_are_committed_at_exit(db_path: Path) -> None:
+    """A process that ends right after queueing (no flush, no close) loses nothing."""
+    GenerationLogRepository(db_path).flush()
+    script = textwrap.dedent(
+        f"""
+        from audited_openai import GenerationLogRepository, ResponseMetadata
+        from tests.conftest import make_context
+        repo = GenerationLogRepository({str(db_path)!r})
+        for _ in range(50):
+            ctx = make_context()
+            log_id = repo.create_pending_log(ctx)
+            ctx.mark_success(ResponseMetadata(content="ok"))
+            repo.submit_complete(log_id, ctx)  # queued, not waited for
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=60)
+    found = rows(db_path)
+    assert len(found) == 50
+    assert {row["generation_status"] for row in found} == {"success"}
+
+
+def test_idle_writer_does_its_stores_housekeeping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nothing queued, the writer asks its store to tidy up, about once a second."""
+    monkeypatch.setattr("audited_openai._writer.IDLE_S", 0.01)
+    tidied = threading.Event()
+
+    class Store:
+        def commit(self, _jobs: list[object]) -> None:
+            raise AssertionError  # pragma: no cover - nothing is queued
+
+        def idle(self) -> None:
+            tidied.set()
+
+    writer = Writer(Store(), "idle")
+    writer.start()
+    assert tidied.wait(5)
+    writer.close()
+
+
+def test_a_closed_writer_refuses_new_writes(repo: GenerationLogRepository) -> None:
+    """After close() (everything queued committed first) nothing more is accepted."""
+    write = repo.submit_pending_log(make_context())
+    repo.close()
+    assert write.result() == 1
+    with pytest.raises(AuditWriteError, match="closed"):
+        repo.store.writer().submit(lambda _conn: None)
