@@ -171,3 +171,17 @@ def test_a_closed_writer_refuses_new_writes(repo: GenerationLogRepository) -> No
     assert write.result() == 1
     with pytest.raises(AuditWriteError, match="closed"):
         repo.store.writer().submit(lambda _conn: None)
+
+
+def test_the_writer_truncates_a_big_wal(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past WAL_LIMIT the writer checkpoints and truncates the WAL: it stays small, where
+    SQLite's own passive checkpoints would let it grow to megabytes."""
+    monkeypatch.setattr("audited_openai._sqlite.WAL_LIMIT", 64 * 1024)
+    repo = GenerationLogRepository(db_path)
+    for _ in range(60):
+        ctx = make_context()
+        ctx.prompt.full_text = "Regels en voorbeelden. " * 1000  # about 23 KB a row
+        repo.create_pending_log(ctx)
+    wal = db_path.with_name(db_path.name + "-wal")
+    assert wal.stat().st_size < 256 * 1024
+    assert len(rows(db_path)) == 60

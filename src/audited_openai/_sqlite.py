@@ -37,6 +37,7 @@ Durability = Literal["full", "balanced"]
 FILE_MODE = 0o600
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
 IN_MEMORY = ":memory:"
+WAL_LIMIT = 32 * 2**20  # bytes: past this the writer truncates the WAL
 
 
 def retry_busy(action: Callable[[], Any], timeout_s: float) -> Any:
@@ -228,6 +229,22 @@ class SQLiteStore:
         _settle(done)
         if conn is not None:
             _settle(self._run(relaxed, conn))
+        self._tend_wal()
+
+    def _tend_wal(self) -> None:
+        """Truncate the WAL once it passes ``WAL_LIMIT``.
+
+        SQLite's own checkpoints are passive: with writers in other processes and a
+        reader always at work, they never catch up, and the WAL grows without bound. A
+        TRUNCATE checkpoint waits (the busy timeout) for the readers of old snapshots.
+        """
+        try:
+            if Path(self.file + "-wal").stat().st_size < WAL_LIMIT:
+                return
+        except OSError:  # no WAL (yet), or an in-memory database
+            return
+        with contextlib.suppress(sqlite3.Error):  # a busy WAL stays for the next commit
+            self._writer_connection(durable=False).execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _run(self, jobs: list[Job], conn: sqlite3.Connection) -> list[tuple[Job, Any, bool]]:
         """Run ``jobs``; (job, result or error, failed) for each.
