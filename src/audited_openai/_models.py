@@ -12,15 +12,14 @@ Deviations from the spec, each on purpose:
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from audited_openai._clock import format_ts, parse_ts, utc_now
-
-if TYPE_CHECKING:
-    from datetime import datetime
 
 Status = Literal["pending", "success", "failed", "timeout"]
 STATUSES: tuple[Status, ...] = ("pending", "success", "failed", "timeout")
@@ -110,129 +109,51 @@ class GenerationContext:
 
     def mark_success(self, response: ResponseMetadata) -> None:
         """Record a successful response."""
-        self.response = response
-        self.status = "success"
-        self.updated_at = utc_now()
+        self.response, self.status, self.updated_at = response, "success", utc_now()
 
     def mark_failed(self, error: ErrorContext) -> None:
         """Record a failure."""
-        self.error = error
-        self.status = "failed"
-        self.updated_at = utc_now()
+        self.error, self.status, self.updated_at = error, "failed", utc_now()
 
     def mark_timeout(self, error: ErrorContext) -> None:
         """Record a request that timed out."""
-        self.error = error
-        self.status = "timeout"
-        self.updated_at = utc_now()
+        self.error, self.status, self.updated_at = error, "timeout", utc_now()
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dictionary of every field (the spec's shape, extended)."""
-        params = self.prompt.model_params
-        return {
-            "id": self.id,
-            "definitie_id": self.definitie_id,
-            "call_id": self.call_id,
-            "attempt": self.attempt,
-            "endpoint": self.endpoint,
-            "stream": self.stream,
-            "prompt": {
-                "full_text": self.prompt.full_text,
-                "template_version": self.prompt.template_version,
-                "template_name": self.prompt.template_name,
-                "modules_used": self.prompt.modules_used,
-                "model_params": {
-                    "name": params.name,
-                    "temperature": _float(params.temperature),
-                    "max_tokens": params.max_tokens,
-                    "top_p": _float(params.top_p),
-                    "frequency_penalty": _float(params.frequency_penalty),
-                    "presence_penalty": _float(params.presence_penalty),
-                },
-            },
-            "request_json": self.request_json,
-            "response": _response_dict(self.response),
-            "error": _error_dict(self.error),
-            "status": self.status,
-            "metadata": self.metadata,
-            "logged_at": format_ts(self.logged_at),
-            "updated_at": format_ts(self.updated_at),
-        }
+        """Every field as JSON-ready values (the spec's nested shape, extended)."""
+        return _plain(dataclasses.asdict(self))  # type: ignore[no-any-return]
 
 
-def _float(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return format_ts(value)
+    return value
 
 
-def _response_dict(response: ResponseMetadata | None) -> dict[str, Any] | None:
-    if response is None:
-        return None
-    return {
-        "tokens_prompt": response.tokens_prompt,
-        "tokens_completion": response.tokens_completion,
-        "tokens_total": response.tokens_total,
-        "tokens_cached": response.tokens_cached,
-        "tokens_reasoning": response.tokens_reasoning,
-        "finish_reason": response.finish_reason,
-        "response_id": response.response_id,
-        "created_at": response.created_at,
-        "duration_ms": response.duration_ms,
-        "response_model": response.response_model,
-        "system_fingerprint": response.system_fingerprint,
-        "content": response.content,
-        "http_status": response.http_status,
-        "ttft_ms": response.ttft_ms,
-    }
-
-
-def _error_dict(error: ErrorContext | None) -> dict[str, Any] | None:
-    if error is None:
-        return None
-    return {
-        "message": error.message,
-        "error_type": error.error_type,
-        "traceback": error.traceback,
-        "http_status": error.http_status,
-        "duration_ms": error.duration_ms,
-    }
+def to_decimal(value: float | None) -> Decimal | None:
+    """A stored number as the Decimal it was given as (``None`` stays ``None``)."""
+    return None if value is None else Decimal(repr(float(value)))
 
 
 def context_from_dict(data: dict[str, Any]) -> GenerationContext:
     """Rebuild a context from :meth:`GenerationContext.to_dict` output."""
-    prompt = data["prompt"]
-    params = prompt["model_params"]
-    response = data.get("response")
-    error = data.get("error")
+    prompt, response, error = data["prompt"], data.get("response"), data.get("error")
+    params = {
+        k: v if k in ("name", "max_tokens") else to_decimal(v)
+        for k, v in prompt["model_params"].items()
+    }
+    kept = ("id", "definitie_id", "status", "call_id", "attempt", "endpoint", "request_json")
     return GenerationContext(
-        prompt=PromptContext(
-            full_text=prompt["full_text"],
-            model_params=ModelParameters(
-                name=params["name"],
-                temperature=_decimal(params.get("temperature")),
-                max_tokens=params.get("max_tokens"),
-                top_p=_decimal(params.get("top_p")),
-                frequency_penalty=_decimal(params.get("frequency_penalty")),
-                presence_penalty=_decimal(params.get("presence_penalty")),
-            ),
-            template_version=prompt.get("template_version"),
-            template_name=prompt.get("template_name"),
-            modules_used=prompt.get("modules_used"),
-        ),
-        id=data.get("id"),
-        definitie_id=data.get("definitie_id"),
+        prompt=PromptContext(**{**prompt, "model_params": ModelParameters(**params)}),
         response=None if response is None else ResponseMetadata(**response),
         error=None if error is None else ErrorContext(**error),
-        status=data["status"],
         metadata=data.get("metadata") or {},
         logged_at=parse_ts(data["logged_at"]),
         updated_at=parse_ts(data["updated_at"]),
-        call_id=data["call_id"],
-        attempt=data["attempt"],
-        endpoint=data["endpoint"],
-        request_json=data.get("request_json"),
         stream=bool(data.get("stream")),
+        **{key: data.get(key) for key in kept},
     )
-
-
-def _decimal(value: float | None) -> Decimal | None:
-    return None if value is None else Decimal(repr(float(value)))

@@ -162,9 +162,9 @@ def insert(columns: tuple[str, ...], dialect: Dialect) -> str:
 
 
 @functools.cache
-def complete(dialect: Dialect, *, only_pending: bool) -> str:
-    """``UPDATE`` writing the completion columns of one row (values, then the id)."""
-    sets = ", ".join(f"{column} = {dialect.param}" for column in _rows.COMPLETION_COLUMNS)
+def complete(columns: tuple[str, ...], dialect: Dialect, *, only_pending: bool) -> str:
+    """``UPDATE`` writing these columns of one row (their values, then the id)."""
+    sets = ", ".join(f"{column} = {dialect.param}" for column in columns)
     sql = f"UPDATE generation_logs SET {sets} WHERE id = {dialect.param}"
     return sql + " AND generation_status = 'pending'" if only_pending else sql
 

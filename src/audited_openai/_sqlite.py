@@ -292,13 +292,8 @@ class SQLiteStore:
 
     def complete(self, log_id: int, values: dict[str, Any], *, only_pending: bool) -> Future[bool]:
         """Queue the completion of row ``log_id``; the future tells whether a row changed."""
-        sql, params = (
-            _sql.complete(self.dialect, only_pending=only_pending),
-            (
-                *values.values(),
-                log_id,
-            ),
-        )
+        sql = _sql.complete(tuple(values), self.dialect, only_pending=only_pending)
+        params = (*values.values(), log_id)
         return self.submit(
             lambda conn: conn.execute(sql, params).rowcount > 0,
             durable=False,
