@@ -142,11 +142,12 @@ def to_decimal(value: float | None) -> Decimal | None:
 def context_from_dict(data: dict[str, Any]) -> GenerationContext:
     """Rebuild a context from :meth:`GenerationContext.to_dict` output."""
     prompt, response, error = data["prompt"], data.get("response"), data.get("error")
-    params = {
+    params: dict[str, Any] = {
         k: v if k in ("name", "max_tokens") else to_decimal(v)
         for k, v in prompt["model_params"].items()
     }
     kept = ("id", "definitie_id", "status", "call_id", "attempt", "endpoint", "request_json")
+    fields: dict[str, Any] = {key: data.get(key) for key in kept}
     return GenerationContext(
         prompt=PromptContext(**{**prompt, "model_params": ModelParameters(**params)}),
         response=None if response is None else ResponseMetadata(**response),
@@ -155,5 +156,5 @@ def context_from_dict(data: dict[str, Any]) -> GenerationContext:
         logged_at=parse_ts(data["logged_at"]),
         updated_at=parse_ts(data["updated_at"]),
         stream=bool(data.get("stream")),
-        **{key: data.get(key) for key in kept},
+        **fields,
     )

@@ -169,7 +169,9 @@ def completion_row(ctx: GenerationContext) -> dict[str, Any]:
 
 def row_to_context(row: Mapping[str, Any]) -> GenerationContext:
     """Map every column of a ``generation_logs`` row back to a context (spec defect 4)."""
-    params = {n: to_decimal(row[c]) if n in DECIMALS else row[c] for c, n in MODEL.items()}
+    params: dict[str, Any] = {
+        n: to_decimal(row[c]) if n in DECIMALS else row[c] for c, n in MODEL.items()
+    }
     modules, metadata, failed = (
         row["prompt_modules_used"],
         row["additional_metadata"],
