@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -10,9 +11,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from audited_openai import GenerationLogRepository, cli
 from audited_openai._schema import SCHEMA_VERSION
+from tests.conftest import make_context
 from tests.test_query import seed
 
 if TYPE_CHECKING:
@@ -57,6 +61,7 @@ def test_every_command_has_help(command: str) -> None:
     result = CliRunner().invoke(cli.main, [command, "--help"])
     assert result.exit_code == 0
     assert "Usage:" in result.output
+    assert "Exit codes: 0 done; 1 nothing matched" in " ".join(result.output.split())
     assert cli.main.commands[command].help
 
 
@@ -150,7 +155,7 @@ def test_unknown_ids_exit_1(seeded_db: Path) -> None:
     for args in (
         ["show", "99"],
         ["diff", "1", "99"],
-        ["erase", "--definitie", "12345"],
+        ["erase", "--definitie", "12345", "--yes"],
         ["replay", "99"],
     ):
         code, _out, err = run(seeded_db, *args)
@@ -228,10 +233,10 @@ def test_stats_plain_and_json(seeded_db: Path) -> None:
 def test_reconcile_and_erase(seeded_db: Path) -> None:
     """reconcile times out old pending rows; erase removes a definitie's logs."""
     code, out, _ = run(seeded_db, "reconcile", "--older-than", "15m")
-    assert (code, out.strip()) == (0, "reconciled 1 stale pending rows")
+    assert (code, out.strip()) == (0, "reconciled 1 stale pending row")
     assert GenerationLogRepository(seeded_db).get(6).status == "timeout"
-    code, out, _ = run(seeded_db, "erase", "--definitie", "456")
-    assert (code, out.strip()) == (0, "erased 1 logs of definitie 456")
+    code, out, _ = run(seeded_db, "erase", "--definitie", "456", "--yes")
+    assert (code, out.strip()) == (0, "erased 1 log of definitie 456")
 
 
 def test_replay_needs_a_key_and_sends_through_the_loopback(seeded_db: Path) -> None:
@@ -257,7 +262,9 @@ def test_replay_needs_a_key_and_sends_through_the_loopback(seeded_db: Path) -> N
         assert data["replay_id"] == 7
         assert data["same_text"] is False
         code, out, _ = run(seeded_db, "replay", "3", env=env)
-        assert "replay_id: 8" in out
+        assert out.startswith("original: log 3; replay: log 8\nsame text: no\ntokens: ")
+        assert "--- original response ---\nEen getuige verklaart\n" in out
+        assert "--- replayed response ---\nAntwoord op: getuige\n" in out
 
 
 def test_migrate_and_path(tmp_path: Path) -> None:
@@ -345,8 +352,9 @@ def test_tables_and_progress_on_a_terminal(
     monkeypatch.setattr(cli, "_console", lambda: Console(force_terminal=True, width=250))
     code, out, _ = run(seeded_db, "logs")
     assert code == 0
-    assert "┃" in out or "│" in out
+    assert "───" in out
     assert "RateLimitError" in out
+    assert "1,2" not in out  # one line a row, not folded
     real_console = cli.Console
     monkeypatch.setattr(cli, "Console", lambda **kw: real_console(force_terminal=True, **kw))
     code, _, err = run(seeded_db, "export", "--format", "jsonl", "-o", str(tmp_path / "x.jsonl"))
@@ -368,3 +376,264 @@ def test_scrub(seeded_db: Path) -> None:
     code, out, _ = run(seeded_db, "scrub")
     assert (code, out.strip()) == (0, f"scrubbed {seeded_db}")
     assert len(GenerationLogRepository(seeded_db).get_prompt_history()) == 6
+
+
+# -- what a new user ran into (issue 16) ------------------------------------------------------
+
+
+def _bytes_of(db: Path) -> dict[str, bytes]:
+    """The database and its WAL, byte for byte (not -shm: SQLite's shared memory, which
+    every reader of a WAL database updates)."""
+    return {
+        p.name: p.read_bytes()
+        for p in db.parent.iterdir()
+        if p.name.startswith(db.name) and not p.name.endswith("-shm")
+    }
+
+
+@pytest.mark.parametrize(
+    "command", ["logs", "show 1", "diff 1 2", "stats", "export --format csv -o -"]
+)
+def test_reading_commands_never_write(tmp_path: Path, command: str) -> None:
+    """An app's own SQLite file without audit tables: 'no audit trail', exit 3, and the
+    file (and its neighbours) byte for byte as before."""
+    app = tmp_path / "app.db"
+    conn = sqlite3.connect(app)
+    conn.execute("CREATE TABLE klanten (id INTEGER PRIMARY KEY, naam TEXT)")
+    conn.execute("INSERT INTO klanten (naam) VALUES ('Jansen')")
+    conn.commit()
+    conn.close()
+    before = _bytes_of(app)
+    code, _, err = run(app, *command.split())
+    assert code == 3
+    assert err.strip() == f"error: no audit trail in {app}"
+    assert _bytes_of(app) == before
+
+
+def test_reading_commands_leave_a_trail_untouched(seeded_db: Path) -> None:
+    """On a database with a trail, reading commands change no byte of it either."""
+    GenerationLogRepository(seeded_db).store.checkpoint()
+    before = _bytes_of(seeded_db)
+    for args in (["logs"], ["show", "3"], ["stats"], ["diff", "1", "3"]):
+        assert run(seeded_db, *args)[0] == 0
+    assert _bytes_of(seeded_db) == before
+
+
+def test_a_read_only_file_system_can_be_read(seeded_db: Path, tmp_path: Path) -> None:
+    """logs and export work on a database on a read-only mount (no -shm can be made)."""
+    GenerationLogRepository(seeded_db).store.checkpoint()
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    (mount / "audit.db").write_bytes(seeded_db.read_bytes())
+    mounted = subprocess.run(["mount", "--bind", str(mount), str(mount)], check=False)
+    if mounted.returncode:
+        pytest.skip("cannot make a read-only mount here (needs root)")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(mount)], check=True)
+        code, out, err = run(mount / "audit.db", "logs", "--json")
+        assert code == 0, err
+        assert [row["id"] for row in json.loads(out)] == [6, 5, 4, 3, 2, 1]
+        code, out, _ = run(mount / "audit.db", "export", "--format", "jsonl", "-o", "-")
+        assert code == 0
+        assert len(out.splitlines()) == 6
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount)], check=True)
+
+
+def test_until_a_date_takes_the_whole_day(seeded_db: Path) -> None:
+    """--until 2025-11-10 includes rows logged during that day."""
+    code, out, _ = run(seeded_db, "logs", "--json", "--until", "2025-11-10")
+    assert code == 0
+    assert [row["id"] for row in json.loads(out)] == [2, 1]
+    code, out, _ = run(
+        seeded_db, "logs", "--json", "--since", "2025-11-10", "--until", "2025-11-10"
+    )
+    assert code == 0
+    assert [row["id"] for row in json.loads(out)] == [2, 1]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["logs", "--since", "99999999d"],
+        ["logs", "--since", "99999999999w"],
+        ["reconcile", "--older-than", "0s"],
+        ["reconcile", "--older-than", "999999999w"],
+    ],
+)
+def test_spans_too_long_or_empty_are_usage_errors(seeded_db: Path, args: list[str]) -> None:
+    """No OverflowError, no Python repr: one line, exit 2."""
+    code, _, err = run(seeded_db, *args)
+    assert code == 2
+    assert "Traceback" not in err
+    assert "datetime.timedelta" not in err
+
+
+def test_a_malformed_json_cell_is_shown_not_fatal(seeded_db: Path) -> None:
+    """A row another program wrote with broken JSON still lists and shows."""
+    conn = sqlite3.connect(seeded_db)
+    conn.execute(
+        "UPDATE generation_logs SET prompt_modules_used = '[oops', "
+        "additional_metadata = '{kapot' WHERE id = 3"
+    )
+    conn.commit()
+    conn.close()
+    code, out, _ = run(seeded_db, "show", "3", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["prompt"]["modules_used"] == ["[oops"]
+    assert data["metadata"] == {"unreadable": "{kapot"}
+    assert run(seeded_db, "logs")[0] == 0
+
+
+def test_export_to_standard_output(
+    seeded_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-o - writes to stdout; no file named '-' appears."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(seeded_db, "export", "--format", "jsonl", "-o", "-")
+    assert code == 0
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [1, 2, 3, 4, 5, 6]
+    assert "exported 6 rows to -" in err
+    assert not (tmp_path / "-").exists()
+
+
+def test_an_interrupted_export_leaves_no_file(
+    seeded_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C halfway: exit 130, and neither the file nor a partial one is left."""
+    from audited_openai import query
+
+    def interrupted(*args: object, **kwargs: object) -> int:
+        out = args[2]
+        out.write("id,half a row")  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(query, "export", interrupted)
+    code, _, err = run(seeded_db, "export", "--format", "csv", "-o", str(tmp_path / "out.csv"))
+    assert (code, err.strip()) == (130, "error: interrupted")
+    assert [p.name for p in tmp_path.iterdir() if "out.csv" in p.name] == []
+
+
+def test_db_after_the_command(seeded_db: Path, tmp_path: Path) -> None:
+    """--db works after the subcommand too, and wins over the one before it."""
+    result = CliRunner().invoke(
+        cli.main, ["--db", str(tmp_path / "other.db"), "logs", "--db", str(seeded_db), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 6
+    result = CliRunner().invoke(cli.main, ["path", "--db", str(seeded_db)])
+    assert result.stdout.strip() == str(seeded_db.resolve())
+
+
+def test_a_listing_fits_an_80_column_terminal(
+    seeded_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an 80-column terminal each row of logs is one line, with short headers."""
+    from rich.console import Console
+
+    monkeypatch.setattr(cli, "_console", lambda: Console(force_terminal=True, width=80))
+    code, out, _ = run(seeded_db, "logs")
+    assert code == 0
+    out = re.sub(r"\x1b\[[0-9;]*m", "", out)  # the terminal's colours
+    lines = out.rstrip("\n").splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert len(lines) == 2 + 6  # the header and its rule, then a line a row
+    assert [line.split()[0] for line in lines[2:]] == ["6", "5", "4", "3", "2", "1"]
+    assert "generation_status" not in out
+    assert "RateLimitError" in out
+
+
+def test_export_progress_counts_rows(
+    seeded_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal, export's progress says how many rows of how many."""
+    real_console = cli.Console
+    monkeypatch.setattr(
+        cli, "Console", lambda **kw: real_console(force_terminal=True, width=100, **kw)
+    )
+    code, _, err = run(
+        seeded_db, "export", "--format", "csv", "-o", str(tmp_path / "x.csv"), "--status", "success"
+    )
+    assert code == 0
+    assert "3/3" in err
+
+
+def test_diff_keeps_lines_apart(db_path: Path) -> None:
+    """Two single-message prompts without a final newline: the diff is line by line."""
+    repo = GenerationLogRepository(db_path)
+    for text in ("Definieer verdachte", "Definieer getuige"):
+        ctx = make_context()
+        ctx.prompt.full_text = text
+        repo.create_pending_log(ctx)
+    code, out, _ = run(db_path, "diff", "1", "2")
+    assert code == 0
+    assert "-Definieer verdachte\n+Definieer getuige\n" in out
+
+
+def test_erase_asks_and_can_dry_run(seeded_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """erase: --dry-run erases nothing; without --yes it asks at a terminal and refuses
+    elsewhere; a 'no' leaves everything."""
+    code, out, _ = run(seeded_db, "erase", "--definitie", "456", "--dry-run")
+    assert (code, out.strip()) == (0, "would erase 1 log of definitie 456 (ids 3)")
+    code, _, err = run(seeded_db, "erase", "--definitie", "456")
+    assert code == 2
+    assert "--yes" in err
+    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    result = CliRunner().invoke(
+        cli.main, ["--db", str(seeded_db), "erase", "--definitie", "456"], input="n\n"
+    )
+    assert result.exit_code == 0
+    assert result.stdout.endswith("nothing erased\n")
+    assert GenerationLogRepository(seeded_db).get_by_definitie_id(456) is not None
+    result = CliRunner().invoke(
+        cli.main, ["--db", str(seeded_db), "erase", "--definitie", "456"], input="y\n"
+    )
+    assert result.exit_code == 0
+    assert GenerationLogRepository(seeded_db).get_by_definitie_id(456) is None
+
+
+def test_failure_rates_say_they_are_percentages(seeded_db: Path) -> None:
+    """stats prints failure rates with a % and says every attempt counts."""
+    code, out, _ = run(seeded_db, "stats")
+    assert code == 0
+    assert "50.00 %" in out
+    assert "of all attempts" in out
+
+
+WORDS = [
+    *COMMANDS,
+    *("--db", "--json", "-n", "--after-id", "--since", "--until", "--status", "--model"),
+    *("--template-name", "--template-version", "--definitie", "--search", "--format", "-o"),
+    *("--older-than", "--dry-run", "--yes", "--help", "csv", "jsonl", "-", "out.csv"),
+    *(
+        "1",
+        "3",
+        "0",
+        "-1",
+        "99999999999999999999",
+        "7d",
+        "0s",
+        "99999999d",
+        "999999999w",
+        "2025-11-10",
+    ),
+    *("success", "failed", '"a phrase', "getuige*", "\x00", "é", "NaN", "1e999", "x.db"),
+]
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=10)), max_size=7))
+def test_no_input_prints_a_traceback(
+    seeded_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """Random arguments to every command: a known exit code and never a traceback."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        cli.main, ["--db", str(seeded_db), *args], env={"OPENAI_API_KEY": ""}
+    )
+    assert result.exit_code in (0, 1, 2, 3), (args, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), args
+    assert "Traceback" not in result.output

@@ -21,6 +21,7 @@ from audited_openai import (
     AuditWriteError,
     GenerationLogRepository,
     InvalidLogError,
+    StoreError,
     audit_context,
 )
 from tests.conftest import API_KEY, BASE_URL, async_client, chat_body, rows
@@ -109,6 +110,16 @@ def test_with_options_and_copy_stay_audited(
         derived.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
     assert client.with_options(max_retries=7).max_retries == 7
     assert len(rows(db_path)) == 2
+
+
+def test_a_bad_audit_db_fails_at_construction(tmp_path: Path) -> None:
+    """audit_db=123 or a directory fails when the client is made, not at its first call."""
+    with pytest.raises(TypeError, match="audit_db must be a path"):
+        AuditedOpenAI(123, api_key=API_KEY)  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="is a directory"):
+        AuditedOpenAI(tmp_path, api_key=API_KEY)
+    with pytest.raises(TypeError, match="include_usage"):
+        AuditedOpenAI(tmp_path / "a.db", api_key=API_KEY, include_usage="yes")  # type: ignore[arg-type]
 
 
 def test_bad_audit_options_are_refused(db_path: Path) -> None:

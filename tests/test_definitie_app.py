@@ -55,7 +55,7 @@ def test_generator_saves_links_and_reports(tmp_path: Path, app_modules: None) ->
 
 
 def test_the_demo_runs_offline(tmp_path: Path) -> None:
-    """The main job: six definities, one retried, one refused; views show the rows."""
+    """The main job: six definities, one retried, one rejected; views show the rows."""
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OPENAI_")}
     result = subprocess.run(
         [sys.executable, str(APP / "generate.py")],
@@ -71,6 +71,7 @@ def test_the_demo_runs_offline(tmp_path: Path) -> None:
     assert "1 of 6 definities failed" in result.stdout
     assert "audited-openai --db data/definities.db show" in result.stdout
     db = tmp_path / "data" / "definities.db"
+    assert db.stat().st_mode & 0o777 == 0o600, "the audit trail's file is 0600, as documented"
     found = rows(db)
     assert [r["generation_status"] for r in found] == [
         "success",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -22,6 +23,7 @@ from audited_openai import (
     InvalidLogError,
     LogNotFoundError,
     ResponseMetadata,
+    audit_context,
     query,
 )
 from audited_openai.testing import LoopbackServer, Reply
@@ -326,3 +328,30 @@ def test_search_with_other_filters(seeded: tuple[GenerationLogRepository, list[i
     repo, ids = seeded
     found = query.history(repo, search="template", model="gpt-4o", after_id=ids[3])
     assert [c.id for c in found] == [ids[2]]
+
+
+def test_a_replay_is_erased_with_its_definitie(db_path: Path) -> None:
+    """A replay belongs to the original's definitie: erasing the definitie leaves no
+    copy of the prompt anywhere in the file."""
+    canary = "CANARY" + os.urandom(6).hex()  # one token for the full-text index
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE definities (id INTEGER PRIMARY KEY, begrip TEXT, source_type TEXT)")
+    conn.execute("INSERT INTO definities VALUES (7, 'getuige', 'generated')")
+    conn.commit()
+    conn.close()
+    with (
+        LoopbackServer() as server,
+        AuditedOpenAI(db_path, base_url=server.base_url, api_key="test") as client,
+    ):
+        with audit_context(7):
+            client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": f"Definieer {canary}"}]
+            )
+        result = query.replay(db_path, 1, client)
+    repo = GenerationLogRepository(db_path)
+    assert repo.get(result.replay_id).definitie_id == 7  # type: ignore[arg-type]
+    assert query.history(repo, search=canary) != []
+    assert repo.erase_definitie(7) == 2
+    assert query.history(repo, search=canary) == []
+    for path in db_path.parent.iterdir():
+        assert canary.encode() not in path.read_bytes(), path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,7 @@ from audited_openai import (
     ModelParameters,
     PromptContext,
     ResponseMetadata,
+    StoreError,
 )
 from audited_openai._clock import utc_now
 from tests.conftest import make_context
@@ -690,3 +692,34 @@ def test_scrub_after_rows_were_deleted_with_plain_sql(
     assert _on_disk(db_path, canary), "without a scrub the text is still in the files"
     repo.scrub()
     assert not _on_disk(db_path, canary)
+
+
+def test_a_store_that_cannot_be_used_fails_when_opened(tmp_path: Path) -> None:
+    """Opening creates and migrates the store at once: a directory, a missing folder or a
+    read-only place fails there, with the path in one clear line, not at the first call."""
+    with pytest.raises(StoreError, match="is a directory"):
+        GenerationLogRepository(tmp_path)
+    with pytest.raises(StoreError, match=r"cannot use the audit database .*missing"):
+        GenerationLogRepository(tmp_path / "missing" / "audit.db")
+    fresh = tmp_path / "fresh.db"
+    GenerationLogRepository(fresh)
+    assert fresh.exists()
+    assert sqlite3.connect(fresh).execute("SELECT count(*) FROM generation_logs").fetchone() == (0,)
+    place = tmp_path / "ro"
+    place.mkdir()
+    if subprocess.run(["mount", "--bind", str(place), str(place)], check=False).returncode:
+        pytest.skip("cannot make a read-only mount here (needs root)")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(place)], check=True)
+        with pytest.raises(StoreError, match="Read-only file system"):
+            GenerationLogRepository(place / "audit.db")
+    finally:
+        subprocess.run(["umount", "--lazy", str(place)], check=True)
+
+
+def test_bad_arguments_to_a_repository_are_refused() -> None:
+    """A path must be a path; the options must be what they say."""
+    with pytest.raises(TypeError, match="must be a path"):
+        GenerationLogRepository(123)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="busy_timeout_ms"):
+        GenerationLogRepository(":memory:", busy_timeout_ms="5")  # type: ignore[arg-type]

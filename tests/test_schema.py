@@ -5,20 +5,18 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sqlite3
-from typing import TYPE_CHECKING
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 from audited_openai import GenerationLogRepository, SchemaVersionError, _schema
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
 # name, declared type, NOT NULL, default
 COLUMNS = [
     ("id", "INTEGER", 0, None),
     ("definitie_id", "INTEGER", 0, None),
-    ("call_id", "TEXT", 1, None),
+    ("call_id", "TEXT", 1, "lower(hex(randomblob(16)))"),
     ("attempt", "INTEGER", 1, "1"),
     ("endpoint", "TEXT", 1, "'chat.completions'"),
     ("prompt_template_version", "VARCHAR(50)", 0, None),
@@ -91,6 +89,8 @@ INDEXES = {
 
 TRIGGERS_ALWAYS = {
     "generation_logs_updated_at",
+    "generation_logs_utc_insert",
+    "generation_logs_utc_update",
     "generation_logs_fts_complete",
     "generation_logs_fts_insert",
     "generation_logs_fts_change",
@@ -400,3 +400,172 @@ def test_migration_2_indexes_existing_rows(db_path: Path, monkeypatch: pytest.Mo
     assert conn.execute("SELECT max(version) FROM audited_openai_migrations").fetchone() == (
         _schema.SCHEMA_VERSION,
     )
+
+
+# -- a database where the spec's own migration ran ------------------------------------------
+
+SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"
+SPEC_SQL = Path(__file__).parent / "data" / "def151_migration.sql"
+# The spec's repository statements, verbatim (create_pending_log, update_with_response,
+# update_with_error, link_to_definitie); its INSERT gives no definitie_id.
+SPEC_INSERT = """
+            INSERT INTO generation_logs (
+                prompt_full_text,
+                prompt_template_version,
+                prompt_template_name,
+                prompt_modules_used,
+                model_name,
+                model_temperature,
+                model_max_tokens,
+                model_top_p,
+                model_frequency_penalty,
+                model_presence_penalty,
+                generation_status,
+                logged_at
+            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)
+        """
+SPEC_SUCCESS = """
+            UPDATE generation_logs SET
+                tokens_prompt = ?,
+                tokens_completion = ?,
+                tokens_total = ?,
+                duration_ms = ?,
+                response_finish_reason = ?,
+                response_id = ?,
+                response_created_at = ?,
+                generation_status = 'success',
+                updated_at = ?
+            WHERE id = ?
+        """
+SPEC_LINK = """
+            UPDATE generation_logs
+            SET definitie_id = ?
+            WHERE id = ?
+        """
+
+
+def test_the_spec_sql_here_is_the_specs() -> None:
+    """tests/data/def151_migration.sql is the spec's migration, verbatim."""
+    spec = SPEC_DIR / "DEF-151-generation-prompt-storage.md"
+    if not spec.exists():
+        pytest.skip("the spec is not beside this checkout")
+    block = spec.read_text().split("```sql\n", 1)[1].split("```", 1)[0]
+    assert block == SPEC_SQL.read_text()
+
+
+def _spec_database(db_path: Path) -> sqlite3.Connection:
+    """The app's definities and the spec's migration (without COMMENT ON, which SQLite
+    refuses: spec defect 2), with rows as the deployment wrote them."""
+    conn = sqlite3.connect(db_path)
+    conn.execute(DEFINITIES_DDL)
+    conn.executemany(
+        "INSERT INTO definities (id, begrip, source_type) VALUES (?, ?, 'generated')",
+        [(1, "verdachte"), (2, "getuige"), (3, "dagvaarding")],
+    )
+    script = SPEC_SQL.read_text().split("-- COMMENTS", 1)[0]
+    conn.executescript(script.rsplit("-- =", 1)[0])
+    for definitie, stamp in ((1, "2025-11-12T09:30:00.123456"), (3, "2025-11-13 10:00:00")):
+        conn.execute(
+            "INSERT INTO generation_logs (definitie_id, prompt_full_text, model_name, "
+            "model_temperature, generation_status, logged_at, tokens_total) "
+            "VALUES (?, ?, 'gpt-4', 0.7, 'success', ?, 1200)",
+            (definitie, f"prompt van definitie {definitie}", stamp),
+        )
+    conn.commit()
+    return conn
+
+
+def test_a_database_made_by_the_specs_migration_is_adopted(db_path: Path) -> None:
+    """Opening it migrates the spec's table in place: every row and id kept, the
+    constraint relaxed, the new columns added, the spec's own statements still work."""
+    host = _spec_database(db_path)
+    before = host.execute(
+        "SELECT id, definitie_id, prompt_full_text FROM generation_logs"
+    ).fetchall()
+    repo = GenerationLogRepository(db_path)
+    after = host.execute(
+        "SELECT id, definitie_id, prompt_full_text FROM generation_logs"
+    ).fetchall()
+    assert after == before
+    (name,) = host.execute(f"SELECT name FROM {_schema.LEDGER} WHERE version = 1").fetchone()
+    assert name == "adopt_def151_table"
+    first = repo.get(before[0][0])
+    assert first.definitie_id == 1
+    assert first.logged_at == datetime(2025, 11, 12, 9, 30, 0, 123000, tzinfo=timezone.utc)
+    assert first.attempt == 1
+    assert len(first.call_id) == 32
+    assert repo.get(before[1][0]).logged_at == datetime(2025, 11, 13, 10, tzinfo=timezone.utc)
+    assert [c.id for c in repo.get_prompt_history()] == [before[1][0], before[0][0]]
+    assert {row[1] for row in host.execute("PRAGMA table_info(generation_logs)")} >= {
+        "call_id",
+        "request_json",
+        "response_content",
+    }
+    assert repo.get_by_definitie_id(1) is not None
+    assert repo.get_prompt_history(limit=10) != []
+    assert host.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+    # The spec's own statements, unchanged: a pending row without definitie_id, its
+    # success, a second attempt for the same definitie.
+    for _ in range(2):
+        cursor = host.execute(
+            SPEC_INSERT,
+            (
+                "nieuwe prompt",
+                "2.0",
+                "unified",
+                '["base"]',
+                "gpt-4",
+                0.7,
+                300,
+                1.0,
+                0.0,
+                0.0,
+                "2025-11-20T08:00:00.500000",
+            ),
+        )
+        host.execute(
+            SPEC_SUCCESS,
+            (
+                10,
+                20,
+                30,
+                1500,
+                "stop",
+                "chatcmpl-x",
+                1731335025,
+                "2025-11-20T08:00:02.000000",
+                cursor.lastrowid,
+            ),
+        )
+        host.execute(SPEC_LINK, (2, cursor.lastrowid))
+        host.commit()
+    linked = repo.get_all_for_definitie(2)
+    assert len(linked) == 2
+    assert all(log.status == "success" and log.response is not None for log in linked)
+    assert linked[0].logged_at == datetime(2025, 11, 20, 8, 0, 0, 500000, tzinfo=timezone.utc)
+    assert host.execute(
+        "SELECT count(*) FROM generation_logs WHERE logged_at NOT LIKE '____-__-__T__:__:__.___Z' "
+        "OR updated_at NOT LIKE '____-__-__T__:__:__.___Z'"
+    ).fetchone() == (0,)
+
+
+def test_an_adopted_database_gets_the_librarys_views_and_erasure(db_path: Path) -> None:
+    """The spec's views (an inner join for failed generations) give way to this library's;
+    deleting a definitie erases its logs."""
+    host = _spec_database(db_path)
+    host.execute(
+        "INSERT INTO generation_logs (definitie_id, prompt_full_text, model_name, "
+        "generation_status) VALUES (2, 'p', 'gpt-4', 'failed')"
+    )
+    host.commit()
+    GenerationLogRepository(db_path)
+    (sql,) = host.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'failed_generations'"
+    ).fetchone()
+    assert "LEFT JOIN" in sql
+    host.execute("DELETE FROM definities WHERE id = 1")
+    host.commit()
+    assert host.execute(
+        "SELECT count(*) FROM generation_logs WHERE definitie_id = 1"
+    ).fetchone() == (0,)

@@ -5,7 +5,7 @@
 With OPENAI_API_KEY set it calls that API (OPENAI_BASE_URL for any compatible
 server: Ollama, vLLM, llama.cpp). Without it, a loopback server on 127.0.0.1 plays
 the model, so the demo runs offline; there, one request is rate limited once and
-retried, and one is refused, so the trail shows both.
+retried, and one is rejected by the API (400), so the trail shows both.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ BEGRIPPEN = {
     "rechter voorlegt",
 }
 RETRIED = "dagvaarding"  # offline: rate limited once, then answered
-REFUSED = "sepot"  # offline: refused by the API, never saved
+REJECTED = "sepot"  # offline: rejected by the API (400 Bad Request), never saved
 
 
 def offline_script(server: LoopbackServer) -> None:
@@ -52,7 +52,7 @@ def offline_script(server: LoopbackServer) -> None:
     for begrip, text in BEGRIPPEN.items():
         if begrip == RETRIED:
             server.script(Fail(429, "Rate limit reached for gpt-4o-mini", retry_after=0.05))
-        if begrip == REFUSED:
+        if begrip == REJECTED:
             server.script(Fail(400, "Invalid request: max_tokens is too small for this prompt"))
             continue
         server.script(Reply(text, latency=0.05, completion_tokens=len(text) // 4))
@@ -77,8 +77,10 @@ def main() -> int:
                 "No OPENAI_API_KEY: a loopback model server on 127.0.0.1 answers instead "
                 f"({server.base_url}). Nothing leaves this machine."
             )
-        definitions = DefinitionRepository(args.db)
+        # The audit store first: it creates the file (0600, as audit trails should be).
+        Path(args.db).parent.mkdir(parents=True, exist_ok=True)
         client = AuditedOpenAI(args.db, **options)  # type: ignore[arg-type]
+        definitions = DefinitionRepository(args.db)
         generator = UnifiedDefinitionGenerator(
             client, PromptOrchestrator(), definitions, model=args.model
         )

@@ -31,8 +31,13 @@ def format_ts(value: datetime) -> str:
 
 
 def parse_ts(text: str) -> datetime:
-    """Parse a stored timestamp back into an aware UTC datetime."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    """Parse a stored timestamp back into an aware UTC datetime (naive text is UTC)."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (
+        value.replace(tzinfo=timezone.utc)
+        if value.tzinfo is None
+        else value.astimezone(timezone.utc)
+    )
 
 
 def monotonic_ms() -> float:

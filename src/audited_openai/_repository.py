@@ -30,7 +30,7 @@ class GenerationLogRepository:
     with this library's own connections, so the caller's transactions are never
     touched; an in-memory connection is used as it is, behind a lock). The store is
     opened and migrated here, so a path that cannot hold it fails now, not at the
-    first model call.
+    first model call. ``read_only=True`` writes nothing, not even a migration.
     """
 
     def __init__(
@@ -39,11 +39,12 @@ class GenerationLogRepository:
         *,
         durability: Durability = "balanced",
         busy_timeout_ms: int | None = None,
+        read_only: bool = False,
     ) -> None:
         """Open the store at ``db`` and bring its schema up to date."""
         if isinstance(db, (str, os.PathLike, sqlite3.Connection)):
             self.store: Store = open_store(
-                db, durability=durability, busy_timeout_ms=busy_timeout_ms
+                db, durability=durability, busy_timeout_ms=busy_timeout_ms, read_only=read_only
             )
         elif hasattr(db, "insert") and hasattr(db, "dialect"):
             self.store = db

@@ -24,7 +24,7 @@ from audited_openai._models import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 # The model and its parameters: column -> ModelParameters field.
 MODEL = {
@@ -196,14 +196,14 @@ def row_to_context(row: Mapping[str, Any]) -> GenerationContext:
             model_params=ModelParameters(**params),
             template_version=row["prompt_template_version"],
             template_name=row["prompt_template_name"],
-            modules_used=None if modules is None else json.loads(modules),
+            modules_used=None if modules is None else _loads(modules, lambda raw: [raw]),
         ),
         id=row["id"],
         definitie_id=row["definitie_id"],
         response=response,
         error=error,
         status=row["generation_status"],
-        metadata={} if metadata is None else json.loads(metadata),
+        metadata={} if metadata is None else _loads(metadata, lambda raw: {"unreadable": raw}),
         logged_at=parse_ts(row["logged_at"]),
         updated_at=parse_ts(row["updated_at"]),
         call_id=row["call_id"],
@@ -212,6 +212,14 @@ def row_to_context(row: Mapping[str, Any]) -> GenerationContext:
         request_json=row["request_json"],
         stream=bool(row["stream"]),
     )
+
+
+def _loads(text: str, unreadable: Callable[[str], Any]) -> Any:
+    """A JSON cell; one that is not JSON (written by other SQL) is shown, not fatal."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return unreadable(text)
 
 
 def _validate_prompt(ctx: GenerationContext) -> None:

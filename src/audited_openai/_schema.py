@@ -16,10 +16,22 @@ import sqlite3
 from dataclasses import dataclass
 
 from audited_openai._clock import SQL_NOW, format_ts, utc_now
-from audited_openai._errors import SchemaVersionError
-from audited_openai._rows import TEXT_COLUMNS
+from audited_openai._errors import SchemaVersionError, StoreError
+from audited_openai._rows import TABLE_COLUMNS, TEXT_COLUMNS
 
 LEDGER = "audited_openai_migrations"
+_CANONICAL = (
+    "-".join(["[0-9]" * 4, "[0-9]" * 2, "[0-9]" * 2])
+    + "T"
+    + ":".join(["[0-9]" * 2] * 3)
+    + ".[0-9][0-9][0-9]Z"
+)  # a GLOB for YYYY-MM-DDTHH:MM:SS.mmmZ
+
+
+def _to_utc(expression: str) -> str:
+    """SQL turning any SQLite time value into the one UTC format (NULL if it is none)."""
+    return f"strftime('%Y-%m-%dT%H:%M:%fZ', {expression})"
+
 
 _V1_GENERATION_LOGS = f"""
 -- Audit trail for AI-generated definitions. Stores the complete prompt, the model
@@ -35,8 +47,9 @@ CREATE TABLE generation_logs (
     -- whatever the deleting connection's PRAGMA foreign_keys (spec defect 3).
     definitie_id INTEGER,
 
-    -- One logical call (call_id) may take several HTTP attempts (attempt 1..n).
-    call_id TEXT NOT NULL,
+    -- One logical call (call_id) may take several HTTP attempts (attempt 1..n). The
+    -- default lets INSERTs written for the spec's table (no call_id) keep working.
+    call_id TEXT NOT NULL DEFAULT (lower(hex(randomblob(16)))),
     attempt INTEGER NOT NULL DEFAULT 1,
     endpoint TEXT NOT NULL DEFAULT 'chat.completions',  -- 'chat.completions', 'responses'
 
@@ -212,6 +225,28 @@ CREATE INDEX idx_generation_logs_expensive
 """
 
 
+_V5_ONE_TIME_FORMAT = f"""
+-- SQL written for the spec's own table (its INSERT gives logged_at as Python's
+-- isoformat(), its trigger CURRENT_TIMESTAMP) stores other formats: they are rewritten
+-- into the one UTC format, so that comparing timestamps as text stays right.
+CREATE TRIGGER generation_logs_utc_insert
+AFTER INSERT ON generation_logs
+FOR EACH ROW WHEN NEW.logged_at NOT GLOB '{_CANONICAL}'
+BEGIN
+    UPDATE generation_logs SET logged_at = coalesce({_to_utc("NEW.logged_at")}, NEW.logged_at)
+    WHERE id = NEW.id;
+END;
+
+CREATE TRIGGER generation_logs_utc_update
+AFTER UPDATE OF updated_at ON generation_logs
+FOR EACH ROW WHEN NEW.updated_at NOT GLOB '{_CANONICAL}'
+BEGIN
+    UPDATE generation_logs SET updated_at = coalesce({_to_utc("NEW.updated_at")}, NEW.updated_at)
+    WHERE id = NEW.id;
+END;
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema: a version, a name and its SQL."""
@@ -226,6 +261,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "full_text_search", _V2_FULL_TEXT_SEARCH),
     Migration(3, "query_indexes", _V3_QUERY_INDEXES),
     Migration(4, "leaner_writes", _V4_LEANER_WRITES),
+    Migration(5, "one_time_format", _V5_ONE_TIME_FORMAT),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -363,11 +399,16 @@ def migrate(conn: sqlite3.Connection, *, path: str | None = None) -> list[int]:
             ).fetchone():
                 conn.execute("COMMIT")
                 continue
-            for statement in _statements(migration.sql):
-                conn.execute(statement)
+            name = migration.name
+            if migration.version == 1 and _holds_the_specs_table(conn):
+                _adopt(conn)
+                name = ADOPTED
+            else:
+                for statement in _statements(migration.sql):
+                    conn.execute(statement)
             conn.execute(
                 f"INSERT INTO {LEDGER} (version, name, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.name, format_ts(utc_now())),
+                (migration.version, name, format_ts(utc_now())),
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -375,6 +416,62 @@ def migrate(conn: sqlite3.Connection, *, path: str | None = None) -> list[int]:
             raise
         applied.append(migration.version)
     return applied
+
+
+ADOPTED = "adopt_def151_table"  # the ledger's name of migration 1 when it adopted a table
+
+
+def _holds_the_specs_table(conn: sqlite3.Connection) -> bool:
+    """Tell whether ``generation_logs`` exists as the spec's migration made it (no call_id)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(generation_logs)")}
+    return bool(columns) and "call_id" not in columns
+
+
+def _adopt(conn: sqlite3.Connection) -> None:
+    """Migration 1 for a database where the spec's own migration already ran.
+
+    The table is rebuilt in place (SQLite cannot change a constraint otherwise): every
+    row keeps its id and values; ``definitie_id NOT NULL UNIQUE`` becomes nullable and
+    not unique (spec defect 1), the added columns take their defaults (each row a call
+    of one attempt), timestamps are rewritten into the one UTC format; the spec's
+    indexes, trigger and views are replaced by this library's.
+    """
+    old = [row[1] for row in conn.execute("PRAGMA table_info(generation_logs)")]
+    for kind, name in conn.execute(
+        "SELECT type, name FROM sqlite_master WHERE tbl_name = 'generation_logs' "
+        "AND type IN ('index', 'trigger') AND name NOT LIKE 'sqlite_%'"
+    ).fetchall():
+        conn.execute(f"DROP {kind.upper()} {name}")
+    for view in ("definities_with_generation", "failed_generations"):
+        conn.execute(f"DROP VIEW IF EXISTS {view}")
+    conn.execute("ALTER TABLE generation_logs RENAME TO generation_logs_def151")
+    for statement in _statements(_V1_GENERATION_LOGS):
+        conn.execute(statement)
+    kept = [c for c in TABLE_COLUMNS if c in old and c not in ("logged_at", "updated_at")]
+    stamps = {c: f"coalesce({_to_utc(c)}, {c})" for c in ("logged_at", "updated_at") if c in old}
+    conn.execute(
+        f"INSERT INTO generation_logs ({', '.join([*kept, *stamps])}) "
+        f"SELECT {', '.join([*kept, *stamps.values()])} FROM generation_logs_def151 ORDER BY id"
+    )
+    conn.execute("DROP TABLE generation_logs_def151")
+
+
+def check(conn: sqlite3.Connection, *, path: str) -> None:
+    """For reading only: the audit trail is there and this version can read it."""
+    if _holds_the_specs_table(conn):
+        raise StoreError(
+            f"{path} holds the spec's generation_logs table: run `audited-openai migrate` "
+            "once to adopt it in place",
+            path=path,
+        )
+    tables = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'generation_logs'"
+    ).fetchone()
+    if not tables:
+        raise StoreError(f"no audit trail in {path}", path=path)
+    found = current_version(conn)
+    if found > SCHEMA_VERSION:
+        raise SchemaVersionError(found=found, supported=SCHEMA_VERSION, path=path)
 
 
 def has_host_table(conn: sqlite3.Connection) -> bool:

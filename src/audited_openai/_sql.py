@@ -205,6 +205,12 @@ def listing(
     return sql, [*params, limit]
 
 
+def count(filters: Filters, dialect: Dialect) -> tuple[str, list[Any]]:
+    """How many rows match."""
+    clause, params = where(filters, dialect)
+    return f"SELECT count(*) AS n FROM generation_logs gl {clause}", params
+
+
 def page(filters: Filters, dialect: Dialect, after: int, size: int) -> tuple[str, list[Any]]:
     """Rows (every column, in ``COLUMNS`` order) with ids above ``after``, oldest first."""
     clause, params = where(filters, dialect, f"gl.id > {dialect.param}")

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
 import tenacity
 
@@ -70,30 +71,23 @@ class SQLiteStore:
         *,
         durability: Durability = "balanced",
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        read_only: bool = False,
     ) -> None:
-        """Open ``target`` (a path, or a connection whose file is reopened) and migrate it."""
+        """Open ``target`` (a path, or a connection whose file is reopened) and migrate it.
+
+        ``read_only``: write nothing, not even a migration (a file that is not there, or
+        holds no audit trail, is an error); read-only files and file systems can be read.
+        """
         if durability not in ("full", "balanced"):
             raise ValueError(f"durability must be 'full' or 'balanced', not {durability!r}")
         if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int):
             raise TypeError(f"busy_timeout_ms must be an integer, not {busy_timeout_ms!r}")
         self.durability: Durability = durability
         self.busy_timeout_ms = busy_timeout_ms
+        self.read_only = read_only
         self._shared: sqlite3.Connection | None = None
         self._lock = threading.RLock()  # guards a shared connection, and the writer's creation
-        if isinstance(target, sqlite3.Connection):
-            self.location = _main_file(target) or IN_MEMORY
-            if self.location == IN_MEMORY:  # the caller's connection is the only way in
-                self._shared = target
-        elif isinstance(target, (str, os.PathLike)):
-            self.location = (
-                str(Path(target)) if not str(target).startswith("file:") else str(target)
-            )
-        else:
-            raise TypeError(
-                f"the audit database must be a path or a sqlite3 connection, not {target!r}"
-            )
-        if self._shared is not None:
-            self._shared.execute("PRAGMA foreign_keys = ON")
+        self.location = self._locate(target)
         # One name for the file however it was spelt: every store of it flushes together.
         self.file = os.path.realpath(self.location.removeprefix("file:").split("?", 1)[0])
         self._local = threading.local()
@@ -101,22 +95,47 @@ class SQLiteStore:
         self._wconn: tuple[int, sqlite3.Connection, str] | None = None
         self._all: list[sqlite3.Connection] = []
         self.closed = False
-        try:
-            conn = self._reader()
-            _schema.migrate(conn, path=self.location)
-            self.has_host = _schema.ensure_host_objects(conn)
-        except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot use the audit database {self.location}: {exc}", path=self.location
-            ) from exc
+        self.has_host = self._open()
         if self.has_host:
             self.writer().start()  # its idle time finishes the host's erasures
+
+    def _locate(self, target: object) -> str:
+        if isinstance(target, sqlite3.Connection):
+            location = _main_file(target) or IN_MEMORY
+            if location == IN_MEMORY:  # the caller's connection is the only way in
+                self._shared = target
+                target.execute("PRAGMA foreign_keys = ON")
+            return location
+        if isinstance(target, (str, os.PathLike)):
+            return str(target) if str(target).startswith("file:") else str(Path(target))
+        raise TypeError(
+            f"the audit database must be a path or a sqlite3 connection, not {target!r}"
+        )
+
+    def _open(self) -> bool:
+        """Check or migrate the schema; whether the host's definities table is there."""
+        where = self.location
+        if self._shared is None and Path(self.file).is_dir():
+            raise StoreError(f"{where} is a directory, not a database file", path=where)
+        if self.read_only and self._shared is None and not Path(self.file).is_file():
+            raise StoreError(f"no database at {where}", path=where)
+        try:
+            conn = self._reader()
+            if self.read_only:
+                _schema.check(conn, path=where)
+                return False
+            _schema.migrate(conn, path=where)
+            return _schema.ensure_host_objects(conn)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot use the audit database {where}: {exc}", path=where) from exc
 
     # -- connections ---------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         if self._shared is not None:
             return self._shared
+        if self.read_only:
+            return self._connect_read_only()
         if not self.location.startswith("file:") and not Path(self.location).exists():
             # Created here so it is 0600 whatever the umask (the -wal and -shm files
             # take the database file's mode).
@@ -136,6 +155,29 @@ class SQLiteStore:
         conn.execute("PRAGMA foreign_keys = ON")
         self._all.append(conn)
         return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """Open the file for reading only; on a read-only file system as immutable.
+
+        SQLite must create the ``-shm`` file to read a WAL database; where it cannot
+        (and none is there), the file can only be read as one nobody changes.
+        """
+        uri = "file:" + quote(self.file) + "?mode=ro"
+        for suffix in ("", "&immutable=1"):
+            conn = sqlite3.connect(
+                uri + suffix, uri=True, isolation_level=None, check_same_thread=False
+            )
+            try:
+                conn.execute("PRAGMA schema_version").fetchone()
+            except sqlite3.OperationalError:
+                conn.close()
+                if suffix:
+                    raise
+                continue
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            self._all.append(conn)
+            return conn
+        raise AssertionError  # pragma: no cover - the loop returns or raises
 
     def _reader(self) -> sqlite3.Connection:
         """The connection of this thread (a fresh one after ``fork()``)."""
@@ -181,6 +223,8 @@ class SQLiteStore:
         :class:`InvalidLogError` for a row the database refuses, else
         :class:`AuditWriteError` saying what could not be done (``what``).
         """
+        if self.read_only:
+            raise AuditWriteError(f"{self.location} was opened read-only", path=self.location)
         job = Job(lambda conn: _mapped(work, conn, what, self.location), durable=durable)
         if self._shared is not None:  # its isolation level is the caller's: a transaction of ours
             with self._lock:

@@ -85,12 +85,14 @@ def open_store(
     *,
     durability: Durability = "balanced",
     busy_timeout_ms: int | None = None,
+    read_only: bool = False,
 ) -> Store:
-    """Open (and migrate) the store at ``target``: a SQLite path or connection."""
+    """Open the store at ``target`` (a SQLite path or connection); migrate it unless read-only."""
     from audited_openai._sqlite import DEFAULT_BUSY_TIMEOUT_MS, SQLiteStore  # noqa: PLC0415
 
     return SQLiteStore(
         target,
         durability=durability,
         busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms,
+        read_only=read_only,
     )

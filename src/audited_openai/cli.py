@@ -1,8 +1,11 @@
 """The ``audited-openai`` command line: a thin layer over :mod:`audited_openai.query`.
 
-Exit codes: 0 success, 1 nothing matched the id(s) given, 2 usage error (bad option
-or value), 3 the database cannot be used (missing, locked, corrupt, or written by a
-newer audited_openai). Errors are one line on stderr, never a traceback.
+Exit codes: 0 success, 1 nothing matched the id(s) given, 2 usage error (bad option or
+value), 3 the database cannot be used (missing, locked, corrupt, no audit trail, or
+written by a newer audited_openai), 4 an unexpected error (a bug: please report it),
+130 interrupted. Errors are one line on stderr, never a traceback. Commands that only
+read (logs, show, diff, export, stats) open the database read-only: they change
+nothing, and read-only files and file systems can be read.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import os
 import re
 import sys
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -21,24 +25,22 @@ from rich.console import Console
 from rich.table import Table
 
 from audited_openai import query
-from audited_openai._errors import (
-    AuditedOpenAIError,
-    InvalidLogError,
-    LogNotFoundError,
-)
+from audited_openai._errors import AuditedOpenAIError, InvalidLogError, LogNotFoundError
 from audited_openai._repository import GenerationLogRepository
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from audited_openai._models import GenerationContext
 
 F = TypeVar("F", bound="Callable[..., Any]")
-EXIT_NO_MATCH = 1
-EXIT_USAGE = 2
-EXIT_DATABASE = 3
+EXIT_NO_MATCH, EXIT_USAGE, EXIT_DATABASE, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
+EXIT_CODES = (
+    "Exit codes: 0 done; 1 nothing matched the id given; 2 bad usage; 3 the database "
+    "cannot be used; 4 an unexpected error (a bug); 130 interrupted."
+)
 CLI_BUSY_TIMEOUT_MS = 5_000
-_SPAN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_SPAN = re.compile(r"^\s*(\d{1,9})\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 SUMMARY = (
@@ -54,33 +56,71 @@ SUMMARY = (
     "duration_ms",
     "error_type",
 )
+# On a terminal: (column, header, shown below 100 columns, may be cut short) of a listing.
+SHORT = (
+    ("id", "id", True, False),
+    ("logged_at", "logged (UTC)", True, False),
+    ("generation_status", "status", True, False),
+    ("model_name", "model", True, True),
+    ("template", "template", True, True),
+    ("definitie_id", "def.", True, False),
+    ("attempt", "try", True, False),
+    ("tokens_total", "tokens", False, False),
+    ("duration_ms", "ms", False, False),
+    ("error_type", "error", True, True),
+)
 
 
 def parse_span(text: str) -> timedelta:
-    """Parse ``30s``, ``15m``, ``2h``, ``7d`` or ``1w``."""
+    """Parse a positive span: ``30s``, ``15m``, ``2h``, ``7d`` or ``1w``."""
     match = _SPAN.match(text)
     if not match:
         raise click.BadParameter(f"{text!r} is not a span like 15m, 2h or 7d")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        span = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        raise click.BadParameter(f"{text!r} is longer than any date") from None
+    if not span:
+        raise click.BadParameter(f"{text!r} is no span: give a positive one like 15m")
+    return span
 
 
-def parse_moment(text: str) -> datetime:
-    """Parse a span back from now (``2h``), a date, or an ISO datetime (UTC if naive)."""
+def parse_moment(text: str, *, end_of_day: bool = False) -> datetime:
+    """Parse a span back from now (``2h``), a date, or an ISO datetime (UTC if naive).
+
+    With ``end_of_day`` a date means its last millisecond (``--until 2026-11-29`` takes
+    the whole day in).
+    """
     if _SPAN.match(text):
-        return datetime.now(timezone.utc) - parse_span(text)
+        try:
+            return datetime.now(timezone.utc) - parse_span(text)
+        except OverflowError:
+            raise click.BadParameter(f"{text!r} reaches back before any date") from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a date, a datetime or a span like 7d") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    if end_of_day and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", text):
+        moment += timedelta(days=1, milliseconds=-1)
+    return moment
 
 
-def _moment(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
     return None if value is None else parse_moment(value)
+
+
+def _until(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    return None if value is None else parse_moment(value, end_of_day=True)
 
 
 def _span(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
     return parse_span(value)
+
+
+def _db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.find_root().ensure_object(dict)["db"] = value
 
 
 def _fail(message: str, code: int) -> None:
@@ -88,41 +128,55 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _guarded(func: F) -> F:
-    """Turn the library's errors into one line on stderr and an exit code."""
+def command(*, reads: bool = True) -> Callable[[F], F]:
+    """A subcommand: ``--db`` here too, errors as one line and an exit code."""
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except LogNotFoundError as exc:
-            _fail(str(exc), EXIT_NO_MATCH)
-        except InvalidLogError as exc:
-            _fail(str(exc), EXIT_USAGE)
-        except (AuditedOpenAIError, OSError) as exc:
-            _fail(_database_message(exc), EXIT_DATABASE)
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except LogNotFoundError as exc:
+                _fail(str(exc), EXIT_NO_MATCH)
+            except InvalidLogError as exc:
+                _fail(str(exc), EXIT_USAGE)
+            except (AuditedOpenAIError, OSError) as exc:
+                _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, EXIT_DATABASE)
+            except KeyboardInterrupt:
+                _fail("interrupted", EXIT_INTERRUPTED)
+            except (click.exceptions.Exit, click.ClickException, SystemExit):
+                raise
+            except Exception as exc:
+                _fail(f"unexpected {type(exc).__name__}: {exc} (a bug: please report it)", EXIT_BUG)
 
-    return wrapper  # type: ignore[return-value]
+        guarded.reads = reads  # type: ignore[attr-defined]
+        option = click.option(
+            "--db",
+            callback=_db,
+            expose_value=False,
+            help="The database file (also before the command, or AUDITED_OPENAI_DB).",
+        )
+        return main.command(epilog=EXIT_CODES)(click.pass_context(option(guarded)))  # type: ignore[return-value]
 
-
-def _database_message(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return decorate
 
 
 def _repo(ctx: click.Context, *, create: bool = False) -> GenerationLogRepository:
-    path = ctx.obj["db"]
+    """The repository of ``--db``: read-only for commands that only read."""
+    path = ctx.find_root().obj["db"]
+    read_only = getattr(ctx.command.callback, "reads", True)
     if not create and not Path(path).exists():
         _fail(f"no database at {path} (set --db or AUDITED_OPENAI_DB)", EXIT_DATABASE)
-    return GenerationLogRepository(path, busy_timeout_ms=CLI_BUSY_TIMEOUT_MS)
+    repo = GenerationLogRepository(path, busy_timeout_ms=CLI_BUSY_TIMEOUT_MS, read_only=read_only)
+    ctx.call_on_close(repo.close)
+    return repo
 
 
 def _filters(options: dict[str, Any]) -> dict[str, Any]:
-    names = ("since", "until", "status", "model", "template_name", "template_version")
+    names = ("since", "until", "status", "model", "template_name", "template_version", "search")
     found = {name: options[name] for name in names if options.get(name) is not None}
     if options.get("definitie") is not None:
         found["definitie_id"] = options["definitie"]
-    if options.get("search"):
-        found["search"] = options["search"]
     return found
 
 
@@ -130,10 +184,10 @@ def filter_options(func: F) -> F:
     """The filters shared by ``logs`` and ``export``."""
     for option in reversed(
         [
+            click.option("--since", callback=_since, help="From this date, datetime or span (7d)."),
             click.option(
-                "--since", callback=_moment, help="From this date, datetime or span (7d)."
+                "--until", callback=_until, help="Up to this datetime, or through this date."
             ),
-            click.option("--until", callback=_moment, help="Up to this date, datetime or span."),
             click.option(
                 "--status", type=click.Choice(["pending", "success", "failed", "timeout"])
             ),
@@ -171,17 +225,17 @@ def _emit_table(
         click.echo("\t".join("" if row.get(c) is None else str(row.get(c)) for c in columns))
 
 
-def _summary(ctx: GenerationContext) -> dict[str, Any]:
-    response, error = ctx.response, ctx.error
+def _summary(log: GenerationContext) -> dict[str, Any]:
+    response, error = log.response, log.error
     return {
-        "id": ctx.id,
-        "logged_at": ctx.to_dict()["logged_at"],
-        "generation_status": ctx.status,
-        "model_name": ctx.prompt.model_params.name,
-        "prompt_template_name": ctx.prompt.template_name,
-        "prompt_template_version": ctx.prompt.template_version,
-        "definitie_id": ctx.definitie_id,
-        "attempt": ctx.attempt,
+        "id": log.id,
+        "logged_at": log.to_dict()["logged_at"],
+        "generation_status": log.status,
+        "model_name": log.prompt.model_params.name,
+        "prompt_template_name": log.prompt.template_name,
+        "prompt_template_version": log.prompt.template_version,
+        "definitie_id": log.definitie_id,
+        "attempt": log.attempt,
         "tokens_total": response.tokens_total if response else None,
         "duration_ms": (response.duration_ms if response else None)
         or (error.duration_ms if error else None),
@@ -193,7 +247,11 @@ def _json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.option(
     "--db",
     envvar="AUDITED_OPENAI_DB",
@@ -205,35 +263,53 @@ def _json(data: Any) -> None:
 @click.pass_context
 def main(ctx: click.Context, db: str) -> None:
     """Read, export and maintain the audit trail of audited OpenAI calls."""
-    ctx.ensure_object(dict)
-    ctx.obj["db"] = db
+    ctx.ensure_object(dict).setdefault("db", db)
 
 
-@main.command()
+@command()
 @click.option("-n", "limit", type=click.IntRange(min=0), default=20, show_default=True)
 @click.option("--after-id", type=int, help="Continue a listing after this id.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @filter_options
-@click.pass_context
-@_guarded
 def logs(
     ctx: click.Context, /, limit: int, after_id: int | None, as_json: bool, **options: Any
 ) -> None:
     """List generation logs, newest first."""
-    repo = _repo(ctx)
-    found = query.history(repo, limit=limit, after_id=after_id, **_filters(options))
-    rows = [_summary(c) for c in found]
+    found = query.history(_repo(ctx), limit=limit, after_id=after_id, **_filters(options))
+    rows = [_summary(log) for log in found]
     if as_json:
         _json(rows)
+    elif _console().is_terminal:
+        _listing(rows)
     else:
         _emit_table(rows, SUMMARY)
 
 
-@main.command()
+def _listing(rows: list[dict[str, Any]]) -> None:
+    """A listing for people: one line a row, fitting the terminal (80 columns at least)."""
+    from rich import box  # noqa: PLC0415 - only on a terminal
+
+    console = _console()
+    wide = console.width >= 100  # noqa: PLR2004 - room for tokens and duration
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+    shown = [(c, h, cut) for c, h, narrow, cut in SHORT if wide or narrow]
+    for row in rows:
+        row["logged_at"] = str(row["logged_at"])[:16].replace("T", " ")
+        version, name = row["prompt_template_version"], row["prompt_template_name"]
+        row["template"] = " ".join(str(v) for v in (version, name) if v)
+    for column, header, cut in shown:
+        widest = max([len(header), *(len(str(r.get(column) or "")) for r in rows)])
+        least = min(widest, 14 if column == "error_type" else 5) if cut else widest
+        most = None if wide else {"model_name": 10, "template": 14}.get(column)
+        table.add_column(header, no_wrap=True, overflow="ellipsis", min_width=least, max_width=most)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c, _, _ in shown))
+    console.print(table)
+
+
+@command()
 @click.argument("log_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
-@_guarded
 def show(ctx: click.Context, log_id: int, as_json: bool) -> None:
     """Show one log in full, including the whole prompt."""
     data = _repo(ctx).get(log_id).to_dict()
@@ -247,10 +323,9 @@ def show(ctx: click.Context, log_id: int, as_json: bool) -> None:
         shown = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
         click.echo(f"{key}: {shown}")
     for part, values in (("response", response), ("error", error)):
-        if values:
-            for key, value in values.items():
-                if key not in ("content", "traceback") and value is not None:
-                    click.echo(f"{part}.{key}: {value}")
+        for key, value in (values or {}).items():
+            if key not in ("content", "traceback") and value is not None:
+                click.echo(f"{part}.{key}: {value}")
     click.echo("\n--- prompt ---")
     click.echo(prompt["full_text"])
     if response and response.get("content") is not None:
@@ -263,12 +338,10 @@ def show(ctx: click.Context, log_id: int, as_json: bool) -> None:
     click.echo(request_json or "")
 
 
-@main.command()
+@command()
 @click.argument("a", type=int)
 @click.argument("b", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
-@_guarded
 def diff(ctx: click.Context, a: int, b: int, as_json: bool) -> None:
     """Diff the prompts of two logs and list the parameters that differ."""
     result = query.diff_prompts(_repo(ctx), a, b)
@@ -281,70 +354,92 @@ def diff(ctx: click.Context, a: int, b: int, as_json: bool) -> None:
         _emit_table(rows, ("parameter", str(a), str(b)), title="parameters that differ")
 
 
-@main.command()
+@command()
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), required=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True)
+@click.option("-o", "--output", required=True, help="A file to write (0600), or - for stdout.")
 @filter_options
-@click.pass_context
-@_guarded
 def export(
     ctx: click.Context, /, fmt: Literal["csv", "jsonl"], output: str, **options: Any
 ) -> None:
-    """Export the matching logs as CSV or JSON lines, streaming."""
-    repo = _repo(ctx)
-    console = Console(stderr=True)
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "w", encoding="utf-8", newline="") as out:  # noqa: PTH123 - fd from os.open
-        if console.is_terminal:
-            from rich.progress import Progress  # noqa: PLC0415 - only on a terminal
+    """Export the matching logs as CSV or JSON lines, streaming.
 
-            with Progress(console=console) as progress:
-                task = progress.add_task("exporting", total=None)
+    A file appears under its name only once complete: it is written beside it first,
+    and an interrupted export leaves nothing.
+    """
+    repo, filters = _repo(ctx), _filters(options)
+    total = query.count(repo, **filters)
+    console = Console(stderr=True)
+    with _target(output) as out:
+        if console.is_terminal and output != "-":
+            from rich.progress import MofNCompleteColumn, Progress  # noqa: PLC0415 - a terminal
+
+            columns = (*Progress.get_default_columns(), MofNCompleteColumn())
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task("exporting", total=total)
                 count = query.export(
-                    repo,
-                    fmt,
-                    out,
-                    progress=lambda n: progress.update(task, completed=n),
-                    **_filters(options),
+                    repo, fmt, out, progress=lambda n: progress.update(task, completed=n), **filters
                 )
         else:
-            count = query.export(repo, fmt, out, **_filters(options))
-    click.echo(f"exported {count} rows to {output}", err=True)
+            count = query.export(repo, fmt, out, **filters)
+    click.echo(f"exported {_plural(count, 'row')} to {output}", err=True)
 
 
-@main.command()
+def _target(output: str) -> Any:
+    """Standard output, or a file that gets its name only when the export is complete."""
+    if output == "-":
+        return nullcontext(sys.stdout)
+    return _complete_file(Path(output))
+
+
+@contextmanager
+def _complete_file(path: Path) -> Iterator[Any]:
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as out:  # noqa: PTH123 - fd from os.open
+            yield out
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--since", callback=_moment, help="From this date, datetime or span (7d).")
-@click.pass_context
-@_guarded
+@click.option("--since", callback=_since, help="From this date, datetime or span (7d).")
 def stats(ctx: click.Context, as_json: bool, since: datetime | None) -> None:
-    """Token usage per day, failure rate per template, durations, most expensive."""
+    """Token usage per day, failure rate per template, durations, most expensive.
+
+    Every attempt counts: a call the SDK retried twice before it succeeded is two failed
+    attempts and one success. Tokens and durations are those of successful attempts.
+    """
     data = query.stats(_repo(ctx), **({"since": since} if since else {}))
     if as_json:
         _json(data)
         return
     _emit_table(
-        [{"status": k, "count": v} for k, v in data["by_status"].items()],
-        ("status", "count"),
-        title="generations by status",
+        [{"status": k, "attempts": v} for k, v in data["by_status"].items()],
+        ("status", "attempts"),
+        title="generations by status (every attempt)",
     )
+    for row in data["failure_rate_by_template"]:
+        row["failure_rate"] = f"{row['failure_rate']:.2f} %"
     sections = (
         ("token_usage_by_day", "tokens per day (successful generations)"),
-        ("failure_rate_by_template", "failure rate by template"),
-        ("duration_percentiles", "duration percentiles (ms)"),
+        (
+            "failure_rate_by_template",
+            "failure rate by template (failed or timed out, of all attempts)",
+        ),
+        ("duration_percentiles", "duration percentiles (ms, successful generations)"),
         ("most_expensive", "most expensive generations"),
     )
     for key, title in sections:
-        rows = data[key]
-        if rows:
-            _emit_table(rows, tuple(rows[0]), title=title)
+        if data[key]:
+            _emit_table(data[key], tuple(data[key][0]), title=title)
 
 
-@main.command()
+@command(reads=False)
 @click.argument("log_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
-@_guarded
 def replay(ctx: click.Context, log_id: int, as_json: bool) -> None:
     """Send a stored request again (OPENAI_API_KEY, OPENAI_BASE_URL) and compare."""
     from audited_openai._client import AuditedOpenAI  # noqa: PLC0415 - the SDK only here
@@ -354,58 +449,87 @@ def replay(ctx: click.Context, log_id: int, as_json: bool) -> None:
     if not os.environ.get("OPENAI_API_KEY"):
         _fail("replay sends a real request: set OPENAI_API_KEY (and OPENAI_BASE_URL)", EXIT_USAGE)
     result = query.replay(repo, log_id, AuditedOpenAI(repo))
-    data = result.__dict__
     if as_json:
-        _json(data)
+        _json(result.__dict__)
         return
-    for key, value in data.items():
-        if key not in ("original_text", "replay_text"):
-            click.echo(f"{key}: {value}")
+    click.echo(f"original: log {result.original_id}; replay: log {result.replay_id}")
+    click.echo(f"same text: {'yes' if result.same_text else 'no'}")
+    for label, delta, unit in (
+        ("tokens", result.tokens_delta, ""),
+        ("duration", result.duration_delta_ms, " ms"),
+    ):
+        click.echo(f"{label}: {'unknown' if delta is None else f'{delta:+d}{unit}'}")
+    click.echo("\n--- original response ---")
+    click.echo(result.original_text or "")
+    click.echo("\n--- replayed response ---")
+    click.echo(result.replay_text or "")
 
 
-@main.command()
+@command(reads=False)
 @click.option("--older-than", callback=_span, default="15m", show_default=True)
-@click.pass_context
-@_guarded
 def reconcile(ctx: click.Context, older_than: timedelta) -> None:
     """Mark rows pending longer than --older-than as timeout (their process died)."""
     count = _repo(ctx).reconcile(older_than)
-    click.echo(f"reconciled {count} stale pending rows")
+    click.echo(f"reconciled {_plural(count, 'stale pending row')}")
 
 
-@main.command()
+@command(reads=False)
 @click.option("--definitie", type=int, required=True, help="The definitie whose logs go.")
-@click.pass_context
-@_guarded
-def erase(ctx: click.Context, definitie: int) -> None:
+@click.option("--dry-run", is_flag=True, help="Say what would be erased, erase nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask (needed when not on a terminal).")
+def erase(ctx: click.Context, definitie: int, dry_run: bool, yes: bool) -> None:
     """Erase every log of a definitie, leaving no trace of its text in the file."""
-    count = _repo(ctx).erase_definitie(definitie)
-    if not count:
+    repo = _repo(ctx)
+    found = repo.get_all_for_definitie(definitie)
+    if not found:
         _fail(f"no logs for definitie {definitie}", EXIT_NO_MATCH)
-    click.echo(f"erased {count} logs of definitie {definitie}")
+    ids = ", ".join(str(log.id) for log in found)
+    what = f"{_plural(len(found), 'log')} of definitie {definitie} (ids {ids})"
+    if dry_run:
+        click.echo(f"would erase {what}")
+        return
+    if not yes:
+        if not _interactive():
+            _fail(
+                "erase asks before it deletes: pass --yes (or --dry-run to see what goes)",
+                EXIT_USAGE,
+            )
+        if not click.confirm(f"Erase {what}? This cannot be undone"):
+            click.echo("nothing erased")
+            return
+    with _status(f"erasing {what}"):
+        count = repo.erase_definitie(definitie)
+    click.echo(f"erased {_plural(count, 'log')} of definitie {definitie}")
 
 
-@main.command()
-@click.pass_context
-@_guarded
+@command(reads=False)
 def scrub(ctx: click.Context) -> None:
     """Remove the leftover bytes of deleted rows from the file and its WAL (VACUUM)."""
     repo = _repo(ctx)
-    repo.scrub()
+    with _status(f"scrubbing {repo.path} (rewrites the whole file)"):
+        repo.scrub()
     click.echo(f"scrubbed {repo.path}")
 
 
-@main.command()
-@click.pass_context
-@_guarded
+def _interactive() -> bool:
+    """Whether someone at a terminal can answer a question."""
+    return sys.stdin.isatty()
+
+
+def _status(message: str) -> Any:
+    """A spinner with ``message`` on a terminal, nothing when piped."""
+    console = Console(stderr=True)
+    return console.status(message) if console.is_terminal else nullcontext()
+
+
+@command(reads=False)
 def migrate(ctx: click.Context) -> None:
-    """Create the database or bring its schema up to date."""
+    """Create the database or bring its schema up to date (adopting the spec's table)."""
     repo = _repo(ctx, create=True)
     click.echo(f"{repo.path}: schema version {repo.store.schema_version()}")
 
 
-@main.command()
-@click.pass_context
+@command()
 def path(ctx: click.Context) -> None:
     """Print the database file this command would use."""
-    click.echo(str(Path(ctx.obj["db"]).resolve()))
+    click.echo(str(Path(ctx.find_root().obj["db"]).resolve()))

@@ -31,6 +31,7 @@ __all__ = [
     "COLUMNS",
     "Comparison",
     "PromptDiff",
+    "count",
     "duration_percentiles",
     "export",
     "failure_rate_by_template",
@@ -212,6 +213,12 @@ def _sortable(value: Any) -> tuple[int, Any]:
     return (0, "") if value is None else (1, value)
 
 
+def count(db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any) -> int:
+    """How many logs match the filters (those of :func:`history`, ``after_id`` aside)."""
+    repo = open_repository(db)
+    return int(_fetch(repo, _sql.count(_sql.Filters(**filters), repo.store.dialect))[0]["n"])
+
+
 def iter_rows(
     db: str | os.PathLike[str] | GenerationLogRepository, batch: int = 500, **filters: Any
 ) -> Iterator[tuple[Any, ...]]:
@@ -293,10 +300,11 @@ def diff_prompts(
     repo = open_repository(db)
     left, right = repo.get(a), repo.get(b)
     lines = difflib.unified_diff(
-        left.prompt.full_text.splitlines(keepends=True),
-        right.prompt.full_text.splitlines(keepends=True),
+        left.prompt.full_text.splitlines(),
+        right.prompt.full_text.splitlines(),
         fromfile=f"log {a}",
         tofile=f"log {b}",
+        lineterm="",
     )
     params_a, params_b = _parameters(left), _parameters(right)
     differ = {
@@ -304,7 +312,8 @@ def diff_prompts(
         for key in sorted(set(params_a) | set(params_b))
         if params_a.get(key) != params_b.get(key)
     }
-    return PromptDiff(a=a, b=b, diff="".join(lines), parameters=differ)
+    text = "\n".join(lines)
+    return PromptDiff(a=a, b=b, diff=text + "\n" if text else "", parameters=differ)
 
 
 def _parameters(ctx: GenerationContext) -> dict[str, Any]:
@@ -355,9 +364,9 @@ def replay(
 ) -> Comparison:
     """Send the exact stored request again through an audited ``client`` and compare.
 
-    The new row carries ``additional_metadata.replay_of`` and the original's template
-    name, version and modules. A request that was streamed is replayed as a stream and
-    read to its end.
+    The new row carries ``additional_metadata.replay_of``, the original's template name,
+    version and modules, and its definitie: erasing the definitie erases the replay too.
+    A request that was streamed is replayed as a stream and read to its end.
     """
     import openai  # noqa: PLC0415 - the query module itself needs no SDK
     from openai.types.chat import ChatCompletion, ChatCompletionChunk  # noqa: PLC0415
@@ -371,14 +380,17 @@ def replay(
     original = repo.get(log_id)
     try:
         body = json.loads(original.request_json or "")
-    except ValueError as exc:
-        raise InvalidLogError(f"log {log_id} has no replayable request_json") from exc
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidLogError(f"log {log_id} has no replayable request_json", "request_json")
     responses = original.endpoint == "responses"
     path = "/responses" if responses else "/chat/completions"
     streamed = bool(body.get("stream"))
     cast_to: Any = Response if responses else ChatCompletion
     chunk: Any = ResponseStreamEvent if responses else ChatCompletionChunk
     with audit_context(
+        original.definitie_id,
         template_name=original.prompt.template_name,
         template_version=original.prompt.template_version,
         modules_used=original.prompt.modules_used,
