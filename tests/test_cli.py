@@ -637,3 +637,17 @@ def test_no_input_prints_a_traceback(
     assert result.exit_code in (0, 1, 2, 3), (args, result.output)
     assert result.exception is None or isinstance(result.exception, SystemExit), args
     assert "Traceback" not in result.output
+
+
+def test_erase_and_scrub_say_what_they_do_while_they_work(
+    seeded_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal, the long commands show a status line while they run."""
+    real_console = cli.Console
+    monkeypatch.setattr(cli, "Console", lambda **kw: real_console(force_terminal=True, **kw))
+    code, _, err = run(seeded_db, "erase", "--definitie", "456", "--yes")
+    assert code == 0
+    assert "erasing 1 log of definitie 456" in err
+    code, _, err = run(seeded_db, "scrub")
+    assert code == 0
+    assert "rewrites the whole file" in " ".join(err.split())
