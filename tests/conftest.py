@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import uuid
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -22,7 +25,7 @@ from audited_openai import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 
@@ -32,12 +35,95 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "audit.db"
 
 
+# The PostgreSQL server the tests create their databases on (one each, dropped after).
+POSTGRES = os.environ.get(
+    "AUDITED_OPENAI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@contextlib.contextmanager
+def fresh_postgres() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    import psycopg
+
+    name = "ao_test_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
+    finally:
+        _writer.flush_all(timeout=30)
+        with psycopg.connect(POSTGRES, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store for each backend: a SQLite file, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "audit.db")
+        return
+    with fresh_postgres() as url:
+        yield url
+
+
 @pytest.fixture
-def repo(db_path: Path) -> Iterator[GenerationLogRepository]:
-    """A repository over a fresh database file."""
+def repo(target: str) -> Iterator[GenerationLogRepository]:
+    """A repository over a fresh store, for each backend."""
+    repository = GenerationLogRepository(target)
+    yield repository
+    repository.close()
+
+
+@pytest.fixture
+def sqlite_repo(db_path: Path) -> Iterator[GenerationLogRepository]:
+    """A repository over a fresh SQLite file (for what only SQLite has)."""
     repository = GenerationLogRepository(db_path)
     yield repository
     repository.close()
+
+
+DEFINITIES = (
+    "CREATE TABLE definities (id BIGINT PRIMARY KEY, begrip TEXT NOT NULL, "
+    "definitie TEXT, source_type TEXT)"
+)
+
+
+@pytest.fixture
+def app_db(target: str) -> Iterator[Callable[..., Any]]:
+    """Make the host app's definities table in the store's database, with given rows;
+    its connection (sqlite3, or psycopg in autocommit) deletes as the app would."""
+    opened: list[Any] = []
+
+    def make(*definities: tuple[int, str]) -> Any:
+        opened.append(host(target, *definities))
+        return opened[-1]
+
+    yield make
+    for conn in opened:
+        conn.close()
+
+
+def host(target: str | Path, *definities: tuple[int, str]) -> Any:
+    """The host app's definities table in the store's database, with these rows; its
+    connection (sqlite3, or psycopg in autocommit), to delete through as the app would."""
+    if str(target).startswith("postgresql://"):
+        import psycopg
+
+        conn: Any = psycopg.connect(str(target), autocommit=True)
+        marker = "%s"
+    else:
+        conn = sqlite3.connect(target, isolation_level=None)
+        marker = "?"
+    conn.execute(DEFINITIES)
+    for row in definities:
+        conn.execute(
+            f"INSERT INTO definities (id, begrip, definitie, source_type) "
+            f"VALUES ({marker}, {marker}, 'd', 'generated')",
+            row,
+        )
+    return conn
 
 
 def make_context(**overrides: object) -> GenerationContext:
@@ -103,6 +189,18 @@ def rows(path: Path | str) -> list[dict[str, object]]:
     would see them.
     """
     _writer.flush_all()
+    if str(path).startswith("postgresql://"):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        from audited_openai._rows import TABLE_COLUMNS
+
+        with psycopg.connect(str(path), row_factory=dict_row) as pg:
+            if not pg.execute("SELECT to_regclass('generation_logs')").fetchone()["to_regclass"]:  # type: ignore[index]
+                return []
+            return pg.execute(  # type: ignore[return-value]
+                f"SELECT {', '.join(TABLE_COLUMNS)} FROM generation_logs ORDER BY id"
+            ).fetchall()
     conn = sqlite3.connect(path)
     conn.row_factory = sqlite3.Row
     try:

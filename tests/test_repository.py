@@ -10,7 +10,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -31,6 +31,7 @@ from tests.conftest import make_context
 from tests.test_schema import DEFINITIES_DDL
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 
@@ -75,9 +76,11 @@ def test_create_pending_log(repo: GenerationLogRepository) -> None:
     assert stored.status == "pending"
 
 
-def test_round_trip_every_field_of_a_success(repo: GenerationLogRepository, db_path: Path) -> None:
+def test_round_trip_every_field_of_a_success(
+    repo: GenerationLogRepository, app_db: Callable[..., Any]
+) -> None:
     """A context read back equals the one written, every field of it (spec defect 4)."""
-    _host_db(db_path, (456, "verdachte"))
+    app_db((456, "verdachte"))
     repo.refresh_host_objects()
     ctx = make_context(definitie_id=456, metadata={"ab": "variant-b", "n": [1, 2]}, attempt=2)
     ctx.request_json = '{"messages":[{"role":"user","content":"x"}],"model":"gpt-4"}'
@@ -144,10 +147,10 @@ def test_link_to_definitie_and_get_by_definitie_id(repo: GenerationLogRepository
 
 
 def test_link_refuses_a_definitie_that_does_not_exist(
-    repo: GenerationLogRepository, db_path: Path
+    repo: GenerationLogRepository, app_db: Callable[..., Any]
 ) -> None:
     """With a definities table present, linking to a missing definitie is refused."""
-    _host_db(db_path, (1, "verdachte"))
+    app_db((1, "verdachte"))
     repo.refresh_host_objects()
     log_id = repo.create_pending_log(make_context())
     with pytest.raises(InvalidLogError, match="cannot link log"):
@@ -157,10 +160,10 @@ def test_link_refuses_a_definitie_that_does_not_exist(
 
 
 def test_pending_log_with_missing_definitie_is_refused(
-    repo: GenerationLogRepository, db_path: Path
+    repo: GenerationLogRepository, app_db: Callable[..., Any]
 ) -> None:
     """Inserting a row that names a missing definitie is refused, nothing written."""
-    _host_db(db_path, (1, "verdachte"))
+    app_db((1, "verdachte"))
     repo.refresh_host_objects()
     with pytest.raises(InvalidLogError, match="refused"):
         repo.create_pending_log(make_context(definitie_id=2))
@@ -357,49 +360,51 @@ def test_insert_log_imports_a_completed_row(repo: GenerationLogRepository) -> No
     assert repo.get(log_id) == ctx
 
 
-def test_erase_with_foreign_keys_off(repo: GenerationLogRepository, db_path: Path) -> None:
+def test_erase_with_foreign_keys_off(sqlite_repo: GenerationLogRepository, db_path: Path) -> None:
     """Deleting a definitie from a connection without foreign_keys deletes its logs."""
     host = _host_db(db_path, (1, "verdachte"), (2, "getuige"))
-    repo.refresh_host_objects()
-    keep = repo.create_pending_log(make_context(definitie_id=2))
+    sqlite_repo.refresh_host_objects()
+    keep = sqlite_repo.create_pending_log(make_context(definitie_id=2))
     for _ in range(2):
-        repo.create_pending_log(make_context(definitie_id=1))
+        sqlite_repo.create_pending_log(make_context(definitie_id=1))
     assert host.execute("PRAGMA foreign_keys").fetchone() == (0,)
     host.execute("DELETE FROM definities WHERE id = 1")
     host.commit()
-    assert repo.get_all_for_definitie(1) == []
-    assert [c.id for c in repo.get_all_for_definitie(2)] == [keep]
+    assert sqlite_repo.get_all_for_definitie(1) == []
+    assert [c.id for c in sqlite_repo.get_all_for_definitie(2)] == [keep]
 
 
 def test_erase_definitie_removes_the_text_from_the_files(
-    repo: GenerationLogRepository, db_path: Path
+    sqlite_repo: GenerationLogRepository, db_path: Path
 ) -> None:
     """erase_definitie deletes the rows and leaves no trace of their text on disk."""
     canary = "CANARY-" + os.urandom(8).hex()
     ctx = make_context(definitie_id=5)
     ctx.prompt.full_text = f"prompt met {canary} erin " * 50
-    log_id = repo.create_pending_log(ctx)
+    log_id = sqlite_repo.create_pending_log(ctx)
     ctx.mark_success(ResponseMetadata(content=f"antwoord {canary}"))
-    repo.update_with_response(log_id, ctx)  # completed, so also in the search index
-    repo.create_pending_log(make_context(definitie_id=6))
-    with repo.store.reading() as conn:
+    sqlite_repo.update_with_response(log_id, ctx)  # completed, so also in the search index
+    sqlite_repo.create_pending_log(make_context(definitie_id=6))
+    with sqlite_repo.store.reading() as conn:
         hits = conn.execute(
             "SELECT count(*) FROM generation_logs_fts WHERE generation_logs_fts MATCH ?",
             (f'"{canary}"',),
         ).fetchone()
     assert hits == (1,)
-    assert repo.erase_definitie(5) == 1
-    assert repo.erase_definitie(5) == 0
-    assert repo.get_all_for_definitie(5) == []
+    assert sqlite_repo.erase_definitie(5) == 1
+    assert sqlite_repo.erase_definitie(5) == 0
+    assert sqlite_repo.get_all_for_definitie(5) == []
     for suffix in ("", "-wal"):
         path = db_path.with_name(db_path.name + suffix)
         if path.exists():
             assert canary.encode() not in path.read_bytes()
 
 
-def test_views_return_generated_definities(repo: GenerationLogRepository, db_path: Path) -> None:
+def test_views_return_generated_definities(
+    repo: GenerationLogRepository, app_db: Callable[..., Any]
+) -> None:
     """The spec's views show definities with their latest log, and failed generations."""
-    host = _host_db(db_path, (1, "verdachte"), (2, "getuige"))
+    app = app_db((1, "verdachte"), (2, "getuige"))
     repo.refresh_host_objects()
     old = make_context(definitie_id=1)
     repo.create_pending_log(old)
@@ -411,12 +416,12 @@ def test_views_return_generated_definities(repo: GenerationLogRepository, db_pat
     failed_id = repo.create_pending_log(failed)
     failed.mark_failed(ErrorContext("Rate limit", "RateLimitError"))
     repo.update_with_error(failed_id, failed)
-    rows = host.execute(
+    rows = app.execute(
         "SELECT id, generation_log_id, tokens_total, generation_status "
         "FROM definities_with_generation ORDER BY id"
     ).fetchall()
     assert rows == [(1, new_id, 99, "success"), (2, None, None, None)]
-    failures = host.execute("SELECT id, begrip, error_type FROM failed_generations").fetchall()
+    failures = app.execute("SELECT id, begrip, error_type FROM failed_generations").fetchall()
     assert failures == [(failed_id, None, "RateLimitError")]
 
 
@@ -471,33 +476,35 @@ def test_many_threads_write_at_once(repo: GenerationLogRepository) -> None:
     assert {row.status for row in rows} == {"success"}
 
 
-def test_forked_child_opens_its_own_connection(repo: GenerationLogRepository) -> None:
+def test_forked_child_opens_its_own_connection(sqlite_repo: GenerationLogRepository) -> None:
     """After fork the child never reuses the parent's connection."""
-    repo.create_pending_log(make_context())
-    with repo.store.reading() as conn:
+    sqlite_repo.create_pending_log(make_context())
+    with sqlite_repo.store.reading() as conn:
         parent_conn = conn
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, reported by exit code
         try:
-            with repo.store.reading() as child_conn:
+            with sqlite_repo.store.reading() as child_conn:
                 ok = child_conn is not parent_conn
-            repo.create_pending_log(make_context())
+            sqlite_repo.create_pending_log(make_context())
             os._exit(0 if ok else 3)
         except BaseException:
             os._exit(4)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert len(repo.get_prompt_history()) == 2
+    assert len(sqlite_repo.get_prompt_history()) == 2
 
 
 def test_a_forked_child_finishes_host_erasures_too(
-    repo: GenerationLogRepository, db_path: Path
+    sqlite_repo: GenerationLogRepository, db_path: Path
 ) -> None:
     """The parent's writer thread does not survive fork(): the child starts its own."""
     side = db_path.with_name("side.db")
     _host_db(side, (1, "verdachte"))
     assert GenerationLogRepository(side).refresh_host_objects()  # the parent's writer watches it
-    canary = _canary_log(repo, 1)  # no definities table here yet: the parent never watches this one
+    canary = _canary_log(
+        sqlite_repo, 1
+    )  # no definities table here yet: the parent never watches this one
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, reported by exit code
         try:
@@ -621,27 +628,27 @@ def _gone_from_disk(db_path: Path, canary: str, within: float = 15) -> bool:
 
 @pytest.mark.parametrize("checkpointed", [False, True], ids=["in the WAL", "in the file"])
 def test_host_delete_leaves_no_text_once_its_erasure_is_finished(
-    repo: GenerationLogRepository, db_path: Path, checkpointed: bool
+    sqlite_repo: GenerationLogRepository, db_path: Path, checkpointed: bool
 ) -> None:
     """The host's own DELETE blanks and deletes at once; finishing removes every trace."""
     host = _host_db(db_path, (1, "verdachte"), (2, "getuige"))
-    repo.refresh_host_objects()
-    canary = _canary_log(repo, 1)
-    other = _canary_log(repo, 2)
+    sqlite_repo.refresh_host_objects()
+    canary = _canary_log(sqlite_repo, 1)
+    other = _canary_log(sqlite_repo, 2)
     if checkpointed:
-        repo.store.checkpoint()
+        sqlite_repo.store.checkpoint()
     host.execute("DELETE FROM definities WHERE id = 1")
     host.commit()
-    assert repo.get_all_for_definitie(1) == []
-    assert repo.finish_erasures() == [1]
-    assert repo.finish_erasures() == []
+    assert sqlite_repo.get_all_for_definitie(1) == []
+    assert sqlite_repo.finish_erasures() == [1]
+    assert sqlite_repo.finish_erasures() == []
     assert not _on_disk(db_path, canary)
     assert _on_disk(db_path, other), "the other definitie's logs are untouched"
-    with repo.store.reading() as conn:
+    with sqlite_repo.store.reading() as conn:
         hits = conn.execute(
             "SELECT rowid FROM generation_logs_fts WHERE generation_logs_fts MATCH ?", (other,)
         ).fetchall()
-        assert hits == [(repo.get_all_for_definitie(2)[0].id,)]
+        assert hits == [(sqlite_repo.get_all_for_definitie(2)[0].id,)]
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         conn.execute(
             "INSERT INTO generation_logs_fts (generation_logs_fts) VALUES ('integrity-check')"
@@ -649,31 +656,41 @@ def test_host_delete_leaves_no_text_once_its_erasure_is_finished(
 
 
 def test_the_writer_finishes_host_erasures_by_itself(
-    repo: GenerationLogRepository, db_path: Path
+    sqlite_repo: GenerationLogRepository, db_path: Path
 ) -> None:
     """Nobody calls anything: within a few seconds the text is gone from both files."""
     host = _host_db(db_path, (1, "verdachte"))
-    repo.refresh_host_objects()
-    canary = _canary_log(repo, 1)
+    sqlite_repo.refresh_host_objects()
+    canary = _canary_log(sqlite_repo, 1)
     host.execute("DELETE FROM definities WHERE id = 1")
     host.commit()
     host.close()
     assert _gone_from_disk(db_path, canary)
-    with repo.store.reading() as conn:
-        assert conn.execute("SELECT count(*) FROM generation_log_erasures").fetchone() == (0,)
+
+    def requests() -> tuple[int]:
+        with sqlite_repo.store.reading() as conn:
+            return conn.execute("SELECT count(*) FROM generation_log_erasures").fetchone()
+
+    # The request is deleted just after the WAL is truncated: wait for that too.
+    deadline = time.monotonic() + 15
+    while requests() != (0,) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert requests() == (0,)
 
 
-def test_an_old_erase_trigger_is_replaced(repo: GenerationLogRepository, db_path: Path) -> None:
+def test_an_old_erase_trigger_is_replaced(
+    sqlite_repo: GenerationLogRepository, db_path: Path
+) -> None:
     """A file made by an earlier version gets the blanking trigger and the request table."""
     host = _host_db(db_path, (1, "verdachte"))
-    repo.refresh_host_objects()
+    sqlite_repo.refresh_host_objects()
     host.executescript(
         "DROP TABLE generation_log_erasures;"
         "DROP TRIGGER generation_logs_erase_with_definitie;"
         "CREATE TRIGGER generation_logs_erase_with_definitie AFTER DELETE ON definities "
         "FOR EACH ROW BEGIN DELETE FROM generation_logs WHERE definitie_id = OLD.id; END;"
     )
-    assert repo.refresh_host_objects()
+    assert sqlite_repo.refresh_host_objects()
     (sql,) = host.execute(
         "SELECT sql FROM sqlite_master WHERE name = 'generation_logs_erase_with_definitie'"
     ).fetchone()
@@ -681,16 +698,16 @@ def test_an_old_erase_trigger_is_replaced(repo: GenerationLogRepository, db_path
 
 
 def test_scrub_after_rows_were_deleted_with_plain_sql(
-    repo: GenerationLogRepository, db_path: Path
+    sqlite_repo: GenerationLogRepository, db_path: Path
 ) -> None:
     """A DELETE by another connection leaves bytes behind; scrub removes them."""
-    canary = _canary_log(repo, 1)
+    canary = _canary_log(sqlite_repo, 1)
     other = sqlite3.connect(db_path)
     other.execute("DELETE FROM generation_logs")
     other.commit()
     other.close()
     assert _on_disk(db_path, canary), "without a scrub the text is still in the files"
-    repo.scrub()
+    sqlite_repo.scrub()
     assert not _on_disk(db_path, canary)
 
 

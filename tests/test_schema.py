@@ -148,17 +148,23 @@ def _insert_minimal(conn: sqlite3.Connection, **extra: object) -> None:
     )
 
 
-def test_columns_are_pinned(repo: GenerationLogRepository, db_path: Path) -> None:
+@pytest.fixture
+def repo(sqlite_repo: GenerationLogRepository) -> GenerationLogRepository:
+    """These tests are about SQLite's schema and writer: only the SQLite store."""
+    return sqlite_repo
+
+
+def test_columns_are_pinned(sqlite_repo: GenerationLogRepository, db_path: Path) -> None:
     """Every column with its type, nullability and default is exactly as pinned."""
-    repo.get_prompt_history()
+    sqlite_repo.get_prompt_history()
     conn = sqlite3.connect(db_path)
     found = [(r[1], r[2], r[3], r[4]) for r in conn.execute("PRAGMA table_info(generation_logs)")]
     assert found == COLUMNS
 
 
-def test_indexes_are_pinned(repo: GenerationLogRepository, db_path: Path) -> None:
+def test_indexes_are_pinned(sqlite_repo: GenerationLogRepository, db_path: Path) -> None:
     """Every index, its uniqueness and its columns are exactly as pinned."""
-    repo.get_prompt_history()
+    sqlite_repo.get_prompt_history()
     conn = sqlite3.connect(db_path)
     found = {}
     for row in conn.execute("PRAGMA index_list(generation_logs)"):
@@ -235,9 +241,9 @@ def test_check_constraints_refuse_bad_rows(
         _insert_minimal(conn, **{column: value})
 
 
-def test_call_and_attempt_are_unique(repo: GenerationLogRepository, db_path: Path) -> None:
+def test_call_and_attempt_are_unique(sqlite_repo: GenerationLogRepository, db_path: Path) -> None:
     """Two rows cannot claim the same attempt of the same call."""
-    repo.get_prompt_history()
+    sqlite_repo.get_prompt_history()
     conn = sqlite3.connect(db_path)
     _insert_minimal(conn, call_id="c", attempt=1)
     _insert_minimal(conn, call_id="c", attempt=2)
@@ -259,9 +265,11 @@ def test_updated_at_trigger_touches_rows_updated_without_it(
     assert stamp.endswith("Z")
 
 
-def test_ledger_records_each_migration_once(repo: GenerationLogRepository, db_path: Path) -> None:
+def test_ledger_records_each_migration_once(
+    sqlite_repo: GenerationLogRepository, db_path: Path
+) -> None:
     """The ledger has one row per migration; reopening applies nothing."""
-    repo.get_prompt_history()
+    sqlite_repo.get_prompt_history()
     conn = sqlite3.connect(db_path, isolation_level=None)
     rows = conn.execute("SELECT version, name FROM audited_openai_migrations").fetchall()
     assert rows == [(m.version, m.name) for m in _schema.MIGRATIONS]
@@ -281,9 +289,9 @@ def test_failed_migration_rolls_back_with_its_ledger_row(
     assert _schema.current_version(conn) == 0
 
 
-def test_newer_database_is_refused(repo: GenerationLogRepository, db_path: Path) -> None:
+def test_newer_database_is_refused(sqlite_repo: GenerationLogRepository, db_path: Path) -> None:
     """A database written by a newer library gives a clear error, not a corrupt write."""
-    repo.get_prompt_history()
+    sqlite_repo.get_prompt_history()
     conn = sqlite3.connect(db_path)
     conn.execute(
         "INSERT INTO audited_openai_migrations VALUES (?, 'future', '2099-01-01T00:00:00.000Z')",
@@ -335,9 +343,9 @@ def test_file_mode_is_0600_under_a_permissive_umask(db_path: Path) -> None:
     assert wal.stat().st_mode & 0o777 == 0o600
 
 
-def test_connection_pragmas(repo: GenerationLogRepository) -> None:
+def test_connection_pragmas(sqlite_repo: GenerationLogRepository) -> None:
     """Connections use WAL, a busy timeout and foreign keys."""
-    with repo.store.reading() as conn:
+    with sqlite_repo.store.reading() as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1

@@ -44,37 +44,45 @@ def _transactions(repo: GenerationLogRepository) -> list[str]:
     return statements
 
 
-def test_writes_queued_meanwhile_commit_in_one_transaction(repo: GenerationLogRepository) -> None:
+@pytest.fixture
+def repo(sqlite_repo: GenerationLogRepository) -> GenerationLogRepository:
+    """These tests are about SQLite's schema and writer: only the SQLite store."""
+    return sqlite_repo
+
+
+def test_writes_queued_meanwhile_commit_in_one_transaction(
+    sqlite_repo: GenerationLogRepository,
+) -> None:
     """Pending rows handed over while a transaction runs share the next one (one sync),
     and each caller gets its own row's id."""
-    statements = _transactions(repo)
-    gate, _ = _hold(repo)
-    writes = [repo.submit_pending_log(make_context()) for _ in range(20)]
+    statements = _transactions(sqlite_repo)
+    gate, _ = _hold(sqlite_repo)
+    writes = [sqlite_repo.submit_pending_log(make_context()) for _ in range(20)]
     gate.set()
     ids = [write.result(5) for write in writes]
     assert ids == sorted(set(ids))
-    assert [row["id"] for row in rows(repo.path)] == ids
+    assert [row["id"] for row in rows(sqlite_repo.path)] == ids
     begins = [s for s in statements if s == "BEGIN IMMEDIATE"]
     assert len(begins) == 1, "one transaction for all twenty rows"
 
 
-def test_a_failing_write_fails_alone(repo: GenerationLogRepository) -> None:
+def test_a_failing_write_fails_alone(sqlite_repo: GenerationLogRepository) -> None:
     """A row the database refuses fails its own caller; the batch's others commit."""
-    sqlite3.connect(repo.path).execute(
+    sqlite3.connect(sqlite_repo.path).execute(
         "CREATE TRIGGER refuse BEFORE INSERT ON generation_logs WHEN NEW.model_name = 'nee' "
         "BEGIN SELECT RAISE(ABORT, 'refused'); END"
     ).connection.close()
-    gate, _ = _hold(repo)
-    good = repo.submit_pending_log(make_context())
+    gate, _ = _hold(sqlite_repo)
+    good = sqlite_repo.submit_pending_log(make_context())
     bad_context = make_context()
     bad_context.prompt.model_params.name = "nee"
-    bad = repo.submit_pending_log(bad_context)
-    also_good = repo.submit_pending_log(make_context())
+    bad = sqlite_repo.submit_pending_log(bad_context)
+    also_good = sqlite_repo.submit_pending_log(make_context())
     gate.set()
     assert good.result(5) < also_good.result(5)
     with pytest.raises(InvalidLogError, match="refused"):
         bad.result(5)
-    assert len(rows(repo.path)) == 2
+    assert len(rows(sqlite_repo.path)) == 2
 
 
 def test_a_lock_held_past_the_busy_timeout_fails_the_batch_then_the_writer_goes_on(
@@ -93,22 +101,22 @@ def test_a_lock_held_past_the_busy_timeout_fails_the_batch_then_the_writer_goes_
     assert repo.create_pending_log(make_context()) == 1
 
 
-def test_a_write_once_handed_over_is_never_dropped(repo: GenerationLogRepository) -> None:
+def test_a_write_once_handed_over_is_never_dropped(sqlite_repo: GenerationLogRepository) -> None:
     """Futures are running from the start: cancelling one does not stop its write."""
-    gate, _ = _hold(repo)
-    write = repo.submit_pending_log(make_context())
+    gate, _ = _hold(sqlite_repo)
+    write = sqlite_repo.submit_pending_log(make_context())
     assert write.cancel() is False
     gate.set()
     assert write.result(5) == 1
 
 
 def test_reads_see_this_processes_writes_through_any_store_of_the_file(
-    repo: GenerationLogRepository, db_path: Path
+    sqlite_repo: GenerationLogRepository, db_path: Path
 ) -> None:
     """A read through another repository of the same file (spelt differently) waits for
     the writes queued here."""
-    gate, _ = _hold(repo)
-    write = repo.submit_pending_log(make_context())
+    gate, _ = _hold(sqlite_repo)
+    write = sqlite_repo.submit_pending_log(make_context())
     other = GenerationLogRepository(f"file:{db_path}?mode=ro")
     threading.Timer(0.05, gate.set).start()
     assert len(other.get_prompt_history()) == 1
@@ -164,13 +172,13 @@ def test_idle_writer_does_its_stores_housekeeping(monkeypatch: pytest.MonkeyPatc
     writer.close()
 
 
-def test_a_closed_writer_refuses_new_writes(repo: GenerationLogRepository) -> None:
+def test_a_closed_writer_refuses_new_writes(sqlite_repo: GenerationLogRepository) -> None:
     """After close() (everything queued committed first) nothing more is accepted."""
-    write = repo.submit_pending_log(make_context())
-    repo.close()
+    write = sqlite_repo.submit_pending_log(make_context())
+    sqlite_repo.close()
     assert write.result() == 1
     with pytest.raises(AuditWriteError, match="closed"):
-        repo.store.writer().submit(lambda _conn: None)
+        sqlite_repo.store.writer().submit(lambda _conn: None)
 
 
 def test_the_writer_truncates_a_big_wal(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

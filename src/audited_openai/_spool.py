@@ -12,6 +12,7 @@ import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from audited_openai._models import GenerationContext, context_from_dict
 
@@ -23,9 +24,18 @@ _lock = threading.RLock()  # re-entrant: a finalizer may spool in a thread that 
 
 
 def spool_path(db_path: str) -> Path | None:
-    """The spool file of a database (None for an in-memory database)."""
+    """The spool file of a database (None for an in-memory database).
+
+    A SQLite file's lies beside it; a server's (``postgresql://``, no password in the
+    name) in ``$AUDITED_OPENAI_SPOOL_DIR``, else the working directory.
+    """
     if db_path == ":memory:":
         return None
+    if "://" in db_path:
+        parts = urlsplit(db_path)
+        name = f"{parts.hostname or 'localhost'}_{parts.port or 5432}_{parts.path.strip('/')}"
+        folder = Path(os.environ.get("AUDITED_OPENAI_SPOOL_DIR") or ".")
+        return folder / f"{name}.spool.jsonl"
     if db_path.startswith("file:"):
         db_path = db_path[len("file:") :].split("?", 1)[0]
     return Path(db_path + ".spool.jsonl")

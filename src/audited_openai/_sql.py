@@ -30,15 +30,24 @@ class Dialect:
     param: str  # the placeholder of a bound value
     day: str  # the UTC day (YYYY-MM-DD) of gl.logged_at
     same: str  # null-safe equality
-    search: Callable[[str], tuple[str, str]]  # query text -> (condition on gl, bound value)
+    search: Callable[[str], tuple[str, list[str]]]  # query text -> (condition on gl, values)
     # A listing with a search, driven by the index: (FROM ..., condition, ORDER BY ...)
     search_listing: tuple[str, str, str] | None = None
 
 
-def _sqlite_search(text: str) -> tuple[str, str]:
+def _sqlite_search(text: str) -> tuple[str, list[str]]:
     return (
         "gl.id IN (SELECT rowid FROM generation_logs_fts WHERE generation_logs_fts MATCH ?)",
-        fts_query(text),
+        [fts_query(text)],
+    )
+
+
+def _postgres_search(text: str) -> tuple[str, list[str]]:
+    # The vector holds each text twice: stemmed as Dutch, and word for word (simple).
+    query = tsquery(text)
+    return (
+        "gl.search_vector @@ (to_tsquery('dutch', %s) || to_tsquery('simple', %s))",
+        [query, query],
     )
 
 
@@ -53,6 +62,12 @@ SQLITE = Dialect(
         "generation_logs_fts MATCH ?",
         "generation_logs_fts.rowid DESC",
     ),
+)
+POSTGRES = Dialect(
+    param="%s",
+    day="substr(gl.logged_at, 1, 10)",
+    same="IS NOT DISTINCT FROM",
+    search=_postgres_search,
 )
 
 
@@ -86,6 +101,8 @@ class Filters:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise InvalidLogError(f"{name} must be text, not {value!r}", name)
+            if isinstance(value, str) and "\x00" in value and name != "search":
+                raise InvalidLogError(f"{name} must not contain a NUL character", name)
         _rows.validate_definitie_id(self.definitie_id)
         if self.after_id is not None and (
             isinstance(self.after_id, bool) or not isinstance(self.after_id, int)
@@ -119,36 +136,51 @@ def where(filters: Filters, dialect: Dialect, *extra: str) -> tuple[str, list[An
         if value is None:
             continue
         if field.name == "search":
-            condition, value = dialect.search(value)
+            condition, values = dialect.search(value)
         else:
             condition = _CONDITIONS[field.name].format(dialect.param)
-            value = format_ts(value) if isinstance(value, datetime) else value
+            values = [format_ts(value) if isinstance(value, datetime) else value]
         conditions.append(condition)
-        params.append(value)
+        params.extend(values)
     conditions.extend(extra)
     return ("WHERE " + " AND ".join(conditions) if conditions else ""), params
 
 
-def fts_query(text: str) -> str:
-    """Free text as a full-text query: each word quoted, so no input is syntax.
+def search_terms(text: str) -> list[tuple[str, bool]]:
+    """Free text as terms that must all occur: (a word or a phrase, a prefix?).
 
-    ``"a phrase"`` stays a phrase and ``word*`` a prefix; everything else is matched
-    as plain words that must all occur.
+    ``"a phrase"`` stays a phrase and ``word*`` a prefix; nothing else is syntax.
     """
-    terms: list[str] = []
+    terms: list[tuple[str, bool]] = []
     text = text.replace("\x00", " ")  # FTS5 strings end at NUL
     for index, part in enumerate(text.split('"')):
         if index % 2 == 1:
             if part.strip():
-                terms.append('"' + part + '"')
+                terms.append((part, False))
             continue
-        for word in part.split():
-            core = word.rstrip("*")
-            if core:
-                terms.append(f'"{core}"' + ("*" if word.endswith("*") else ""))
+        terms.extend((w.rstrip("*"), w.endswith("*")) for w in part.split() if w.rstrip("*"))
     if not terms:
         raise InvalidLogError("search needs at least one word", "search")
-    return " ".join(terms)
+    return terms
+
+
+def fts_query(text: str) -> str:
+    """Free text as an SQLite FTS5 query: each term quoted, so no input is syntax."""
+    return " ".join(f'"{term}"' + ("*" if prefix else "") for term, prefix in search_terms(text))
+
+
+def tsquery(text: str) -> str:
+    """Free text as a PostgreSQL tsquery: each word quoted, phrases as ``<->``."""
+
+    def lexeme(word: str) -> str:
+        return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+    terms = []
+    for term, prefix in search_terms(text):
+        words = term.split()
+        phrase = " <-> ".join(lexeme(word) for word in words)
+        terms.append(f"({phrase}{':*' if prefix else ''})")
+    return " & ".join(terms)
 
 
 # -- writes ------------------------------------------------------------------------------
@@ -240,7 +272,8 @@ def usage_by_day(filters: Filters, dialect: Dialect) -> tuple[str, list[Any]]:
         " coalesce(sum(gl.tokens_prompt), 0) AS tokens_prompt,"
         " coalesce(sum(gl.tokens_completion), 0) AS tokens_completion,"
         " coalesce(sum(gl.tokens_total), 0) AS tokens_total,"
-        " round(avg(gl.tokens_total), 1) AS avg_tokens, max(gl.tokens_total) AS max_tokens"
+        " CAST(round(avg(gl.tokens_total), 1) AS DOUBLE PRECISION) AS avg_tokens,"
+        " max(gl.tokens_total) AS max_tokens"
         # the very expression of idx_generation_logs_usage: a streaming aggregate
         f" FROM generation_logs gl {clause} GROUP BY {dialect.day} ORDER BY day DESC"
     )

@@ -28,7 +28,7 @@ import tenacity
 
 from audited_openai import _schema, _sql
 from audited_openai._errors import AuditWriteError, InvalidLogError, StoreError
-from audited_openai._writer import Job, Writer, flush_all, no_write
+from audited_openai._writer import Job, Outcome, Owner, all_failed, no_write, run_alone, settle
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -60,7 +60,7 @@ def retry_busy(action: Callable[[], Any], timeout_s: float) -> Any:
     )(action)
 
 
-class SQLiteStore:
+class SQLiteStore(Owner):
     """``generation_logs`` in a SQLite file; see the module docstring."""
 
     dialect = _sql.SQLITE
@@ -90,8 +90,8 @@ class SQLiteStore:
         self.location = self._locate(target)
         # One name for the file however it was spelt: every store of it flushes together.
         self.file = os.path.realpath(self.location.removeprefix("file:").split("?", 1)[0])
+        self.name = self.file
         self._local = threading.local()
-        self._writer: tuple[int, Writer] | None = None
         self._wconn: tuple[int, sqlite3.Connection, str] | None = None
         self._all: list[sqlite3.Connection] = []
         self.closed = False
@@ -205,14 +205,6 @@ class SQLiteStore:
 
     # -- the writer ----------------------------------------------------------------------
 
-    def writer(self) -> Writer:
-        """The writer of this store in this process (a new one after ``fork()``)."""
-        pid = os.getpid()
-        with self._lock:
-            if self._writer is None or self._writer[0] != pid:
-                self._writer = (pid, Writer(self, self.file))
-            return self._writer[1]
-
     def submit(
         self, work: Callable[[sqlite3.Connection], Any], *, durable: bool, what: str
     ) -> Future[Any]:
@@ -228,17 +220,14 @@ class SQLiteStore:
         job = Job(lambda conn: _mapped(work, conn, what, self.location), durable=durable)
         if self._shared is not None:  # its isolation level is the caller's: a transaction of ours
             with self._lock:
-                _settle(self._run([job, Job(no_write, durable=False)], self._shared))
+                settle(self._run([job, Job(no_write, durable=False)], self._shared))
             return job.future
         return self.writer().submit(job.work, durable=durable)
 
     def flush(self) -> None:
-        """Wait until this process's queued writes to this file are committed.
-
-        Every store object of the file counts, so reads see this process's own writes.
-        """
+        """Wait until this process's queued writes to this file are committed."""
         if self._shared is None:
-            flush_all(self.file)
+            super().flush()
 
     def _writer_connection(self, *, durable: bool) -> sqlite3.Connection:
         """The writer's one connection, set to sync as ``durable`` asks.
@@ -270,9 +259,9 @@ class SQLiteStore:
         relaxed = [job for job in jobs if not job.durable]
         done = self._run(durable, self._writer_connection(durable=True)) if durable else []
         conn = self._writer_connection(durable=False) if relaxed else None
-        _settle(done)
+        settle(done)
         if conn is not None:
-            _settle(self._run(relaxed, conn))
+            settle(self._run(relaxed, conn))
         self._tend_wal()
 
     def _tend_wal(self) -> None:
@@ -290,7 +279,7 @@ class SQLiteStore:
         with contextlib.suppress(sqlite3.Error):  # a busy WAL stays for the next commit
             self._writer_connection(durable=False).execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def _run(self, jobs: list[Job], conn: sqlite3.Connection) -> list[tuple[Job, Any, bool]]:
+    def _run(self, jobs: list[Job], conn: sqlite3.Connection) -> list[Outcome]:
         """Run ``jobs``; (job, result or error, failed) for each.
 
         One job runs alone in SQLite's own transaction: a single call into SQLite, which
@@ -298,21 +287,21 @@ class SQLiteStore:
         each alone, so that only the bad one fails.
         """
         if len(jobs) == 1:
-            return [_outcome(jobs[0], conn)]
+            return [run_alone(jobs[0], conn)]
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:  # no lock, no file: every job fails with it
-            return _all_failed(jobs, f"could not write to {self.location}: {exc}", exc)
+            return all_failed(jobs, _write_error(f"could not write to {self.location}", exc))
         try:
             results = [job.work(conn) for job in jobs]
         except Exception:
             _rollback(conn)
-            return [_outcome(job, conn) for job in jobs]
+            return [run_alone(job, conn) for job in jobs]
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(conn)
-            return _all_failed(jobs, f"could not commit to {self.location}: {exc}", exc)
+            return all_failed(jobs, _write_error(f"could not commit to {self.location}", exc))
         return [(job, result, False) for job, result in zip(jobs, results, strict=True)]
 
     def idle(self) -> None:
@@ -462,8 +451,7 @@ class SQLiteStore:
     def close(self) -> None:
         """Commit what is queued, stop the writer and close this store's own connections."""
         self.closed = True
-        if self._writer is not None and self._writer[0] == os.getpid():
-            self._writer[1].close()
+        self.close_writer()
         for conn in self._all:
             if conn is not self._shared:
                 with contextlib.suppress(sqlite3.Error):
@@ -483,25 +471,10 @@ def _mapped(
         raise AuditWriteError(f"could not {what} in {location}: {exc}", path=location) from exc
 
 
-def _outcome(job: Job, conn: sqlite3.Connection) -> tuple[Job, Any, bool]:
-    try:
-        return job, job.work(conn), False
-    except Exception as exc:
-        return job, exc, True
-
-
-def _all_failed(jobs: list[Job], message: str, cause: BaseException) -> list[tuple[Job, Any, bool]]:
-    error = AuditWriteError(message)
+def _write_error(message: str, cause: BaseException) -> AuditWriteError:
+    error = AuditWriteError(f"{message}: {cause}")
     error.__cause__ = cause
-    return [(job, error, True) for job in jobs]
-
-
-def _settle(outcomes: list[tuple[Job, Any, bool]]) -> None:
-    for job, value, failed in outcomes:
-        if failed:
-            job.future.set_exception(value)
-        else:
-            job.future.set_result(value)
+    return error
 
 
 @contextlib.contextmanager

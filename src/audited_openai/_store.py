@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from audited_openai._sqlite import Durability
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
 class Store(Protocol):
     """Where generation logs live; see the module docstring."""
 
@@ -87,9 +90,21 @@ def open_store(
     busy_timeout_ms: int | None = None,
     read_only: bool = False,
 ) -> Store:
-    """Open the store at ``target`` (a SQLite path or connection); migrate it unless read-only."""
+    """Open the store at ``target``: a ``postgresql://`` URL, or a SQLite path or connection.
+
+    It is migrated unless ``read_only``.
+    """
     from audited_openai._sqlite import DEFAULT_BUSY_TIMEOUT_MS, SQLiteStore  # noqa: PLC0415
 
+    if isinstance(target, str) and target.startswith(POSTGRES_SCHEMES):
+        from audited_openai._postgres import PostgresStore  # noqa: PLC0415
+
+        return PostgresStore(
+            target,
+            durability=durability,
+            busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms,
+            read_only=read_only,
+        )
     return SQLiteStore(
         target,
         durability=durability,

@@ -166,7 +166,61 @@ def no_write(_connection: object) -> None:
     """A write that writes nothing: a marker in the queue."""
 
 
+Outcome = tuple[Job, Any, bool]  # a job, its result or error, and whether it failed
+
+
+def run_alone(job: Job, connection: Any) -> Outcome:
+    """Run one job; its outcome (to be settled once the transaction is committed)."""
+    try:
+        return job, job.work(connection), False
+    except Exception as exc:
+        return job, exc, True
+
+
+def all_failed(jobs: list[Job], error: BaseException) -> list[Outcome]:
+    """Every job failing with the same error (a transaction that could not be had)."""
+    return [(job, error, True) for job in jobs]
+
+
+def settle(outcomes: list[Outcome]) -> None:
+    """Settle each job's future: its callers go on."""
+    for job, value, failed in outcomes:
+        if failed:
+            job.future.set_exception(value)
+        else:
+            job.future.set_result(value)
+
+
+class Owner:
+    """A store with one writer per process, named after what it writes to."""
+
+    name: str
+    _writer: tuple[int, Writer] | None = None
+
+    def writer(self) -> Writer:
+        """The writer of this store in this process (a new one after ``fork()``)."""
+        pid = os.getpid()
+        with _OWNERS_LOCK:
+            if self._writer is None or self._writer[0] != pid:
+                self._writer = (pid, Writer(self, self.name))  # type: ignore[arg-type]
+            return self._writer[1]
+
+    def flush(self) -> None:
+        """Wait until this process's queued writes to this store are committed.
+
+        Every store object of the same database counts, so reads see this process's
+        own writes.
+        """
+        flush_all(self.name)
+
+    def close_writer(self) -> None:
+        """Commit what this store's writer has queued, and stop it."""
+        if self._writer is not None and self._writer[0] == os.getpid():
+            self._writer[1].close()
+
+
 _WRITERS: weakref.WeakSet[Writer] = weakref.WeakSet()
+_OWNERS_LOCK = threading.RLock()
 
 
 def flush_all(name: str | None = None, timeout: float | None = None) -> None:
@@ -187,7 +241,9 @@ def _drain() -> None:
 
 def _forget_after_fork() -> None:
     # The parent's threads are not in the child; its writers' locks may have been held.
+    global _OWNERS_LOCK  # noqa: PLW0603 - process-wide state, new in the child
     _WRITERS.clear()
+    _OWNERS_LOCK = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
