@@ -108,14 +108,8 @@ def app_db(target: str) -> Iterator[Callable[..., Any]]:
 def host(target: str | Path, *definities: tuple[int, str]) -> Any:
     """The host app's definities table in the store's database, with these rows; its
     connection (sqlite3, or psycopg in autocommit), to delete through as the app would."""
-    if str(target).startswith("postgresql://"):
-        import psycopg
-
-        conn: Any = psycopg.connect(str(target), autocommit=True)
-        marker = "%s"
-    else:
-        conn = sqlite3.connect(target, isolation_level=None)
-        marker = "?"
+    conn = host_connection(target)
+    marker = "%s" if str(target).startswith("postgresql://") else "?"
     conn.execute(DEFINITIES)
     for row in definities:
         conn.execute(
@@ -124,6 +118,27 @@ def host(target: str | Path, *definities: tuple[int, str]) -> Any:
             row,
         )
     return conn
+
+
+def execute(target: str | Path, sql: str, params: tuple[Any, ...] = ()) -> None:
+    """Run one statement (``?`` markers) on the store's database, behind the library's
+    back, as another program would, and commit it."""
+    conn = host_connection(target)
+    try:
+        if str(target).startswith("postgresql://"):
+            sql = sql.replace("?", "%s")
+        conn.execute(sql, params)
+    finally:
+        conn.close()
+
+
+def host_connection(target: str | Path) -> Any:
+    """A connection of the app's own to the store's database, in autocommit."""
+    if str(target).startswith("postgresql://"):
+        import psycopg
+
+        return psycopg.connect(str(target), autocommit=True)
+    return sqlite3.connect(target, isolation_level=None)
 
 
 def make_context(**overrides: object) -> GenerationContext:

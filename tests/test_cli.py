@@ -16,21 +16,48 @@ from hypothesis import strategies as st
 
 from audited_openai import GenerationLogRepository, cli
 from audited_openai._schema import SCHEMA_VERSION
-from tests.conftest import make_context
+from tests.conftest import execute, make_context
 from tests.test_query import seed
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 COMMANDS = sorted(cli.main.commands)
 
 
 @pytest.fixture
-def seeded_db(db_path: Path) -> Path:
-    repo = GenerationLogRepository(db_path)
+def seeded_db(target: str) -> str:
+    """The six rows of ``seed`` in a store of each backend (a path or a URL)."""
+    repo = GenerationLogRepository(target)
     seed(repo)
     repo.close()
+    return target
+
+
+@pytest.fixture
+def seeded_file(db_path: Path) -> Path:
+    """The six rows of ``seed`` in a SQLite file (for what only files have)."""
+    with GenerationLogRepository(db_path) as repo:
+        seed(repo)
     return db_path
+
+
+def opened(db: str | Path) -> GenerationLogRepository:
+    """A repository closed at the end of the test."""
+    repo = GenerationLogRepository(db)
+    OPENED.append(repo)
+    return repo
+
+
+OPENED: list[GenerationLogRepository] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_opened() -> Iterator[None]:
+    yield
+    while OPENED:
+        OPENED.pop().close()
 
 
 def run(db: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -41,6 +68,7 @@ def run(db: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, s
 def test_the_command_list_is_pinned() -> None:
     """Every command the issue names exists, and no other."""
     assert COMMANDS == [
+        "copy",
         "diff",
         "erase",
         "export",
@@ -145,7 +173,7 @@ def test_show_plain_and_json(seeded_db: Path) -> None:
     assert "response.tokens_total: 300" in out
     code, out, _ = run(seeded_db, "show", "3", "--json")
     data = json.loads(out)
-    assert data == GenerationLogRepository(seeded_db).get(3).to_dict()
+    assert data == opened(seeded_db).get(3).to_dict()
     code, out, _ = run(seeded_db, "show", "2")
     assert "error.error_type: RateLimitError" in out
 
@@ -234,7 +262,7 @@ def test_reconcile_and_erase(seeded_db: Path) -> None:
     """reconcile times out old pending rows; erase removes a definitie's logs."""
     code, out, _ = run(seeded_db, "reconcile", "--older-than", "15m")
     assert (code, out.strip()) == (0, "reconciled 1 stale pending row")
-    assert GenerationLogRepository(seeded_db).get(6).status == "timeout"
+    assert opened(seeded_db).get(6).status == "timeout"
     code, out, _ = run(seeded_db, "erase", "--definitie", "456", "--yes")
     assert (code, out.strip()) == (0, "erased 1 log of definitie 456")
 
@@ -246,13 +274,11 @@ def test_replay_needs_a_key_and_sends_through_the_loopback(seeded_db: Path) -> N
     code, _, err = run(seeded_db, "replay", "3", env={"OPENAI_API_KEY": ""})
     assert code == 2
     assert "OPENAI_API_KEY" in err
-    GenerationLogRepository(seeded_db).get(3)
-    conn = sqlite3.connect(seeded_db)
-    conn.execute(
+    execute(
+        seeded_db,
         "UPDATE generation_logs SET request_json = ? WHERE id = 3",
         (json.dumps({"model": "m", "messages": [{"role": "user", "content": "getuige"}]}),),
     )
-    conn.commit()
     with LoopbackServer() as server:
         env = {"OPENAI_API_KEY": "test", "OPENAI_BASE_URL": server.base_url}
         code, out, _ = run(seeded_db, "replay", "3", "--json", env=env)
@@ -299,13 +325,13 @@ def test_database_problems_are_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in err
 
 
-def test_locked_database_is_one_line(seeded_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_locked_database_is_one_line(seeded_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A write lock held past the busy timeout gives one line and exit 3."""
     monkeypatch.setattr(cli, "CLI_BUSY_TIMEOUT_MS", 100)
-    holder = sqlite3.connect(seeded_db, isolation_level=None, check_same_thread=False)
+    holder = sqlite3.connect(seeded_file, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        code, _, err = run(seeded_db, "reconcile")
+        code, _, err = run(seeded_file, "reconcile")
     finally:
         holder.execute("ROLLBACK")
     assert code == 3
@@ -375,7 +401,8 @@ def test_scrub(seeded_db: Path) -> None:
     """scrub rewrites the file and reports it."""
     code, out, _ = run(seeded_db, "scrub")
     assert (code, out.strip()) == (0, f"scrubbed {seeded_db}")
-    assert len(GenerationLogRepository(seeded_db).get_prompt_history()) == 6
+    with GenerationLogRepository(seeded_db) as repo:
+        assert len(repo.get_prompt_history()) == 6
 
 
 # -- what a new user ran into (issue 16) ------------------------------------------------------
@@ -410,21 +437,21 @@ def test_reading_commands_never_write(tmp_path: Path, command: str) -> None:
     assert _bytes_of(app) == before
 
 
-def test_reading_commands_leave_a_trail_untouched(seeded_db: Path) -> None:
+def test_reading_commands_leave_a_trail_untouched(seeded_file: Path) -> None:
     """On a database with a trail, reading commands change no byte of it either."""
-    GenerationLogRepository(seeded_db).store.checkpoint()
-    before = _bytes_of(seeded_db)
+    opened(seeded_file).store.checkpoint()
+    before = _bytes_of(seeded_file)
     for args in (["logs"], ["show", "3"], ["stats"], ["diff", "1", "3"]):
-        assert run(seeded_db, *args)[0] == 0
-    assert _bytes_of(seeded_db) == before
+        assert run(seeded_file, *args)[0] == 0
+    assert _bytes_of(seeded_file) == before
 
 
-def test_a_read_only_file_system_can_be_read(seeded_db: Path, tmp_path: Path) -> None:
+def test_a_read_only_file_system_can_be_read(seeded_file: Path, tmp_path: Path) -> None:
     """logs and export work on a database on a read-only mount (no -shm can be made)."""
-    GenerationLogRepository(seeded_db).store.checkpoint()
+    opened(seeded_file).store.checkpoint()
     mount = tmp_path / "ro"
     mount.mkdir()
-    (mount / "audit.db").write_bytes(seeded_db.read_bytes())
+    (mount / "audit.db").write_bytes(seeded_file.read_bytes())
     mounted = subprocess.run(["mount", "--bind", str(mount), str(mount)], check=False)
     if mounted.returncode:
         pytest.skip("cannot make a read-only mount here (needs root)")
@@ -471,13 +498,11 @@ def test_spans_too_long_or_empty_are_usage_errors(seeded_db: Path, args: list[st
 
 def test_a_malformed_json_cell_is_shown_not_fatal(seeded_db: Path) -> None:
     """A row another program wrote with broken JSON still lists and shows."""
-    conn = sqlite3.connect(seeded_db)
-    conn.execute(
+    execute(
+        seeded_db,
         "UPDATE generation_logs SET prompt_modules_used = '[oops', "
-        "additional_metadata = '{kapot' WHERE id = 3"
+        "additional_metadata = '{kapot' WHERE id = 3",
     )
-    conn.commit()
-    conn.close()
     code, out, _ = run(seeded_db, "show", "3", "--json")
     assert code == 0
     data = json.loads(out)
@@ -515,15 +540,15 @@ def test_an_interrupted_export_leaves_no_file(
     assert [p.name for p in tmp_path.iterdir() if "out.csv" in p.name] == []
 
 
-def test_db_after_the_command(seeded_db: Path, tmp_path: Path) -> None:
+def test_db_after_the_command(seeded_file: Path, tmp_path: Path) -> None:
     """--db works after the subcommand too, and wins over the one before it."""
     result = CliRunner().invoke(
-        cli.main, ["--db", str(tmp_path / "other.db"), "logs", "--db", str(seeded_db), "--json"]
+        cli.main, ["--db", str(tmp_path / "other.db"), "logs", "--db", str(seeded_file), "--json"]
     )
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)) == 6
-    result = CliRunner().invoke(cli.main, ["path", "--db", str(seeded_db)])
-    assert result.stdout.strip() == str(seeded_db.resolve())
+    result = CliRunner().invoke(cli.main, ["path", "--db", str(seeded_file)])
+    assert result.stdout.strip() == str(seeded_file.resolve())
 
 
 def test_a_listing_fits_an_80_column_terminal(
@@ -585,12 +610,12 @@ def test_erase_asks_and_can_dry_run(seeded_db: Path, monkeypatch: pytest.MonkeyP
     )
     assert result.exit_code == 0
     assert result.stdout.endswith("nothing erased\n")
-    assert GenerationLogRepository(seeded_db).get_by_definitie_id(456) is not None
+    assert opened(seeded_db).get_by_definitie_id(456) is not None
     result = CliRunner().invoke(
         cli.main, ["--db", str(seeded_db), "erase", "--definitie", "456"], input="y\n"
     )
     assert result.exit_code == 0
-    assert GenerationLogRepository(seeded_db).get_by_definitie_id(456) is None
+    assert opened(seeded_db).get_by_definitie_id(456) is None
 
 
 def test_failure_rates_say_they_are_percentages(seeded_db: Path) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import tenacity
 
@@ -161,13 +161,16 @@ def _driver() -> Any:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password."""
+    """The URL without its password (in the user part or as ``?password=``)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"]
+    if parts.password is None and len(query) == len(parse_qsl(parts.query, keep_blank_values=True)):
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    return urlunsplit(parts._replace(netloc=netloc + (f":{parts.port}" if parts.port else "")))
+    netloc = parts.netloc.rpartition("@")[2]
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    rest = f"?{urlencode(query)}" if query else ""
+    return f"{parts.scheme}://{netloc}{parts.path}{rest}"
 
 
 class PostgresStore(Owner):
@@ -200,6 +203,7 @@ class PostgresStore(Owner):
             " -c default_transaction_read_only=on" if read_only else ""
         )
         self._wconn: psycopg.Connection[Any] | None = None
+        self._down = False  # the last reconnection failed
         self.closed = False
         conn = self._connect()  # a clear error now for a wrong password, database or host
         try:
@@ -216,6 +220,7 @@ class PostgresStore(Owner):
             max_size=4,
             kwargs={"autocommit": True, "options": self._options},
             check=ConnectionPool.check_connection,
+            timeout=RECONNECT_S + 2,  # a read waits this long for the server, then fails
             open=True,
         )
 
@@ -335,14 +340,24 @@ class PostgresStore(Owner):
         return self.writer().submit(mapped, durable=durable)
 
     def _writer_connection(self) -> psycopg.Connection[Any]:
-        """The writer's connection, opened again (for a few seconds at most) if it was lost."""
+        """The writer's connection, opened again if it was lost.
+
+        The first write after the loss tries for a few seconds (a restart); once that
+        failed, each write tries once, so that calls are not held while the server is down.
+        """
         if self._wconn is None or self._wconn.closed or self._wconn.broken:
-            self._wconn = tenacity.Retrying(
-                retry=tenacity.retry_if_exception_type(StoreError),
-                stop=tenacity.stop_after_delay(RECONNECT_S),
-                wait=tenacity.wait_exponential(multiplier=0.05, max=0.5),
-                reraise=True,
-            )(self._connect)
+            patience = 0.0 if self._down else RECONNECT_S
+            try:
+                self._wconn = tenacity.Retrying(
+                    retry=tenacity.retry_if_exception_type(StoreError),
+                    stop=tenacity.stop_after_delay(patience),
+                    wait=tenacity.wait_exponential(multiplier=0.05, max=0.5),
+                    reraise=True,
+                )(self._connect)
+            except StoreError:
+                self._down = True
+                raise
+            self._down = False
         return self._wconn
 
     def commit(self, jobs: list[Job]) -> None:
@@ -355,34 +370,67 @@ class PostgresStore(Owner):
             if group:
                 settle(self._run(group, sync))
 
+    def _begin(self, sync: str) -> psycopg.Connection[Any]:
+        """The writer's connection in a new transaction (one round trip).
+
+        A connection the server dropped since the last write is only found out here,
+        before anything was written on it: it is replaced, once.
+        """
+        begin = f"BEGIN; SET LOCAL synchronous_commit = {sync}"
+        conn = self._writer_connection()
+        try:
+            conn.execute(begin)
+        except self.psycopg.OperationalError:
+            if not conn.broken:
+                raise
+            conn = self._writer_connection()
+            conn.execute(begin)
+        return conn
+
+    def _rollback(self, conn: psycopg.Connection[Any]) -> None:
+        if not conn.broken:
+            with contextlib.suppress(self.psycopg.Error):
+                conn.execute("ROLLBACK")
+
     def _run(self, jobs: list[Job], sync: str) -> list[Outcome]:
         try:
-            conn = self._writer_connection()
-        except StoreError as exc:
-            error = AuditWriteError(str(exc), path=self.location)
-            error.__cause__ = exc
-            return all_failed(jobs, error)
+            conn = self._begin(sync)
+        except (StoreError, self.psycopg.Error) as exc:
+            return all_failed(jobs, self._lost(exc))
         try:
-            with conn.transaction():
-                conn.execute(f"SET LOCAL synchronous_commit = {sync}")
-                results = [job.work(conn) for job in jobs]
-        except (InvalidLogError, AuditWriteError) as exc:  # a write failed: rolled back
+            results = [job.work(conn) for job in jobs]
+            conn.execute("COMMIT")
+        except (InvalidLogError, AuditWriteError) as exc:  # a write failed
+            self._rollback(conn)
             if conn.broken or len(jobs) == 1:
                 return all_failed(jobs, exc)
-            return [self._alone(job, conn, sync) for job in jobs]  # only the bad one fails
-        except self.psycopg.Error as exc:  # the transaction itself
+            return [self._alone(job, sync) for job in jobs]  # only the bad one fails
+        except self.psycopg.Error as exc:  # the commit itself
+            self._rollback(conn)
             error = AuditWriteError(self._cannot("commit to", exc), path=self.location)
             error.__cause__ = exc
             return all_failed(jobs, error)
         return [(job, result, False) for job, result in zip(jobs, results, strict=True)]
 
-    def _alone(self, job: Job, conn: psycopg.Connection[Any], sync: str) -> Outcome:
+    def _lost(self, exc: Exception) -> AuditWriteError:
+        """The error of writes that could not begin: the server is gone, say."""
+        said = str(exc) if isinstance(exc, StoreError) else self._cannot("write to", exc)
+        error = AuditWriteError(said, path=self.location)
+        error.__cause__ = exc
+        return error
+
+    def _alone(self, job: Job, sync: str) -> Outcome:
         try:
-            with conn.transaction():
-                conn.execute(f"SET LOCAL synchronous_commit = {sync}")
-                return job, job.work(conn), False
+            conn = self._begin(sync)
+        except (StoreError, self.psycopg.Error) as exc:
+            return job, self._lost(exc), True
+        try:
+            result = job.work(conn)
+            conn.execute("COMMIT")
         except Exception as exc:
+            self._rollback(conn)
             return job, exc, True
+        return job, result, False
 
     def idle(self) -> None:
         """Nothing to tidy: deleting a definitie cascades through a real foreign key."""

@@ -20,6 +20,8 @@ from audited_openai._store import Store, open_store
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from typing_extensions import Self
+
     from audited_openai._sqlite import Durability
 
 
@@ -200,6 +202,14 @@ class GenerationLogRepository:
     def close(self) -> None:
         """Commit what is queued and release the store's connections."""
         self.store.close()
+
+    def __enter__(self) -> Self:
+        """``with GenerationLogRepository(db) as repo:`` closes it at the end."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the repository."""
+        self.close()
 
     # -- reads ------------------------------------------------------------------------------
 

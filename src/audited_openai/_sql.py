@@ -313,6 +313,15 @@ def percentile(
     return sql, [*params, *group, rank - 1]
 
 
+def attempts(dialect: Dialect, count: int) -> str:
+    """The call, attempt, id and status of the rows of ``count`` calls (their ids)."""
+    marks = ", ".join(dialect.param for _ in range(count))
+    return (
+        "SELECT call_id, attempt, id, generation_status FROM generation_logs"
+        f" WHERE call_id IN ({marks})"
+    )
+
+
 def attempt(dialect: Dialect) -> str:
     """The id and status of the row of one attempt (call id, attempt)."""
     p = dialect.param

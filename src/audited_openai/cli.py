@@ -26,6 +26,7 @@ from rich.table import Table
 
 from audited_openai import query
 from audited_openai._errors import AuditedOpenAIError, InvalidLogError, LogNotFoundError
+from audited_openai._postgres import redacted
 from audited_openai._repository import GenerationLogRepository
 
 if TYPE_CHECKING:
@@ -165,11 +166,21 @@ def _repo(ctx: click.Context, *, create: bool = False) -> GenerationLogRepositor
     """The repository of ``--db``: read-only for commands that only read."""
     path = ctx.find_root().obj["db"]
     read_only = getattr(ctx.command.callback, "reads", True)
-    if not create and not Path(path).exists():
+    return _open(ctx, path, read_only=read_only, create=create)
+
+
+def _open(
+    ctx: click.Context, path: str, *, read_only: bool, create: bool = False
+) -> GenerationLogRepository:
+    if not create and not _is_url(path) and not Path(path).exists():
         _fail(f"no database at {path} (set --db or AUDITED_OPENAI_DB)", EXIT_DATABASE)
     repo = GenerationLogRepository(path, busy_timeout_ms=CLI_BUSY_TIMEOUT_MS, read_only=read_only)
     ctx.call_on_close(repo.close)
     return repo
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
 
 
 def _filters(options: dict[str, Any]) -> dict[str, Any]:
@@ -531,5 +542,40 @@ def migrate(ctx: click.Context) -> None:
 
 @command()
 def path(ctx: click.Context) -> None:
-    """Print the database file this command would use."""
-    click.echo(str(Path(ctx.find_root().obj["db"]).resolve()))
+    """Print the database this command would use (a URL without its password)."""
+    db = ctx.find_root().obj["db"]
+    click.echo(redacted(db) if _is_url(db) else str(Path(db).resolve()))
+
+
+@command(reads=False)
+@click.option("--from", "source", required=True, help="The trail to copy (read only).")
+@click.option("--to", "target", required=True, help="Where to copy it (created or migrated).")
+def copy(ctx: click.Context, source: str, target: str) -> None:
+    """Copy a whole trail to another store, say a SQLite file to PostgreSQL.
+
+    Run it again and it copies only what is new or has been completed since: a row is
+    known by its call and attempt. Ids are the target's own.
+    """
+    src = _open(ctx, source, read_only=True)
+    dst = _open(ctx, target, read_only=False, create=True)
+    total = query.count(src)
+    console = Console(stderr=True)
+    if console.is_terminal:
+        from rich.progress import MofNCompleteColumn, Progress  # noqa: PLC0415 - a terminal
+
+        with Progress(
+            *Progress.get_default_columns(), MofNCompleteColumn(), console=console
+        ) as bar:
+            task = bar.add_task("copying", total=total)
+            done = query.copy(src, dst, progress=lambda n: bar.update(task, completed=n))
+    else:
+        done = query.copy(src, dst)
+    click.echo(
+        f"copied {_plural(done.inserted, 'row')}, completed {done.completed}, "
+        f"{done.present} already there, from {src.path} to {dst.path}"
+    )
+    if done.failed:
+        _fail(
+            f"{_plural(len(done.failed), 'row')} could not be copied: {done.failed[0]}",
+            EXIT_DATABASE,
+        )

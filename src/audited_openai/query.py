@@ -22,6 +22,7 @@ from audited_openai._repository import GenerationLogRepository
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from concurrent.futures import Future
     from datetime import datetime
     from typing import IO
 
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
 __all__ = [
     "COLUMNS",
     "Comparison",
+    "Copied",
     "PromptDiff",
+    "copy",
     "count",
     "duration_percentiles",
     "export",
@@ -267,6 +270,83 @@ def export(
     if progress is not None:
         progress(count)
     return count
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What :func:`copy` did.
+
+    Rows inserted, pending rows completed, rows already there, and the errors of rows
+    the target refused.
+    """
+
+    inserted: int
+    completed: int
+    present: int
+    failed: list[str]
+
+
+def copy(
+    source: str | os.PathLike[str] | GenerationLogRepository,
+    target: str | os.PathLike[str] | GenerationLogRepository,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Copied:
+    """Copy every row of ``source`` into ``target``; again, only what changed.
+
+    A row is known by ``(call_id, attempt)``: missing, it is inserted; pending in the
+    target and complete in the source, it is completed; otherwise left alone. Each page
+    of 500 rows is committed before the next is read, so memory stays constant and an
+    interrupted copy is simply run again.
+    """
+    src, dst = open_repository(source), open_repository(target)
+    tally = {"inserted": 0, "completed": 0, "present": 0}
+    failed: list[str] = []
+    page: list[GenerationContext] = []
+    seen = 0
+    for values in iter_rows(src):
+        page.append(_rows.row_to_context(dict(zip(_rows.TABLE_COLUMNS, values, strict=True))))
+        seen += 1
+        if len(page) == 500:  # noqa: PLR2004 - one page of iter_rows
+            _copy_page(dst, page, tally, failed)
+            if progress is not None:
+                progress(seen)
+    _copy_page(dst, page, tally, failed)
+    if progress is not None:
+        progress(seen)
+    return Copied(tally["inserted"], tally["completed"], tally["present"], failed)
+
+
+def _copy_page(
+    dst: GenerationLogRepository,
+    page: list[GenerationContext],
+    tally: dict[str, int],
+    failed: list[str],
+) -> None:
+    """Write one page of :func:`copy` and wait for it; empties ``page``."""
+    if not page:
+        return
+    keys = list({log.call_id for log in page})
+    found = {
+        (row["call_id"], row["attempt"]): row
+        for row in dst.store.fetch(_sql.attempts(dst.store.dialect, len(keys)), keys)
+    }
+    writes: list[tuple[Future[Any], GenerationContext, str]] = []
+    for log in page:
+        there = found.get((log.call_id, log.attempt))
+        if there is None:
+            writes.append((dst.submit_log(log), log, "inserted"))
+        elif there["generation_status"] == "pending" and log.status != "pending":
+            write = dst.submit_complete(there["id"], log, only_pending=True)
+            writes.append((write, log, "completed"))
+        else:
+            tally["present"] += 1
+    for write, log, what in writes:
+        if (error := write.exception()) is not None:
+            failed.append(f"log {log.id} (call {log.call_id}, attempt {log.attempt}): {error}")
+        else:
+            tally[what if write.result() is not False else "present"] += 1
+    page.clear()
 
 
 @dataclass(frozen=True)

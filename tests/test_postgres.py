@@ -1,0 +1,439 @@
+"""What only the PostgreSQL store has: URLs and passwords, migrations from several
+processes, per-write durability, erasure through a real foreign key, and a server that
+goes away in the middle of a run (a private cluster of this test's own, with a password).
+
+The behaviour both stores share is tested against both by the ``target`` fixture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from click.testing import CliRunner
+
+from audited_openai import (
+    AuditedOpenAI,
+    AuditWriteError,
+    GenerationLogRepository,
+    ResponseMetadata,
+    SchemaVersionError,
+    StoreError,
+    cli,
+    query,
+)
+from audited_openai._postgres import redacted
+from audited_openai.testing import LoopbackServer
+from tests.conftest import execute, fresh_postgres, host, make_context, rows
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+psycopg = pytest.importorskip("psycopg")
+
+MESSAGES = [{"role": "user", "content": "Definieer 'verdachte'."}]
+PASSWORD = "geheim-" + os.urandom(6).hex()
+BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+# -- a private cluster with a password, to stop and start -------------------------------------
+
+
+class Cluster:
+    """A PostgreSQL cluster of this test module's own, with scram-sha-256 passwords."""
+
+    def __init__(self, root: Path) -> None:
+        self.data = root / "data"
+        self.port = _free_port()
+        self.log = root / "server.log"
+        (root / "pw").write_text(PASSWORD)
+        shutil.chown(root, "postgres")
+        shutil.chown(root / "pw", "postgres")
+        self._as_postgres(
+            str(BIN / "initdb"), "-D", str(self.data), "-A", "scram-sha-256",
+            f"--pwfile={root / 'pw'}", "-U", "postgres",
+        )  # fmt: skip
+        self.start()
+        self.url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{self.port}/postgres"
+
+    def _as_postgres(self, *args: str) -> None:
+        done = subprocess.run(
+            ["runuser", "-u", "postgres", "--", *args],
+            capture_output=True,
+            text=True,
+            cwd="/",
+            check=False,
+        )
+        if done.returncode:
+            raise subprocess.CalledProcessError(done.returncode, args, done.stdout, done.stderr)
+
+    def _ctl(self, *args: str) -> None:
+        self._as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data), "-w", *args)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
+        self._ctl("-o", options, "-l", str(self.log), "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._ctl("-m", mode, "stop")
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[str]:
+        """A fresh database on this cluster, dropped afterwards."""
+        name = "ao_" + os.urandom(6).hex()
+        with psycopg.connect(self.url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield self.url.rsplit("/", 1)[0] + "/" + name
+        finally:
+            with psycopg.connect(self.url, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    if os.geteuid() != 0 or not (BIN / "initdb").exists():
+        pytest.skip("a private cluster needs root and PostgreSQL 15's binaries")
+    root = Path(tempfile.mkdtemp(prefix="audited-openai-pg-"))  # the server user can enter
+    try:
+        made = Cluster(root)
+        yield made
+        with contextlib.suppress(subprocess.CalledProcessError):
+            made.stop("immediate")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_db(cluster: Cluster) -> Iterator[str]:
+    """A fresh database on the private cluster; the server is running again afterwards."""
+    with cluster.database() as url:
+        yield url
+        with contextlib.suppress(subprocess.CalledProcessError):
+            cluster.start()  # a test that stopped it
+
+
+@pytest.fixture
+def postgres_db() -> Iterator[str]:
+    """A fresh database on the shared local server."""
+    with fresh_postgres() as url:
+        yield url
+
+
+# -- the URL and its password ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:pw@h:5/d", "postgresql://u@h:5/d"),
+        ("postgresql://u:p%40w@[::1]:5432/d?password=x&sslmode=require", "postgresql://u@[::1]:5432/d?sslmode=require"),
+        ("postgresql:///d?host=/run/pg&password=x", "postgresql:///d?host=%2Frun%2Fpg"),
+        ("postgresql://h/d", "postgresql://h/d"),
+        ("postgres://u@h/d", "postgres://u@h/d"),
+    ],
+)  # fmt: skip
+def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert redacted(url) == shown
+
+
+def test_the_password_is_never_stored_or_shown(
+    private_db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cluster: Cluster,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Not in the repository's name, the CLI, an error, a spool file or the trail."""
+    monkeypatch.setenv("AUDITED_OPENAI_SPOOL_DIR", str(tmp_path))
+    repo = GenerationLogRepository(private_db)
+    assert PASSWORD not in repo.path
+    assert PASSWORD not in repr(vars(repo.store).get("location"))
+    result = CliRunner().invoke(cli.main, ["--db", private_db, "path"])
+    assert result.stdout.strip() == private_db.replace(f":{PASSWORD}", "")
+    with LoopbackServer() as server:
+        client = AuditedOpenAI(
+            repo, base_url=server.base_url, api_key="test", on_audit_failure="warn"
+        )
+        client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        repo.flush()  # the last completion is in, before the server goes
+        cluster.stop()
+        client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+    cluster.start()
+    said = caplog.text
+    assert "spooling" in said
+    assert "127.0.0.1" in said
+    assert PASSWORD not in said
+    (spool,) = tmp_path.glob("*.spool.jsonl")
+    assert PASSWORD not in spool.name + spool.read_text()
+    assert repo.recover_spool() == 2
+    dumped = subprocess.run(
+        [str(BIN / "pg_dump"), private_db], capture_output=True, text=True, check=True
+    ).stdout
+    assert "generation_logs" in dumped
+    assert PASSWORD not in dumped
+    repo.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda url: url.replace(PASSWORD, "wrong"), "password authentication failed"),
+        (lambda url: url.rsplit("/", 1)[0] + "/no_such_db", 'database "no_such_db" does not exist'),
+        (lambda url: url.replace(url.split(":")[-1].split("/")[0], "1"), "refused"),
+    ],
+    ids=["wrong password", "missing database", "refused"],
+)
+def test_connection_problems_are_one_line_naming_host_and_database(
+    cluster: Cluster, change: Any, expected: str
+) -> None:
+    url = change(cluster.url)
+    database = url.rsplit("/", 1)[1]
+    with pytest.raises(StoreError) as info:
+        GenerationLogRepository(url)
+    said = str(info.value)
+    assert len(said.splitlines()) == 1
+    assert f"127.0.0.1:{url.split(':')[-1].split('/')[0]}, database {database}" in said
+    assert expected in said
+    assert PASSWORD not in said
+    assert "wrong" not in said.replace("password authentication", "")
+    result = CliRunner().invoke(cli.main, ["--db", url, "logs"])
+    assert result.exit_code == 3
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_without_psycopg_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(StoreError, match=r"pip install 'audited-openai\[postgres\]'"):
+        GenerationLogRepository("postgresql://postgres@127.0.0.1/postgres")
+
+
+# -- migrations --------------------------------------------------------------------------
+
+
+def _open_after(barrier: Any, url: str) -> int:
+    barrier.wait()
+    with GenerationLogRepository(url) as repo:
+        return repo.store.schema_version()
+
+
+def test_processes_migrating_at_once_all_succeed(postgres_db: str) -> None:
+    """Six processes open a fresh database at the same moment: one migrates, all work."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Manager().Barrier(6)
+    with context.Pool(6) as pool:
+        versions = pool.starmap(_open_after, [(barrier, postgres_db)] * 6)
+    assert len(set(versions)) == 1
+    with psycopg.connect(postgres_db) as conn:
+        ledger = conn.execute("SELECT version FROM audited_openai_migrations").fetchall()
+    assert ledger == [(versions[0],)]
+
+
+def test_a_newer_schema_is_refused(postgres_db: str) -> None:
+    GenerationLogRepository(postgres_db).close()
+    execute(postgres_db, "INSERT INTO audited_openai_migrations VALUES (99, 'future', 'x')")
+    for read_only in (False, True):
+        with pytest.raises(SchemaVersionError, match="upgrade audited_openai"):
+            GenerationLogRepository(postgres_db, read_only=read_only)
+    result = CliRunner().invoke(cli.main, ["--db", postgres_db, "logs"])
+    assert result.exit_code == 3
+    assert "upgrade audited_openai" in result.stderr
+
+
+# -- durability ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("durability", "completion"), [("balanced", "off"), ("full", "on")])
+def test_each_write_commits_with_its_own_synchronous_commit(
+    postgres_db: str, durability: Any, completion: str
+) -> None:
+    """Pending rows always with synchronous_commit=on; completions off under balanced."""
+    with GenerationLogRepository(postgres_db, durability=durability) as repo:
+
+        def setting(conn: Any) -> str:
+            return str(conn.execute("SHOW synchronous_commit").fetchone()[0])
+
+        durable = repo.store.submit(setting, durable=True, what="read")
+        relaxed = repo.store.submit(setting, durable=False, what="read")
+        assert (durable.result(), relaxed.result()) == ("on", completion)
+        # and the writes themselves are queued as such
+        ctx = make_context()
+        log_id = repo.create_pending_log(ctx)
+        ctx.mark_success(ResponseMetadata(content="x"))
+        repo.update_with_response(log_id, ctx)
+
+
+def test_a_pending_row_survives_a_server_crash(private_db: str, cluster: Cluster) -> None:
+    """Committed, then the server dies without a checkpoint: the row is there after."""
+    with GenerationLogRepository(private_db) as repo:
+        log_id = repo.create_pending_log(make_context())
+        cluster.stop("immediate")
+        cluster.start()
+        assert repo.get(log_id).status == "pending"
+
+
+# -- the server goes away mid-run ---------------------------------------------------------------
+
+
+def test_raise_mode_sends_nothing_while_the_server_is_down(
+    private_db: str, cluster: Cluster
+) -> None:
+    """Calls while it is down raise AuditWriteError and send nothing; then it reconnects."""
+    repo = GenerationLogRepository(private_db)
+    with LoopbackServer() as server:
+        client = AuditedOpenAI(repo, base_url=server.base_url, api_key="test", max_retries=0)
+        client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        repo.flush()  # the last completion is in, before the server goes
+        cluster.stop()
+        for _ in range(2):
+            with pytest.raises(AuditWriteError, match=r"127\.0\.0\.1") as info:
+                client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+            assert info.value.__cause__ is not None
+        assert server.request_count == 1
+        cluster.start()
+        client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        assert server.request_count == 2
+    found = rows(private_db)
+    assert [r["generation_status"] for r in found] == ["success", "success"]
+    repo.close()
+
+
+def test_warn_mode_spools_while_the_server_is_down_and_recovers_once(
+    private_db: str,
+    cluster: Cluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("AUDITED_OPENAI_SPOOL_DIR", str(tmp_path))
+    repo = GenerationLogRepository(private_db)
+    with LoopbackServer() as server:
+        client = AuditedOpenAI(
+            repo, base_url=server.base_url, api_key="test", on_audit_failure="warn"
+        )
+        client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        repo.flush()  # the last completion is in, before the server goes
+        cluster.stop()
+        for _ in range(3):
+            client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        assert "spooling" in caplog.text
+        assert server.request_count == 4
+        cluster.start()
+        client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+    assert len(rows(private_db)) == 2
+    assert repo.recover_spool() == 6  # three pending rows, three completions
+    assert repo.recover_spool() == 0
+    found = rows(private_db)
+    assert len(found) == 5
+    assert {r["generation_status"] for r in found} == {"success"}
+    assert len({r["call_id"] for r in found}) == 5
+    repo.close()
+
+
+# -- erasure -------------------------------------------------------------------------------
+
+
+def test_deleting_a_definitie_cascades_and_pg_dump_shows_no_trace(postgres_db: str) -> None:
+    """The host's DELETE goes through the foreign key; erase --definitie does the same."""
+    app = host(postgres_db, (1, "verdachte"), (2, "getuige"), (3, "getuige"))
+    canaries = {}
+    with GenerationLogRepository(postgres_db) as repo:
+        for definitie in (1, 2, 3):
+            canaries[definitie] = "CANARY-" + os.urandom(8).hex()
+            ctx = make_context(definitie_id=definitie)
+            ctx.prompt.full_text = f"prompt met {canaries[definitie]}"
+            log_id = repo.create_pending_log(ctx)
+            ctx.mark_success(ResponseMetadata(content=f"antwoord {canaries[definitie]}"))
+            repo.update_with_response(log_id, ctx)
+        assert [c.id for c in query.history(repo, search=canaries[1])] == [1]
+        app.execute("DELETE FROM definities WHERE id = 1")
+        assert repo.get_all_for_definitie(1) == []
+        assert query.history(repo, search=canaries[1]) == []
+        result = CliRunner().invoke(
+            cli.main, ["--db", postgres_db, "erase", "--definitie", "2", "--yes"]
+        )
+        assert result.exit_code == 0, result.output
+        assert repo.get_all_for_definitie(2) == []
+        result = CliRunner().invoke(cli.main, ["--db", postgres_db, "scrub"])
+        assert result.exit_code == 0, result.output
+    app.close()
+    dumped = subprocess.run(
+        ["pg_dump", postgres_db], capture_output=True, text=True, check=True
+    ).stdout
+    assert canaries[1] not in dumped
+    assert canaries[2] not in dumped
+    assert canaries[3] in dumped, "the other definitie's logs are untouched"
+
+
+# -- moving a trail --------------------------------------------------------------------------
+
+
+def test_copy_a_file_to_the_server_twice(db_path: Path, postgres_db: str) -> None:
+    """copy moves every row; run again it adds nothing, and completes what was pending."""
+    from tests.test_query import seed
+
+    with GenerationLogRepository(db_path) as source:
+        ids = seed(source)
+        pending = source.get(ids[5])
+    result = CliRunner().invoke(cli.main, ["copy", "--from", str(db_path), "--to", postgres_db])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("copied 6 rows, completed 0, 0 already there")
+    assert _comparable(rows(postgres_db)) == _comparable(rows(db_path))
+    with GenerationLogRepository(db_path) as source:
+        pending.mark_success(ResponseMetadata(content="later"))
+        source.update_with_response(ids[5], pending)
+    result = CliRunner().invoke(cli.main, ["copy", "--from", str(db_path), "--to", postgres_db])
+    assert result.stdout.startswith("copied 0 rows, completed 1, 5 already there")
+    assert _comparable(rows(postgres_db)) == _comparable(rows(db_path))
+    back = db_path.with_name("back.db")
+    done = query.copy(postgres_db, back)
+    assert (done.inserted, done.failed) == (6, [])
+    assert _comparable(rows(back)) == _comparable(rows(db_path))
+
+
+def _comparable(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows without their ids, in call order, with the model's numbers as floats."""
+
+    def plain(column: str, value: Any) -> Any:
+        if column.startswith("model_") and isinstance(value, (int, float)):
+            return float(value)
+        return value
+
+    return sorted(
+        ({k: plain(k, v) for k, v in row.items() if k != "id"} for row in found),
+        key=lambda row: (row["logged_at"], row["call_id"]),
+    )
+
+
+def test_a_restart_between_calls_goes_unnoticed(private_db: str, cluster: Cluster) -> None:
+    """The connection the server dropped is replaced before anything is written on it."""
+    repo = GenerationLogRepository(private_db)
+    with LoopbackServer() as server:
+        client = AuditedOpenAI(repo, base_url=server.base_url, api_key="test")
+        client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        repo.flush()
+        cluster.stop()
+        cluster.start()
+        client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        assert len(query.history(repo)) == 2
+        cluster.stop()
+        cluster.start()
+        assert len(query.history(repo)) == 2, "reads reconnect too"
+    assert [r["generation_status"] for r in rows(private_db)] == ["success", "success"]
+    repo.close()
