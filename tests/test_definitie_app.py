@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 
 from audited_openai import AuditedOpenAI, GenerationLogRepository
 from audited_openai.testing import LoopbackServer, Reply
-from tests.conftest import rows
+from tests.conftest import host_connection, rows
 
 APP = Path(__file__).parent.parent / "examples" / "definitie_app"
 
@@ -54,11 +53,15 @@ def test_generator_saves_links_and_reports(tmp_path: Path, app_modules: None) ->
     assert log.metadata == {"begrip": "getuige"}
 
 
-def test_the_demo_runs_offline(tmp_path: Path) -> None:
-    """The main job: six definities, one retried, one rejected; views show the rows."""
+def test_the_demo_runs_offline(tmp_path: Path, target: str) -> None:
+    """The main job: six definities, one retried, one rejected; views show the rows.
+
+    Against its default file, and against a PostgreSQL database (``--db URL``).
+    """
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OPENAI_")}
+    on_server = target.startswith("postgresql://")
     result = subprocess.run(
-        [sys.executable, str(APP / "generate.py")],
+        [sys.executable, str(APP / "generate.py"), *(["--db", target] if on_server else [])],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -69,9 +72,10 @@ def test_the_demo_runs_offline(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "loopback model server" in result.stdout
     assert "1 of 6 definities failed" in result.stdout
-    assert "audited-openai --db data/definities.db show" in result.stdout
-    db = tmp_path / "data" / "definities.db"
-    assert db.stat().st_mode & 0o777 == 0o600, "the audit trail's file is 0600, as documented"
+    db: str | Path = target if on_server else tmp_path / "data" / "definities.db"
+    assert f"audited-openai --db {'' if on_server else 'data/definities.db'}" in result.stdout
+    if not on_server:
+        assert Path(db).stat().st_mode & 0o777 == 0o600, "the trail's file is 0600, as documented"
     found = rows(db)
     assert [r["generation_status"] for r in found] == [
         "success",
@@ -88,7 +92,7 @@ def test_the_demo_runs_offline(tmp_path: Path) -> None:
     ]
     assert found[2]["call_id"] == found[3]["call_id"]
     assert [r["attempt"] for r in found[2:4]] == [1, 2]
-    conn = sqlite3.connect(db)
+    conn = host_connection(db)
     generated = conn.execute(
         "SELECT begrip, generation_log_id, generation_status FROM definities_with_generation ORDER BY id"
     ).fetchall()
@@ -103,15 +107,16 @@ def test_the_demo_runs_offline(tmp_path: Path) -> None:
         (3, "RateLimitError"),
         (6, "BadRequestError"),
     ]
+    conn.close()
 
 
-def test_deleting_a_definitie_erases_its_logs(tmp_path: Path, app_modules: None) -> None:
+def test_deleting_a_definitie_erases_its_logs(target: str, app_modules: None) -> None:
     """The app deletes a definitie on its own connection; its logs go too."""
     from definities import DefinitionRepository
     from generator import UnifiedDefinitionGenerator
     from prompts import PromptOrchestrator
 
-    db = tmp_path / "definities.db"
+    db = target
     with LoopbackServer() as server:
         client = AuditedOpenAI(db, base_url=server.base_url, api_key="test")
         definitions = DefinitionRepository(db)
@@ -121,3 +126,5 @@ def test_deleting_a_definitie_erases_its_logs(tmp_path: Path, app_modules: None)
     definitions.delete(first.definitie_id)  # type: ignore[arg-type]
     assert [r["definitie_id"] for r in rows(db)] == [2]
     assert [d.begrip for d in definitions.all()] == ["vonnis"]
+    definitions.close()
+    client.audit_store.close()

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,13 +20,17 @@ from streamlit.testing.v1 import AppTest
 from audited_openai import AuditedOpenAI, GenerationLogRepository
 from audited_openai.testing import Fail, LoopbackServer, Reply
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 APP = Path(__file__).parent.parent / "examples" / "definitie_app"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 @pytest.fixture
-def trail(tmp_path: Path) -> Path:
-    """A database with two generated definities, one failure and one legacy definitie."""
+def trail(target: str) -> Iterator[str]:
+    """A store (each backend) with two generated definities, one failure and one legacy
+    definitie."""
     sys.path.insert(0, str(APP))
     try:
         from definities import DefinitionRepository
@@ -33,7 +38,7 @@ def trail(tmp_path: Path) -> Path:
         from prompts import PromptOrchestrator
     finally:
         sys.path.remove(str(APP))
-    db = tmp_path / "definities.db"
+    db = target
     definitions = DefinitionRepository(db)
     with LoopbackServer() as server:
         server.script(
@@ -48,7 +53,9 @@ def trail(tmp_path: Path) -> Path:
             gen.generate_definition({"begrip": "sepot"})
         gen.generate_definition({"begrip": "getuige"})
     definitions.save_definitie({"begrip": "legacy", "definitie": "oud", "source_type": "imported"})
-    return db
+    client.audit_store.close()
+    yield db
+    definitions.close()
 
 
 def _details(db: str, definitie_id: int, show_prompt: bool = False) -> AppTest:
@@ -65,7 +72,7 @@ def _details(db: str, definitie_id: int, show_prompt: bool = False) -> AppTest:
     return at
 
 
-def test_generation_details_show_the_spec_metrics(trail: Path) -> None:
+def test_generation_details_show_the_spec_metrics(trail: str) -> None:
     """The expander shows model, temperature, tokens, duration and template version."""
     at = _details(str(trail), 1)
     metrics = {m.label: m.value for m in at.metric}
@@ -81,7 +88,7 @@ def test_generation_details_show_the_spec_metrics(trail: Path) -> None:
     assert at.code[0].value.startswith("# DEFINITIE GENERATIE")
 
 
-def test_a_definitie_without_a_log_says_so(trail: Path) -> None:
+def test_a_definitie_without_a_log_says_so(trail: str) -> None:
     """A legacy definitie gets the spec's clear message."""
     from audited_openai.streamlit import NO_LOG_MESSAGE
 
@@ -89,7 +96,7 @@ def test_a_definitie_without_a_log_says_so(trail: Path) -> None:
     assert at.info[0].value == NO_LOG_MESSAGE
 
 
-def test_token_dashboard(trail: Path) -> None:
+def test_token_dashboard(trail: str) -> None:
     """The dashboard shows every section, with the recent failure and its error."""
 
     def page(db: str) -> None:
@@ -153,7 +160,7 @@ except ImportError:  # pragma: no cover - the ui extra is not installed
     CHROMIUM is None or sync_playwright is None,
     reason="needs Chromium and Playwright (.ci/run installs Debian's chromium and the ui extra)",
 )
-def test_screenshot_of_the_detail_view(trail: Path) -> None:
+def test_screenshot_of_the_detail_view(trail: str) -> None:
     """The running app, opened in headless Chromium, shows a definitie's Generatie Details."""
     port = _free_port()
     env = {**os.environ, "DEFINITIE_DB": str(trail), "OPENAI_API_KEY": ""}

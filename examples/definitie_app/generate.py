@@ -1,6 +1,6 @@
 """The main job: generate a handful of definities, each with its audit row.
 
-    python examples/definitie_app/generate.py [--db data/definities.db]
+    python examples/definitie_app/generate.py [--db data/definities.db | postgresql://...]
 
 With OPENAI_API_KEY set it calls that API (OPENAI_BASE_URL for any compatible
 server: Ollama, vLLM, llama.cpp). Without it, a loopback server on 127.0.0.1 plays
@@ -78,9 +78,12 @@ def main() -> int:
                 f"({server.base_url}). Nothing leaves this machine."
             )
         # The audit store first: it creates the file (0600, as audit trails should be).
-        Path(args.db).parent.mkdir(parents=True, exist_ok=True)
+        if "://" not in args.db:
+            Path(args.db).parent.mkdir(parents=True, exist_ok=True)
         client = AuditedOpenAI(args.db, **options)  # type: ignore[arg-type]
+        shown = client.audit_store.path  # a URL without its password
         definitions = DefinitionRepository(args.db)
+        stack.callback(definitions.close)
         generator = UnifiedDefinitionGenerator(
             client, PromptOrchestrator(), definitions, model=args.model
         )
@@ -100,8 +103,9 @@ def main() -> int:
                     failures += 1
                     console.print(f"[red]✗[/] {begrip}: {type(exc).__name__}: {exc}")
                 progress.advance(task)
-    rows = query.history(args.db, limit=len(BEGRIPPEN) + 5)
-    table = Table(title=f"generation_logs in {args.db}")
+        rows = query.history(client.audit_store, limit=len(BEGRIPPEN) + 5)
+        client.audit_store.close()
+    table = Table(title=f"generation_logs in {shown}")
     for column in ("id", "status", "attempt", "definitie", "tokens", "ms", "error"):
         table.add_column(column)
     for row in reversed(rows):
@@ -116,7 +120,7 @@ def main() -> int:
         )
     console.print(table)
     newest = rows[0].id if rows else 1
-    console.print(f"The prompt behind a row: audited-openai --db {args.db} show {newest}")
+    console.print(f"The prompt behind a row: audited-openai --db {shown} show {newest}")
     console.print(f"{failures} of {len(BEGRIPPEN)} definities failed; every attempt has its row.")
     return 0
 

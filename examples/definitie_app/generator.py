@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from audited_openai import AuditedOpenAI, GenerationLogRepository, audit_context
+from audited_openai import AuditedOpenAI, audit_context
 
 if TYPE_CHECKING:
     from definities import DefinitionRepository
@@ -45,7 +45,8 @@ class UnifiedDefinitionGenerator:
         self.client = client
         self.prompts = prompt_orchestrator
         self.definitions = definitions
-        self.logs = GenerationLogRepository(client.audit_store.path)
+        self.logs = client.audit_store
+        self.logs.refresh_host_objects()  # views, and erasure with the definitie
         self.model = model
         self.temperature = temperature
         self.max_tokens = max_tokens
