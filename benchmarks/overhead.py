@@ -2,6 +2,7 @@
 
     python benchmarks/overhead.py            # the full run (about ten minutes)
     python benchmarks/overhead.py --quick    # seconds; CI runs it to show it works
+    python benchmarks/overhead.py --postgres postgresql://postgres@127.0.0.1/postgres
 
 Langfuse's wrapper needs ``pip install -e '.[bench]'`` (it is skipped, saying so, without).
 
@@ -15,6 +16,12 @@ on one machine whose speed drifts. A 10 KB prompt throughout. The variants:
 * ``floor``: the bare client plus what any write-ahead audit must do at the least: a raw
   ``sqlite3`` insert of the same row with ``synchronous=FULL`` before the call and its
   update with ``NORMAL`` after, into a table with only a primary key (WAL).
+
+With ``--postgres URL`` (a server the run may create and drop a database on), two more:
+
+* ``audited-pg``: the audited clients writing to a fresh PostgreSQL database;
+* ``floor-pg``: the bare client plus a raw psycopg insert (``synchronous_commit=on``)
+  and update (``off``) of the same row, into a table with only a primary key.
 
 Measures:
 
@@ -68,6 +75,8 @@ BODY = {
     "usage": {"prompt_tokens": 2500, "completion_tokens": 5, "total_tokens": 2505},
 }
 VARIANTS = ("bare", "audited", "langfuse", "floor")
+REQUEST_JSON = json.dumps({"messages": MESSAGES, "model": "gpt-4o"})
+POSTGRES = "AUDITED_OPENAI_BENCH_POSTGRES"  # the database of the -pg variants, for the workers
 
 
 def pct(values: list[float], p: float) -> float:
@@ -97,35 +106,41 @@ class Floor:
         "prompt_full_text",
         "request_json",
     )
+    TABLE = (
+        "CREATE TABLE IF NOT EXISTS generation_logs (id {key}, call_id TEXT, attempt INTEGER, "
+        "endpoint TEXT, model_name TEXT, stream INTEGER, generation_status TEXT, "
+        "logged_at TEXT, updated_at TEXT, prompt_full_text TEXT, request_json TEXT, "
+        "tokens_prompt INTEGER, tokens_completion INTEGER, tokens_total INTEGER, "
+        "duration_ms INTEGER, response_id TEXT, response_content TEXT, http_status INTEGER)"
+    )
+    INSERT = (
+        "INSERT INTO generation_logs (call_id, attempt, endpoint, model_name, stream, "
+        "generation_status, logged_at, updated_at, prompt_full_text, request_json) "
+        "VALUES (?, 1, 'chat.completions', 'gpt-4o', 0, 'pending', ?, ?, ?, ?)"
+    )
+    UPDATE = (
+        "UPDATE generation_logs SET generation_status = 'success', tokens_prompt = 2500, "
+        "tokens_completion = 5, tokens_total = 2505, duration_ms = 1, response_id = 'x', "
+        "response_content = 'Een definitie.', http_status = 200, "
+        "updated_at = '2025-11-11T00:00:01.000Z' WHERE id = ?"
+    )
 
     def __init__(self, path: Path) -> None:
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA busy_timeout = 30000")
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS generation_logs (id INTEGER PRIMARY KEY, "
-            + ", ".join(self.COLUMNS)
-            + ", tokens_prompt, tokens_completion, tokens_total, duration_ms, response_id, "
-            "response_content, http_status)"
-        )
-        self.request_json = json.dumps({"messages": MESSAGES, "model": "gpt-4o"})
+        self.conn.execute(self.TABLE.format(key="INTEGER PRIMARY KEY"))
         self.lock = threading.Lock()
+
+    def values(self) -> tuple[str, ...]:
+        now = "2025-11-11T00:00:00.000Z"
+        return uuid.uuid4().hex, now, now, PROMPT, REQUEST_JSON
 
     def before(self) -> int | None:
         with self.lock:
             self.conn.execute("PRAGMA synchronous = FULL")
             self.conn.execute("BEGIN IMMEDIATE")
-            cursor = self.conn.execute(
-                f"INSERT INTO generation_logs ({', '.join(self.COLUMNS)}) "
-                "VALUES (?, 1, 'chat.completions', 'gpt-4o', 0, 'pending', ?, ?, ?, ?)",
-                (
-                    uuid.uuid4().hex,
-                    "2025-11-11T00:00:00.000Z",
-                    "2025-11-11T00:00:00.000Z",
-                    PROMPT,
-                    self.request_json,
-                ),
-            )
+            cursor = self.conn.execute(self.INSERT, self.values())
             self.conn.execute("COMMIT")
             return cursor.lastrowid
 
@@ -133,14 +148,32 @@ class Floor:
         with self.lock:
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.execute(
-                "UPDATE generation_logs SET generation_status = 'success', tokens_prompt = 2500, "
-                "tokens_completion = 5, tokens_total = 2505, duration_ms = 1, response_id = 'x', "
-                "response_content = 'Een definitie.', http_status = 200, "
-                "updated_at = '2025-11-11T00:00:01.000Z' WHERE id = ?",
-                (row_id,),
-            )
+            self.conn.execute(self.UPDATE, (row_id,))
             self.conn.execute("COMMIT")
+
+
+class PostgresFloor(Floor):
+    """The floor on PostgreSQL: insert with synchronous_commit on, update with off."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.pg = psycopg.connect(url, autocommit=True)
+        self.pg.execute(self.TABLE.format(key="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"))
+        self.lock = threading.Lock()
+
+    def before(self) -> int | None:
+        with self.lock, self.pg.transaction():
+            self.pg.execute("SET LOCAL synchronous_commit = on")
+            row = self.pg.execute(
+                self.INSERT.replace("?", "%s") + " RETURNING id", self.values()
+            ).fetchone()
+            return int(row[0]) if row else None
+
+    def after(self, row_id: int | None) -> None:
+        with self.lock, self.pg.transaction():
+            self.pg.execute("SET LOCAL synchronous_commit = off")
+            self.pg.execute(self.UPDATE.replace("?", "%s"), (row_id,))
 
 
 def make_clients(variant: str, workdir: Path, base_url: str, *, asynchronous: bool) -> Any:
@@ -150,11 +183,12 @@ def make_clients(variant: str, workdir: Path, base_url: str, *, asynchronous: bo
     options: dict[str, Any] = {"base_url": base_url, "api_key": "bench", "max_retries": 0}
     if base_url == BASE:
         options["http_client"] = httpx.AsyncClient() if asynchronous else httpx.Client()
-    if variant == "audited":
+    if variant.startswith("audited"):
         from audited_openai import AsyncAuditedOpenAI, AuditedOpenAI
 
         cls = AsyncAuditedOpenAI if asynchronous else AuditedOpenAI
-        return cls(workdir / "audited.db", **options)
+        store = os.environ[POSTGRES] if variant == "audited-pg" else workdir / "audited.db"
+        return cls(store, **options)
     if variant == "langfuse":
         from langfuse.openai import openai as patched
     else:
@@ -166,7 +200,13 @@ def worker(variant: str, workdir: Path, server: str) -> None:
     """Serve measurements for one variant: a command per line in, a JSON line out."""
     import respx
 
-    floor = Floor(workdir / "floor.db") if variant == "floor" else None
+    floor = (
+        Floor(workdir / "floor.db")
+        if variant == "floor"
+        else PostgresFloor(os.environ[POSTGRES])
+        if variant == "floor-pg"
+        else None
+    )
     sync_mock = make_clients(variant, workdir, BASE, asynchronous=False)
     sync_http = make_clients(variant, workdir, server, asynchronous=False)
     loop = asyncio.new_event_loop()
@@ -201,7 +241,7 @@ def worker(variant: str, workdir: Path, server: str) -> None:
             else:
                 result = {"error": f"unknown command {command}"}
             print(json.dumps(result), flush=True)
-    if variant == "audited":
+    if variant.startswith("audited"):
         sync_mock.audit_store.flush()
 
 
@@ -380,6 +420,9 @@ def joined(results: list[dict[str, Any]], key: str) -> list[Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few calls of each, to see it run")
+    parser.add_argument(
+        "--postgres", metavar="URL", help="also audited-pg and floor-pg, on a database made here"
+    )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -394,10 +437,18 @@ def main() -> None:
     else:
         variants = list(VARIANTS)
     quick = args.quick
+    if args.postgres:
+        variants += ["audited-pg", "floor-pg"]
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     sink_url = f"http://127.0.0.1:{sink.server_address[1]}"
-    with tempfile.TemporaryDirectory() as tmp, loopback_process() as server:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        loopback_process() as server,
+        postgres_database(args.postgres) as url,
+    ):
+        if url:
+            os.environ[POSTGRES] = url
         workers = Workers(variants, Path(tmp), server, sink_url)
         try:
             single_rounds = rounds(
@@ -421,10 +472,33 @@ def main() -> None:
     report(variants, single_rounds, http_rounds, thread_rounds, task_rounds)
 
 
+@contextlib.contextmanager
+def postgres_database(server: str | None) -> Iterator[str | None]:
+    """A fresh database on ``server`` for the -pg variants, dropped afterwards."""
+    if not server:
+        yield None
+        return
+    import psycopg
+
+    name = f"ao_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def floor_of(variant: str) -> str:
+    """The floor a variant is compared with: PostgreSQL's for the -pg variants."""
+    return "floor-pg" if variant.endswith("-pg") else "floor"
+
+
 def single_table(
     title: str, variants: list[str], results: dict[str, list[dict[str, Any]]]
-) -> float:
-    """Print one single-call table; return the floor's overhead (seconds)."""
+) -> dict[str, float]:
+    """Print one single-call table; return the overhead of each variant (seconds)."""
     single = {v: joined(results[v], "latencies") for v in variants}
     bare = statistics.median(single["bare"])
     over = {v: statistics.median(single[v]) - bare for v in variants}
@@ -432,13 +506,13 @@ def single_table(
     print("| variant | median ms | p99 ms | overhead ms | overhead / floor |")
     print("|---|---|---|---|---|")
     for v in variants:
-        ratio = "" if v == "bare" else f"{over[v] / over['floor']:.2f}x"
+        ratio = "" if v == "bare" else f"{over[v] / over[floor_of(v)]:.2f}x"
         extra = "" if v == "bare" else f"{ms(over[v]):+.3f}"
         print(
             f"| {v} | {ms(statistics.median(single[v])):.3f} | {ms(pct(single[v], 99)):.3f} "
             f"| {extra} | {ratio} |"
         )
-    return over["floor"]
+    return over
 
 
 def report(
@@ -455,8 +529,7 @@ def report(
         f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, openai {openai.__version__}"
     )
     single_table("over respx (a mocked reply: the call never waits)", variants, single_rounds)
-    floor = single_table("over the loopback HTTP server in its own process", variants, http_rounds)
-    over = {"floor": floor}
+    over = single_table("over the loopback HTTP server in its own process", variants, http_rounds)
 
     print("\n16 threads at once, loopback HTTP server in its own process")
     print("| variant | median ms | p99 ms | p99 overhead ms | / floor | errors | lock errors |")
@@ -467,7 +540,7 @@ def report(
         errors = joined(thread_rounds[v], "errors")
         locked = sum("locked" in e for e in errors)
         extra = "" if v == "bare" else f"{ms(pct(lat, 99) - p99_bare):+.2f}"
-        ratio = "" if v == "bare" else f"{(pct(lat, 99) - p99_bare) / over['floor']:.1f}x"
+        ratio = "" if v == "bare" else f"{(pct(lat, 99) - p99_bare) / over[floor_of(v)]:.1f}x"
         print(
             f"| {v} | {ms(statistics.median(lat)):.2f} | {ms(pct(lat, 99)):.2f} | {extra} | {ratio} "
             f"| {len(errors)} | {locked} |"
@@ -487,7 +560,9 @@ def report(
             f"| {ms(pct(joined(task_rounds[v], 'blocks'), 99)):.2f} "
             f"| {len(joined(task_rounds[v], 'errors'))} |"
         )
-    print(f"\nthe floor's overhead per call (over HTTP): {ms(over['floor']):.3f} ms")
+    for v in variants:
+        if v.startswith("floor"):
+            print(f"\nthe {v} overhead per call (over HTTP): {ms(over[v]):.3f} ms")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/query_scale.py                 # 1,000,000 rows (builds once, ~10 GB)
     python benchmarks/query_scale.py --rows 20000    # quick
+    python benchmarks/query_scale.py --db postgresql://postgres@127.0.0.1/query_scale
 
 Prompts are assembled from shared modules as the definitie generator does (base,
 context, examples, rules: about 10 KB), over a year of dates, six template versions,
@@ -24,8 +25,12 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from audited_openai import GenerationLogRepository, query
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 HERE = Path(__file__).parent
 WORDS = [
@@ -104,23 +109,60 @@ def _modules(rng: random.Random) -> dict[str, list[str]]:
     }
 
 
+COLUMNS = (
+    "call_id, attempt, endpoint, prompt_template_name, prompt_template_version, "
+    "prompt_modules_used, model_name, model_temperature, model_max_tokens, stream, "
+    "tokens_prompt, tokens_completion, tokens_total, duration_ms, response_finish_reason, "
+    "response_id, http_status, generation_status, error_type, logged_at, updated_at, "
+    "prompt_full_text, request_json, response_content, error_message"
+)
+
+
 def build(path: Path, rows: int, seed: int = 151) -> None:
-    """Fill a fresh database with ``rows`` realistic generation logs."""
-    GenerationLogRepository(path).get_prompt_history(limit=0)  # the real schema
+    """Fill a fresh SQLite database with ``rows`` realistic generation logs."""
+    GenerationLogRepository(path).close()  # the real schema
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA synchronous = OFF")
+    sql = f"INSERT INTO generation_logs ({COLUMNS}) VALUES ({', '.join('?' * 25)})"
+    started = time.perf_counter()
+    for done, values in generate(rows, seed):
+        conn.execute("BEGIN")
+        conn.executemany(sql, values)
+        conn.execute("COMMIT")
+        rate = done / (time.perf_counter() - started)
+        print(f"\rbuilt {done:,}/{rows:,} rows ({rate:,.0f}/s)", end="", file=sys.stderr)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("ANALYZE")
+    conn.close()
+    print(file=sys.stderr)
+
+
+def build_postgres(url: str, rows: int, seed: int = 151) -> None:
+    """Fill a PostgreSQL database with the same rows, through COPY."""
+    import psycopg
+
+    GenerationLogRepository(url).close()  # the real schema
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        for done, values in generate(rows, seed):
+            with (
+                conn.transaction(),
+                conn.cursor().copy(f"COPY generation_logs ({COLUMNS}) FROM STDIN") as copy,
+            ):
+                for row in values:
+                    copy.write_row(row)
+            rate = done / (time.perf_counter() - started)
+            print(f"\rbuilt {done:,}/{rows:,} rows ({rate:,.0f}/s)", end="", file=sys.stderr)
+        conn.execute("VACUUM ANALYZE generation_logs")
+    print(file=sys.stderr)
+
+
+def generate(rows: int, seed: int) -> Iterator[tuple[int, list[tuple[object, ...]]]]:
+    """Batches of rows (``COLUMNS`` order), with how many were made so far."""
     rng = random.Random(seed)
     modules = _modules(rng)
     begrippen = [f"begrip{n:05d}" for n in range(5000)]
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA synchronous = OFF")
-    columns = (
-        "call_id, attempt, endpoint, prompt_template_name, prompt_template_version, "
-        "prompt_modules_used, model_name, model_temperature, model_max_tokens, stream, "
-        "tokens_prompt, tokens_completion, tokens_total, duration_ms, response_finish_reason, "
-        "response_id, http_status, generation_status, error_type, logged_at, updated_at, "
-        "prompt_full_text, request_json, response_content, error_message"
-    )
-    sql = f"INSERT INTO generation_logs ({columns}) VALUES ({', '.join('?' * 25)})"
-    started = time.perf_counter()
     batch = 10_000
     for first in range(0, rows, batch):
         values = []
@@ -166,16 +208,7 @@ def build(path: Path, rows: int, seed: int = 151) -> None:
                     "Rate limit reached" if status == "failed" else None,
                 )
             )
-        conn.execute("BEGIN")
-        conn.executemany(sql, values)
-        conn.execute("COMMIT")
-        done = min(rows, first + batch)
-        rate = done / (time.perf_counter() - started)
-        print(f"\rbuilt {done:,}/{rows:,} rows ({rate:,.0f}/s)", end="", file=sys.stderr)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.execute("ANALYZE")
-    conn.close()
-    print(file=sys.stderr)
+        yield min(rows, first + batch), values
 
 
 def timed(fn: object, repeat: int) -> tuple[float, float]:
@@ -188,7 +221,7 @@ def timed(fn: object, repeat: int) -> tuple[float, float]:
     return times[0], statistics.median(times[1:])
 
 
-def export_rss(path: Path, fraction: float) -> tuple[int, float]:
+def export_rss(path: Path | str, fraction: float) -> tuple[int, float]:
     """Export in a child process; return (rows, peak RSS in MiB) of that child."""
     code = (
         "import os, resource, sys\n"
@@ -209,24 +242,37 @@ def export_rss(path: Path, fraction: float) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--db", type=Path, default=None)
+    parser.add_argument("--db", default=None, help="a SQLite file or a postgresql:// URL")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
-    path = args.db or HERE / ".data" / f"query_scale_{args.rows}.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if args.rebuild:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    if not path.exists():
+    if args.db and args.db.startswith("postgresql://"):
+        path: Path | str = args.db
         t = time.perf_counter()
-        build(path, args.rows)
-        print(f"build: {time.perf_counter() - t:.0f} s", file=sys.stderr)
+        if args.rebuild or _postgres_rows(args.db) == 0:
+            _drop_postgres_table(args.db)
+            build_postgres(args.db, args.rows)
+            print(f"build: {time.perf_counter() - t:.0f} s", file=sys.stderr)
+        engine = "PostgreSQL"
+    else:
+        path = Path(args.db or HERE / ".data" / f"query_scale_{args.rows}.db")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if args.rebuild:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        if not path.exists():
+            t = time.perf_counter()
+            build(path, args.rows)
+            print(f"build: {time.perf_counter() - t:.0f} s", file=sys.stderr)
+        engine = f"SQLite {sqlite3.sqlite_version}"
     repo = GenerationLogRepository(path)
     total = repo.store.fetch("SELECT count(*) AS n FROM generation_logs")[0]["n"]
-    size = sum(
-        Path(f"{path}{s}").stat().st_size for s in ("", "-wal") if Path(f"{path}{s}").exists()
-    )
+    if isinstance(path, str):
+        size = repo.store.fetch("SELECT pg_database_size(current_database()) AS n")[0]["n"]
+    else:
+        size = sum(
+            Path(f"{path}{s}").stat().st_size for s in ("", "-wal") if Path(f"{path}{s}").exists()
+        )
     cases = {
         "history, 2 filters, limit 100": lambda: query.history(
             repo, status="failed", template_version="2.1", limit=100
@@ -253,10 +299,8 @@ def main() -> None:
             repo, since=datetime(2025, 12, 1, tzinfo=timezone.utc)
         ),
     }
-    print(f"database: {total:,} rows, {size / 2**30:.1f} GiB, {path}")
-    print(
-        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}"
-    )
+    print(f"database: {total:,} rows, {size / 2**30:.1f} GiB, {repo.path}")
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {engine}")
     print(f"{'query':45} {'first ms':>10} {'median ms':>10}")
     for name, fn in cases.items():
         first, median = timed(fn, args.repeat if "stats" not in name else max(3, args.repeat // 3))
@@ -265,6 +309,24 @@ def main() -> None:
     rows_all, rss_all = export_rss(path, 1.0)
     print(f"export jsonl, {rows_small:,} rows: peak RSS {rss_small:.0f} MiB")
     print(f"export jsonl, {rows_all:,} rows: peak RSS {rss_all:.0f} MiB")
+
+
+def _postgres_rows(url: str) -> int:
+    """Rows already there (0 for a database without the table)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        if not conn.execute("SELECT to_regclass('generation_logs')").fetchone()[0]:  # type: ignore[index]
+            return 0
+        return int(conn.execute("SELECT count(*) FROM generation_logs").fetchone()[0])  # type: ignore[index]
+
+
+def _drop_postgres_table(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS generation_logs CASCADE")
+        conn.execute("DROP TABLE IF EXISTS audited_openai_migrations")
 
 
 if __name__ == "__main__":

@@ -10,13 +10,19 @@ import asyncio
 import sys
 import threading
 
+from openai import Timeout
+
 from audited_openai import AsyncAuditedOpenAI, AuditedOpenAI
 
+# The SDK's 5 s connect timeout trips on a saturated two-core machine (the PostgreSQL
+# campaign: ten client processes, the mock server, and the server computing two tsvectors
+# of every completed 10 KB row); the model server is a mock, so the campaign waits longer.
+TIMEOUT = Timeout(600, connect=60)
 MESSAGES = [{"role": "user", "content": "Definieer 'getuige'. " + "Regels. " * 1200}]
 
 
 def run_threads(db: str, base_url: str, threads: int, calls: int) -> int:
-    client = AuditedOpenAI(db, base_url=base_url, api_key="load", max_retries=0)
+    client = AuditedOpenAI(db, base_url=base_url, api_key="load", max_retries=0, timeout=TIMEOUT)
     errors = 0
     lock = threading.Lock()
 
@@ -26,7 +32,7 @@ def run_threads(db: str, base_url: str, threads: int, calls: int) -> int:
             try:
                 client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
             except Exception as exc:
-                print(f"error: {exc}", file=sys.stderr)
+                print(f"error (thread): {exc!r} from {exc.__cause__!r}", file=sys.stderr)
                 with lock:
                     errors += 1
 
@@ -40,7 +46,9 @@ def run_threads(db: str, base_url: str, threads: int, calls: int) -> int:
 
 async def run_tasks(db: str, base_url: str, tasks: int, calls: int) -> int:
     errors = 0
-    async with AsyncAuditedOpenAI(db, base_url=base_url, api_key="load", max_retries=0) as client:
+    async with AsyncAuditedOpenAI(
+        db, base_url=base_url, api_key="load", max_retries=0, timeout=TIMEOUT
+    ) as client:
 
         async def work() -> None:
             nonlocal errors
@@ -48,7 +56,7 @@ async def run_tasks(db: str, base_url: str, tasks: int, calls: int) -> int:
                 try:
                     await client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
                 except Exception as exc:
-                    print(f"error: {exc}", file=sys.stderr)
+                    print(f"error (task): {exc!r} from {exc.__cause__!r}", file=sys.stderr)
                     errors += 1
 
         await asyncio.gather(*(work() for _ in range(tasks)))

@@ -177,13 +177,16 @@ def _respond(request: ReceivedRequest) -> Hang | Reply:
     return Reply("kort", latency=0.01)
 
 
-def crash_campaign(db: _Path, kills: int, workers: int, seed: int) -> dict[str, int]:
-    """Kill workers at random moments; return what the checks found."""
+def crash_campaign(db: str | _Path, kills: int, workers: int, seed: int) -> dict[str, int]:
+    """Kill workers at random moments; return what the checks found.
+
+    ``db`` is a SQLite file or a PostgreSQL URL.
+    """
     rng = random.Random(seed)
     worker_py = str(_Path(__file__).parent / "crash_worker.py")
     env = {**os.environ, "PYTHONPATH": str(_Path(__file__).parent.parent)}
     with LoopbackServer(respond=_respond) as server:
-        GenerationLogRepository(db).get_prompt_history(limit=0)
+        GenerationLogRepository(db).close()  # the schema in place first
         spawned = itertools.count()
 
         def spawn() -> tuple[subprocess.Popen[str], threading.Event]:
@@ -227,8 +230,9 @@ def crash_campaign(db: _Path, kills: int, workers: int, seed: int) -> dict[str, 
             if proc.stdout is not None:
                 proc.stdout.close()
         received = [TOKEN.match(r.body["messages"][0]["content"]) for r in server.requests]
-    conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    if not str(db).startswith("postgresql://"):
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     found = rows(db)
     by_token: dict[str, list[dict[str, object]]] = {}
     for row in found:
@@ -242,9 +246,9 @@ def crash_campaign(db: _Path, kills: int, workers: int, seed: int) -> dict[str, 
         assert len(by_token.get(match.group(1), [])) == 1, f"request {match.group(1)} has no row"
     pending = [r for r in found if r["generation_status"] == "pending"]
     settled = {r["id"]: r for r in found if r["generation_status"] != "pending"}
-    repo = GenerationLogRepository(db)
     time.sleep(0.01)
-    assert repo.reconcile(timedelta(milliseconds=1)) == len(pending)
+    with GenerationLogRepository(db) as repo:
+        assert repo.reconcile(timedelta(milliseconds=1)) == len(pending)
     after = {r["id"]: r for r in rows(db)}
     assert all(after[r["id"]]["generation_status"] == "timeout" for r in pending)
     assert all(after[r["id"]]["error_type"] == "abandoned" for r in pending)
@@ -252,17 +256,17 @@ def crash_campaign(db: _Path, kills: int, workers: int, seed: int) -> dict[str, 
     return {"requests": len(received), "rows": len(found), "pending": len(pending)}
 
 
-def test_kills_at_random_moments_lose_nothing(tmp_path: _Path) -> None:
+def test_kills_at_random_moments_lose_nothing(target: str) -> None:
     """SIGKILL workers mid-call: every request has one row; the killed ones are pending."""
-    result = crash_campaign(tmp_path / "crash.db", kills=12, workers=3, seed=151)
+    result = crash_campaign(target, kills=12, workers=3, seed=151)
     assert result["requests"] > 12
     assert result["pending"] >= 1
 
 
 @pytest.mark.stress
-def test_two_hundred_kills(tmp_path: _Path) -> None:
+def test_two_hundred_kills(target: str) -> None:
     """The full campaign: 200 kills (run with -m stress; figures in RELIABILITY.md)."""
-    result = crash_campaign(tmp_path / "crash.db", kills=200, workers=4, seed=2026)
+    result = crash_campaign(target, kills=200, workers=4, seed=2026)
     print(result)
 
 
@@ -340,9 +344,10 @@ def test_deeply_nested_metadata_is_refused_clearly(db_path: Path) -> None:
 
 
 def concurrency_campaign(
-    db: _Path, *, processes: int, threads: int, calls: int, tasks: int, task_calls: int
+    db: str | _Path, *, processes: int, threads: int, calls: int, tasks: int, task_calls: int
 ) -> dict[str, float]:
-    """Processes of threads plus a process of tasks on one file, with a reader all along."""
+    """Processes of threads plus a process of tasks on one store (a SQLite file or a
+    PostgreSQL URL), with a reader all along."""
     from audited_openai import query
 
     worker = str(_Path(__file__).parent / "concurrency_worker.py")
@@ -353,14 +358,15 @@ def concurrency_campaign(
 
     def reader() -> None:
         nonlocal biggest_wal
-        while not stop.is_set():
-            query.history(db, limit=20)
-            query.token_usage_by_day(db)
+        while not stop.is_set():  # a reader that comes and goes, as a dashboard's reruns
+            with GenerationLogRepository(db, read_only=True) as repo:
+                query.history(repo, limit=20)
+                query.token_usage_by_day(repo)
             if wal.exists():
                 biggest_wal = max(biggest_wal, wal.stat().st_size)
 
     with LoopbackServer(default=Reply("ok", latency=0.005)) as server:
-        GenerationLogRepository(db).get_prompt_history(limit=0)
+        GenerationLogRepository(db).close()  # the schema in place first
         watcher = threading.Thread(target=reader)
         watcher.start()
         started = time.monotonic()
@@ -420,18 +426,12 @@ def concurrency_campaign(
     }
 
 
-def test_processes_threads_and_tasks_at_once(tmp_path: _Path) -> None:
+def test_processes_threads_and_tasks_at_once(target: str) -> None:
     """2 processes x 4 threads x 10 calls plus 40 tasks x 2 calls: nothing lost or locked."""
-    concurrency_campaign(
-        tmp_path / "load.db", processes=2, threads=4, calls=10, tasks=40, task_calls=2
-    )
+    concurrency_campaign(target, processes=2, threads=4, calls=10, tasks=40, task_calls=2)
 
 
 @pytest.mark.stress
-def test_full_size_concurrency(tmp_path: _Path) -> None:
+def test_full_size_concurrency(target: str) -> None:
     """8 processes x 8 threads x 100 calls plus 200 tasks x 5 calls (run with -m stress)."""
-    print(
-        concurrency_campaign(
-            tmp_path / "load.db", processes=8, threads=8, calls=100, tasks=200, task_calls=5
-        )
-    )
+    print(concurrency_campaign(target, processes=8, threads=8, calls=100, tasks=200, task_calls=5))
