@@ -8,6 +8,7 @@ The behaviour both stores share is tested against both by the ``target`` fixture
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import shutil
@@ -33,6 +34,7 @@ from audited_openai import (
 )
 from audited_openai._postgres import redacted
 from audited_openai.testing import LoopbackServer
+from tests.conftest import POSTGRES as POSTGRES_ADMIN
 from tests.conftest import execute, fresh_postgres, host, make_context, rows
 
 if TYPE_CHECKING:
@@ -437,3 +439,22 @@ def test_a_restart_between_calls_goes_unnoticed(private_db: str, cluster: Cluste
         assert len(query.history(repo)) == 2, "reads reconnect too"
     assert [r["generation_status"] for r in rows(private_db)] == ["success", "success"]
     repo.close()
+
+
+def test_unclosed_repositories_share_one_pool(postgres_db: str) -> None:
+    """Twenty repositories opened and dropped (a page rerun each): connections stay few."""
+
+    def connections() -> int:
+        with psycopg.connect(POSTGRES_ADMIN) as admin:
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                (postgres_db.rsplit("/", 1)[1],),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    kept = GenerationLogRepository(postgres_db)
+    for _ in range(20):
+        query.history(GenerationLogRepository(postgres_db, read_only=True), limit=1)
+    gc.collect()
+    assert connections() <= 4
+    kept.close()

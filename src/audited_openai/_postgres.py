@@ -5,8 +5,9 @@ thread (``_writer``) on a connection of its own: pending rows commit with
 ``synchronous_commit=on`` (durable once committed) before the request leaves;
 completions may commit with ``synchronous_commit=off`` under "balanced" (a server
 crash can lose the last completions, leaving their rows ``pending``, never a pending
-row). Reads use a ``psycopg_pool`` pool. Full-text search is a ``tsvector`` of each
-completed row (Dutch, stemmed, and word for word) with a GIN index. Timestamps are the
+row). Reads use a ``psycopg_pool`` pool, one per database in a process. Full-text
+search is a ``tsvector`` of each completed row (Dutch, stemmed, and word for word) with
+a GIN index. Timestamps are the
 library's one UTC text format, as in SQLite, so that the same SQL reads both.
 
 A lost connection is opened again (tenacity, a few seconds at most): while the server
@@ -18,6 +19,8 @@ password of the URL is kept only to connect: never stored, logged or shown.
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     import psycopg
+    from psycopg_pool import ConnectionPool
 
     from audited_openai._sqlite import Durability
 
@@ -173,6 +177,55 @@ def redacted(url: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}{rest}"
 
 
+# One read pool per database and connection options in a process, shared by its stores
+# and closed with the last of them: a store left unclosed (a Streamlit rerun, say) costs
+# no connections or threads of its own, and a pool is never collected by a thread of its own.
+_POOLS: dict[tuple[str, str], tuple[ConnectionPool, int]] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _shared_pool(url: str, options: str) -> ConnectionPool:
+    from psycopg_pool import ConnectionPool  # noqa: PLC0415 - the extra, checked before
+
+    with _POOLS_LOCK:
+        pool, users = _POOLS.get((url, options), (None, 0))
+        if pool is None or pool.closed:
+            pool, users = (
+                ConnectionPool(
+                    url,
+                    min_size=1,
+                    max_size=4,
+                    kwargs={"autocommit": True, "options": options},
+                    check=ConnectionPool.check_connection,
+                    timeout=RECONNECT_S + 2,  # a read waits this long for the server, then fails
+                    open=True,
+                ),
+                0,
+            )
+        _POOLS[url, options] = (pool, users + 1)
+        return pool
+
+
+def _release_pool(url: str, options: str) -> None:
+    with _POOLS_LOCK:
+        pool, users = _POOLS.pop((url, options), (None, 0))
+        if pool is None:
+            return
+        if users > 1:
+            _POOLS[url, options] = (pool, users - 1)
+        else:
+            pool.close()
+
+
+def _forget_pools_after_fork() -> None:
+    global _POOLS_LOCK  # noqa: PLW0603 - process-wide state, new in the child
+    _POOLS.clear()  # their threads and sockets are the parent's
+    _POOLS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pools_after_fork)
+
+
 class PostgresStore(Owner):
     """``generation_logs`` in a PostgreSQL database; see the module docstring."""
 
@@ -190,8 +243,6 @@ class PostgresStore(Owner):
         if durability not in ("full", "balanced"):
             raise ValueError(f"durability must be 'full' or 'balanced', not {durability!r}")
         self.psycopg = _driver()
-        from psycopg_pool import ConnectionPool  # noqa: PLC0415 - the extra, checked above
-
         self.durability: Durability = durability
         self.read_only = read_only
         self._url = url
@@ -214,15 +265,7 @@ class PostgresStore(Owner):
                 self.refresh_host_objects(conn)
         finally:
             conn.close()
-        self._pool = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=4,
-            kwargs={"autocommit": True, "options": self._options},
-            check=ConnectionPool.check_connection,
-            timeout=RECONNECT_S + 2,  # a read waits this long for the server, then fails
-            open=True,
-        )
+        self._pool: ConnectionPool | None = _shared_pool(url, self._options)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -234,6 +277,11 @@ class PostgresStore(Owner):
         except self.psycopg.OperationalError as exc:
             raise StoreError(self._cannot("connect to", exc), path=self.location) from exc
 
+    def _reads(self) -> ConnectionPool:
+        if self._pool is None:
+            raise StoreError(f"{self.location} is closed", path=self.location)
+        return self._pool
+
     def _cannot(self, what: str, exc: BaseException) -> str:
         said = " ".join(str(exc).split()) or type(exc).__name__
         return f"cannot {what} PostgreSQL at {self._where}: {said}"
@@ -243,7 +291,7 @@ class PostgresStore(Owner):
         """A pooled connection, once this process's queued writes are in."""
         self.flush()
         try:
-            with self._pool.connection() as conn:
+            with self._reads().connection() as conn:
                 yield conn
         except self.psycopg.Error as exc:
             raise StoreError(self._cannot("read from", exc), path=self.location) from exc
@@ -297,7 +345,7 @@ class PostgresStore(Owner):
     def refresh_host_objects(self, conn: psycopg.Connection[Any] | None = None) -> bool:
         """Add the foreign key to the host's ``definities`` and the views, if it is there."""
         with contextlib.ExitStack() as stack:
-            conn = conn or stack.enter_context(self._pool.connection())
+            conn = conn or stack.enter_context(self._reads().connection())
             columns = {
                 row[0]
                 for row in conn.execute(
@@ -490,7 +538,7 @@ class PostgresStore(Owner):
         """VACUUM the table: the space of deleted rows is reclaimed, their bytes dropped."""
         self.flush()
         try:
-            with self._pool.connection() as conn:
+            with self._reads().connection() as conn:
                 conn.execute("VACUUM generation_logs")
         except self.psycopg.Error as exc:
             raise AuditWriteError(self._cannot("vacuum", exc), path=self.location) from exc
@@ -501,4 +549,6 @@ class PostgresStore(Owner):
         self.close_writer()
         if self._wconn is not None:
             self._wconn.close()
-        self._pool.close()
+        if self._pool is not None:
+            _release_pool(self._url, self._options)
+            self._pool = None
