@@ -50,10 +50,15 @@ def fresh_postgres() -> Iterator[str]:
     name = "ao_test_" + uuid.uuid4().hex[:12]
     with psycopg.connect(POSTGRES, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
+    url = POSTGRES.rsplit("/", 1)[0] + "/" + name
     try:
-        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
+        yield url
     finally:
         _writer.flush_all(timeout=30)
+        from audited_openai import _postgres
+
+        for key in [key for key in _postgres._POOLS if key[0] == url]:
+            _postgres._POOLS.pop(key)[0].close()  # stores left open by the test
         with psycopg.connect(POSTGRES, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

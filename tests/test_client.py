@@ -27,12 +27,15 @@ from audited_openai import (
 from tests.conftest import API_KEY, BASE_URL, async_client, chat_body, rows
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 MESSAGES = [{"role": "user", "content": "Definieer 'verdachte'."}]
 
 
-def _pending_seen_by_second_connection(db_path: Path, request: httpx.Request) -> dict[str, Any]:
+def _pending_seen_by_second_connection(
+    db_path: Path | str, request: httpx.Request
+) -> dict[str, Any]:
     """What another connection finds at the moment the request reaches the 'server'."""
     found = rows(db_path)
     assert len(found) == 1, "the pending row must be committed before the request leaves"
@@ -133,10 +136,22 @@ def test_bad_audit_options_are_refused(db_path: Path) -> None:
 # -- write-ahead and completion --------------------------------------------------------
 
 
+@pytest.fixture
+def any_client(target: str, router: respx.MockRouter) -> Iterator[AuditedOpenAI]:
+    """An audited sync client over respx, writing to a store of each backend."""
+    with AuditedOpenAI(
+        target, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client()
+    ) as audited:
+        yield audited
+    audited.audit_store.close()
+
+
 def test_write_ahead_then_success_sync(
-    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+    any_client: AuditedOpenAI, router: respx.MockRouter, target: str
 ) -> None:
-    """The pending row is committed before the request arrives, then completed."""
+    """The pending row is committed before the request arrives, then completed (both
+    backends)."""
+    client, db_path = any_client, target
     pending: list[dict[str, Any]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -187,8 +202,9 @@ def _assert_complete_success(row: dict[str, Any]) -> None:
     assert row["error_type"] is None
 
 
-def test_write_ahead_then_success_async(router: respx.MockRouter, db_path: Path) -> None:
+def test_write_ahead_then_success_async(router: respx.MockRouter, target: str) -> None:
     """The async client commits the pending row before sending, then completes it."""
+    db_path = target
 
     def handler(request: httpx.Request) -> httpx.Response:
         _pending_seen_by_second_connection(db_path, request)
@@ -379,9 +395,10 @@ def _status_sequence(router: respx.MockRouter, *statuses: int) -> respx.Route:
 
 
 def test_every_attempt_is_a_row_sync(
-    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+    any_client: AuditedOpenAI, router: respx.MockRouter, target: str
 ) -> None:
     """500, 500, 200 give exactly 3 requests and 3 rows (failed, failed, success)."""
+    client, db_path = any_client, target
     route = _status_sequence(router, 500, 500, 200)
     result = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
     assert result.id == "chatcmpl-AbCdEf123456"
@@ -394,8 +411,9 @@ def test_every_attempt_is_a_row_sync(
     assert [r["error_type"] for r in found[:2]] == ["InternalServerError"] * 2
 
 
-def test_every_attempt_is_a_row_async(db_path: Path, router: respx.MockRouter) -> None:
+def test_every_attempt_is_a_row_async(target: str, router: respx.MockRouter) -> None:
     """The async client retries the same way, one row per attempt."""
+    db_path = target
     route = _status_sequence(router, 503, 429, 200)
 
     async def main() -> None:
