@@ -26,6 +26,7 @@ from audited_openai import (
     AuditedOpenAI,
     AuditWriteError,
     GenerationLogRepository,
+    InvalidLogError,
     ResponseMetadata,
     SchemaVersionError,
     StoreError,
@@ -458,3 +459,83 @@ def test_unclosed_repositories_share_one_pool(postgres_db: str) -> None:
     gc.collect()
     assert connections() <= 4
     kept.close()
+
+
+# -- the writer and the store's own errors ---------------------------------------------------
+
+
+def test_a_refused_row_fails_alone_in_its_batch(postgres_db: str) -> None:
+    """One row the server refuses fails its caller; the others of its batch commit."""
+    from tests.test_writer import _hold
+
+    with GenerationLogRepository(postgres_db) as repo:
+        execute(
+            postgres_db,
+            "ALTER TABLE generation_logs ADD CONSTRAINT nee CHECK (model_name <> 'nee')",
+        )
+        gate, _ = _hold(repo)
+        good = repo.submit_pending_log(make_context())
+        bad_context = make_context()
+        bad_context.prompt.model_params.name = "nee"
+        bad = repo.submit_pending_log(bad_context)
+        also_good = repo.submit_pending_log(make_context())
+        gate.set()
+        assert good.result(5) < also_good.result(5)
+        with pytest.raises(InvalidLogError, match="nee"):
+            bad.result(5)
+        assert len(rows(postgres_db)) == 2
+
+
+def test_store_errors_are_the_librarys_own(postgres_db: str) -> None:
+    """Bad options, writes to a read-only store, failing SQL and closed stores."""
+    with pytest.raises(ValueError, match="durability"):
+        GenerationLogRepository(postgres_db, durability="fast")  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="no audit trail"):
+        GenerationLogRepository(postgres_db, read_only=True)
+    writer = GenerationLogRepository(postgres_db)
+    reader = GenerationLogRepository(postgres_db, read_only=True)
+    with pytest.raises(AuditWriteError, match="read-only"):
+        reader.create_pending_log(make_context())
+    with pytest.raises(StoreError, match="cannot read from PostgreSQL"):
+        reader.store.fetch("SELECT * FROM no_such_table")
+    failing = writer.store.submit(
+        lambda conn: conn.execute("SELECT * FROM no_such_table"), durable=True, what="read"
+    )
+    with pytest.raises(AuditWriteError, match="cannot read in PostgreSQL"):
+        failing.result(5)
+    second = GenerationLogRepository(postgres_db)
+    writer.close()  # the pool stays for the other store of the database
+    assert second.get_prompt_history() == []
+    second.close()
+    with pytest.raises(StoreError, match="is closed"):
+        second.store.fetch("SELECT 1")
+    reader.close()
+    assert writer.finish_erasures() == []
+
+
+def test_copy_reports_rows_the_target_refuses(db_path: Path, postgres_db: str) -> None:
+    """A row the target refuses (a definitie it does not have) is named; exit 3."""
+    host(postgres_db, (1, "verdachte")).close()
+    with GenerationLogRepository(db_path) as source:
+        source.create_pending_log(make_context(definitie_id=1))
+        source.create_pending_log(make_context(definitie_id=2))
+    result = CliRunner().invoke(cli.main, ["copy", "--from", str(db_path), "--to", postgres_db])
+    assert result.exit_code == 3
+    assert "copied 1 row, completed 0, 0 already there" in result.stdout
+    assert "1 row could not be copied: log 2 (call" in result.stderr
+
+
+def test_copy_shows_progress_on_a_terminal(
+    db_path: Path, postgres_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_query import seed
+
+    with GenerationLogRepository(db_path) as source:
+        seed(source)
+    real_console = cli.Console
+    monkeypatch.setattr(
+        cli, "Console", lambda **kw: real_console(force_terminal=True, width=100, **kw)
+    )
+    result = CliRunner().invoke(cli.main, ["copy", "--from", str(db_path), "--to", postgres_db])
+    assert result.exit_code == 0
+    assert "6/6" in result.stderr
