@@ -248,6 +248,7 @@ def crash_campaign(db: str | _Path, kills: int, workers: int, seed: int) -> dict
     settled = {r["id"]: r for r in found if r["generation_status"] != "pending"}
     time.sleep(0.01)
     with GenerationLogRepository(db) as repo:
+        assert repo.reconcile(timedelta(hours=1)) == 0, "the killed calls are younger"
         assert repo.reconcile(timedelta(milliseconds=1)) == len(pending)
     after = {r["id"]: r for r in rows(db)}
     assert all(after[r["id"]]["generation_status"] == "timeout" for r in pending)
