@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import multiprocessing
 import os
 import shutil
@@ -539,3 +540,18 @@ def test_copy_shows_progress_on_a_terminal(
     result = CliRunner().invoke(cli.main, ["copy", "--from", str(db_path), "--to", postgres_db])
     assert result.exit_code == 0
     assert "6/6" in result.stderr
+
+
+def test_the_database_url_from_the_environment(
+    postgres_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AUDITED_OPENAI_DB=postgresql://... serves the clients and the CLI alike."""
+    monkeypatch.setenv("AUDITED_OPENAI_DB", postgres_db)
+    with LoopbackServer() as server:
+        client = AuditedOpenAI(base_url=server.base_url, api_key="test")
+        client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        assert client.audit_store.path == postgres_db
+        client.audit_store.close()
+    result = CliRunner().invoke(cli.main, ["logs", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [row["generation_status"] for row in json.loads(result.stdout)] == ["success"]
