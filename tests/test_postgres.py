@@ -555,3 +555,25 @@ def test_the_database_url_from_the_environment(
     result = CliRunner().invoke(cli.main, ["logs", "--json"])
     assert result.exit_code == 0, result.output
     assert [row["generation_status"] for row in json.loads(result.stdout)] == ["success"]
+
+
+def test_a_search_beyond_the_newest_rows_goes_through_the_index(postgres_db: str) -> None:
+    """A word only in old rows is found (through the GIN index), a word in every row at
+    once among the newest; both newest first, with filters."""
+    from dataclasses import replace
+
+    from audited_openai import _sql
+
+    with GenerationLogRepository(postgres_db) as repo:
+        repo.store.dialect = replace(_sql.POSTGRES, search_window=3)  # type: ignore[misc]
+        ids = []
+        for n in range(10):
+            ctx = make_context()
+            ctx.prompt.full_text = f"verdachte {'zeldzaam' if n < 2 else 'gewoon'} {n}"
+            ids.append(repo.create_pending_log(ctx))
+            ctx.mark_success(ResponseMetadata(content="ok"))
+            repo.update_with_response(ids[-1], ctx)
+        assert [c.id for c in query.history(repo, search="zeldzaam")] == [ids[1], ids[0]]
+        assert [c.id for c in query.history(repo, search="verdachte", limit=2)] == ids[:-3:-1]
+        assert [c.id for c in query.history(repo, search="zeldzaam", after_id=ids[1])] == [ids[0]]
+        assert query.history(repo, search="zeldzaam", status="failed") == []

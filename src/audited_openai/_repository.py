@@ -270,7 +270,11 @@ class GenerationLogRepository:
         """Logs matching ``filters``, newest first (by id, or by time), at most ``limit``."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidLogError(f"limit must be a non-negative integer, not {limit!r}", "limit")
-        return self._contexts(*_sql.listing(filters, self.store.dialect, limit, by_time=by_time))
+        found = self._contexts(*_sql.listing(filters, self.store.dialect, limit, by_time=by_time))
+        wide = _sql.wide_listing(filters, self.store.dialect, limit, by_time=by_time)
+        if wide is not None and len(found) < limit:  # a rare word: the index finds it
+            found = self._contexts(*wide)
+        return found
 
     def recover_spool(self) -> int:
         """Import the rows spooled when the store could not take them; return how many.

@@ -33,6 +33,8 @@ class Dialect:
     search: Callable[[str], tuple[str, list[str]]]  # query text -> (condition on gl, values)
     # A listing with a search, driven by the index: (FROM ..., condition, ORDER BY ...)
     search_listing: tuple[str, str, str] | None = None
+    # Or: first among this many newest rows, then (too few found) through the index
+    search_window: int | None = None
 
 
 def _sqlite_search(text: str) -> tuple[str, list[str]]:
@@ -68,6 +70,11 @@ POSTGRES = Dialect(
     day="substr(gl.logged_at, 1, 10)",
     same="IS NOT DISTINCT FROM",
     search=_postgres_search,
+    # PostgreSQL cannot tell a rare word from a common one (its statistics keep only
+    # the most common lexemes), so a listing first looks among the newest rows, where a
+    # common word is found at once, and only then asks the GIN index, which is quick
+    # exactly when the word is rare.
+    search_window=5000,
 )
 
 
@@ -231,10 +238,36 @@ def listing(
         source, condition, order = dialect.search_listing
         clause, params = where(replace(filters, search=None), dialect, condition)
         params.append(fts_query(filters.search))
+    elif filters.search is not None and dialect.search_window is not None and not by_time:
+        recent, params = where(replace(filters, search=None), dialect)
+        condition, values = dialect.search(filters.search)
+        p = dialect.param
+        sql = (
+            "SELECT gl.* FROM generation_logs gl WHERE gl.id IN (SELECT gl.id FROM"
+            f" (SELECT gl.id, gl.search_vector FROM generation_logs gl {recent}"
+            f" ORDER BY gl.id DESC LIMIT {dialect.search_window}) gl"
+            f" WHERE {condition} ORDER BY gl.id DESC LIMIT {p}) ORDER BY gl.id DESC"
+        )
+        return sql, [*params, *values, limit]
     else:
         clause, params = where(filters, dialect)
     sql = f"SELECT gl.* FROM {source} {clause} ORDER BY {order} LIMIT {dialect.param}"
     return sql, [*params, limit]
+
+
+def wide_listing(
+    filters: Filters, dialect: Dialect, limit: int, *, by_time: bool = False
+) -> tuple[str, list[Any]] | None:
+    """The search listing through the index, for when the newest rows held too few matches.
+
+    None where :func:`listing` is already the whole answer.
+    """
+    if filters.search is None or dialect.search_window is None or by_time:
+        return None
+    clause, params = where(filters, dialect)
+    # id + 0: not the primary key's order, so that the planner takes the GIN index
+    order = f"ORDER BY gl.id + 0 DESC LIMIT {dialect.param}"
+    return f"SELECT gl.* FROM generation_logs gl {clause} {order}", [*params, limit]
 
 
 def count(filters: Filters, dialect: Dialect) -> tuple[str, list[Any]]:
@@ -295,22 +328,25 @@ def most_expensive(filters: Filters, dialect: Dialect, n: int) -> tuple[str, lis
 def percentile(
     filters: Filters, dialect: Dialect, group: tuple[Any, Any, Any], rank: int
 ) -> tuple[str, list[Any]]:
-    """The ``rank``-th smallest successful duration of one (model, template, version)."""
+    """The ``rank``-th smallest successful duration of one (model, template, version).
+
+    A group's missing template is ``IS NULL`` and a present one ``=`` (not ``IS NOT
+    DISTINCT FROM``, which PostgreSQL cannot look up in an index).
+    """
     p = dialect.param
+    columns = ("gl.model_name", "gl.prompt_template_name", "gl.prompt_template_version")
+    equal = [
+        f"{column} = {p}" if value is not None else f"{column} IS NULL"
+        for column, value in zip(columns, group, strict=True)
+    ]
     clause, params = where(
-        filters,
-        dialect,
-        "gl.generation_status = 'success'",
-        "gl.duration_ms IS NOT NULL",
-        f"gl.model_name = {p}",
-        f"gl.prompt_template_name {dialect.same} {p}",
-        f"gl.prompt_template_version {dialect.same} {p}",
+        filters, dialect, "gl.generation_status = 'success'", "gl.duration_ms IS NOT NULL", *equal
     )
     sql = (
         f"SELECT gl.duration_ms FROM generation_logs gl {clause}"
         f" ORDER BY gl.duration_ms LIMIT 1 OFFSET {p}"
     )
-    return sql, [*params, *group, rank - 1]
+    return sql, [*params, *(value for value in group if value is not None), rank - 1]
 
 
 def attempts(dialect: Dialect, count: int) -> str:
