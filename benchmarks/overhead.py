@@ -203,7 +203,7 @@ def worker(variant: str, workdir: Path, server: str) -> None:
     floor = (
         Floor(workdir / "floor.db")
         if variant == "floor"
-        else PostgresFloor(os.environ[POSTGRES])
+        else PostgresFloor(os.environ[POSTGRES] + "_floor")
         if variant == "floor-pg"
         else None
     )
@@ -483,11 +483,13 @@ def postgres_database(server: str | None) -> Iterator[str | None]:
     name = f"ao_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
+        admin.execute(f"CREATE DATABASE {name}_floor")  # the floor's table of its own
     try:
         yield server.rsplit("/", 1)[0] + "/" + name
     finally:
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"DROP DATABASE IF EXISTS {name}_floor WITH (FORCE)")
 
 
 def floor_of(variant: str) -> str:

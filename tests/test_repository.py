@@ -742,3 +742,20 @@ def test_bad_arguments_to_a_repository_are_refused() -> None:
         GenerationLogRepository(123)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="busy_timeout_ms"):
         GenerationLogRepository(":memory:", busy_timeout_ms="5")  # type: ignore[arg-type]
+
+
+def test_a_completion_in_the_same_millisecond_keeps_its_time(
+    repo: GenerationLogRepository,
+) -> None:
+    """updated_at is what the completion wrote, even when it equals the pending row's
+    (the trigger touches only updates that change neither it nor the status); a link,
+    which sets neither, is still touched."""
+    moment = datetime(2025, 11, 11, 9, 0, 0, 123000, tzinfo=timezone.utc)
+    ctx = make_context(logged_at=moment, updated_at=moment)
+    log_id = repo.create_pending_log(ctx)
+    ctx.mark_success(ResponseMetadata(content="ok"))
+    ctx.updated_at = moment  # the same millisecond
+    repo.update_with_response(log_id, ctx)
+    assert repo.get(log_id).updated_at == moment
+    repo.link_to_definitie(log_id, 7)
+    assert repo.get(log_id).updated_at > moment

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from audited_openai._sqlite import Durability
 
 LEDGER = "audited_openai_migrations"
-SCHEMA_VERSION = 5  # the SQLite schema's version with the same columns
+SCHEMA_VERSION = 6  # the SQLite schema's version with the same columns and behaviour
 RECONNECT_S = 3.0  # a lost connection is tried again for this long, then a write fails
 _LOCK = 151_2025  # the advisory lock under which migrations run, one process at a time
 _NOW = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -132,6 +132,20 @@ END $$;
 CREATE TRIGGER generation_logs_updated_at BEFORE UPDATE ON generation_logs
     FOR EACH ROW EXECUTE FUNCTION generation_logs_touch();
 """
+
+# Version 6, as SQLite's: a completion written in the same millisecond as its pending row
+# keeps the time it was given; only updates changing neither it nor the status touch it.
+_V6 = f"""
+CREATE OR REPLACE FUNCTION generation_logs_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at
+        AND NEW.generation_status IS NOT DISTINCT FROM OLD.generation_status THEN
+        NEW.updated_at := {_NOW};
+    END IF;
+    RETURN NEW;
+END $$;
+"""
+_STEPS = ((5, "create_generation_logs_postgres", _SCHEMA), (6, "written_updated_at", _V6))
 
 # When the host app's definities table is in the same database: a real foreign key
 # (NOT VALID: rows linked before it existed are not checked) and the spec's views.
@@ -322,18 +336,26 @@ class PostgresStore(Owner):
             raise SchemaVersionError(found=found, supported=SCHEMA_VERSION, path=self.location)
         if found == SCHEMA_VERSION:
             return
+        try:
+            self._steps(conn)
+        except self.psycopg.Error as exc:
+            raise StoreError(self._cannot("migrate", exc), path=self.location) from exc
+
+    def _steps(self, conn: psycopg.Connection[Any]) -> None:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {LEDGER} (version INTEGER PRIMARY KEY, "
                 "name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            if self._version(conn) < SCHEMA_VERSION:  # not done by another meanwhile
-                conn.execute(_SCHEMA)
-                conn.execute(
-                    f"INSERT INTO {LEDGER} (version, name, applied_at) VALUES (%s, %s, %s)",
-                    (SCHEMA_VERSION, "create_generation_logs_postgres", format_ts(utc_now())),
-                )
+            found = self._version(conn)  # another process may have migrated meanwhile
+            for version, name, sql in _STEPS:
+                if found < version:
+                    conn.execute(sql)
+                    conn.execute(
+                        f"INSERT INTO {LEDGER} (version, name, applied_at) VALUES (%s, %s, %s)",
+                        (version, name, format_ts(utc_now())),
+                    )
 
     def _check(self, conn: psycopg.Connection[Any]) -> None:
         if not conn.execute("SELECT to_regclass('generation_logs')").fetchone()[0]:  # type: ignore[index]

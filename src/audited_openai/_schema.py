@@ -247,6 +247,20 @@ END;
 """
 
 
+_V6_WRITTEN_UPDATED_AT = f"""
+-- A completion written in the same millisecond as its pending row keeps the time it was
+-- given: updated_at is touched only by updates that change neither it nor the status.
+DROP TRIGGER IF EXISTS generation_logs_updated_at;
+CREATE TRIGGER generation_logs_updated_at
+AFTER UPDATE ON generation_logs
+FOR EACH ROW WHEN NEW.updated_at IS OLD.updated_at
+    AND NEW.generation_status IS OLD.generation_status
+BEGIN
+    UPDATE generation_logs SET updated_at = {SQL_NOW} WHERE id = NEW.id;
+END;
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema: a version, a name and its SQL."""
@@ -262,6 +276,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "query_indexes", _V3_QUERY_INDEXES),
     Migration(4, "leaner_writes", _V4_LEANER_WRITES),
     Migration(5, "one_time_format", _V5_ONE_TIME_FORMAT),
+    Migration(6, "written_updated_at", _V6_WRITTEN_UPDATED_AT),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
