@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import os
 import shutil
 import socket
@@ -230,19 +229,35 @@ def test_without_psycopg_the_error_names_the_extra(monkeypatch: pytest.MonkeyPat
 # -- migrations --------------------------------------------------------------------------
 
 
-def _open_after(barrier: Any, url: str) -> int:
-    barrier.wait()
-    with GenerationLogRepository(url) as repo:
-        return repo.store.schema_version()
+OPEN_AFTER = """
+import sys, time
+from pathlib import Path
+from audited_openai import GenerationLogRepository
+print("ready", flush=True)
+while not Path(sys.argv[2]).exists():
+    time.sleep(0.001)
+with GenerationLogRepository(sys.argv[1]) as repo:
+    print(repo.store.schema_version())
+"""
 
 
-def test_processes_migrating_at_once_all_succeed(postgres_db: str) -> None:
+def test_processes_migrating_at_once_all_succeed(postgres_db: str, tmp_path: Path) -> None:
     """Six processes open a fresh database at the same moment: one migrates, all work."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Manager().Barrier(6)
-    with context.Pool(6) as pool:
-        versions = pool.starmap(_open_after, [(barrier, postgres_db)] * 6)
-    assert len(set(versions)) == 1
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AFTER, postgres_db, str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+    go.touch()  # all at once
+    versions = [int(proc.communicate(timeout=60)[0]) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
     with psycopg.connect(postgres_db) as conn:
         ledger = conn.execute("SELECT version FROM audited_openai_migrations").fetchall()
     assert sorted(ledger) == [(5,), (6,)]
