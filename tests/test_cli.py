@@ -68,6 +68,7 @@ def run(db: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, s
 def test_the_command_list_is_pinned() -> None:
     """Every command the issue names exists, and no other."""
     assert COMMANDS == [
+        "checkpoint",
         "copy",
         "diff",
         "erase",
@@ -80,6 +81,7 @@ def test_the_command_list_is_pinned() -> None:
         "scrub",
         "show",
         "stats",
+        "verify",
     ]
 
 

@@ -100,6 +100,7 @@ TABLES = {
     "audited_openai_migrations",
     "generation_logs",
     "generation_logs_fts",
+    "generation_log_events",
     "sqlite_sequence",
 }
 HOST_TRIGGERS = {
@@ -385,12 +386,14 @@ def test_full_text_index_follows_completion_update_and_delete(
 
 
 def test_migration_2_indexes_existing_rows(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Upgrading a version-1 database indexes the completed rows it already holds."""
-    from audited_openai import ResponseMetadata
+    """Upgrading a version-1 database indexes the completed rows it already holds, and
+    chains them (migration 7) as adopted."""
+    from audited_openai import ResponseMetadata, _chain, query
     from tests.conftest import make_context
 
     monkeypatch.setattr(_schema, "MIGRATIONS", _schema.MIGRATIONS[:1])
     monkeypatch.setattr(_schema, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(_chain.Chain, "append", lambda *_args, **_kwargs: None)  # no chain yet
     old = GenerationLogRepository(db_path)
     done = make_context()
     done.prompt.full_text = "verjaringstermijn"
@@ -408,6 +411,9 @@ def test_migration_2_indexes_existing_rows(db_path: Path, monkeypatch: pytest.Mo
     assert conn.execute("SELECT max(version) FROM audited_openai_migrations").fetchone() == (
         _schema.SCHEMA_VERSION,
     )
+    verified = query.verify(db_path)
+    assert verified.ok, verified.problems
+    assert (verified.adopted, verified.events, verified.rows) == (2, 2, 2)
 
 
 # -- a database where the spec's own migration ran ------------------------------------------

@@ -57,6 +57,7 @@ def test_writes_queued_meanwhile_commit_in_one_transaction(
     and each caller gets its own row's id."""
     statements = _transactions(sqlite_repo)
     gate, _ = _hold(sqlite_repo)
+    statements.clear()  # the held transaction began already
     writes = [sqlite_repo.submit_pending_log(make_context()) for _ in range(20)]
     gate.set()
     ids = [write.result(5) for write in writes]

@@ -19,6 +19,7 @@ password of the URL is kept only to connect: never stored, logged or shown.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -26,13 +27,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import tenacity
 
-from audited_openai import _sql
+from audited_openai import _chain, _sql
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import AuditWriteError, InvalidLogError, SchemaVersionError, StoreError
 from audited_openai._writer import Job, Outcome, Owner, all_failed, settle
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from concurrent.futures import Future
 
     import psycopg
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from audited_openai._sqlite import Durability
 
 LEDGER = "audited_openai_migrations"
-SCHEMA_VERSION = 6  # the SQLite schema's version with the same columns and behaviour
+SCHEMA_VERSION = 7  # the SQLite schema's version with the same columns and behaviour
 RECONNECT_S = 3.0  # a lost connection is tried again for this long, then a write fails
 _LOCK = 151_2025  # the advisory lock under which migrations run, one process at a time
 _NOW = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -145,7 +146,13 @@ BEGIN
     RETURN NEW;
 END $$;
 """
-_STEPS = ((5, "create_generation_logs_postgres", _SCHEMA), (6, "written_updated_at", _V6))
+_STEPS = (
+    (5, "create_generation_logs_postgres", _SCHEMA),
+    (6, "written_updated_at", _V6),
+    (7, "audit_chain", _chain.POSTGRES_TABLE),
+)
+_CHAIN_LOCK = 151_2026  # the advisory lock every write transaction holds: one chain
+CHAIN = _chain.Chain(_sql.POSTGRES)
 
 # When the host app's definities table is in the same database: a real foreign key
 # (NOT VALID: rows linked before it existed are not checked) and the spec's views.
@@ -352,10 +359,45 @@ class PostgresStore(Owner):
             for version, name, sql in _STEPS:
                 if found < version:
                     conn.execute(sql)
+                    if name == "audit_chain":
+                        self._adopt(conn)
                     conn.execute(
                         f"INSERT INTO {LEDGER} (version, name, applied_at) VALUES (%s, %s, %s)",
                         (version, name, format_ts(utc_now())),
                     )
+
+    def _adopt(self, conn: psycopg.Connection[Any]) -> None:
+        """Chain the rows already there (written by an older version) as ``adopt`` events."""
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
+        with conn.cursor(name="audited_openai_adopt") as rows:
+            rows.itersize = 500
+            rows.execute(f"SELECT {', '.join(_chain.CHAINED)} FROM generation_logs ORDER BY id")
+            CHAIN.adopt(conn, rows)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[_chain.Snapshot]:
+        """One REPEATABLE READ transaction; each query streamed by a server-side cursor."""
+        self.flush()
+        names = itertools.count()
+        try:
+            with self._reads().connection() as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    has_definities = bool(
+                        conn.execute("SELECT to_regclass('definities')").fetchone()[0]  # type: ignore[index]
+                    )
+
+                    def rows(sql: str) -> Iterator[Sequence[Any]]:
+                        with conn.cursor(name=f"audited_openai_{next(names)}") as cursor:
+                            cursor.itersize = 2000
+                            cursor.execute(sql)
+                            yield from cursor
+
+                    yield _chain.Snapshot(rows, has_definities)
+                finally:
+                    self._rollback(conn)
+        except self.psycopg.Error as exc:
+            raise StoreError(self._cannot("read", exc), path=self.location) from exc
 
     def _check(self, conn: psycopg.Connection[Any]) -> None:
         if not conn.execute("SELECT to_regclass('generation_logs')").fetchone()[0]:  # type: ignore[index]
@@ -446,7 +488,10 @@ class PostgresStore(Owner):
         A connection the server dropped since the last write is only found out here,
         before anything was written on it: it is replaced, once.
         """
-        begin = f"BEGIN; SET LOCAL synchronous_commit = {sync}"
+        begin = (
+            f"BEGIN; SET LOCAL synchronous_commit = {sync}; "
+            f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK})"
+        )
         conn = self._writer_connection()
         try:
             conn.execute(begin)
@@ -513,16 +558,22 @@ class PostgresStore(Owner):
             if row.get("generation_status") == "pending"
             else "write the log"
         )
-        return self.submit(
-            lambda conn: conn.execute(sql, values).fetchone()[0], durable=durable, what=what
-        )
+
+        def work(conn: psycopg.Connection[Any]) -> int:
+            log_id = int(conn.execute(sql, values).fetchone()[0])  # type: ignore[index]
+            CHAIN.append(conn, "insert", log_id)
+            return log_id
+
+        return self.submit(work, durable=durable, what=what)
 
     def complete(self, log_id: int, values: dict[str, Any], *, only_pending: bool) -> Future[bool]:
         """Queue the completion of row ``log_id``; the future tells whether a row changed."""
         sql = _sql.complete(tuple(values), self.dialect, only_pending=only_pending)
         params = (*values.values(), log_id)
         return self.submit(
-            lambda conn: conn.execute(sql, params).rowcount > 0,
+            lambda conn: CHAIN.changed(
+                conn, conn.execute(sql, params).rowcount, "complete", log_id
+            ),
             durable=False,
             what=f"complete log {log_id}",
         )
@@ -531,26 +582,38 @@ class PostgresStore(Owner):
         """Queue linking row ``log_id`` to a definitie."""
         sql = _sql.link(self.dialect)
         return self.submit(
-            lambda conn: conn.execute(sql, (definitie_id, log_id)).rowcount > 0,
+            lambda conn: CHAIN.changed(
+                conn, conn.execute(sql, (definitie_id, log_id)).rowcount, "link", log_id
+            ),
             durable=False,
             what=f"link log {log_id}",
         )
 
     def reconcile(self, now: str, cutoff: str) -> int:
         """Settle rows pending since before ``cutoff`` as 'timeout'; return how many."""
-        sql = _sql.reconcile(self.dialect)
-        write = self.submit(
-            lambda conn: conn.execute(sql, (now, cutoff)).rowcount, durable=True, what="reconcile"
-        )
-        return int(write.result())
+        sql = _sql.reconcile(self.dialect) + " RETURNING id"
+
+        def work(conn: psycopg.Connection[Any]) -> int:
+            ids = sorted(row[0] for row in conn.execute(sql, (now, cutoff)).fetchall())
+            note = _chain.command()
+            for log_id in ids:
+                CHAIN.append(conn, "reconcile", log_id, note=note)
+            return len(ids)
+
+        return int(self.submit(work, durable=True, what="reconcile").result())
 
     def erase_definitie(self, definitie_id: int) -> int:
         """Delete a definitie's rows: gone from every query and from pg_dump."""
-        sql = "DELETE FROM generation_logs WHERE definitie_id = %s"
-        write = self.submit(
-            lambda conn: conn.execute(sql, (definitie_id,)).rowcount, durable=True, what="erase"
-        )
-        return int(write.result())
+        sql = "DELETE FROM generation_logs WHERE definitie_id = %s RETURNING id"
+
+        def work(conn: psycopg.Connection[Any]) -> int:
+            ids = sorted(row[0] for row in conn.execute(sql, (definitie_id,)).fetchall())
+            note = f"erase --definitie {definitie_id}: {_chain.command()}"
+            for log_id in ids:
+                CHAIN.append(conn, "erase", log_id, erased_from=definitie_id, note=note)
+            return len(ids)
+
+        return int(self.submit(work, durable=True, what="erase").result())
 
     def finish_erasures(self) -> list[int]:
         """Nothing is left to finish: the foreign key's cascade deletes at once."""

@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from audited_openai import _chain
 from audited_openai._clock import SQL_NOW, format_ts, utc_now
 from audited_openai._errors import SchemaVersionError, StoreError
 from audited_openai._rows import TABLE_COLUMNS, TEXT_COLUMNS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 LEDGER = "audited_openai_migrations"
 _CANONICAL = (
@@ -261,6 +266,14 @@ END;
 """
 
 
+def _adopt_into_chain(conn: sqlite3.Connection) -> None:
+    """Chain the rows already there (an adopted or older trail) as ``adopt`` events."""
+    from audited_openai._sql import SQLITE  # noqa: PLC0415 - _sql imports this module's peers
+
+    rows = conn.execute(f"SELECT {', '.join(_chain.CHAINED)} FROM generation_logs ORDER BY id")
+    _chain.Chain(SQLITE).adopt(conn, rows)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema: a version, a name and its SQL."""
@@ -268,6 +281,7 @@ class Migration:
     version: int
     name: str
     sql: str
+    then: Callable[[sqlite3.Connection], None] | None = None  # Python after the SQL
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -277,6 +291,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "leaner_writes", _V4_LEANER_WRITES),
     Migration(5, "one_time_format", _V5_ONE_TIME_FORMAT),
     Migration(6, "written_updated_at", _V6_WRITTEN_UPDATED_AT),
+    Migration(7, "audit_chain", _chain.SQLITE_TABLE, _adopt_into_chain),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -421,6 +436,8 @@ def migrate(conn: sqlite3.Connection, *, path: str | None = None) -> list[int]:
             else:
                 for statement in _statements(migration.sql):
                     conn.execute(statement)
+                if migration.then is not None:
+                    migration.then(conn)
             conn.execute(
                 f"INSERT INTO {LEDGER} (version, name, applied_at) VALUES (?, ?, ?)",
                 (migration.version, name, format_ts(utc_now())),

@@ -26,9 +26,9 @@ from urllib.parse import quote
 
 import tenacity
 
-from audited_openai import _schema, _sql
+from audited_openai import _chain, _schema, _sql
 from audited_openai._errors import AuditWriteError, InvalidLogError, StoreError
-from audited_openai._writer import Job, Outcome, Owner, all_failed, no_write, run_alone, settle
+from audited_openai._writer import Job, Outcome, Owner, all_failed, settle
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -39,6 +39,7 @@ FILE_MODE = 0o600
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
 IN_MEMORY = ":memory:"
 WAL_LIMIT = 32 * 2**20  # bytes: past this the writer truncates the WAL
+CHAIN = _chain.Chain(_sql.SQLITE)
 
 
 def retry_busy(action: Callable[[], Any], timeout_s: float) -> Any:
@@ -220,7 +221,7 @@ class SQLiteStore(Owner):
         job = Job(lambda conn: _mapped(work, conn, what, self.location), durable=durable)
         if self._shared is not None:  # its isolation level is the caller's: a transaction of ours
             with self._lock:
-                settle(self._run([job, Job(no_write, durable=False)], self._shared))
+                settle(self._run([job], self._shared))
             return job.future
         return self.writer().submit(job.work, durable=durable)
 
@@ -280,23 +281,23 @@ class SQLiteStore(Owner):
             self._writer_connection(durable=False).execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _run(self, jobs: list[Job], conn: sqlite3.Connection) -> list[Outcome]:
-        """Run ``jobs``; (job, result or error, failed) for each.
+        """Run ``jobs`` in one transaction; (job, result or error, failed) for each.
 
-        One job runs alone in SQLite's own transaction: a single call into SQLite, which
-        then needs no GIL. Several share one transaction; if one fails they run again,
-        each alone, so that only the bad one fails.
+        The transaction takes the write lock first, so the events each write appends
+        to the chain follow the last one committed by any process. If one job fails
+        they run again, each in its own transaction, so that only the bad one fails.
         """
-        if len(jobs) == 1:
-            return [run_alone(jobs[0], conn)]
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:  # no lock, no file: every job fails with it
             return all_failed(jobs, _write_error(f"could not write to {self.location}", exc))
         try:
             results = [job.work(conn) for job in jobs]
-        except Exception:
+        except Exception as exc:
             _rollback(conn)
-            return [run_alone(job, conn) for job in jobs]
+            if len(jobs) == 1:
+                return [(jobs[0], exc, True)]
+            return [outcome for job in jobs for outcome in self._run([job], conn)]
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -315,8 +316,14 @@ class SQLiteStore(Owner):
         """Queue an INSERT of ``row``; the future gives its id once committed."""
         columns = tuple(row)
         sql, values = _sql.insert(columns, self.dialect), tuple(row.values())
+
+        def work(conn: sqlite3.Connection) -> int:
+            log_id = int(conn.execute(sql, values).lastrowid or 0)
+            CHAIN.append(conn, "insert", log_id)
+            return log_id
+
         return self.submit(
-            lambda conn: conn.execute(sql, values).lastrowid,
+            work,
             durable=durable,
             what="write the pending log"
             if row.get("generation_status") == "pending"
@@ -328,7 +335,9 @@ class SQLiteStore(Owner):
         sql = _sql.complete(tuple(values), self.dialect, only_pending=only_pending)
         params = (*values.values(), log_id)
         return self.submit(
-            lambda conn: conn.execute(sql, params).rowcount > 0,
+            lambda conn: CHAIN.changed(
+                conn, conn.execute(sql, params).rowcount, "complete", log_id
+            ),
             durable=False,
             what=f"complete log {log_id}",
         )
@@ -337,21 +346,25 @@ class SQLiteStore(Owner):
         """Queue linking row ``log_id`` to a definitie; the future tells whether it exists."""
         sql = _sql.link(self.dialect)
         return self.submit(
-            lambda conn: conn.execute(sql, (definitie_id, log_id)).rowcount > 0,
+            lambda conn: CHAIN.changed(
+                conn, conn.execute(sql, (definitie_id, log_id)).rowcount, "link", log_id
+            ),
             durable=False,
             what=f"link log {log_id}",
         )
 
     def reconcile(self, now: str, cutoff: str) -> int:
         """Settle rows pending since before ``cutoff`` as 'timeout'; return how many."""
-        sql = _sql.reconcile(self.dialect)
-        return int(
-            self.submit(
-                lambda conn: conn.execute(sql, (now, cutoff)).rowcount,
-                durable=True,
-                what="reconcile",
-            ).result()
-        )
+        sql = _sql.reconcile(self.dialect) + " RETURNING id"
+
+        def work(conn: sqlite3.Connection) -> int:
+            ids = sorted(row[0] for row in conn.execute(sql, (now, cutoff)).fetchall())
+            note = _chain.command()
+            for log_id in ids:
+                CHAIN.append(conn, "reconcile", log_id, note=note)
+            return len(ids)
+
+        return int(self.submit(work, durable=True, what="reconcile").result())
 
     @contextlib.contextmanager
     def _maintenance(self) -> Iterator[sqlite3.Connection]:
@@ -369,9 +382,17 @@ class SQLiteStore(Owner):
         with self._maintenance() as conn:
             conn.execute("PRAGMA secure_delete = ON")
             with _transaction(conn):
-                deleted = conn.execute(
-                    "DELETE FROM generation_logs WHERE definitie_id = ?", (definitie_id,)
-                ).rowcount
+                ids = sorted(
+                    row[0]
+                    for row in conn.execute(
+                        "DELETE FROM generation_logs WHERE definitie_id = ? RETURNING id",
+                        (definitie_id,),
+                    ).fetchall()
+                )
+                note = f"erase --definitie {definitie_id}: {_chain.command()}"
+                for log_id in ids:
+                    CHAIN.append(conn, "erase", log_id, erased_from=definitie_id, note=note)
+                deleted = len(ids)
                 if deleted:  # a deletion only marks the index; merging drops the old terms
                     conn.execute(_schema.MERGE_FTS)
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
@@ -442,6 +463,27 @@ class SQLiteStore(Owner):
         """Run a query; rows as tuples."""
         with self.reading() as conn:
             return [tuple(row) for row in conn.execute(sql, params).fetchall()]
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[_chain.Snapshot]:
+        """One read transaction on a connection of its own, its results streamed."""
+        self.flush()
+        conn = self._connect()
+        own = conn is not self._shared
+        try:
+            with self._guard():
+                if own:
+                    conn.execute("BEGIN")
+                has_definities = _schema.has_host_table(conn)
+                yield _chain.Snapshot(lambda sql: iter(conn.execute(sql)), has_definities)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot read the audit database {self.location}: {exc}", path=self.location
+            ) from exc
+        finally:
+            if own:
+                self._all.remove(conn)
+                conn.close()
 
     def schema_version(self) -> int:
         """The newest migration applied."""

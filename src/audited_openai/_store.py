@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import contextlib
     import os
     import sqlite3
     from concurrent.futures import Future
 
+    from audited_openai._chain import Snapshot
     from audited_openai._sql import Dialect
     from audited_openai._sqlite import Durability
 
@@ -72,6 +74,10 @@ class Store(Protocol):
 
     def fetch_tuples(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         """Rows of a query, as tuples."""
+        ...
+
+    def snapshot(self) -> contextlib.AbstractContextManager[Snapshot]:
+        """One read transaction whose query results are streamed (for ``verify``)."""
         ...
 
     def schema_version(self) -> int:

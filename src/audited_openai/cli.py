@@ -36,9 +36,11 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound="Callable[..., Any]")
 EXIT_NO_MATCH, EXIT_USAGE, EXIT_DATABASE, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
+EXIT_UNVERIFIED = 5
 EXIT_CODES = (
     "Exit codes: 0 done; 1 nothing matched the id given; 2 bad usage; 3 the database "
-    "cannot be used; 4 an unexpected error (a bug); 130 interrupted."
+    "cannot be used; 4 an unexpected error (a bug); 5 verify found the trail changed; "
+    "130 interrupted."
 )
 CLI_BUSY_TIMEOUT_MS = 5_000
 _SPAN = re.compile(r"^\s*(\d{1,9})\s*([smhdw])\s*$")
@@ -579,3 +581,68 @@ def copy(ctx: click.Context, source: str, target: str) -> None:
             f"{_plural(len(done.failed), 'row')} could not be copied: {done.failed[0]}",
             EXIT_DATABASE,
         )
+
+
+@command()
+@click.option("-o", "--output", default="-", show_default=True, help="A file (0600), or -.")
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False),
+    help="Sign it with this Ed25519 private key (PEM, e.g. `openssl genpkey -algorithm ed25519`).",
+)
+def checkpoint(ctx: click.Context, output: str, key: str | None) -> None:
+    """Write the chain's head (events, hash, time) to keep away from the database.
+
+    `verify --checkpoint FILE` later shows whether the trail up to it was rewritten
+    or its tail cut off; signed, the checkpoint itself cannot be forged.
+    """
+    found = query.checkpoint(_repo(ctx), key=key)
+    with _target(output) as out:
+        out.write(json.dumps(found, indent=2) + "\n")
+    if output != "-":
+        signed = "signed " if "signature" in found else ""
+        click.echo(f"{signed}checkpoint of {found['events']} events written to {output}", err=True)
+
+
+@command()
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False))
+@click.option("--public-key", type=click.Path(dir_okay=False), help="Check its signature.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def verify(
+    ctx: click.Context, checkpoint_file: str | None, public_key: str | None, as_json: bool
+) -> None:
+    """Recompute the tamper-evident chain and check every row against it.
+
+    Reports every row changed, deleted or inserted outside the library, every event
+    changed, swapped, inserted or missing, and (with --checkpoint) a rewritten or
+    truncated chain. Exit 0 only when all holds, 5 when not.
+    """
+    if public_key is not None and checkpoint_file is None:
+        _fail("--public-key checks the signature of a --checkpoint: give one", EXIT_USAGE)
+    repo = _repo(ctx)
+    console = Console(stderr=True)
+    if console.is_terminal and not as_json:
+        from rich.progress import MofNCompleteColumn, Progress  # noqa: PLC0415 - a terminal
+
+        with Progress(
+            *Progress.get_default_columns(), MofNCompleteColumn(), console=console
+        ) as bar:
+            task = bar.add_task("verifying", total=None)
+            result = query.verify(
+                repo,
+                checkpoint=checkpoint_file,
+                public_key=public_key,
+                progress=lambda n, total: bar.update(task, completed=n, total=total),
+            )
+    else:
+        result = query.verify(repo, checkpoint=checkpoint_file, public_key=public_key)
+    if as_json:
+        _json(result.as_dict())
+    else:
+        for problem in result.problems:
+            click.echo(f"problem: {problem.message}")
+        for note in result.notes():
+            click.echo(f"note: {note}")
+        click.echo(result.summary())
+    if not result.ok:
+        sys.exit(EXIT_UNVERIFIED)

@@ -15,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from audited_openai import _rows, _sql
+from audited_openai import _chain, _rows, _sql
+from audited_openai._chain import Problem, Verification
 from audited_openai._context import audit_context
-from audited_openai._errors import InvalidLogError
+from audited_openai._errors import InvalidLogError, StoreError
 from audited_openai._repository import GenerationLogRepository
 
 if TYPE_CHECKING:
@@ -32,7 +33,10 @@ __all__ = [
     "COLUMNS",
     "Comparison",
     "Copied",
+    "Problem",
     "PromptDiff",
+    "Verification",
+    "checkpoint",
     "copy",
     "count",
     "duration_percentiles",
@@ -43,6 +47,7 @@ __all__ = [
     "replay",
     "stats",
     "token_usage_by_day",
+    "verify",
 ]
 
 # Every column of generation_logs, in table order: what export writes.
@@ -507,3 +512,58 @@ def _compare(original: GenerationContext, new: GenerationContext | None) -> Comp
         tokens_delta=None if old_tokens is None or new_tokens is None else new_tokens - old_tokens,
         duration_delta_ms=None if old_ms is None or new_ms is None else new_ms - old_ms,
     )
+
+
+def verify(
+    db: str | os.PathLike[str] | GenerationLogRepository,
+    *,
+    checkpoint: str | os.PathLike[str] | dict[str, Any] | None = None,
+    public_key: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Verification:
+    """Recompute the tamper-evident chain and check every row against it.
+
+    Reports each row whose content no longer matches its last event, each row deleted
+    or inserted outside the library, each event changed, swapped, inserted or missing,
+    and (against a ``checkpoint`` from :func:`checkpoint`, signed when ``public_key`` is
+    given) a rewritten or truncated chain. One read snapshot, constant memory;
+    ``progress(done, total)`` counts events and rows.
+    """
+    repo = open_repository(db)
+    wanted = None if checkpoint is None else _chain.read_checkpoint(checkpoint)
+    _chained(repo)
+    with repo.store.snapshot() as snapshot:
+        total = sum(
+            int(next(snapshot.rows(f"SELECT count(*) FROM {table}"))[0])
+            for table in (_chain.EVENTS, "generation_logs")
+        )
+        return _chain.verify(
+            snapshot, checkpoint=wanted, public_key=public_key, progress=progress, total=total
+        )
+
+
+def checkpoint(
+    db: str | os.PathLike[str] | GenerationLogRepository,
+    *,
+    key: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """The chain's head (event count, hash, time), signed with an Ed25519 PEM ``key`` if given.
+
+    Keep it away from the database (another machine, a write-once bucket, a ticket):
+    :func:`verify` against it then shows a rewritten or truncated trail.
+    """
+    repo = open_repository(db)
+    _chained(repo)
+    with repo.store.snapshot() as snapshot:
+        head = next(snapshot.rows(_chain.HEAD), None)
+    events, hashed = (int(head[0]), str(head[1])) if head else (0, _chain.GENESIS)
+    return _chain.make_checkpoint(repo.store.location, events, hashed, key)
+
+
+def _chained(repo: GenerationLogRepository) -> None:
+    if repo.store.schema_version() < _chain.SINCE_VERSION:
+        raise StoreError(
+            f"{repo.path} has no chain yet: run `audited-openai migrate` once "
+            "(it chains the rows there)",
+            path=repo.path,
+        )

@@ -1,0 +1,521 @@
+"""The tamper-evident chain: every write to ``generation_logs`` appends a hashed event.
+
+Each event (``generation_log_events``) records one write to one row: its kind
+(``insert``, ``complete``, ``link``, ``reconcile``, ``erase``, or ``adopt`` for rows
+that were there before the chain), the row's state after it, and a hash over the
+event and the hash of the event before. A row's state is its columns as canonical
+JSON with every free text (prompt, request, response, error, traceback, metadata,
+modules) replaced by its SHA-256 digest, so the chain holds no personal text:
+erasing a definitie deletes its rows and appends ``erase`` events, and the chain
+still proves what was there, when it went and by which command.
+
+The event is appended in the same transaction as its write, after the store took
+the database's write lock (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's advisory
+lock), so the chain stays linear with any number of threads, processes and hosts
+writing, and a killed writer leaves neither a row without its event nor the reverse.
+
+:func:`verify` recomputes the chain from a snapshot in two streaming passes
+(constant memory): the events in order, then the rows beside the last event of
+each. ``updated_at`` is bookkeeping (a trigger keeps it) and not covered.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shlex
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audited_openai._clock import format_ts, utc_now
+from audited_openai._errors import InvalidLogError
+from audited_openai._rows import TABLE_COLUMNS, TEXT_COLUMNS
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+
+    from audited_openai._sql import Dialect
+
+EVENTS = "generation_log_events"
+SINCE_VERSION = 7  # the schema version that added the chain
+GENESIS = "0" * 64  # the "hash before" of the first event
+CHAINED = tuple(c for c in TABLE_COLUMNS if c != "updated_at")
+DIGESTED = frozenset(("prompt_modules_used", *TEXT_COLUMNS))
+_DEFINITIE = CHAINED.index("definitie_id")
+CHECKPOINT_FORMAT = "audited-openai-checkpoint/1"
+NOTE_LIMIT = 500  # characters of the command line kept in an event
+
+SELECT_ROW = f"SELECT {', '.join(CHAINED)} FROM generation_logs WHERE id = {{p}}"
+HEAD = f"SELECT seq, hash FROM {EVENTS} ORDER BY seq DESC LIMIT 1"
+_EVENT_COLUMNS = "seq, log_id, definitie_id, kind, at, note, state, hash"
+INSERT_EVENT = f"INSERT INTO {EVENTS} ({_EVENT_COLUMNS}) VALUES ({{marks}})"
+
+SQLITE_TABLE = f"""
+-- The tamper-evident chain (see audited_openai._chain): one hashed event per write.
+CREATE TABLE {EVENTS} (
+    seq INTEGER PRIMARY KEY,      -- 1, 2, 3, ... in the order the writes committed
+    log_id INTEGER NOT NULL,      -- the row written (no foreign key: erased rows go)
+    definitie_id INTEGER,
+    kind TEXT NOT NULL,           -- adopt, insert, complete, link, reconcile, erase
+    at TEXT NOT NULL,
+    note TEXT,                    -- the command that adopted, reconciled or erased
+    state TEXT,                   -- the row after the write, texts as digests (NULL: erased)
+    hash TEXT NOT NULL            -- sha256(hash before + this event)
+);
+CREATE INDEX idx_{EVENTS}_log ON {EVENTS}(log_id, seq);
+"""
+POSTGRES_TABLE = SQLITE_TABLE.replace("INTEGER", "BIGINT")
+
+
+def command() -> str:
+    """The command line of this process, as recorded by adopt, reconcile and erase events."""
+    return shlex.join(sys.argv)[:NOTE_LIMIT] or "python"
+
+
+def digest(value: object) -> str:
+    """The digest standing in for a text in a row's state."""
+    data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else bytes(value)  # type: ignore[call-overload]
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def state(values: Sequence[Any]) -> str:
+    """The canonical JSON of a row (``CHAINED`` columns in order), texts as digests."""
+    return json.dumps(
+        {
+            name: digest(value) if name in DIGESTED and value is not None else value
+            for name, value in zip(CHAINED, values, strict=True)
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+
+
+def link_hash(prev: str, event: Sequence[Any]) -> str:
+    """The hash of an event (seq, log_id, definitie_id, kind, at, note, state) after ``prev``."""
+    body = json.dumps(list(event), separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((prev + body).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A store's read transaction: ``rows(sql)`` streams a query's rows from it."""
+
+    rows: Callable[[str], Iterator[Sequence[Any]]]
+    has_definities: bool
+
+
+class Chain:
+    """Appends events on a connection already holding the write lock (one dialect)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        """SQL in ``dialect``'s placeholders."""
+        self.select_row = SELECT_ROW.format(p=dialect.param)
+        self.insert_event = INSERT_EVENT.format(marks=", ".join([dialect.param] * 8))
+
+    def append(
+        self,
+        conn: Any,
+        kind: str,
+        log_id: int,
+        *,
+        erased_from: int | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Append the event of a write to row ``log_id`` (its state is read back here).
+
+        ``erase`` events carry no state: ``erased_from`` is the definitie the row had.
+        """
+        if kind == "erase":
+            row_state, definitie_id = None, erased_from
+        else:
+            values = conn.execute(self.select_row, (log_id,)).fetchone()
+            row_state, definitie_id = state(values), values[_DEFINITIE]
+        head = conn.execute(HEAD).fetchone()
+        seq, prev = (int(head[0]) + 1, head[1]) if head else (1, GENESIS)
+        event = (seq, log_id, definitie_id, kind, format_ts(utc_now()), note, row_state)
+        conn.execute(self.insert_event, (*event, link_hash(prev, event)))
+
+    def changed(self, conn: Any, rowcount: int, kind: str, log_id: int) -> bool:
+        """After an UPDATE of row ``log_id``: its event, if it changed the row."""
+        if rowcount > 0:
+            self.append(conn, kind, log_id)
+        return rowcount > 0
+
+    def adopt(self, conn: Any, rows: Iterable[Sequence[Any]]) -> None:
+        """Chain rows written before the chain existed, in id order, as ``adopt`` events."""
+        head = conn.execute(HEAD).fetchone()
+        seq, prev = (int(head[0]), head[1]) if head else (0, GENESIS)
+        at, note = format_ts(utc_now()), f"chained when adopted: {command()}"
+        for values in rows:
+            seq += 1
+            event = (seq, values[0], values[_DEFINITIE], "adopt", at, note, state(values))
+            prev = link_hash(prev, event)
+            conn.execute(self.insert_event, (*event, prev))
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+
+def _signed_part(checkpoint: dict[str, Any]) -> bytes:
+    unsigned = {k: v for k, v in checkpoint.items() if k != "signature"}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _crypto() -> Any:
+    try:
+        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+        from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: PLC0415
+    except ImportError as exc:
+        raise InvalidLogError(
+            "signing checkpoints needs the cryptography package: "
+            "pip install 'audited-openai[signing]'"
+        ) from exc
+    return serialization, ed25519
+
+
+def _key(path: str | os.PathLike[str], kind: str) -> Any:
+    serialization, ed25519 = _crypto()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidLogError(f"cannot read the {kind} key {path}: {exc.strerror}") from exc
+    try:
+        if kind == "private":
+            key = serialization.load_pem_private_key(data, password=None)
+        else:
+            key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise InvalidLogError(f"{path} is not a PEM {kind} key: {exc}") from exc
+    wanted = ed25519.Ed25519PrivateKey if kind == "private" else ed25519.Ed25519PublicKey
+    if not isinstance(key, wanted):
+        raise InvalidLogError(f"{path} is not an Ed25519 {kind} key")
+    return key
+
+
+def make_checkpoint(
+    trail: str, events: int, head: str, key_file: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """The checkpoint of a chain's head, signed with the Ed25519 key in ``key_file``."""
+    checkpoint: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "trail": trail,
+        "events": events,
+        "hash": head,
+        "at": format_ts(utc_now()),
+    }
+    if key_file is not None:
+        signature = _key(key_file, "private").sign(_signed_part(checkpoint))
+        checkpoint["signature"] = base64.b64encode(signature).decode()
+    return checkpoint
+
+
+def read_checkpoint(source: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint from a file (or as given), checked for its fields."""
+    if isinstance(source, dict):
+        found = source
+    else:
+        try:
+            found = json.loads(Path(source).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InvalidLogError(f"cannot read the checkpoint {source}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise InvalidLogError(f"{source} is not a checkpoint (not JSON: {exc})") from exc
+    if (
+        not isinstance(found, dict)
+        or found.get("format") != CHECKPOINT_FORMAT
+        or isinstance(found.get("events"), bool)
+        or not isinstance(found.get("events"), int)
+        or not isinstance(found.get("hash"), str)
+    ):
+        raise InvalidLogError(f"{source} is not an {CHECKPOINT_FORMAT} checkpoint")
+    return found
+
+
+def signature_holds(checkpoint: dict[str, Any], public_key_file: str | os.PathLike[str]) -> bool:
+    """Whether the checkpoint carries a valid signature by the key in ``public_key_file``."""
+    key = _key(public_key_file, "public")
+    try:
+        signature = base64.b64decode(checkpoint.get("signature") or "", validate=True)
+        key.verify(signature, _signed_part(checkpoint))
+    except Exception:  # any failure (bad base64, a bad signature) is a forgery
+        return False
+    return bool(signature)
+
+
+# -- verification -----------------------------------------------------------------------------
+
+
+@dataclass
+class Problem:
+    """One thing that does not hold: what (``kind``), where, and in words."""
+
+    kind: str  # event, missing_events, row_changed, row_deleted, row_inserted, truncated, ...
+    message: str
+    seq: int | None = None
+    log_id: int | None = None
+
+
+@dataclass
+class Verification:
+    """What :func:`verify` found: the counts, and every problem."""
+
+    events: int = 0
+    rows: int = 0
+    head: str = GENESIS
+    erased: int = 0  # rows erased through the library (erase events)
+    host_erased: int = 0  # rows gone with their definitie, deleted by the host app
+    adopted: int = 0  # rows chained when the trail was adopted (history before not covered)
+    adopted_at: str | None = None
+    checkpoint: dict[str, Any] | None = None
+    signature: str = "none"  # none, valid, not checked, forged
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the chain, the rows and the checkpoint all hold."""
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        """For ``--json``."""
+        return {**asdict(self), "ok": self.ok}
+
+    def summary(self) -> str:
+        """One line saying whether it holds."""
+        if self.ok:
+            said = f"verified: {self.events} events, {self.rows} rows, head {self.head[:16]}"
+            if self.checkpoint is not None:
+                said += f"; the checkpoint of {self.checkpoint['events']} events holds"
+                if self.signature == "valid":
+                    said += " (signature valid)"
+            return said
+        return (
+            f"NOT verified: {len(self.problems)} problem(s) in {self.events} events, "
+            f"{self.rows} rows"
+        )
+
+    def notes(self) -> list[str]:
+        """What an auditor should know even when everything holds."""
+        said = []
+        if self.adopted:
+            said.append(
+                f"{self.adopted} rows were chained when the trail was adopted "
+                f"({self.adopted_at}): what happened to them before is not covered"
+            )
+        if self.erased:
+            said.append(f"{self.erased} rows were erased (their events keep the digests)")
+        if self.host_erased:
+            said.append(
+                f"{self.host_erased} rows went with their definitie, deleted by the host app "
+                "(not chained: no erase event)"
+            )
+        if self.signature == "not checked":
+            said.append("the checkpoint is signed, but no public key was given to check it")
+        return said
+
+
+def verify(
+    snapshot: Snapshot,
+    *,
+    checkpoint: dict[str, Any] | None = None,
+    public_key: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    total: int = 0,
+) -> Verification:
+    """Recompute the chain over one snapshot; see the module docstring.
+
+    ``progress(done, total)`` is told every 10,000 events and rows.
+    """
+    found = Verification(checkpoint=checkpoint)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None and done % 10_000 == 0:
+            progress(done, total)
+
+    if checkpoint is not None:
+        _check_signature(found, checkpoint, public_key)
+    at_checkpoint = _walk_events(found, snapshot, checkpoint, tick)
+    if checkpoint is not None:
+        _check_against(found, checkpoint, at_checkpoint)
+    _walk_rows(found, snapshot, tick)
+    if progress is not None:
+        progress(done, total)
+    return found
+
+
+def _check_signature(
+    found: Verification, checkpoint: dict[str, Any], public_key: str | os.PathLike[str] | None
+) -> None:
+    if public_key is not None:
+        found.signature = "valid" if signature_holds(checkpoint, public_key) else "forged"
+        if found.signature == "forged":
+            found.problems.append(
+                Problem("forged_checkpoint", "the checkpoint's signature does not hold")
+            )
+    elif checkpoint.get("signature"):
+        found.signature = "not checked"
+
+
+def _walk_events(
+    found: Verification,
+    snapshot: Snapshot,
+    checkpoint: dict[str, Any] | None,
+    tick: Callable[[], None],
+) -> str | None:
+    """Check every link in order; the stored hash of the checkpoint's event, if reached."""
+    prev, expected, at_checkpoint = GENESIS, 1, None
+    wanted = None if checkpoint is None else checkpoint["events"]
+    for seq, log_id, definitie_id, kind, at, note, row_state, stored in snapshot.rows(
+        f"SELECT {_EVENT_COLUMNS} FROM {EVENTS} ORDER BY seq"
+    ):
+        tick()
+        if seq != expected:
+            found.problems.append(
+                Problem(
+                    "missing_events",
+                    f"events {expected} to {seq - 1} are missing before event {seq}",
+                    seq=seq,
+                )
+            )
+        if link_hash(prev, (seq, log_id, definitie_id, kind, at, note, row_state)) != stored:
+            found.problems.append(
+                Problem(
+                    "event",
+                    f"event {seq} (log {log_id}, {kind}) does not follow from the event "
+                    "before it: changed, swapped, inserted or removed",
+                    seq=seq,
+                    log_id=log_id,
+                )
+            )
+        if kind == "adopt":
+            found.adopted += 1
+            found.adopted_at = found.adopted_at or at
+        prev, expected = stored, seq + 1
+        found.events += 1
+        if seq == wanted:
+            at_checkpoint = stored
+    found.head = prev
+    return at_checkpoint
+
+
+def _walk_rows(found: Verification, snapshot: Snapshot, tick: Callable[[], None]) -> None:
+    """Each row beside the last event of its log id (both in id order)."""
+    rows = snapshot.rows(f"SELECT {', '.join(CHAINED)} FROM generation_logs ORDER BY id")
+    events = _last_events(snapshot)
+    row = next(rows, None)
+    event = next(events, None)
+    while row is not None or event is not None:
+        if row is not None and (event is None or row[0] < event[0]):
+            found.problems.append(
+                Problem(
+                    "row_inserted",
+                    f"log {row[0]} has no event: written outside the library",
+                    log_id=row[0],
+                )
+            )
+        elif event is not None and row is not None and row[0] == event[0]:
+            _compare(found, row, event)
+        elif event is not None:
+            _gone(found, snapshot, event)
+            event = next(events, None)
+            continue
+        found.rows += 1
+        tick()
+        if event is not None and row[0] == event[0]:  # type: ignore[index]
+            event = next(events, None)
+        row = next(rows, None)
+
+
+def _gone(found: Verification, snapshot: Snapshot, event: tuple[Any, ...]) -> None:
+    """A row with events and no row: erased, gone with its definitie, or deleted."""
+    log_id, seq, kind, definitie_id, _ = event
+    if kind == "erase":
+        found.erased += 1
+    elif (
+        definitie_id is not None
+        and snapshot.has_definities
+        and next(snapshot.rows(f"SELECT 1 FROM definities WHERE id = {int(definitie_id)}"), None)
+        is None
+    ):
+        found.host_erased += 1
+    else:
+        found.problems.append(
+            Problem(
+                "row_deleted",
+                f"log {log_id} is gone without an erase event (last event {seq}, {kind})",
+                seq=seq,
+                log_id=log_id,
+            )
+        )
+
+
+def _last_events(snapshot: Snapshot) -> Iterator[tuple[Any, ...]]:
+    """(log_id, seq, kind, definitie_id, state) of the last event of each row, by log id."""
+    held: tuple[Any, ...] | None = None
+    for event in snapshot.rows(
+        f"SELECT log_id, seq, kind, definitie_id, state FROM {EVENTS} ORDER BY log_id, seq"
+    ):
+        if held is not None and held[0] != event[0]:
+            yield held
+        held = tuple(event)
+    if held is not None:
+        yield held
+
+
+def _compare(found: Verification, row: Sequence[Any], event: tuple[Any, ...]) -> None:
+    log_id, seq, kind, _, chained = event
+    last = {"seq": seq, "kind": kind}
+    if kind == "erase":
+        found.problems.append(
+            Problem(
+                "row_changed",
+                f"log {log_id} was erased (event {last['seq']}) but is there",
+                seq=last["seq"],
+                log_id=log_id,
+            )
+        )
+        return
+    now = state(row)
+    if now == chained:
+        return
+    before = json.loads(chained or "{}")
+    after = json.loads(now)
+    changed = sorted(k for k in after if before.get(k) != after.get(k))
+    found.problems.append(
+        Problem(
+            "row_changed",
+            f"log {log_id}: {', '.join(changed) or 'its content'} no longer match event "
+            f"{last['seq']} ({last['kind']})",
+            seq=last["seq"],
+            log_id=log_id,
+        )
+    )
+
+
+def _check_against(found: Verification, checkpoint: dict[str, Any], at: str | None) -> None:
+    wanted = checkpoint["events"]
+    if found.events < wanted:
+        found.problems.append(
+            Problem(
+                "truncated",
+                f"the trail has {found.events} events, the checkpoint of "
+                f"{checkpoint.get('at')} {wanted}: its tail was cut off",
+            )
+        )
+    elif wanted and at != checkpoint["hash"]:
+        found.problems.append(
+            Problem(
+                "checkpoint",
+                f"event {wanted} does not have the checkpoint's hash: the chain was "
+                "rewritten up to it",
+                seq=wanted,
+            )
+        )
