@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from audited_openai import AuditedOpenAI, AuditWriteError, GenerationLogRepository
+from audited_openai import AuditedOpenAI, AuditWriteError, GenerationLogRepository, query
 from audited_openai._sqlite import SQLiteStore
 from audited_openai.testing import LoopbackServer
 from tests.conftest import API_KEY, rows
@@ -254,7 +254,15 @@ def crash_campaign(db: str | _Path, kills: int, workers: int, seed: int) -> dict
     assert all(after[r["id"]]["generation_status"] == "timeout" for r in pending)
     assert all(after[r["id"]]["error_type"] == "abandoned" for r in pending)
     assert {i: after[i] for i in settled} == settled, "reconcile touched nothing else"
-    return {"requests": len(received), "rows": len(found), "pending": len(pending)}
+    verified = query.verify(db)
+    assert verified.ok, [p.message for p in verified.problems[:5]]
+    assert verified.rows == len(found), "no killed writer left a row without its event"
+    return {
+        "requests": len(received),
+        "rows": len(found),
+        "pending": len(pending),
+        "events": verified.events,
+    }
 
 
 def test_kills_at_random_moments_lose_nothing(target: str) -> None:
@@ -349,7 +357,6 @@ def concurrency_campaign(
 ) -> dict[str, float]:
     """Processes of threads plus a process of tasks on one store (a SQLite file or a
     PostgreSQL URL), with a reader all along."""
-    from audited_openai import query
 
     worker = str(_Path(__file__).parent / "concurrency_worker.py")
     env = {**os.environ, "PYTHONPATH": str(_Path(__file__).parent.parent)}
@@ -420,6 +427,9 @@ def concurrency_campaign(
     assert len(found) == expected, "rows equal requests"
     assert {r["generation_status"] for r in found} == {"success"}, "every row complete"
     assert biggest_wal < 64 * 2**20, "checkpointing keeps the WAL small with a reader running"
+    verified = query.verify(db)
+    assert verified.ok, [p.message for p in verified.problems[:5]]
+    assert (verified.rows, verified.events) == (expected, 2 * expected), "one linear chain"
     return {
         "calls": expected,
         "seconds": round(elapsed, 1),

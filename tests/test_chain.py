@@ -1,0 +1,438 @@
+"""The tamper-evident chain: verify catches every kind of edit behind the library's back,
+on both backends, and passes after the library's own erasure, reconcile and adoption."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from audited_openai import GenerationLogRepository, ResponseMetadata, query
+from audited_openai._chain import EVENTS, digest
+from audited_openai._errors import InvalidLogError, StoreError
+from audited_openai.cli import EXIT_UNVERIFIED, main
+from tests.conftest import execute, host, make_context, rows
+
+
+def _trail(repo: GenerationLogRepository, calls: int = 5) -> list[int]:
+    """Calls as the client writes them: pending, completed, linked (every other one)."""
+    ids = []
+    for n in range(calls):
+        context = make_context()
+        context.prompt.full_text = f"prompt {n}: wat is een verdachte?"
+        log_id = repo.create_pending_log(context)
+        context.mark_success(ResponseMetadata(content=f"antwoord {n}", tokens_total=10 + n))
+        repo.update_with_response(log_id, context)
+        ids.append(log_id)
+    repo.flush()
+    return ids
+
+
+def _kinds(verified: query.Verification) -> list[str]:
+    return [problem.kind for problem in verified.problems]
+
+
+@pytest.fixture
+def trail(repo: GenerationLogRepository, target: str) -> tuple[str, list[int]]:
+    """A store holding five completed calls: (target, their ids)."""
+    return target, _trail(repo)
+
+
+def test_a_trail_written_through_the_library_verifies(trail: tuple[str, list[int]]) -> None:
+    target, ids = trail
+    verified = query.verify(target)
+    assert verified.ok, verified.problems
+    assert (verified.events, verified.rows) == (2 * len(ids), len(ids))
+    assert verified.summary().startswith("verified: 10 events, 5 rows")
+
+
+def test_one_character_changed_in_a_prompt_is_caught(trail: tuple[str, list[int]]) -> None:
+    target, ids = trail
+    execute(
+        target,
+        "UPDATE generation_logs SET prompt_full_text = replace(prompt_full_text, 'verdachte', "
+        "'verdachtE') WHERE id = ?",
+        (ids[2],),
+    )
+    verified = query.verify(target)
+    assert _kinds(verified) == ["row_changed"]
+    assert verified.problems[0].log_id == ids[2]
+    assert "prompt_full_text" in verified.problems[0].message
+
+
+def test_a_changed_number_is_named(trail: tuple[str, list[int]]) -> None:
+    target, ids = trail
+    execute(target, "UPDATE generation_logs SET tokens_total = 1 WHERE id = ?", (ids[0],))
+    (problem,) = query.verify(target).problems
+    assert "tokens_total" in problem.message
+
+
+def test_a_row_deleted_with_plain_sql_is_caught(trail: tuple[str, list[int]]) -> None:
+    target, ids = trail
+    execute(target, "DELETE FROM generation_logs WHERE id = ?", (ids[1],))
+    verified = query.verify(target)
+    assert _kinds(verified) == ["row_deleted"]
+    assert verified.problems[0].log_id == ids[1]
+
+
+def test_a_row_inserted_with_plain_sql_is_caught(trail: tuple[str, list[int]]) -> None:
+    target, _ = trail
+    execute(
+        target,
+        "INSERT INTO generation_logs (prompt_full_text, model_name, generation_status) "
+        "VALUES ('achteraf', 'gpt-4', 'success')",
+    )
+    verified = query.verify(target)
+    assert _kinds(verified) == ["row_inserted"]
+
+
+def test_two_events_swapped_are_caught(trail: tuple[str, list[int]]) -> None:
+    target, _ = trail
+    for statement in (
+        f"UPDATE {EVENTS} SET seq = -1 WHERE seq = 3",
+        f"UPDATE {EVENTS} SET seq = 3 WHERE seq = 4",
+        f"UPDATE {EVENTS} SET seq = 4 WHERE seq = -1",
+    ):
+        execute(target, statement)
+    verified = query.verify(target)
+    assert "event" in _kinds(verified)
+    assert {p.seq for p in verified.problems if p.kind == "event"} >= {3}
+
+
+def test_an_event_rewritten_with_its_hash_recomputed_breaks_the_next_link(
+    trail: tuple[str, list[int]],
+) -> None:
+    """Forging one event's state and hash does not help: the event after it no longer
+    follows; only rewriting the whole tail would, which a checkpoint shows."""
+    from audited_openai._chain import link_hash
+
+    target, ids = trail
+    execute(target, "UPDATE generation_logs SET tokens_total = 99 WHERE id = ?", (ids[0],))
+    conn = _connection(target)
+    (prev,) = conn.execute(f"SELECT hash FROM {EVENTS} WHERE seq = 1").fetchone()
+    event = list(conn.execute(f"SELECT seq, log_id, definitie_id, kind, at, note, state FROM {EVENTS} WHERE seq = 2").fetchone())  # fmt: skip
+    event[6] = event[6].replace('"tokens_total":10', '"tokens_total":99')
+    conn.execute(
+        f"UPDATE {EVENTS} SET state = {_mark(target)}, hash = {_mark(target)} WHERE seq = 2",
+        (event[6], link_hash(prev, event)),
+    )
+    conn.close()
+    verified = query.verify(target)
+    assert [(p.kind, p.seq) for p in verified.problems] == [("event", 3)]
+
+
+def test_the_last_ten_events_cut_off_are_caught_against_a_checkpoint(
+    trail: tuple[str, list[int]], tmp_path: Path
+) -> None:
+    target, ids = trail
+    (tmp_path / "cp.json").write_text(json.dumps(query.checkpoint(target)))
+    repo = GenerationLogRepository(target)
+    more = _trail(repo, 5)
+    repo.close()
+    saved = tmp_path / "later.json"
+    saved.write_text(json.dumps(query.checkpoint(target)))
+    # The tail cut and the rows of its calls with it: without a checkpoint it all fits.
+    execute(target, f"DELETE FROM {EVENTS} WHERE seq > 10")
+    execute(target, f"DELETE FROM generation_logs WHERE id >= {more[0]}")
+    assert query.verify(target).ok
+    assert query.verify(target, checkpoint=tmp_path / "cp.json").ok
+    verified = query.verify(target, checkpoint=saved)
+    assert _kinds(verified) == ["truncated"]
+    assert "20" in verified.problems[0].message
+    assert len(ids) == 5
+
+
+def test_a_rewritten_history_is_caught_against_a_checkpoint(
+    trail: tuple[str, list[int]], tmp_path: Path
+) -> None:
+    """Every event recomputed from the first (an attacker who knows the scheme): the
+    chain holds in itself, but not against the checkpoint taken before."""
+    from audited_openai._chain import GENESIS, link_hash
+
+    target, ids = trail
+    saved = tmp_path / "cp.json"
+    saved.write_text(json.dumps(query.checkpoint(target)))
+    execute(target, "DELETE FROM generation_logs WHERE id = ?", (ids[0],))
+    conn = _connection(target)
+    conn.execute(f"DELETE FROM {EVENTS} WHERE log_id = {_mark(target)}", (ids[0],))
+    events = conn.execute(
+        f"SELECT seq, log_id, definitie_id, kind, at, note, state FROM {EVENTS} ORDER BY seq"
+    ).fetchall()
+    conn.execute(f"DELETE FROM {EVENTS}")
+    prev = GENESIS
+    for seq, old in enumerate(events, 1):
+        event = (seq, *old[1:])
+        prev = link_hash(prev, event)
+        conn.execute(
+            f"INSERT INTO {EVENTS} (seq, log_id, definitie_id, kind, at, note, state, hash) "
+            f"VALUES ({', '.join([_mark(target)] * 8)})",
+            (*event, prev),
+        )
+    conn.close()
+    assert query.verify(target).ok, "a full rewrite holds in itself"
+    verified = query.verify(target, checkpoint=saved)
+    assert _kinds(verified) == ["truncated"]  # 8 events now, 10 then
+    repo = GenerationLogRepository(target)
+    _trail(repo, 1)
+    repo.close()
+    assert _kinds(query.verify(target, checkpoint=saved)) == ["checkpoint"]
+
+
+def test_a_signed_checkpoint_holds_and_a_forged_one_is_caught(
+    trail: tuple[str, list[int]], tmp_path: Path
+) -> None:
+    target, _ = trail
+    private, public = _keys(tmp_path, "ours")
+    _, other_public = _keys(tmp_path, "theirs")
+    signed = query.checkpoint(target, key=private)
+    assert signed["events"] == 10
+    assert signed["signature"]
+    verified = query.verify(target, checkpoint=signed, public_key=public)
+    assert verified.ok
+    assert verified.signature == "valid"
+    assert query.verify(target, checkpoint=signed).notes() == [
+        "the checkpoint is signed, but no public key was given to check it"
+    ]
+    forged = {**signed, "events": 8, "hash": signed["hash"]}
+    verified = query.verify(target, checkpoint=forged, public_key=public)
+    assert "forged_checkpoint" in _kinds(verified)
+    assert verified.signature == "forged"
+    assert _kinds(query.verify(target, checkpoint=signed, public_key=other_public)) == [
+        "forged_checkpoint"
+    ]
+    unsigned = {k: v for k, v in signed.items() if k != "signature"}
+    assert _kinds(query.verify(target, checkpoint=unsigned, public_key=public)) == [
+        "forged_checkpoint"
+    ]
+
+
+def test_erasure_keeps_the_chain_and_the_digests_not_the_text(
+    repo: GenerationLogRepository, target: str
+) -> None:
+    conn = host(target, (7, "verdachte"), (8, "getuige"))
+    repo.refresh_host_objects()
+    ids = _trail(repo, 4)
+    for log_id in ids[:2]:
+        repo.link_to_definitie(log_id, 7)
+    repo.link_to_definitie(ids[2], 8)
+    secret = repo.get(ids[0]).prompt.full_text
+    runner = CliRunner()
+    result = runner.invoke(main, ["--db", target, "erase", "--definitie", "7", "--yes"])
+    assert result.exit_code == 0, result.output
+    verified = query.verify(target)
+    assert verified.ok, verified.problems
+    assert (verified.erased, verified.rows) == (2, 2)
+    assert "2 rows were erased" in " ".join(verified.notes())
+    erasures = _query(
+        target,
+        f"SELECT log_id, definitie_id, note, state FROM {EVENTS} WHERE kind = 'erase' ORDER BY seq",
+    )
+    assert [(e[0], e[1], e[3]) for e in erasures] == [(ids[0], 7, None), (ids[1], 7, None)]
+    assert all("erase --definitie 7" in e[2] for e in erasures)
+    dump = "\n".join(str(row) for row in _query(target, f"SELECT * FROM {EVENTS}"))
+    assert secret not in dump
+    assert digest(secret) in dump, "the proof of what was there stays"
+    # The host app deleting a definitie through its own connection: gone with it, said so.
+    conn.execute("DELETE FROM definities WHERE id = 8")
+    conn.close()
+    verified = query.verify(target)
+    assert verified.ok, verified.problems
+    assert verified.host_erased == 1
+
+
+def test_reconcile_is_chained(repo: GenerationLogRepository, target: str) -> None:
+    _trail(repo, 2)
+    repo.create_pending_log(make_context())
+    repo.create_pending_log(make_context())
+    time.sleep(0.01)
+    assert repo.reconcile(timedelta(milliseconds=1)) == 2
+    verified = query.verify(target)
+    assert verified.ok, verified.problems
+    kinds = [row[0] for row in _query(target, f"SELECT kind FROM {EVENTS} ORDER BY seq")]
+    assert kinds.count("reconcile") == 2
+    assert kinds[-2:] == ["reconcile", "reconcile"]
+
+
+def test_threads_writing_at_once_keep_one_linear_chain(
+    repo: GenerationLogRepository, target: str
+) -> None:
+    def work() -> None:
+        _trail(repo, 10)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    verified = query.verify(target)
+    assert verified.ok, verified.problems
+    assert (verified.events, verified.rows) == (160, 80)
+
+
+def test_a_spec_database_is_chained_from_its_adoption(tmp_path: Path) -> None:
+    from tests.test_schema import _spec_database
+
+    db = tmp_path / "spec.db"
+    _spec_database(db).close()
+    with GenerationLogRepository(db) as repo:
+        _trail(repo, 1)
+    verified = query.verify(db)
+    assert verified.ok, verified.problems
+    assert (verified.adopted, verified.events, verified.rows) == (2, 4, 3)
+    assert "2 rows were chained when the trail was adopted" in verified.notes()[0]
+    assert "not covered" in verified.notes()[0]
+
+
+def test_a_trail_without_the_chain_says_to_migrate(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with GenerationLogRepository(db) as repo:
+        _trail(repo, 1)
+    conn = sqlite3.connect(db)
+    conn.execute(f"DROP TABLE {EVENTS}")
+    conn.execute("DELETE FROM audited_openai_migrations WHERE version = 7")
+    conn.commit()
+    conn.close()
+    with (
+        GenerationLogRepository(db, read_only=True) as repo,
+        pytest.raises(StoreError, match="no chain yet: run `audited-openai migrate`"),
+    ):
+        query.verify(repo)
+    result = CliRunner().invoke(main, ["--db", str(db), "verify"])
+    assert result.exit_code == 3
+    assert "no chain yet" in result.output
+    assert CliRunner().invoke(main, ["--db", str(db), "migrate"]).exit_code == 0
+    verified = query.verify(db)
+    assert (verified.ok, verified.adopted) == (True, 1)
+
+
+def test_bad_checkpoints_and_keys_are_refused_clearly(
+    trail: tuple[str, list[int]], tmp_path: Path
+) -> None:
+    target, _ = trail
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    with pytest.raises(InvalidLogError, match="is not a checkpoint"):
+        query.verify(target, checkpoint=bad)
+    bad.write_text('{"format": "other"}')
+    with pytest.raises(InvalidLogError, match="is not an audited-openai-checkpoint/1"):
+        query.verify(target, checkpoint=bad)
+    with pytest.raises(InvalidLogError, match="cannot read the checkpoint"):
+        query.verify(target, checkpoint=tmp_path / "missing.json")
+    with pytest.raises(InvalidLogError, match="is not a PEM private key"):
+        query.checkpoint(target, key=bad)
+    rsa_free = tmp_path / "x25519.pem"
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    rsa_free.write_bytes(
+        x25519.X25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(InvalidLogError, match="is not an Ed25519 private key"):
+        query.checkpoint(target, key=rsa_free)
+
+
+def test_the_commands(trail: tuple[str, list[int]], tmp_path: Path) -> None:
+    target, ids = trail
+    private, public = _keys(tmp_path, "ours")
+    runner = CliRunner()
+    saved = tmp_path / "cp.json"
+    result = runner.invoke(
+        main, ["--db", target, "checkpoint", "--key", str(private), "-o", str(saved)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "signed checkpoint of 10 events" in result.output
+    assert saved.stat().st_mode & 0o777 == 0o600
+    result = runner.invoke(
+        main,
+        ["--db", target, "verify", "--checkpoint", str(saved), "--public-key", str(public)],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].startswith("verified: 10 events, 5 rows")
+    assert "(signature valid)" in result.output
+    stdout = runner.invoke(main, ["--db", target, "checkpoint"])
+    assert json.loads(stdout.output)["hash"] == json.loads(saved.read_text())["hash"]
+
+    execute(target, "UPDATE generation_logs SET model_name = 'gpt-3' WHERE id = ?", (ids[3],))
+    result = runner.invoke(main, ["--db", target, "verify"])
+    assert result.exit_code == EXIT_UNVERIFIED
+    assert f"problem: log {ids[3]}: model_name no longer match" in result.output
+    assert "NOT verified: 1 problem(s)" in result.output
+    result = runner.invoke(main, ["--db", target, "verify", "--json"])
+    assert result.exit_code == EXIT_UNVERIFIED
+    found = json.loads(result.output)
+    assert (found["ok"], found["problems"][0]["log_id"]) == (False, ids[3])
+    result = runner.invoke(main, ["--db", target, "verify", "--public-key", str(public)])
+    assert result.exit_code == 2
+    assert "give one" in result.output
+
+
+def test_progress_is_reported(tmp_path: Path) -> None:
+    db = tmp_path / "many.db"
+    with GenerationLogRepository(db) as repo:
+        for _ in range(40):
+            futures = [repo.submit_pending_log(make_context()) for _ in range(250)]
+            for future in futures:
+                future.result()
+    seen: list[tuple[int, int]] = []
+    verified = query.verify(db, progress=lambda done, total: seen.append((done, total)))
+    assert verified.ok
+    assert seen == [(10_000, 20_000), (20_000, 20_000), (20_000, 20_000)]
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _connection(target: str | Path) -> Any:
+    if str(target).startswith("postgresql://"):
+        import psycopg
+
+        return psycopg.connect(str(target), autocommit=True)
+    return sqlite3.connect(target, isolation_level=None)
+
+
+def _query(target: str | Path, sql: str) -> list[Any]:
+    conn = _connection(target)
+    try:
+        return list(conn.execute(sql).fetchall())
+    finally:
+        conn.close()
+
+
+def _mark(target: str | Path) -> str:
+    return "%s" if str(target).startswith("postgresql://") else "?"
+
+
+def _keys(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    key = ed25519.Ed25519PrivateKey.generate()
+    private, public = tmp_path / f"{name}.pem", tmp_path / f"{name}.pub.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+def test_rows_helper_sees_the_events_table_apart(trail: tuple[str, list[int]]) -> None:
+    """The chain lives in its own table: generation_logs keeps its columns."""
+    target, ids = trail
+    assert [row["id"] for row in rows(target)] == ids
