@@ -12,6 +12,8 @@ on one machine whose speed drifts. A 10 KB prompt throughout. The variants:
 
 * ``bare``: ``openai.OpenAI`` / ``AsyncOpenAI``;
 * ``audited``: ``AuditedOpenAI`` / ``AsyncAuditedOpenAI`` writing to a SQLite file;
+* ``audited-nochain``: the same with the tamper-evident chain switched off (its
+  events not appended), to show what the chain costs;
 * ``langfuse``: ``langfuse.openai``'s clients, exporting to a sink on 127.0.0.1;
 * ``floor``: the bare client plus what any write-ahead audit must do at the least: a raw
   ``sqlite3`` insert of the same row with ``synchronous=FULL`` before the call and its
@@ -74,7 +76,7 @@ BODY = {
     ],
     "usage": {"prompt_tokens": 2500, "completion_tokens": 5, "total_tokens": 2505},
 }
-VARIANTS = ("bare", "audited", "langfuse", "floor")
+VARIANTS = ("bare", "audited", "audited-nochain", "langfuse", "floor")
 REQUEST_JSON = json.dumps({"messages": MESSAGES, "model": "gpt-4o"})
 POSTGRES = "AUDITED_OPENAI_BENCH_POSTGRES"  # the database of the -pg variants, for the workers
 
@@ -187,7 +189,11 @@ def make_clients(variant: str, workdir: Path, base_url: str, *, asynchronous: bo
         from audited_openai import AsyncAuditedOpenAI, AuditedOpenAI
 
         cls = AsyncAuditedOpenAI if asynchronous else AuditedOpenAI
-        store = os.environ[POSTGRES] if variant == "audited-pg" else workdir / "audited.db"
+        if variant == "audited-nochain":
+            from audited_openai import _chain
+
+            _chain.Chain.append = lambda *_args, **_kwargs: None  # type: ignore[method-assign]
+        store = os.environ[POSTGRES] if variant == "audited-pg" else workdir / f"{variant}.db"
         return cls(store, **options)
     if variant == "langfuse":
         from langfuse.openai import openai as patched
@@ -432,7 +438,7 @@ def main() -> None:
     try:
         import langfuse  # noqa: F401
     except ImportError:
-        variants = ["bare", "audited", "floor"]
+        variants = ["bare", "audited", "audited-nochain", "floor"]
         print("langfuse is not installed (pip install -e '.[bench]'): its row is left out")
     else:
         variants = list(VARIANTS)
@@ -530,7 +536,9 @@ def report(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, openai {openai.__version__}"
     )
-    single_table("over respx (a mocked reply: the call never waits)", variants, single_rounds)
+    single_over = single_table(
+        "over respx (a mocked reply: the call never waits)", variants, single_rounds
+    )
     over = single_table("over the loopback HTTP server in its own process", variants, http_rounds)
 
     print("\n16 threads at once, loopback HTTP server in its own process")
@@ -565,6 +573,12 @@ def report(
     for v in variants:
         if v.startswith("floor"):
             print(f"\nthe {v} overhead per call (over HTTP): {ms(over[v]):.3f} ms")
+    if "audited-nochain" in variants:
+        print(
+            "the chain's cost: audited's overhead is "
+            f"{over['audited'] / over['audited-nochain']:.2f}x audited-nochain's (over HTTP), "
+            f"{single_over['audited'] / single_over['audited-nochain']:.2f}x over respx"
+        )
 
 
 if __name__ == "__main__":

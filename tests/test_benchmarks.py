@@ -26,8 +26,9 @@ def test_overhead_benchmark_runs_quickly() -> None:
         "200 asyncio tasks at once",
     ):
         assert title in result.stdout
-    for variant in ("bare", "audited", "floor"):
+    for variant in ("bare", "audited", "audited-nochain", "floor"):
         assert result.stdout.count(f"| {variant} |") == 4
+    assert "the chain's cost: audited's overhead is" in result.stdout
     rows = [line for line in result.stdout.splitlines() if line.startswith("| audited |")]
     assert rows[2].endswith("| 0 | 0 |"), "16 threads: no error, no lock error"
     assert rows[3].endswith("| 0 |"), "200 tasks: no error"
@@ -55,3 +56,24 @@ def test_query_scale_benchmark_runs_on_a_small_trail(tmp_path: Path) -> None:
     assert "database: 2,000 rows" in result.stdout
     assert "stats (every aggregate)" in result.stdout
     assert "peak RSS" in result.stdout
+
+
+def test_verify_scale_benchmark_runs_on_a_small_trail(tmp_path: Path) -> None:
+    """benchmarks/verify_scale.py builds a chained trail and verifies it, in constant memory."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "verify_scale.py"),
+            "--rows",
+            "2000",
+            "--db",
+            str(tmp_path / "v.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"ok": true, "events": 4000, "rows": 2000' in result.stdout
+    assert '"ok": true, "events": 400, "rows": 200' in result.stdout

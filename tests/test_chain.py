@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from audited_openai import GenerationLogRepository, ResponseMetadata, query
-from audited_openai._chain import EVENTS, digest
+from audited_openai._chain import CHAINED, EVENTS, digest, state
 from audited_openai._errors import InvalidLogError, StoreError
 from audited_openai.cli import EXIT_UNVERIFIED, main
 from tests.conftest import execute, host, make_context, rows
@@ -120,7 +120,8 @@ def test_an_event_rewritten_with_its_hash_recomputed_breaks_the_next_link(
     conn = _connection(target)
     (prev,) = conn.execute(f"SELECT hash FROM {EVENTS} WHERE seq = 1").fetchone()
     event = list(conn.execute(f"SELECT seq, log_id, definitie_id, kind, at, note, state FROM {EVENTS} WHERE seq = 2").fetchone())  # fmt: skip
-    event[6] = event[6].replace('"tokens_total":10', '"tokens_total":99')
+    event[6] = state(conn.execute(f"SELECT {', '.join(CHAINED)} FROM generation_logs WHERE id = {ids[0]}").fetchone())  # fmt: skip
+    assert '"sha256:' in event[6]
     conn.execute(
         f"UPDATE {EVENTS} SET state = {_mark(target)}, hash = {_mark(target)} WHERE seq = 2",
         (event[6], link_hash(prev, event)),

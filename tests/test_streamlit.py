@@ -88,6 +88,29 @@ def test_generation_details_show_the_spec_metrics(trail: str) -> None:
     assert at.code[0].value.startswith("# DEFINITIE GENERATIE")
 
 
+def test_the_details_say_whether_the_chain_holds(
+    trail: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status line on the tamper-evident chain: verified up to the last event; a row
+    changed behind the library's back is named; a long chain is checked on request."""
+    from audited_openai import streamlit as views
+    from tests.conftest import execute
+
+    at = _details(str(trail), 1)
+    assert [s.value for s in at.success] == ["Keten geverifieerd tot gebeurtenis 8"]
+    execute(trail, "UPDATE generation_logs SET tokens_total = 1 WHERE definitie_id = 1")
+    at = _details(str(trail), 1)
+    assert not at.success
+    assert "tokens_total no longer match" in at.error[0].value
+    views._VERIFIED.clear()  # the whole chain's result is kept for a minute
+    at = _details(str(trail), 2)  # this row holds; the chain as a whole does not
+    assert "Keten niet in orde: 1 probleem" in at.error[0].value
+    monkeypatch.setattr(views, "FULL_CHECK_EVENTS", 5)
+    at = _details(str(trail), 2)
+    assert "klopt met zijn laatste gebeurtenis (van 8)" in at.caption[-1].value
+    assert at.button[0].label == "Controleer de hele keten"
+
+
 def test_a_definitie_without_a_log_says_so(trail: str) -> None:
     """A legacy definitie gets the spec's clear message."""
     from audited_openai.streamlit import NO_LOG_MESSAGE

@@ -48,6 +48,7 @@ __all__ = [
     "stats",
     "token_usage_by_day",
     "verify",
+    "verify_log",
 ]
 
 # Every column of generation_logs, in table order: what export writes.
@@ -567,3 +568,14 @@ def _chained(repo: GenerationLogRepository) -> None:
             "(it chains the rows there)",
             path=repo.path,
         )
+
+
+def verify_log(db: str | os.PathLike[str] | GenerationLogRepository, log_id: int) -> Verification:
+    """Check one row against its last event, and that event's link: quick at any size.
+
+    ``events`` of the result is the chain's length; :func:`verify` checks the whole chain.
+    """
+    repo = open_repository(db)
+    _chained(repo)
+    with repo.store.snapshot() as snapshot:
+        return _chain.verify_one(snapshot, log_id)

@@ -7,6 +7,7 @@ template, the most expensive generations and the recent failures. Both only read
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from audited_openai import query
@@ -64,8 +65,52 @@ def show_generation_details(
         )
         if error is not None:
             st.error(f"{error.error_type}: {error.message}")
+        _chain_status(st, repo, log.id)
         if st.checkbox("Toon Volledige Prompt", key=f"audited-prompt-{definitie_id}"):
             st.code(log.prompt.full_text, language="markdown")
+
+
+FULL_CHECK_EVENTS = 50_000  # up to this many events the whole chain is checked at once
+
+
+def _chain_status(st: Any, repo: GenerationLogRepository, log_id: int | None) -> None:
+    """One line on the tamper-evident chain: this row, and the whole chain when quick."""
+    if log_id is None or repo.store.schema_version() < 7:  # noqa: PLR2004 - the chain's version
+        return
+    row = query.verify_log(repo, log_id)
+    if not row.ok:
+        st.error("Keten: " + "; ".join(problem.message for problem in row.problems))
+        return
+    if row.events <= FULL_CHECK_EVENTS or st.button(
+        "Controleer de hele keten", key=f"audited-chain-{log_id}"
+    ):
+        whole = _verified(repo, row.head)
+        if whole.ok:
+            st.success(f"Keten geverifieerd tot gebeurtenis {whole.events}")
+        else:
+            st.error(
+                f"Keten niet in orde: {len(whole.problems)} probleem/problemen, "
+                f"de eerste: {whole.problems[0].message} (audited-openai verify)"
+            )
+        return
+    st.caption(
+        f"Keten: log {log_id} klopt met zijn laatste gebeurtenis (van {row.events}); "
+        "de hele keten: audited-openai verify"
+    )
+
+
+def _verified(repo: GenerationLogRepository, head: str) -> query.Verification:
+    """The whole chain's verification, remembered for a minute while the head stays."""
+    key = (repo.path, head)
+    found = _VERIFIED.get(key)
+    if found is None or time.monotonic() - found[0] > VERIFIED_FOR_S:
+        _VERIFIED.clear()
+        found = _VERIFIED[key] = (time.monotonic(), query.verify(repo))
+    return found[1]
+
+
+VERIFIED_FOR_S = 60.0
+_VERIFIED: dict[tuple[str, str], tuple[float, query.Verification]] = {}
 
 
 def token_dashboard(repo: GenerationLogRepository, *, days: int = 30) -> None:
