@@ -72,6 +72,7 @@ def test_the_demo_runs_offline(tmp_path: Path, target: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "loopback model server" in result.stdout
     assert "1 of 6 definities failed" in result.stdout
+    assert "Tamper evidence: verified: 20 events, 7 rows" in " ".join(result.stdout.split())
     db: str | Path = target if on_server else tmp_path / "data" / "definities.db"
     assert f"audited-openai --db {'' if on_server else 'data/definities.db'}" in result.stdout
     if not on_server:

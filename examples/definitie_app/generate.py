@@ -104,6 +104,7 @@ def main() -> int:
                     console.print(f"[red]✗[/] {begrip}: {type(exc).__name__}: {exc}")
                 progress.advance(task)
         rows = query.history(client.audit_store, limit=len(BEGRIPPEN) + 5)
+        verified = query.verify(client.audit_store)
         client.audit_store.close()
     table = Table(title=f"generation_logs in {shown}")
     for column in ("id", "status", "attempt", "definitie", "tokens", "ms", "error"):
@@ -122,6 +123,7 @@ def main() -> int:
     newest = rows[0].id if rows else 1
     console.print(f"The prompt behind a row: audited-openai --db {shown} show {newest}")
     console.print(f"{failures} of {len(BEGRIPPEN)} definities failed; every attempt has its row.")
+    console.print(f"Tamper evidence: {verified.summary()} (audited-openai --db {shown} verify)")
     return 0
 
 
