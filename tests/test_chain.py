@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -437,3 +438,82 @@ def test_rows_helper_sees_the_events_table_apart(trail: tuple[str, list[int]]) -
     """The chain lives in its own table: generation_logs keeps its columns."""
     target, ids = trail
     assert [row["id"] for row in rows(target)] == ids
+
+
+def test_a_missing_event_in_the_middle_is_caught(trail: tuple[str, list[int]]) -> None:
+    target, _ = trail
+    execute(target, f"DELETE FROM {EVENTS} WHERE seq = 4")
+    verified = query.verify(target)
+    assert _kinds(verified)[:2] == ["missing_events", "event"]
+    assert "events 4 to 4 are missing before event 5" in verified.problems[0].message
+
+
+def test_an_erased_row_put_back_is_caught(repo: GenerationLogRepository, target: str) -> None:
+    ids = _trail(repo, 2)
+    execute(target, "UPDATE generation_logs SET definitie_id = 9 WHERE id = ?", (ids[0],))
+    conn = _connection(target)
+    saved = conn.execute(f"SELECT {', '.join(CHAINED)} FROM generation_logs WHERE id = {ids[0]}").fetchone()  # fmt: skip
+    conn.close()
+    assert repo.erase_definitie(9) == 1
+    marks = ", ".join([_mark(target)] * len(CHAINED))
+    execute(target, f"INSERT INTO generation_logs ({', '.join(CHAINED)}) VALUES ({marks})".replace("%s", "?"), tuple(saved))  # fmt: skip
+    verified = query.verify(target)
+    assert "was erased (event" in verified.problems[-1].message
+    assert "but is there" in verified.problems[-1].message
+
+
+def test_one_row_is_checked_quickly(repo: GenerationLogRepository, target: str) -> None:
+    ids = _trail(repo, 3)
+    one = query.verify_log(target, ids[1])
+    assert (one.ok, one.rows, one.events) == (True, 1, 6)
+    execute(target, "UPDATE generation_logs SET response_content = 'x' WHERE id = ?", (ids[1],))
+    assert "response_content" in query.verify_log(target, ids[1]).problems[0].message
+    execute(target, "DELETE FROM generation_logs WHERE id = ?", (ids[2],))
+    assert _kinds(query.verify_log(target, ids[2])) == ["row_deleted"]
+    execute(
+        target,
+        "INSERT INTO generation_logs (prompt_full_text, model_name) VALUES ('x', 'gpt-4')",
+    )
+    (extra,) = [r["id"] for r in rows(target) if r["prompt_full_text"] == "x"]
+    assert _kinds(query.verify_log(target, int(str(extra)))) == ["row_inserted"]
+    assert query.verify_log(target, 10_000).ok, "no row, no event: nothing to say"
+    execute(target, f"UPDATE {EVENTS} SET at = 'x' WHERE seq = 2")
+    assert _kinds(query.verify_log(target, ids[0])) == ["event"]
+
+
+def test_erased_rows_are_known_to_verify_log(repo: GenerationLogRepository, target: str) -> None:
+    ids = _trail(repo, 1)
+    execute(target, "UPDATE generation_logs SET definitie_id = 3 WHERE id = ?", (ids[0],))
+    repo.erase_definitie(3)
+    one = query.verify_log(target, ids[0])
+    assert (one.ok, one.erased) == (True, 1)
+
+
+def test_keys_that_cannot_be_read_or_signing_without_cryptography(
+    trail: tuple[str, list[int]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target, _ = trail
+    with pytest.raises(InvalidLogError, match="cannot read the private key"):
+        query.checkpoint(target, key=tmp_path / "none.pem")
+    signed = query.checkpoint(target, key=_keys(tmp_path, "k")[0])
+    with pytest.raises(InvalidLogError, match="cannot read the public key"):
+        query.verify(target, checkpoint=signed, public_key=tmp_path / "none.pub")
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives", None)
+    with pytest.raises(InvalidLogError, match=r"pip install 'audited-openai\[signing\]'"):
+        query.checkpoint(target, key=tmp_path / "k.pem")
+
+
+def test_verify_shows_progress_on_a_terminal(
+    trail: tuple[str, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    from audited_openai import cli
+
+    target, _ = trail
+    real_console = Console
+    monkeypatch.setattr(cli, "Console", lambda **kw: real_console(force_terminal=True, **kw))
+    result = CliRunner().invoke(main, ["--db", target, "verify"])
+    assert result.exit_code == 0, result.output
+    assert "verifying" in result.output
+    assert "verified: 10 events, 5 rows" in result.output
