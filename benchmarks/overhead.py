@@ -12,8 +12,9 @@ on one machine whose speed drifts. A 10 KB prompt throughout. The variants:
 
 * ``bare``: ``openai.OpenAI`` / ``AsyncOpenAI``;
 * ``audited``: ``AuditedOpenAI`` / ``AsyncAuditedOpenAI`` writing to a SQLite file;
-* ``audited-nochain``: the same with the tamper-evident chain switched off (its
-  events not appended), to show what the chain costs;
+* ``audited-nochain``: the same with the write path as it was before the tamper-evident
+  chain (no events; a lone write in SQLite's own transaction), to show what the chain
+  costs;
 * ``langfuse``: ``langfuse.openai``'s clients, exporting to a sink on 127.0.0.1;
 * ``floor``: the bare client plus what any write-ahead audit must do at the least: a raw
   ``sqlite3`` insert of the same row with ``synchronous=FULL`` before the call and its
@@ -190,9 +191,7 @@ def make_clients(variant: str, workdir: Path, base_url: str, *, asynchronous: bo
 
         cls = AsyncAuditedOpenAI if asynchronous else AuditedOpenAI
         if variant == "audited-nochain":
-            from audited_openai import _chain
-
-            _chain.Chain.append = lambda *_args, **_kwargs: None  # type: ignore[method-assign]
+            _write_path_before_the_chain()
         store = os.environ[POSTGRES] if variant == "audited-pg" else workdir / f"{variant}.db"
         return cls(store, **options)
     if variant == "langfuse":
@@ -200,6 +199,25 @@ def make_clients(variant: str, workdir: Path, base_url: str, *, asynchronous: bo
     else:
         import openai as patched
     return (patched.AsyncOpenAI if asynchronous else patched.OpenAI)(**options)
+
+
+def _write_path_before_the_chain() -> None:
+    """The SQLite write path as it was before the chain: no events, and a batch of one
+    write run alone in SQLite's own transaction (no BEGIN IMMEDIATE ... COMMIT)."""
+    from audited_openai import _chain, _sqlite
+
+    _chain.Chain.append = lambda *_args, **_kwargs: None  # type: ignore[method-assign]
+    chained = _sqlite.SQLiteStore._run
+
+    def run(self: Any, jobs: list[Any], conn: Any) -> list[Any]:
+        if len(jobs) == 1:
+            try:
+                return [(jobs[0], jobs[0].work(conn), False)]
+            except Exception as exc:
+                return [(jobs[0], exc, True)]
+        return chained(self, jobs, conn)
+
+    _sqlite.SQLiteStore._run = run  # type: ignore[method-assign]
 
 
 def worker(variant: str, workdir: Path, server: str) -> None:

@@ -169,14 +169,6 @@ def no_write(_connection: object) -> None:
 Outcome = tuple[Job, Any, bool]  # a job, its result or error, and whether it failed
 
 
-def run_alone(job: Job, connection: Any) -> Outcome:
-    """Run one job; its outcome (to be settled once the transaction is committed)."""
-    try:
-        return job, job.work(connection), False
-    except Exception as exc:
-        return job, exc, True
-
-
 def all_failed(jobs: list[Job], error: BaseException) -> list[Outcome]:
     """Every job failing with the same error (a transaction that could not be had)."""
     return [(job, error, True) for job in jobs]
