@@ -517,3 +517,49 @@ def test_verify_shows_progress_on_a_terminal(
     assert result.exit_code == 0, result.output
     assert "verifying" in result.output
     assert "verified: 10 events, 5 rows" in result.output
+
+
+def test_a_copied_trail_is_chained_in_its_new_store(
+    trail: tuple[str, list[int]], tmp_path: Path
+) -> None:
+    """copy writes through the target's store: the copy has a chain of its own."""
+    target, ids = trail
+    copied = tmp_path / "copy.db"
+    assert query.copy(target, copied).inserted == len(ids)
+    verified = query.verify(copied)
+    assert verified.ok, verified.problems
+    assert verified.rows == len(ids)
+
+
+def test_a_big_trail_is_shared_out_to_processes_with_the_same_findings(
+    repo: GenerationLogRepository,
+    target: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """From PARALLEL_FROM events and rows verify runs in worker processes, each over
+    ranges in its own snapshot: the same problems, counts and checkpoint verdicts."""
+    ids = _trail(repo, 30)
+    saved = query.checkpoint(target)
+    _trail(repo, 2)
+    execute(target, "UPDATE generation_logs SET tokens_total = 3 WHERE id = ?", (ids[4],))
+    execute(target, "DELETE FROM generation_logs WHERE id = ?", (ids[20],))
+    execute(target, f"DELETE FROM {EVENTS} WHERE seq = 30")
+    one = query.verify(target, checkpoint=saved)
+    monkeypatch.setattr(query, "PARALLEL_FROM", 10)
+    seen: list[tuple[int, int]] = []
+    shared = query.verify(
+        target, checkpoint=saved, workers=3, progress=lambda d, t: seen.append((d, t))
+    )
+    assert [(p.kind, p.seq, p.log_id) for p in shared.problems] == [
+        (p.kind, p.seq, p.log_id) for p in one.problems
+    ]
+    assert {p.kind for p in one.problems} == {
+        "missing_events",
+        "event",
+        "row_changed",
+        "row_deleted",
+    }
+    assert (shared.events, shared.rows, shared.head) == (one.events, one.rows, one.head)
+    assert len(seen) == 12
+    assert seen[-1][0] == seen[-1][1]

@@ -331,36 +331,110 @@ class Verification:
         return said
 
 
+@dataclass(frozen=True)
+class Part:
+    """A share of a verification: events ``seqs`` and rows ``ids`` (inclusive ranges).
+
+    ``head`` is the chain's last event when the verification began: a row whose last
+    event came later was written since, and is left to the next verification.
+    """
+
+    seqs: tuple[int, int]
+    ids: tuple[int, int]
+    head: int
+    checkpoint_seq: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Events and rows in it (for progress)."""
+        return max(0, self.seqs[1] - self.seqs[0] + 1) + max(0, self.ids[1] - self.ids[0] + 1)
+
+
+def bounds(snapshot: Snapshot) -> tuple[int, int]:
+    """(the last event's seq, the highest row id) of a snapshot."""
+    head = next(snapshot.rows(f"SELECT coalesce(max(seq), 0) FROM {EVENTS}"))[0]
+    top = next(snapshot.rows("SELECT coalesce(max(id), 0) FROM generation_logs"))[0]
+    return int(head), int(top)
+
+
+def split(head: int, top: int, parts: int, checkpoint_seq: int | None = None) -> list[Part]:
+    """``parts`` shares of events 1..head and rows 1..top."""
+
+    def cut(last: int, n: int) -> tuple[int, int]:
+        step = -(-last // parts) if last else 1
+        return (n * step + 1, min(last, (n + 1) * step) if n < parts - 1 else last)
+
+    return [Part(cut(head, n), cut(top, n), head, checkpoint_seq) for n in range(parts)]
+
+
+def verify_part(
+    snapshot: Snapshot, part: Part, tick: Callable[[], None] | None = None
+) -> tuple[Verification, str | None]:
+    """Check one share in one snapshot: its links, its rows; the checkpoint event's hash."""
+    found = Verification()
+    tick = tick or (lambda: None)
+    at_checkpoint = _walk_events(found, snapshot, part, tick)
+    _walk_rows(found, snapshot, part, tick)
+    return found, at_checkpoint
+
+
+def merge(
+    results: list[tuple[Verification, str | None]],
+    *,
+    checkpoint: dict[str, Any] | None = None,
+    public_key: str | os.PathLike[str] | None = None,
+) -> Verification:
+    """One verification of the shares' results (in order), checked against the checkpoint."""
+    found = Verification(checkpoint=checkpoint)
+    at_checkpoint = None
+    for share, at in results:
+        found.events += share.events
+        found.rows += share.rows
+        found.erased += share.erased
+        found.host_erased += share.host_erased
+        found.adopted += share.adopted
+        found.adopted_at = found.adopted_at or share.adopted_at
+        found.problems += share.problems
+        if share.events:
+            found.head = share.head
+        at_checkpoint = at_checkpoint or at
+    found.problems.sort(
+        key=lambda p: (0, p.seq or 0) if p.kind in _EVENT_PROBLEMS else (1, p.log_id or 0)
+    )
+    if checkpoint is not None:
+        _check_signature(found, checkpoint, public_key)
+        _check_against(found, checkpoint, at_checkpoint)
+    return found
+
+
+_EVENT_PROBLEMS = frozenset({"missing_events", "event"})
+
+
 def verify(
     snapshot: Snapshot,
     *,
     checkpoint: dict[str, Any] | None = None,
     public_key: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
-    total: int = 0,
 ) -> Verification:
     """Recompute the chain over one snapshot; see the module docstring.
 
     ``progress(done, total)`` is told every 10,000 events and rows.
     """
-    found = Verification(checkpoint=checkpoint)
+    head, top = bounds(snapshot)
+    (part,) = split(head, top, 1, None if checkpoint is None else checkpoint["events"])
     done = 0
 
     def tick() -> None:
         nonlocal done
         done += 1
         if progress is not None and done % 10_000 == 0:
-            progress(done, total)
+            progress(done, part.size)
 
-    if checkpoint is not None:
-        _check_signature(found, checkpoint, public_key)
-    at_checkpoint = _walk_events(found, snapshot, checkpoint, tick)
-    if checkpoint is not None:
-        _check_against(found, checkpoint, at_checkpoint)
-    _walk_rows(found, snapshot, tick)
+    result = verify_part(snapshot, part, tick)
     if progress is not None:
-        progress(done, total)
-    return found
+        progress(part.size, part.size)
+    return merge([result], checkpoint=checkpoint, public_key=public_key)
 
 
 def _check_signature(
@@ -369,24 +443,25 @@ def _check_signature(
     if public_key is not None:
         found.signature = "valid" if signature_holds(checkpoint, public_key) else "forged"
         if found.signature == "forged":
-            found.problems.append(
-                Problem("forged_checkpoint", "the checkpoint's signature does not hold")
+            found.problems.insert(
+                0, Problem("forged_checkpoint", "the checkpoint's signature does not hold")
             )
     elif checkpoint.get("signature"):
         found.signature = "not checked"
 
 
 def _walk_events(
-    found: Verification,
-    snapshot: Snapshot,
-    checkpoint: dict[str, Any] | None,
-    tick: Callable[[], None],
+    found: Verification, snapshot: Snapshot, part: Part, tick: Callable[[], None]
 ) -> str | None:
-    """Check every link in order; the stored hash of the checkpoint's event, if reached."""
-    prev, expected, at_checkpoint = GENESIS, 1, None
-    wanted = None if checkpoint is None else checkpoint["events"]
+    """Check every link of the share in order; the stored hash of the checkpoint's event."""
+    first, last = part.seqs
+    prev: str = GENESIS
+    if first > 1:
+        before = next(snapshot.rows(f"SELECT hash FROM {EVENTS} WHERE seq = {first - 1}"), None)
+        prev = "" if before is None else str(before[0])  # missing: the share before says so
+    expected, at_checkpoint = first, None
     for seq, log_id, definitie_id, kind, at, note, row_state, stored in snapshot.rows(
-        f"SELECT {_EVENT_COLUMNS} FROM {EVENTS} ORDER BY seq"
+        f"SELECT {_EVENT_COLUMNS} FROM {EVENTS} WHERE seq BETWEEN {first} AND {last} ORDER BY seq"
     ):
         tick()
         if seq != expected:
@@ -412,16 +487,30 @@ def _walk_events(
             found.adopted_at = found.adopted_at or at
         prev, expected = stored, seq + 1
         found.events += 1
-        if seq == wanted:
+        if seq == part.checkpoint_seq:
             at_checkpoint = stored
+    if first <= last < part.head and expected <= last:
+        found.problems.append(
+            Problem(
+                "missing_events",
+                f"events {expected} to {last} are missing before event {last + 1}",
+                seq=last + 1,
+            )
+        )
     found.head = prev
     return at_checkpoint
 
 
-def _walk_rows(found: Verification, snapshot: Snapshot, tick: Callable[[], None]) -> None:
-    """Each row beside the last event of its log id (both in id order)."""
-    rows = snapshot.rows(f"SELECT {', '.join(CHAINED)} FROM generation_logs ORDER BY id")
-    events = _last_events(snapshot)
+def _walk_rows(
+    found: Verification, snapshot: Snapshot, part: Part, tick: Callable[[], None]
+) -> None:
+    """Each row of the share beside the last event of its log id (both in id order)."""
+    first, last = part.ids
+    rows = snapshot.rows(
+        f"SELECT {', '.join(CHAINED)} FROM generation_logs "
+        f"WHERE id BETWEEN {first} AND {last} ORDER BY id"
+    )
+    events = _last_events(snapshot, first, last)
     row = next(rows, None)
     event = next(events, None)
     while row is not None or event is not None:
@@ -433,17 +522,20 @@ def _walk_rows(found: Verification, snapshot: Snapshot, tick: Callable[[], None]
                     log_id=row[0],
                 )
             )
+        elif event is not None and event[1] > part.head:
+            pass  # written since the verification began: the next one checks it
         elif event is not None and row is not None and row[0] == event[0]:
             _compare(found, row, event)
         elif event is not None:
             _gone(found, snapshot, event)
+        if row is not None and (event is None or row[0] <= event[0]):
+            found.rows += 1
+            tick()
+            if event is not None and row[0] == event[0]:
+                event = next(events, None)
+            row = next(rows, None)
+        else:
             event = next(events, None)
-            continue
-        found.rows += 1
-        tick()
-        if event is not None and row[0] == event[0]:  # type: ignore[index]
-            event = next(events, None)
-        row = next(rows, None)
 
 
 def _gone(found: Verification, snapshot: Snapshot, event: tuple[Any, ...]) -> None:
@@ -469,11 +561,12 @@ def _gone(found: Verification, snapshot: Snapshot, event: tuple[Any, ...]) -> No
         )
 
 
-def _last_events(snapshot: Snapshot) -> Iterator[tuple[Any, ...]]:
+def _last_events(snapshot: Snapshot, first: int, last: int) -> Iterator[tuple[Any, ...]]:
     """(log_id, seq, kind, definitie_id, state) of the last event of each row, by log id."""
     held: tuple[Any, ...] | None = None
     for event in snapshot.rows(
-        f"SELECT log_id, seq, kind, definitie_id, state FROM {EVENTS} ORDER BY log_id, seq"
+        f"SELECT log_id, seq, kind, definitie_id, state FROM {EVENTS} "
+        f"WHERE log_id BETWEEN {first} AND {last} ORDER BY log_id, seq"
     ):
         if held is not None and held[0] != event[0]:
             yield held

@@ -268,6 +268,7 @@ class PostgresStore(Owner):
         self.read_only = read_only
         self._url = url
         self.location = self.name = redacted(url)
+        self.reopen_target = url  # for a verify worker (on its stdin, never in argv)
         parts = urlsplit(url)
         database = parts.path.lstrip("/") or "(default)"
         self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}, database {database}"

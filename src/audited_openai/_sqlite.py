@@ -89,6 +89,8 @@ class SQLiteStore(Owner):
         self._shared: sqlite3.Connection | None = None
         self._lock = threading.RLock()  # guards a shared connection, and the writer's creation
         self.location = self._locate(target)
+        # What open_store needs to open this file again, in another process.
+        self.reopen_target = None if self._shared is not None else self.location
         # One name for the file however it was spelt: every store of it flushes together.
         self.file = os.path.realpath(self.location.removeprefix("file:").split("?", 1)[0])
         self.name = self.file

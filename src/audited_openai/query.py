@@ -8,9 +8,12 @@ filter value can change the SQL. Every aggregate is computed by the database.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import json
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -515,32 +518,90 @@ def _compare(original: GenerationContext, new: GenerationContext | None) -> Comp
     )
 
 
+PARALLEL_FROM = 200_000  # events and rows from which verify shares the work out
+
+
 def verify(
     db: str | os.PathLike[str] | GenerationLogRepository,
     *,
     checkpoint: str | os.PathLike[str] | dict[str, Any] | None = None,
     public_key: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> Verification:
     """Recompute the tamper-evident chain and check every row against it.
 
     Reports each row whose content no longer matches its last event, each row deleted
     or inserted outside the library, each event changed, swapped, inserted or missing,
     and (against a ``checkpoint`` from :func:`checkpoint`, signed when ``public_key`` is
-    given) a rewritten or truncated chain. One read snapshot, constant memory;
-    ``progress(done, total)`` counts events and rows.
+    given) a rewritten or truncated chain. Constant memory; ``progress(done, total)``
+    counts events and rows.
+
+    A small trail is read in one snapshot. From ``PARALLEL_FROM`` events and rows, the
+    work is shared out to ``workers`` processes (default: one per core), each over
+    ranges of events and rows in a snapshot of its own; what was written after the
+    verification began is left to the next one.
     """
     repo = open_repository(db)
     wanted = None if checkpoint is None else _chain.read_checkpoint(checkpoint)
     _chained(repo)
+    count = workers or os.cpu_count() or 1
+    target = getattr(repo.store, "reopen_target", None)
     with repo.store.snapshot() as snapshot:
-        total = sum(
-            int(next(snapshot.rows(f"SELECT count(*) FROM {table}"))[0])
-            for table in (_chain.EVENTS, "generation_logs")
-        )
-        return _chain.verify(
-            snapshot, checkpoint=wanted, public_key=public_key, progress=progress, total=total
-        )
+        head, top = _chain.bounds(snapshot)
+        if target is None or count < 2 or head + top < PARALLEL_FROM:  # noqa: PLR2004
+            return _chain.verify(
+                snapshot, checkpoint=wanted, public_key=public_key, progress=progress
+            )
+    parts = _chain.split(head, top, count * 4, None if wanted is None else wanted["events"])
+    total, done = sum(part.size for part in parts), 0
+    results: list[tuple[Verification, str | None]] = []
+    with ThreadPoolExecutor(count) as pool:  # each thread waits for its process
+        for part, result in zip(
+            parts, pool.map(lambda p: _in_a_process(target, p), parts), strict=True
+        ):
+            results.append(result)
+            done += part.size
+            if progress is not None:
+                progress(done, total)
+    return _chain.merge(results, checkpoint=wanted, public_key=public_key)
+
+
+def _in_a_process(target: str, part: _chain.Part) -> tuple[Verification, str | None]:
+    """Verify one share in a process of its own (the target reaches it on stdin)."""
+    order = json.dumps({"target": target, "part": dataclasses.asdict(part)})
+    done = subprocess.run(
+        [sys.executable, "-c", "from audited_openai import query; query._verify_part_main()"],
+        input=order,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise StoreError(f"a verify worker failed: {said}")
+    found = json.loads(done.stdout)
+    verification = Verification(
+        **{k: v for k, v in found["found"].items() if k not in ("problems", "ok")},
+    )
+    verification.problems = [Problem(**problem) for problem in found["found"]["problems"]]
+    return verification, found["at"]
+
+
+def _verify_part_main() -> None:
+    """A verify worker: one share (JSON on stdin), its result (JSON on stdout)."""
+    from audited_openai._store import open_store  # noqa: PLC0415 - only in a worker
+
+    order = json.loads(sys.stdin.read())
+    part = order["part"]
+    share = _chain.Part(
+        tuple(part["seqs"]), tuple(part["ids"]), part["head"], part["checkpoint_seq"]
+    )
+    store = open_store(order["target"], read_only=True)
+    with store.snapshot() as snapshot:
+        found, at = _chain.verify_part(snapshot, share)
+    store.close()
+    sys.stdout.write(json.dumps({"found": found.as_dict(), "at": at}))
 
 
 def checkpoint(
