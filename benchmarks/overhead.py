@@ -12,6 +12,8 @@ on one machine whose speed drifts. A 10 KB prompt throughout. The variants:
 
 * ``bare``: ``openai.OpenAI`` / ``AsyncOpenAI``;
 * ``audited``: ``AuditedOpenAI`` / ``AsyncAuditedOpenAI`` writing to a SQLite file;
+* ``audited-otel``: ``audited`` in an app that traces (OpenTelemetry's SDK tracer and
+  meter providers, spans batched to an exporter that drops them): what live spans cost;
 * ``audited-nochain``: the same with the write path as it was before the tamper-evident
   chain (no events; a lone write in SQLite's own transaction), to show what the chain
   costs;
@@ -77,7 +79,7 @@ BODY = {
     ],
     "usage": {"prompt_tokens": 2500, "completion_tokens": 5, "total_tokens": 2505},
 }
-VARIANTS = ("bare", "audited", "audited-nochain", "langfuse", "floor")
+VARIANTS = ("bare", "audited", "audited-nochain", "audited-otel", "langfuse", "floor")
 REQUEST_JSON = json.dumps({"messages": MESSAGES, "model": "gpt-4o"})
 POSTGRES = "AUDITED_OPENAI_BENCH_POSTGRES"  # the database of the -pg variants, for the workers
 
@@ -192,6 +194,8 @@ def make_clients(variant: str, workdir: Path, base_url: str, *, asynchronous: bo
         cls = AsyncAuditedOpenAI if asynchronous else AuditedOpenAI
         if variant == "audited-nochain":
             _write_path_before_the_chain()
+        if variant == "audited-otel":
+            _tracing()
         store = os.environ[POSTGRES] if variant == "audited-pg" else workdir / f"{variant}.db"
         return cls(store, **options)
     if variant == "langfuse":
@@ -218,6 +222,27 @@ def _write_path_before_the_chain() -> None:
         return chained(self, jobs, conn)
 
     _sqlite.SQLiteStore._run = run  # type: ignore[method-assign]
+
+
+def _tracing() -> None:
+    """An app that traces: the SDK's tracer and meter providers, spans batched to an
+    exporter that drops them (the cost measured is the spans', not a collector's)."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:  # noqa: ARG002
+            return SpanExportResult.SUCCESS
+
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
 
 def worker(variant: str, workdir: Path, server: str) -> None:
@@ -456,7 +481,7 @@ def main() -> None:
     try:
         import langfuse  # noqa: F401
     except ImportError:
-        variants = ["bare", "audited", "audited-nochain", "floor"]
+        variants = ["bare", "audited", "audited-nochain", "audited-otel", "floor"]
         print("langfuse is not installed (pip install -e '.[bench]'): its row is left out")
     else:
         variants = list(VARIANTS)
@@ -591,6 +616,12 @@ def report(
     for v in variants:
         if v.startswith("floor"):
             print(f"\nthe {v} overhead per call (over HTTP): {ms(over[v]):.3f} ms")
+    if "audited-otel" in variants:
+        print(
+            "live OpenTelemetry spans cost "
+            f"{ms(single_over['audited-otel'] - single_over['audited']):+.3f} ms a call over respx, "
+            f"{ms(over['audited-otel'] - over['audited']):+.3f} ms over HTTP"
+        )
     if "audited-nochain" in variants:
         print(
             "the chain's cost: audited's overhead is "

@@ -561,5 +561,5 @@ def test_a_big_trail_is_shared_out_to_processes_with_the_same_findings(
         "row_deleted",
     }
     assert (shared.events, shared.rows, shared.head) == (one.events, one.rows, one.head)
-    assert len(seen) == 12
+    assert len(seen) == 6
     assert seen[-1][0] == seen[-1][1]

@@ -51,6 +51,7 @@ _DIGESTED_AT = tuple(name in DIGESTED for name in CHAINED)
 CHECKPOINT_FORMAT = "audited-openai-checkpoint/1"
 NOTE_LIMIT = 500  # characters of the command line kept in an event
 
+RETURNING = f" RETURNING {', '.join(CHAINED)}"
 SELECT_ROW = f"SELECT {', '.join(CHAINED)} FROM generation_logs WHERE id = {{p}}"
 HEAD = f"SELECT seq, hash FROM {EVENTS} ORDER BY seq DESC LIMIT 1"
 _EVENT_COLUMNS = "seq, log_id, definitie_id, kind, at, note, state, hash"
@@ -138,26 +139,36 @@ class Chain:
         *,
         erased_from: int | None = None,
         note: str | None = None,
+        values: Sequence[Any] | None = None,
     ) -> None:
-        """Append the event of a write to row ``log_id`` (its state is read back here).
+        """Append the event of a write to row ``log_id``.
 
-        ``erase`` events carry no state: ``erased_from`` is the definitie the row had.
+        Its state is ``values`` (the ``CHAINED`` columns), else read back here. ``erase``
+        events carry no state: ``erased_from`` is the definitie the row had.
         """
         if kind == "erase":
             row_state, definitie_id = None, erased_from
         else:
-            values = conn.execute(self.select_row, (log_id,)).fetchone()
+            if values is None:
+                values = conn.execute(self.select_row, (log_id,)).fetchone()
             row_state, definitie_id = state(values), values[_DEFINITIE]
         head = conn.execute(HEAD).fetchone()
         seq, prev = (int(head[0]) + 1, head[1]) if head else (1, GENESIS)
         event = (seq, log_id, definitie_id, kind, format_ts(utc_now()), note, row_state)
         conn.execute(self.insert_event, (*event, link_hash(prev, event)))
 
-    def changed(self, conn: Any, rowcount: int, kind: str, log_id: int) -> bool:
-        """After an UPDATE of row ``log_id``: its event, if it changed the row."""
-        if rowcount > 0:
-            self.append(conn, kind, log_id)
-        return rowcount > 0
+    def written(
+        self, conn: Any, sql: str, params: Sequence[Any], kind: str, note: str | None = None
+    ) -> list[Sequence[Any]]:
+        """Run an INSERT or UPDATE of ``generation_logs``; an event for each row it wrote.
+
+        Returns the rows in id order (``CHAINED`` columns, as ``RETURNING`` gives them).
+        ``updated_at``, which AFTER triggers may still change, is not in them.
+        """
+        rows = sorted(conn.execute(sql + RETURNING, params).fetchall(), key=lambda r: r[0])
+        for values in rows:
+            self.append(conn, kind, int(values[0]), note=note, values=values)
+        return rows
 
     def adopt(self, conn: Any, rows: Iterable[Sequence[Any]]) -> None:
         """Chain rows written before the chain existed, in id order, as ``adopt`` events."""

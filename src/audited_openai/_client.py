@@ -264,6 +264,7 @@ class AuditedOpenAI(_Audited, openai.OpenAI):
         if attempt is None:
             return super()._send_request(request, stream=stream, **kwargs)
         recorder = self._audit.recorder
+        attempt.server = (request.url.host, request.url.port)
         recorder.open(attempt, _body(request))
         try:
             response = super()._send_request(request, stream=stream, **kwargs)
@@ -293,6 +294,7 @@ class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):
         if attempt is None:
             return await super()._send_request(request, stream=stream, **kwargs)
         recorder = self._audit.recorder
+        attempt.server = (request.url.host, request.url.port)
         await recorder.open_async(attempt, _body(request))
         try:
             response = await super()._send_request(request, stream=stream, **kwargs)

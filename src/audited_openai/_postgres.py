@@ -553,7 +553,7 @@ class PostgresStore(Owner):
 
     def insert(self, row: dict[str, Any], *, durable: bool = True) -> Future[int]:
         """Queue an INSERT of ``row``; the future gives its id once committed."""
-        sql, values = _sql.insert(tuple(row), self.dialect) + " RETURNING id", tuple(row.values())
+        sql, values = _sql.insert(tuple(row), self.dialect), tuple(row.values())
         what = (
             "write the pending log"
             if row.get("generation_status") == "pending"
@@ -561,9 +561,7 @@ class PostgresStore(Owner):
         )
 
         def work(conn: psycopg.Connection[Any]) -> int:
-            log_id = int(conn.execute(sql, values).fetchone()[0])  # type: ignore[index]
-            CHAIN.append(conn, "insert", log_id)
-            return log_id
+            return int(CHAIN.written(conn, sql, values, "insert")[0][0])
 
         return self.submit(work, durable=durable, what=what)
 
@@ -572,9 +570,7 @@ class PostgresStore(Owner):
         sql = _sql.complete(tuple(values), self.dialect, only_pending=only_pending)
         params = (*values.values(), log_id)
         return self.submit(
-            lambda conn: CHAIN.changed(
-                conn, conn.execute(sql, params).rowcount, "complete", log_id
-            ),
+            lambda conn: bool(CHAIN.written(conn, sql, params, "complete")),
             durable=False,
             what=f"complete log {log_id}",
         )
@@ -583,23 +579,17 @@ class PostgresStore(Owner):
         """Queue linking row ``log_id`` to a definitie."""
         sql = _sql.link(self.dialect)
         return self.submit(
-            lambda conn: CHAIN.changed(
-                conn, conn.execute(sql, (definitie_id, log_id)).rowcount, "link", log_id
-            ),
+            lambda conn: bool(CHAIN.written(conn, sql, (definitie_id, log_id), "link")),
             durable=False,
             what=f"link log {log_id}",
         )
 
     def reconcile(self, now: str, cutoff: str) -> int:
         """Settle rows pending since before ``cutoff`` as 'timeout'; return how many."""
-        sql = _sql.reconcile(self.dialect) + " RETURNING id"
+        sql = _sql.reconcile(self.dialect)
 
         def work(conn: psycopg.Connection[Any]) -> int:
-            ids = sorted(row[0] for row in conn.execute(sql, (now, cutoff)).fetchall())
-            note = _chain.command()
-            for log_id in ids:
-                CHAIN.append(conn, "reconcile", log_id, note=note)
-            return len(ids)
+            return len(CHAIN.written(conn, sql, (now, cutoff), "reconcile", _chain.command()))
 
         return int(self.submit(work, durable=True, what="reconcile").result())
 

@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from audited_openai import _capture, _spool
+from audited_openai import _capture, _otel, _spool
 from audited_openai._clock import monotonic_ms, utc_now
 from audited_openai._errors import AuditWriteError
 from audited_openai._models import ErrorContext, GenerationContext, PromptContext, ResponseMetadata
@@ -48,6 +48,9 @@ class Attempt:
     log_id: int | None = None
     started_ms: float | None = None
     http_status: int | None = None
+    server: tuple[str | None, int | None] = (None, None)  # where the request goes
+    body: Any = None  # the request as parsed, until its span starts
+    span: Any = None  # its OpenTelemetry span, when the app traces
     _claimed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -110,7 +113,8 @@ class Recorder:
         self._opened(attempt, write)
 
     def _write_pending(self, attempt: Attempt, body: bytes | None) -> Future[int]:
-        attempt.context = self._context(attempt, _capture.parse_body(body), body)
+        attempt.body = _capture.parse_body(body)
+        attempt.context = self._context(attempt, attempt.body, body)
         try:
             return self.repository.submit_pending_log(attempt.context)
         except Exception as exc:  # bad input: a failed write, refused before queueing
@@ -136,6 +140,10 @@ class Recorder:
             log.warning("audit store failed (%s); spooling the row and sending anyway", error)
             self._spool(attempt.context)
         attempt.started_ms = monotonic_ms()
+        body, attempt.body = attempt.body, None
+        attempt.span = _otel.start(
+            body if isinstance(body, dict) else {}, attempt.server, endpoint=attempt.endpoint
+        )
 
     def _cancelled(self, attempt: Attempt, exc: BaseException, write: Future[int]) -> None:
         try:
@@ -218,6 +226,9 @@ class Recorder:
         error.message = self._redact(error.message) or ""
         error.traceback = self._redact(error.traceback)
         attempt.context.mark_failed(error)
+        if isinstance(json_data, dict):
+            span = _otel.start(json_data, (None, None), endpoint=attempt.endpoint)
+            _otel.end(span, attempt.context, None, 0.0)
         try:
             write = self.repository.submit_log(attempt.context)
         except Exception as refused:
@@ -238,6 +249,9 @@ class Recorder:
         ctx = attempt.context
         assert ctx is not None  # noqa: S101 - checked by the callers
         ctx.updated_at = utc_now()
+        if attempt.span is not None:
+            took = _otel.duration_ms(ctx)
+            _otel.end(attempt.span, ctx, attempt.log_id, None if took is None else took / 1000)
         if attempt.log_id is None:  # the pending row went to the spool: so does this
             self._spool(ctx)
             return

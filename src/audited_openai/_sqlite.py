@@ -320,9 +320,7 @@ class SQLiteStore(Owner):
         sql, values = _sql.insert(columns, self.dialect), tuple(row.values())
 
         def work(conn: sqlite3.Connection) -> int:
-            log_id = int(conn.execute(sql, values).lastrowid or 0)
-            CHAIN.append(conn, "insert", log_id)
-            return log_id
+            return int(CHAIN.written(conn, sql, values, "insert")[0][0])
 
         return self.submit(
             work,
@@ -337,9 +335,7 @@ class SQLiteStore(Owner):
         sql = _sql.complete(tuple(values), self.dialect, only_pending=only_pending)
         params = (*values.values(), log_id)
         return self.submit(
-            lambda conn: CHAIN.changed(
-                conn, conn.execute(sql, params).rowcount, "complete", log_id
-            ),
+            lambda conn: bool(CHAIN.written(conn, sql, params, "complete")),
             durable=False,
             what=f"complete log {log_id}",
         )
@@ -348,23 +344,17 @@ class SQLiteStore(Owner):
         """Queue linking row ``log_id`` to a definitie; the future tells whether it exists."""
         sql = _sql.link(self.dialect)
         return self.submit(
-            lambda conn: CHAIN.changed(
-                conn, conn.execute(sql, (definitie_id, log_id)).rowcount, "link", log_id
-            ),
+            lambda conn: bool(CHAIN.written(conn, sql, (definitie_id, log_id), "link")),
             durable=False,
             what=f"link log {log_id}",
         )
 
     def reconcile(self, now: str, cutoff: str) -> int:
         """Settle rows pending since before ``cutoff`` as 'timeout'; return how many."""
-        sql = _sql.reconcile(self.dialect) + " RETURNING id"
+        sql = _sql.reconcile(self.dialect)
 
         def work(conn: sqlite3.Connection) -> int:
-            ids = sorted(row[0] for row in conn.execute(sql, (now, cutoff)).fetchall())
-            note = _chain.command()
-            for log_id in ids:
-                CHAIN.append(conn, "reconcile", log_id, note=note)
-            return len(ids)
+            return len(CHAIN.written(conn, sql, (now, cutoff), "reconcile", _chain.command()))
 
         return int(self.submit(work, durable=True, what="reconcile").result())
 

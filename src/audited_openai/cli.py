@@ -368,18 +368,38 @@ def diff(ctx: click.Context, a: int, b: int, as_json: bool) -> None:
 
 
 @command()
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), required=True)
-@click.option("-o", "--output", required=True, help="A file to write (0600), or - for stdout.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "otlp"]), required=True)
+@click.option("-o", "--output", help="A file to write (0600), or - for stdout (csv, jsonl).")
+@click.option(
+    "--endpoint",
+    help="otlp: the collector's base URL, e.g. http://localhost:4318 (else OTEL_EXPORTER_OTLP_*).",
+)
 @filter_options
 def export(
-    ctx: click.Context, /, fmt: Literal["csv", "jsonl"], output: str, **options: Any
+    ctx: click.Context,
+    /,
+    fmt: Literal["csv", "jsonl", "otlp"],
+    output: str | None,
+    endpoint: str | None,
+    **options: Any,
 ) -> None:
-    """Export the matching logs as CSV or JSON lines, streaming.
+    """Export the matching logs as CSV or JSON lines, or send them as OTLP spans.
 
     A file appears under its name only once complete: it is written beside it first,
-    and an interrupted export leaves nothing.
+    and an interrupted export leaves nothing. With --format otlp each completed row
+    becomes a GenAI span with its original times, sent in batches.
     """
     repo, filters = _repo(ctx), _filters(options)
+    if fmt == "otlp":
+        if output is not None:
+            _fail("--format otlp sends spans to --endpoint; -o is for csv and jsonl", EXIT_USAGE)
+        _export_otlp(repo, endpoint, filters)
+        return
+    if output is None:
+        _fail(f"--format {fmt} needs -o FILE (or -o - for stdout)", EXIT_USAGE)
+    if endpoint is not None:
+        _fail("--endpoint is for --format otlp", EXIT_USAGE)
+    assert output is not None  # noqa: S101 - _fail exits
     total = query.count(repo, **filters)
     console = Console(stderr=True)
     with _target(output) as out:
@@ -395,6 +415,31 @@ def export(
         else:
             count = query.export(repo, fmt, out, **filters)
     click.echo(f"exported {_plural(count, 'row')} to {output}", err=True)
+
+
+def _export_otlp(
+    repo: GenerationLogRepository, endpoint: str | None, filters: dict[str, Any]
+) -> None:
+    try:
+        import opentelemetry.sdk  # noqa: F401, PLC0415 - the optional extra
+    except ImportError:
+        _fail("--format otlp needs OpenTelemetry: pip install 'audited-openai[otel]'", EXIT_USAGE)
+    total = query.count(repo, **filters)
+    console = Console(stderr=True)
+    if console.is_terminal:
+        from rich.progress import MofNCompleteColumn, Progress  # noqa: PLC0415 - a terminal
+
+        with Progress(
+            *Progress.get_default_columns(), MofNCompleteColumn(), console=console
+        ) as bar:
+            task = bar.add_task("sending", total=total)
+            count = query.export_otlp(
+                repo, endpoint, progress=lambda n: bar.update(task, completed=n), **filters
+            )
+    else:
+        count = query.export_otlp(repo, endpoint, **filters)
+    where = endpoint or "the OTLP endpoint of OTEL_EXPORTER_OTLP_*"
+    click.echo(f"sent {_plural(count, 'span')} to {where}", err=True)
 
 
 def _target(output: str) -> Any:

@@ -44,6 +44,7 @@ __all__ = [
     "count",
     "duration_percentiles",
     "export",
+    "export_otlp",
     "failure_rate_by_template",
     "history",
     "most_expensive",
@@ -518,7 +519,7 @@ def _compare(original: GenerationContext, new: GenerationContext | None) -> Comp
     )
 
 
-PARALLEL_FROM = 200_000  # events and rows from which verify shares the work out
+PARALLEL_FROM = 500_000  # events and rows from which verify shares the work out
 
 
 def verify(
@@ -553,7 +554,7 @@ def verify(
             return _chain.verify(
                 snapshot, checkpoint=wanted, public_key=public_key, progress=progress
             )
-    parts = _chain.split(head, top, count * 4, None if wanted is None else wanted["events"])
+    parts = _chain.split(head, top, count * 2, None if wanted is None else wanted["events"])
     total, done = sum(part.size for part in parts), 0
     results: list[tuple[Verification, str | None]] = []
     with ThreadPoolExecutor(count) as pool:  # each thread waits for its process
@@ -640,3 +641,54 @@ def verify_log(db: str | os.PathLike[str] | GenerationLogRepository, log_id: int
     _chained(repo)
     with repo.store.snapshot() as snapshot:
         return _chain.verify_one(snapshot, log_id)
+
+
+def export_otlp(
+    db: str | os.PathLike[str] | GenerationLogRepository,
+    endpoint: str | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+    batch: int = 500,
+    **filters: Any,
+) -> int:
+    """Send the matching rows to an OTLP/HTTP endpoint as spans with their original times.
+
+    ``endpoint``: the collector's base URL (``/v1/traces`` is added), else the
+    ``OTEL_EXPORTER_OTLP_*`` variables. Completed rows only (a pending row has no end).
+    Sent in batches; ``progress(n)`` after each. Returns how many were sent; an endpoint
+    that refuses a batch raises :class:`StoreError`, naming it.
+    """
+    from audited_openai import _otel  # noqa: PLC0415 - the optional extra
+
+    sender = _otel.exporter(endpoint)
+    resource, scope = _otel.backfill_resource()
+    sent, spans = 0, []
+    try:
+        for values in iter_rows(db, batch=batch, **filters):
+            row = dict(zip(COLUMNS, values, strict=True))
+            if row["generation_status"] == "pending":
+                continue
+            spans.append(_otel.row_span(_rows.row_to_context(row), row["id"], resource, scope))
+            if len(spans) == batch:
+                sent += _send(sender, spans, endpoint)
+                if progress is not None:
+                    progress(sent)
+        sent += _send(sender, spans, endpoint)
+    finally:
+        sender.shutdown()
+    if progress is not None:
+        progress(sent)
+    return sent
+
+
+def _send(sender: Any, spans: list[Any], endpoint: str | None) -> int:
+    from opentelemetry.sdk.trace.export import SpanExportResult  # noqa: PLC0415
+
+    if not spans:
+        return 0
+    if sender.export(spans) is not SpanExportResult.SUCCESS:
+        where = endpoint or "the OTLP endpoint of OTEL_EXPORTER_OTLP_*"
+        raise StoreError(f"{where} did not take {len(spans)} spans (see the log for why)")
+    count = len(spans)
+    spans.clear()
+    return count
