@@ -27,6 +27,7 @@ def test_all_is_pinned_and_sorted() -> None:
         "SchemaVersionError",
         "StoreError",
         "audit_context",
+        "flush_telemetry",
     ]
     assert sorted(audited_openai.__all__) == audited_openai.__all__
 

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from audited_openai import AuditedOpenAI, GenerationLogRepository, audit_context
+from audited_openai import AuditedOpenAI, GenerationLogRepository, audit_context, flush_telemetry
 from audited_openai._clock import parse_ts
 from audited_openai.cli import main
 from tests.conftest import API_KEY, BASE_URL, async_client, chat_body, rows
@@ -91,6 +91,7 @@ def audited(tmp_path: Path, router: respx.MockRouter) -> Iterator[AuditedOpenAI]
 
 
 def _attempt_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    assert flush_telemetry(), "the telemetry thread hands its spans over"
     return [s for s in exporter.get_finished_spans() if s.name.startswith("chat")]
 
 
@@ -210,6 +211,7 @@ def test_metrics_for_duration_and_tokens(
     router.post("/chat/completions").mock(return_value=httpx.Response(200, json=chat_body()))
     audited.chat.completions.create(model="gpt-4o-metrics", messages=MESSAGES)  # type: ignore[arg-type]
     found: dict[str, list[Any]] = {}
+    assert flush_telemetry()
     data = _READER.get_metrics_data()
     for resource in data.resource_metrics:  # type: ignore[union-attr]
         for scope in resource.scope_metrics:
@@ -279,6 +281,7 @@ def test_a_failing_span_processor_never_fails_the_call(
     _SWITCH.processors.append(Broken())
     try:
         result = audited.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+        assert flush_telemetry(), "the telemetry thread survives a broken processor"
     finally:
         _SWITCH.processors.pop()
     assert result.id == "chatcmpl-AbCdEf123456"
@@ -419,6 +422,7 @@ def test_live_spans_over_otlp_http(
     _SWITCH.processors.append(processor)
     try:
         audited.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+        flush_telemetry()
     finally:
         _SWITCH.processors.remove(processor)
         processor.shutdown()

@@ -29,6 +29,7 @@ from audited_openai._models import (
     PromptContext,
     ResponseMetadata,
 )
+from audited_openai._otel import flush as flush_telemetry
 from audited_openai._repository import GenerationLogRepository
 
 __all__ = [
@@ -50,4 +51,5 @@ __all__ = [
     "SchemaVersionError",
     "StoreError",
     "audit_context",
+    "flush_telemetry",
 ]

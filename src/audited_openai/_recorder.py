@@ -227,8 +227,8 @@ class Recorder:
         error.traceback = self._redact(error.traceback)
         attempt.context.mark_failed(error)
         if isinstance(json_data, dict):
-            span = _otel.start(json_data, (None, None), endpoint=attempt.endpoint)
-            _otel.end(span, attempt.context, None, 0.0)
+            started = _otel.start(json_data, (None, None), endpoint=attempt.endpoint)
+            _otel.end(started, attempt.context, None, 0.0)
         try:
             write = self.repository.submit_log(attempt.context)
         except Exception as refused:
