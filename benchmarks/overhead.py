@@ -14,6 +14,8 @@ on one machine whose speed drifts. A 10 KB prompt throughout. The variants:
 * ``audited``: ``AuditedOpenAI`` / ``AsyncAuditedOpenAI`` writing to a SQLite file;
 * ``audited-otel``: ``audited`` in an app that traces (OpenTelemetry's SDK tracer and
   meter providers, spans batched to an exporter that drops them): what live spans cost;
+* ``official-otel``: ``bare`` instrumented by ``opentelemetry-instrumentation-openai-v2``
+  with the same providers (only with ``--variants``): what the official spans cost;
 * ``audited-nochain``: the same with the write path as it was before the tamper-evident
   chain (no events; a lone write in SQLite's own transaction), to show what the chain
   costs;
@@ -198,6 +200,12 @@ def make_clients(variant: str, workdir: Path, base_url: str, *, asynchronous: bo
             _tracing()
         store = os.environ[POSTGRES] if variant == "audited-pg" else workdir / f"{variant}.db"
         return cls(store, **options)
+    if variant == "official-otel":
+        _tracing()
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        if not OpenAIInstrumentor().is_instrumented_by_opentelemetry:
+            OpenAIInstrumentor().instrument()
     if variant == "langfuse":
         from langfuse.openai import openai as patched
     else:
@@ -472,6 +480,9 @@ def main() -> None:
     parser.add_argument(
         "--postgres", metavar="URL", help="also audited-pg and floor-pg, on a database made here"
     )
+    parser.add_argument(
+        "--variants", help="a comma-separated list instead of the default (e.g. bare,audited,floor)"
+    )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -486,6 +497,11 @@ def main() -> None:
     else:
         variants = list(VARIANTS)
     quick = args.quick
+    if args.variants:
+        variants = args.variants.split(",")
+        unknown = set(variants) - {*VARIANTS, "official-otel", "audited-pg", "floor-pg"}
+        if unknown or "bare" not in variants or "floor" not in variants:
+            parser.error(f"--variants needs bare and floor, and knows no {sorted(unknown)}")
     if args.postgres:
         variants += ["audited-pg", "floor-pg"]
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
@@ -616,7 +632,13 @@ def report(
     for v in variants:
         if v.startswith("floor"):
             print(f"\nthe {v} overhead per call (over HTTP): {ms(over[v]):.3f} ms")
-    if "audited-otel" in variants:
+    if "official-otel" in variants:
+        print(
+            "the official instrumentation's spans cost "
+            f"{ms(single_over['official-otel']):+.3f} ms a call over respx, "
+            f"{ms(over['official-otel']):+.3f} ms over HTTP (over bare)"
+        )
+    if "audited-otel" in variants and "audited" in variants:
         print(
             "live OpenTelemetry spans cost "
             f"{ms(single_over['audited-otel'] - single_over['audited']):+.3f} ms a call over respx, "

@@ -126,10 +126,18 @@ class Snapshot:
 class Chain:
     """Appends events on a connection already holding the write lock (one dialect)."""
 
-    def __init__(self, dialect: Dialect) -> None:
-        """SQL in ``dialect``'s placeholders."""
+    def __init__(self, dialect: Dialect, *, lock: str | None = None) -> None:
+        """SQL in ``dialect``'s placeholders.
+
+        With ``lock`` (SQL taking the chain's lock until the transaction ends), events are
+        held and appended by :meth:`seal` just before the commit, under that lock: the
+        rows of concurrent transactions are written in parallel, only their events in
+        turn. Such a chain serves one transaction at a time (one store's writer).
+        """
         self.select_row = SELECT_ROW.format(p=dialect.param)
         self.insert_event = INSERT_EVENT.format(marks=", ".join([dialect.param] * 8))
+        self.lock = lock
+        self.held: list[tuple[str, int, int | None, str | None, Sequence[Any] | None]] = []
 
     def append(
         self,
@@ -146,6 +154,30 @@ class Chain:
         Its state is ``values`` (the ``CHAINED`` columns), else read back here. ``erase``
         events carry no state: ``erased_from`` is the definitie the row had.
         """
+        if self.lock is not None:
+            self.held.append((kind, log_id, erased_from, note, values))
+            return
+        self._append(conn, kind, log_id, erased_from=erased_from, note=note, values=values)
+
+    def seal(self, conn: Any) -> None:
+        """Take the lock and append the held events (a chain with ``lock``)."""
+        if not self.held:
+            return
+        conn.execute(self.lock)
+        held, self.held = self.held, []
+        for kind, log_id, erased_from, note, values in held:
+            self._append(conn, kind, log_id, erased_from=erased_from, note=note, values=values)
+
+    def _append(
+        self,
+        conn: Any,
+        kind: str,
+        log_id: int,
+        *,
+        erased_from: int | None,
+        note: str | None,
+        values: Sequence[Any] | None,
+    ) -> None:
         if kind == "erase":
             row_state, definitie_id = None, erased_from
         else:

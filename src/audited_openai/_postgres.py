@@ -151,7 +151,7 @@ _STEPS = (
     (6, "written_updated_at", _V6),
     (7, "audit_chain", _chain.POSTGRES_TABLE),
 )
-_CHAIN_LOCK = 151_2026  # the advisory lock every write transaction holds: one chain
+_CHAIN_LOCK = 151_2026  # the advisory lock under which events are appended: one chain
 CHAIN = _chain.Chain(_sql.POSTGRES)
 
 # When the host app's definities table is in the same database: a real foreign key
@@ -276,6 +276,10 @@ class PostgresStore(Owner):
             " -c default_transaction_read_only=on" if read_only else ""
         )
         self._wconn: psycopg.Connection[Any] | None = None
+        # The writer's chain: events appended at the end of each transaction, under the lock.
+        self._chain = _chain.Chain(
+            _sql.POSTGRES, lock=f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK})"
+        )
         self._down = False  # the last reconnection failed
         self.closed = False
         conn = self._connect()  # a clear error now for a wrong password, database or host
@@ -489,10 +493,8 @@ class PostgresStore(Owner):
         A connection the server dropped since the last write is only found out here,
         before anything was written on it: it is replaced, once.
         """
-        begin = (
-            f"BEGIN; SET LOCAL synchronous_commit = {sync}; "
-            f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK})"
-        )
+        begin = f"BEGIN; SET LOCAL synchronous_commit = {sync}"
+        self._chain.held.clear()  # events of a transaction that did not commit
         conn = self._writer_connection()
         try:
             conn.execute(begin)
@@ -515,6 +517,7 @@ class PostgresStore(Owner):
             return all_failed(jobs, self._lost(exc))
         try:
             results = [job.work(conn) for job in jobs]
+            self._chain.seal(conn)
             conn.execute("COMMIT")
         except (InvalidLogError, AuditWriteError) as exc:  # a write failed
             self._rollback(conn)
@@ -542,6 +545,7 @@ class PostgresStore(Owner):
             return job, self._lost(exc), True
         try:
             result = job.work(conn)
+            self._chain.seal(conn)
             conn.execute("COMMIT")
         except Exception as exc:
             self._rollback(conn)
@@ -561,7 +565,7 @@ class PostgresStore(Owner):
         )
 
         def work(conn: psycopg.Connection[Any]) -> int:
-            return int(CHAIN.written(conn, sql, values, "insert")[0][0])
+            return int(self._chain.written(conn, sql, values, "insert")[0][0])
 
         return self.submit(work, durable=durable, what=what)
 
@@ -570,7 +574,7 @@ class PostgresStore(Owner):
         sql = _sql.complete(tuple(values), self.dialect, only_pending=only_pending)
         params = (*values.values(), log_id)
         return self.submit(
-            lambda conn: bool(CHAIN.written(conn, sql, params, "complete")),
+            lambda conn: bool(self._chain.written(conn, sql, params, "complete")),
             durable=False,
             what=f"complete log {log_id}",
         )
@@ -579,7 +583,7 @@ class PostgresStore(Owner):
         """Queue linking row ``log_id`` to a definitie."""
         sql = _sql.link(self.dialect)
         return self.submit(
-            lambda conn: bool(CHAIN.written(conn, sql, (definitie_id, log_id), "link")),
+            lambda conn: bool(self._chain.written(conn, sql, (definitie_id, log_id), "link")),
             durable=False,
             what=f"link log {log_id}",
         )
@@ -589,7 +593,7 @@ class PostgresStore(Owner):
         sql = _sql.reconcile(self.dialect)
 
         def work(conn: psycopg.Connection[Any]) -> int:
-            return len(CHAIN.written(conn, sql, (now, cutoff), "reconcile", _chain.command()))
+            return len(self._chain.written(conn, sql, (now, cutoff), "reconcile", _chain.command()))
 
         return int(self.submit(work, durable=True, what="reconcile").result())
 
@@ -601,7 +605,7 @@ class PostgresStore(Owner):
             ids = sorted(row[0] for row in conn.execute(sql, (definitie_id,)).fetchall())
             note = f"erase --definitie {definitie_id}: {_chain.command()}"
             for log_id in ids:
-                CHAIN.append(conn, "erase", log_id, erased_from=definitie_id, note=note)
+                self._chain.append(conn, "erase", log_id, erased_from=definitie_id, note=note)
             return len(ids)
 
         return int(self.submit(work, durable=True, what="erase").result())
