@@ -33,6 +33,7 @@ def test_generator_saves_links_and_reports(tmp_path: Path, app_modules: None) ->
         generator = UnifiedDefinitionGenerator(client, PromptOrchestrator(), definitions)
         result = generator.generate_definition({"begrip": "getuige"})
         assert server.request_count == 1
+        client.close()
     assert result.definitie == "persoon die iets verklaart"
     assert result.definitie_id == 1
     log = GenerationLogRepository(db).get_by_definitie_id(1)
@@ -124,6 +125,7 @@ def test_deleting_a_definitie_erases_its_logs(target: str, app_modules: None) ->
         generator = UnifiedDefinitionGenerator(client, PromptOrchestrator(), definitions)
         first = generator.generate_definition({"begrip": "sepot"})
         generator.generate_definition({"begrip": "vonnis"})
+        client.close()
     definitions.delete(first.definitie_id)  # type: ignore[arg-type]
     assert [r["definitie_id"] for r in rows(db)] == [2]
     assert [d.begrip for d in definitions.all()] == ["vonnis"]

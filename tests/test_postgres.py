@@ -176,6 +176,7 @@ def test_the_password_is_never_stored_or_shown(
         repo.flush()  # the last completion is in, before the server goes
         cluster.stop()
         client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        client.close()
     cluster.start()
     said = caplog.text
     assert "spooling" in said
@@ -328,6 +329,7 @@ def test_raise_mode_sends_nothing_while_the_server_is_down(
         cluster.start()
         client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
         assert server.request_count == 2
+        client.close()
     found = rows(private_db)
     assert [r["generation_status"] for r in found] == ["success", "success"]
     repo.close()
@@ -355,6 +357,7 @@ def test_warn_mode_spools_while_the_server_is_down_and_recovers_once(
         assert server.request_count == 4
         cluster.start()
         client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        client.close()
     assert len(rows(private_db)) == 2
     assert repo.recover_spool() == 6  # three pending rows, three completions
     assert repo.recover_spool() == 0
@@ -454,6 +457,7 @@ def test_a_restart_between_calls_goes_unnoticed(private_db: str, cluster: Cluste
         cluster.stop()
         cluster.start()
         assert len(query.history(repo)) == 2, "reads reconnect too"
+        client.close()
     assert [r["generation_status"] for r in rows(private_db)] == ["success", "success"]
     repo.close()
 

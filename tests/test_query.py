@@ -257,6 +257,7 @@ def test_replay_sends_the_stored_request_again(db_path: Path) -> None:
             model="m", messages=[{"role": "user", "content": "s"}], stream=True
         )
         assert query.replay(db_path, 3, client).replay_id == 4
+        client.close()
     assert result.replay_id == 2
     assert result.same_text is False
     assert result.tokens_delta == 3

@@ -70,6 +70,7 @@ def test_raise_mode_sends_nothing(fault: str, db_path: Path) -> None:
         with pytest.raises(AuditWriteError) as info:
             client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
         assert server.request_count == 0
+        client.close()
     assert isinstance(info.value.__cause__, sqlite3.Error)
     if holder is not None:
         holder.execute("ROLLBACK")
@@ -86,6 +87,7 @@ def test_warn_mode_spools_and_recovers_each_row_once(fault: str, db_path: Path) 
         for _ in range(3):
             client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
         assert server.request_count == 3
+        client.close()
     if holder is not None:
         holder.execute("ROLLBACK")
     assert rows(db_path) == []
@@ -117,6 +119,7 @@ def test_credentials_never_reach_debug_logs(
         client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
         with pytest.raises(openai.AuthenticationError):
             client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        client.close()
     assert "Sending HTTP Request" in caplog.text or "Request options" in caplog.text
     for secret in (API_KEY, "org-canary-9f8e", "proj-canary-7d6c", "Bearer"):
         assert secret not in caplog.text

@@ -54,6 +54,7 @@ def trail(target: str) -> Iterator[str]:
         gen.generate_definition({"begrip": "getuige"})
     definitions.save_definitie({"begrip": "legacy", "definitie": "oud", "source_type": "imported"})
     client.audit_store.close()
+    client.close()
     yield db
     definitions.close()
 
