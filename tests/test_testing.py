@@ -22,6 +22,7 @@ def test_fixture_templated_reply_and_request_count(loopback_openai: LoopbackServ
     assert result.choices[0].message.content == "Antwoord op: Definieer 'verdachte'."
     assert result.usage is not None
     assert result.usage.total_tokens > 0
+    client.close()
     assert loopback_openai.request_count == 1
     assert loopback_openai.requests[0].body["messages"] == MESSAGES
     assert loopback_openai.requests[0].headers["authorization"] == "Bearer test"
@@ -41,6 +42,7 @@ def test_scripted_outcomes_in_order(tmp_path) -> None:
         assert result.usage is not None
         assert result.usage.total_tokens == 4
         assert server.request_count == 3
+        client.close()
     assert [r["generation_status"] for r in rows(tmp_path / "a.db")] == [
         "failed",
         "failed",
@@ -56,6 +58,7 @@ def test_hang_until_the_client_times_out(tmp_path) -> None:
         )
         with pytest.raises(openai.APITimeoutError):
             client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        client.close()
     assert rows(tmp_path / "a.db")[0]["generation_status"] == "timeout"
 
 
@@ -74,6 +77,7 @@ def test_streams_with_usage_and_dropped_connections(tmp_path) -> None:
         server.script(Drop(after_chunks=2))
         with pytest.raises(openai.APIConnectionError):
             list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))  # type: ignore[arg-type]
+        client.close()
     ok, broken = rows(tmp_path / "a.db")
     assert ok["generation_status"] == "success"
     assert ok["tokens_total"] == chunks[-1].usage.total_tokens
@@ -88,6 +92,7 @@ def test_responses_api_plain_and_streamed(tmp_path) -> None:
         assert client.responses.create(model="m", input="hallo").output_text == "Antwoord op: hallo"
         events = list(client.responses.create(model="m", input="hallo", stream=True))
         assert events[-1].type == "response.completed"
+        client.close()
     found = rows(tmp_path / "a.db")
     assert [r["response_content"] for r in found] == ["Antwoord op: hallo"] * 2
 
@@ -115,3 +120,4 @@ def test_a_request_cut_off_mid_body_is_not_received() -> None:
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
         assert server.request_count == 1
         assert server.requests[0].body["messages"][0]["content"] == "x"
+        client.close()

@@ -506,7 +506,8 @@ def replay(ctx: click.Context, log_id: int, as_json: bool) -> None:
     repo.get(log_id)
     if not os.environ.get("OPENAI_API_KEY"):
         _fail("replay sends a real request: set OPENAI_API_KEY (and OPENAI_BASE_URL)", EXIT_USAGE)
-    result = query.replay(repo, log_id, AuditedOpenAI(repo))
+    with AuditedOpenAI(repo) as client:
+        result = query.replay(repo, log_id, client)
     if as_json:
         _json(result.__dict__)
         return
