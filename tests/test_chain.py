@@ -563,3 +563,28 @@ def test_a_big_trail_is_shared_out_to_processes_with_the_same_findings(
     assert (shared.events, shared.rows, shared.head) == (one.events, one.rows, one.head)
     assert len(seen) == 6
     assert seen[-1][0] == seen[-1][1]
+
+
+def test_a_verify_worker_reads_its_share_on_stdin_and_answers_on_stdout(
+    trail: tuple[str, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's side of the protocol, in this process: one share in, its result out."""
+    import io
+
+    from audited_openai._chain import Part
+
+    target, ids = trail
+    execute(target, "UPDATE generation_logs SET tokens_total = 2 WHERE id = ?", (ids[1],))
+    order = {
+        "target": target,
+        "part": {"seqs": [1, 10], "ids": [1, ids[-1]], "head": 10, "checkpoint_seq": 4},
+    }
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(order)))
+    monkeypatch.setattr(sys, "stdout", out)
+    query._verify_part_main()
+    answer = json.loads(out.getvalue())
+    assert answer["found"]["events"] == 10
+    assert [p["log_id"] for p in answer["found"]["problems"]] == [ids[1]]
+    assert answer["at"] is not None
+    assert Part((1, 10), (1, ids[-1]), 10).size == 10 + ids[-1]
