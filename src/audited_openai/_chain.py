@@ -52,7 +52,6 @@ CHECKPOINT_FORMAT = "audited-openai-checkpoint/1"
 NOTE_LIMIT = 500  # characters of the command line kept in an event
 
 RETURNING = f" RETURNING {', '.join(CHAINED)}"
-SELECT_ROW = f"SELECT {', '.join(CHAINED)} FROM generation_logs WHERE id = {{p}}"
 HEAD = f"SELECT seq, hash FROM {EVENTS} ORDER BY seq DESC LIMIT 1"
 _EVENT_COLUMNS = "seq, log_id, definitie_id, kind, at, note, state, hash"
 INSERT_EVENT = f"INSERT INTO {EVENTS} ({_EVENT_COLUMNS}) VALUES ({{marks}})"
@@ -134,7 +133,6 @@ class Chain:
         rows of concurrent transactions are written in parallel, only their events in
         turn. Such a chain serves one transaction at a time (one store's writer).
         """
-        self.select_row = SELECT_ROW.format(p=dialect.param)
         self.insert_event = INSERT_EVENT.format(marks=", ".join([dialect.param] * 8))
         self.lock = lock
         self.held: list[tuple[str, int, int | None, str | None, Sequence[Any] | None]] = []
@@ -151,7 +149,7 @@ class Chain:
     ) -> None:
         """Append the event of a write to row ``log_id``.
 
-        Its state is ``values`` (the ``CHAINED`` columns), else read back here. ``erase``
+        Its state is ``values`` (the ``CHAINED`` columns, as :meth:`written` has them). ``erase``
         events carry no state: ``erased_from`` is the definitie the row had.
         """
         if self.lock is not None:
@@ -181,8 +179,7 @@ class Chain:
         if kind == "erase":
             row_state, definitie_id = None, erased_from
         else:
-            if values is None:
-                values = conn.execute(self.select_row, (log_id,)).fetchone()
+            assert values is not None  # noqa: S101 - written() passes what RETURNING gave
             row_state, definitie_id = state(values), values[_DEFINITIE]
         head = conn.execute(HEAD).fetchone()
         seq, prev = (int(head[0]) + 1, head[1]) if head else (1, GENESIS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from audited_openai import query
+from audited_openai import _chain, query
 
 if TYPE_CHECKING:
     from audited_openai._repository import GenerationLogRepository
@@ -75,7 +75,7 @@ FULL_CHECK_EVENTS = 50_000  # up to this many events the whole chain is checked 
 
 def _chain_status(st: Any, repo: GenerationLogRepository, log_id: int | None) -> None:
     """One line on the tamper-evident chain: this row, and the whole chain when quick."""
-    if log_id is None or repo.store.schema_version() < 7:  # noqa: PLR2004 - the chain's version
+    if log_id is None or repo.store.schema_version() < _chain.SINCE_VERSION:
         return
     row = query.verify_log(repo, log_id)
     if not row.ok:
