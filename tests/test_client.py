@@ -671,12 +671,19 @@ def test_cancelled_while_the_pending_row_waits_for_the_writer(
     once the writer commits the row, the failure is written too, and the writer keeps
     going (a later call still gets its row)."""
     route = router.post("/chat/completions").respond(json=chat_body())
-    gate = threading.Event()
+    running, gate = threading.Event(), threading.Event()
+
+    def hold(_conn: object) -> bool:
+        running.set()
+        return gate.wait(5)
 
     async def main() -> None:
         store = GenerationLogRepository(db_path)
         async with async_client(store) as client:
-            slow = store.store.writer().submit(lambda _conn: gate.wait(5))
+            slow = store.store.writer().submit(hold)
+            # a batch commits its pending rows first: the pending write must come after
+            # the slow one is running, not beside it in the queue
+            assert await asyncio.to_thread(running.wait, 5)
             await _start_and_cancel(client)
             gate.set()
             assert await asyncio.wrap_future(slow) is True
