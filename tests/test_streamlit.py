@@ -1,7 +1,14 @@
-"""The Streamlit views and the example app, through Streamlit's AppTest."""
+"""The Streamlit views and the example app, through Streamlit's AppTest and Chromium.
+
+Most tests read one seeded trail per backend (``examples/definitie_app/seed.py``: the
+offline demo plus a retried call linked the spec's way, a timeout, a connection
+error and a hand-written definitie whose regeneration failed).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import socket
@@ -9,153 +16,560 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 pytest.importorskip("streamlit", reason="the streamlit extra is not installed")
 from streamlit.testing.v1 import AppTest
 
-from audited_openai import AuditedOpenAI, GenerationLogRepository
-from audited_openai.testing import Fail, LoopbackServer, Reply
+from audited_openai import AuditedOpenAI, GenerationLogRepository, audit_context, query
+from audited_openai.streamlit import local_time, nl_number, nl_percent
+from audited_openai.testing import Fail, LoopbackServer
+from tests.conftest import BACKENDS, execute, fresh_postgres
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 APP = Path(__file__).parent.parent / "examples" / "definitie_app"
 ARTIFACTS = Path(__file__).parent / "artifacts"
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+def _seed(db: str) -> dict[str, int]:
+    sys.path.insert(0, str(APP))
+    try:
+        from seed import seed
+    finally:
+        sys.path.remove(str(APP))
+    return seed(db)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def seeded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, int]]]:
+    """One seeded trail per backend, shared by the tests that only read it."""
+    if request.param == "sqlite":
+        db = str(tmp_path_factory.mktemp("seeded") / "definities.db")
+        yield db, _seed(db)
+        return
+    with fresh_postgres() as url:
+        yield url, _seed(url)
 
 
 @pytest.fixture
-def trail(target: str) -> Iterator[str]:
-    """A store (each backend) with two generated definities, one failure and one legacy
-    definitie."""
-    sys.path.insert(0, str(APP))
-    try:
-        from definities import DefinitionRepository
-        from generator import UnifiedDefinitionGenerator
-        from prompts import PromptOrchestrator
-    finally:
-        sys.path.remove(str(APP))
-    db = target
-    definitions = DefinitionRepository(db)
-    with LoopbackServer() as server:
-        server.script(
-            Reply("persoon tegen wie een redelijk vermoeden bestaat"),
-            Fail(400, "te lang"),
-            Reply("persoon die verklaart"),
-        )
-        client = AuditedOpenAI(db, base_url=server.base_url, api_key="test", max_retries=0)
-        gen = UnifiedDefinitionGenerator(client, PromptOrchestrator(), definitions)
-        gen.generate_definition({"begrip": "verdachte"})
-        with pytest.raises(Exception, match="te lang"):
-            gen.generate_definition({"begrip": "sepot"})
-        gen.generate_definition({"begrip": "getuige"})
-    definitions.save_definitie({"begrip": "legacy", "definitie": "oud", "source_type": "imported"})
-    client.audit_store.close()
-    client.close()
-    yield db
-    definitions.close()
+def own(target: str) -> dict[str, int]:
+    """A seeded trail of this test's own (it changes the trail)."""
+    return _seed(target)
 
 
-def _details(db: str, definitie_id: int, show_prompt: bool = False) -> AppTest:
-    def page(db: str, definitie_id: int, show_prompt: bool) -> None:
-        from audited_openai import GenerationLogRepository
-        from audited_openai.streamlit import show_generation_details
+# -- formats ---------------------------------------------------------------------------------
 
-        show_generation_details(GenerationLogRepository(db), definitie_id, expanded=True)
 
-    at = AppTest.from_function(page, args=(db, definitie_id, show_prompt))
+def test_numbers_percentages_and_times_in_dutch() -> None:
+    """nl-NL: a dot between thousands, a decimal comma, '%' after a space; times with
+    the zone named."""
+    assert nl_number(14000) == "14.000"
+    assert nl_number(1234567.891, 2) == "1.234.567,89"
+    assert nl_number(None) == "—"
+    assert nl_number(52, 0, "ms") == "52 ms"
+    assert nl_percent(38.4615) == "38,5 %"
+    moment = datetime(2026, 11, 30, 5, 31, 2, tzinfo=timezone.utc)
+    assert local_time(moment, AMSTERDAM) == "30-11-2026 06:31:02 CET"
+    assert local_time(datetime(2026, 7, 1, 12, tzinfo=timezone.utc), AMSTERDAM).endswith(
+        "14:00:00 CEST"
+    )
+    assert local_time(None) == "—"
+
+
+# -- Generatie Details -------------------------------------------------------------------------
+
+
+def _run(page: Any, *args: object, params: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_function(page, args=args)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
     at.run(timeout=30)
-    if show_prompt and at.checkbox:
-        at.checkbox[0].check().run(timeout=30)
+    assert not at.exception, [e.value for e in at.exception]
     return at
 
 
-def test_generation_details_show_the_spec_metrics(trail: str) -> None:
-    """The expander shows model, temperature, tokens, duration and template version."""
-    at = _details(str(trail), 1)
+def _details_page(db: str, definitie_id: int) -> None:
+    from zoneinfo import ZoneInfo
+
+    from audited_openai import GenerationLogRepository
+    from audited_openai.streamlit import show_generation_details
+
+    show_generation_details(
+        GenerationLogRepository(db), definitie_id, expanded=True, zone=ZoneInfo("Europe/Amsterdam")
+    )
+
+
+def _details(db: str, definitie_id: int, *check: str) -> AppTest:
+    at = _run(_details_page, db, definitie_id)
+    for label in check:
+        next(box for box in at.checkbox if box.label == label).check().run(timeout=30)
+    return at
+
+
+def _fields(at: AppTest) -> dict[str, str]:
+    table = at.table[-1].value
+    return dict(zip(table["veld"], table["waarde"], strict=True))
+
+
+def test_generation_details_show_the_spec_metrics_in_dutch(
+    seeded: tuple[str, dict[str, int]],
+) -> None:
+    """Model, temperature, tokens, duration and template version; Dutch labels and
+    numbers; the prompt hidden until asked for, then wrapped."""
+    db, _ids = seeded
+    at = _details(db, 1)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Model"] == "gpt-4o-mini"
-    assert metrics["Temperature"] == "0.3"
+    assert metrics["Temperatuur"] == "0,3"
+    assert metrics["Max. tokens"] == "300"
     assert metrics["Template Versie"] == "2.1"
-    assert metrics["Generatietijd"].endswith("ms")
-    assert int(metrics["Tokens Gebruikt"]) == int(metrics["Prompt Tokens"]) + int(
-        metrics["Completion Tokens"]
+    assert metrics["Eindreden"] == "stop"
+    assert metrics["Generatietijd"].endswith(" ms")
+    total, prompt, completion = (
+        int(metrics[name].replace(".", ""))
+        for name in ("Tokens Gebruikt", "Prompttokens", "Antwoordtokens")
     )
+    assert total == prompt + completion > 1000
+    assert "." in metrics["Tokens Gebruikt"], "thousands with a dot (nl-NL)"
+    assert not any(label in metrics for label in ("Temperature", "Prompt Tokens"))
+    assert "geslaagd" in at.caption[0].value
+    assert " CET" in at.caption[0].value
     assert not at.code, "the prompt is hidden until asked for"
-    at = _details(str(trail), 1, show_prompt=True)
+    at = _details(db, 1, "Toon Volledige Prompt")
     assert at.code[0].value.startswith("# DEFINITIE GENERATIE")
+    assert at.code[0].proto.wrap_lines, "the prompt wraps in its box"
+
+
+def test_details_show_every_stored_field(seeded: tuple[str, dict[str, int]]) -> None:
+    """Finish reason, response id, max_tokens, HTTP status, call_id and the rest."""
+    db, _ids = seeded
+    log = GenerationLogRepository(db).get_by_definitie_id(1)
+    assert log is not None
+    assert log.response is not None
+    fields = _fields(_details(db, 1, "Toon alle velden"))
+    assert fields["Eindreden (finish_reason)"] == "stop"
+    assert fields["Antwoord-id (response_id)"] == log.response.response_id
+    assert fields["Max. tokens (max_tokens)"] == "300"
+    assert fields["HTTP-status"] == "200"
+    assert fields["Aanroep (call_id)"] == log.call_id
+    assert fields["Status"] == "geslaagd"
+    assert fields["Gelogd"] == local_time(log.logged_at, AMSTERDAM)
+    assert fields["Definitie"] == "1"
+
+
+def test_a_definitie_without_a_log_says_so(tmp_path: Path) -> None:
+    """A definitie no generation is linked to gets the spec's clear message."""
+    from audited_openai.streamlit import NO_LOG_MESSAGE
+
+    db = str(tmp_path / "leeg.db")
+    GenerationLogRepository(db).close()
+    assert _details(db, 3).info[0].value == NO_LOG_MESSAGE
+
+
+def test_a_hand_written_definitie_is_not_shown_as_the_failed_generation_s(
+    seeded: tuple[str, dict[str, int]],
+) -> None:
+    """Its regeneration failed: the details say no generation produced the text."""
+    db, ids = seeded
+    at = _details(db, ids["hand_written"])
+    assert at.warning[0].value.startswith("Geen geslaagde generatie voor deze definitie")
+    assert "(mislukt)" in at.warning[0].value
+    assert at.error[0].value.startswith("BadRequestError")
+
+
+def test_a_later_failed_regeneration_is_named_not_shown_as_the_source(target: str) -> None:
+    """A definitie generated once, regenerated without success: the details are those
+    of the generation that made it, and the failed one is named above them."""
+    ids = _seed(target)
+    del ids
+    with LoopbackServer() as server:
+        server.script(Fail(400, "te lang"))
+        client = AuditedOpenAI(target, base_url=server.base_url, api_key="t", max_retries=0)
+        with audit_context(1), pytest.raises(Exception, match="te lang"):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "opnieuw"}]
+            )
+        client.close()
+    logs = GenerationLogRepository(target).get_all_for_definitie(1)
+    produced, failed = logs[0], logs[-1]
+    at = _details(target, 1)
+    assert at.warning[0].value == (
+        f"Een latere generatie voor deze definitie is mislukt (log {failed.id} (mislukt)); "
+        f"de definitie komt uit log {produced.id}, hieronder."
+    )
+    assert f"Log {produced.id} · geslaagd" in at.caption[0].value
+    assert not at.error
 
 
 def test_the_details_say_whether_the_chain_holds(
-    trail: str, monkeypatch: pytest.MonkeyPatch
+    own: dict[str, int], target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A status line on the tamper-evident chain: verified up to the last event; a row
     changed behind the library's back is named; a long chain is checked on request."""
+    from audited_openai import query
     from audited_openai import streamlit as views
-    from tests.conftest import execute
 
-    at = _details(str(trail), 1)
-    assert [s.value for s in at.success] == ["Keten geverifieerd tot gebeurtenis 8"]
-    execute(trail, "UPDATE generation_logs SET tokens_total = 1 WHERE definitie_id = 1")
-    at = _details(str(trail), 1)
+    events = query.verify(target).events
+    views._VERIFIED.clear()
+    at = _details(target, 1)
+    assert [s.value for s in at.success] == [f"Keten geverifieerd tot gebeurtenis {events}"]
+    execute(target, "UPDATE generation_logs SET tokens_total = 1 WHERE definitie_id = 1")
+    at = _details(target, 1)
     assert not at.success
     assert "tokens_total no longer match" in at.error[0].value
     views._VERIFIED.clear()  # the whole chain's result is kept for a minute
-    at = _details(str(trail), 2)  # this row holds; the chain as a whole does not
+    at = _details(target, 2)  # this row holds; the chain as a whole does not
     assert "Keten niet in orde: 1 probleem" in at.error[0].value
     monkeypatch.setattr(views, "FULL_CHECK_EVENTS", 5)
-    at = _details(str(trail), 2)
-    assert "klopt met zijn laatste gebeurtenis (van 8)" in at.caption[-1].value
-    assert at.button[0].label == "Controleer de hele keten"
+    at = _details(target, 2)
+    assert "klopt met zijn laatste gebeurtenis (van" in at.caption[-1].value
+    assert "Controleer de hele keten" in [b.label for b in at.button]
 
 
-def test_a_definitie_without_a_log_says_so(trail: str) -> None:
-    """A legacy definitie gets the spec's clear message."""
-    from audited_openai.streamlit import NO_LOG_MESSAGE
-
-    at = _details(str(trail), 3)
-    assert at.info[0].value == NO_LOG_MESSAGE
+# -- the Logboek -------------------------------------------------------------------------------
 
 
-def test_token_dashboard(trail: str) -> None:
-    """The dashboard shows every section, with the recent failure and its error."""
+def _logboek_page(db: str, page_size: int) -> None:
+    from zoneinfo import ZoneInfo
 
-    def page(db: str) -> None:
-        from audited_openai import GenerationLogRepository
-        from audited_openai.streamlit import token_dashboard
+    from audited_openai import GenerationLogRepository
+    from audited_openai.streamlit import logboek
 
-        token_dashboard(GenerationLogRepository(db))
+    logboek(GenerationLogRepository(db), page_size=page_size, zone=ZoneInfo("Europe/Amsterdam"))
 
-    at = AppTest.from_function(page, args=(str(trail),))
-    at.run(timeout=30)
+
+def _logboek(db: str, page_size: int = 25, **params: str) -> AppTest:
+    return _run(_logboek_page, db, page_size, params=params)
+
+
+def _listed(at: AppTest) -> list[int]:
+    return [int(i) for i in at.table[0].value["log"]]
+
+
+def test_logboek_lists_every_row_newest_first_and_pages(
+    seeded: tuple[str, dict[str, int]],
+) -> None:
+    """All rows, newest first, five a page: 'Ouder' and 'Nieuwer' walk the pages."""
+    db, _ids = seeded
+    total = query.count(db)
+    at = _logboek(db, 5)
+    assert _listed(at) == list(range(total, total - 5, -1))
+    assert at.caption[0].value == f"{total} rijen; rij 1 tot 5, nieuwste eerst."
+    at.button(key="logboek-next").click().run(timeout=30)
+    assert _listed(at) == list(range(total - 5, total - 10, -1))
+    at.button(key="logboek-next").click().run(timeout=30)
+    assert _listed(at) == list(range(total - 10, 0, -1))
+    assert at.button(key="logboek-next").disabled
+    at.button(key="logboek-back").click().run(timeout=30)
+    assert _listed(at)[0] == total - 5
+    table = at.table[0].value
+    assert set(table.columns) >= {"tijd", "status", "definitie", "poging", "melding"}
+    assert "geen" in list(table["definitie"]), "rows without a definitie are listed"
+
+
+def test_logboek_filters_as_the_cli_does(seeded: tuple[str, dict[str, int]]) -> None:
+    """Status, definitie, template, search; a bad definitie id is one clear line."""
+    db, ids = seeded
+    at = _logboek(db)
+    at.selectbox(key="logboek-status").select("mislukt").run(timeout=30)
+    failed = [log.id for log in GenerationLogRepository(db).get_prompt_history(status="failed")]
+    assert sorted(_listed(at)) == sorted(failed)
+    assert set(at.table[0].value["status"]) == {"mislukt"}
+    at.selectbox(key="logboek-status").select("alle")
+    at.text_input(key="logboek-definitie").input(str(ids["spec_definitie"])).run(timeout=30)
+    assert _listed(at) == [ids["retried_failure"] + 1]
+    at.text_input(key="logboek-definitie").input("")
+    at.text_input(key="logboek-search").input("rechter").run(timeout=30)
+    assert len(_listed(at)) >= 2
+    at.text_input(key="logboek-search").input("")
+    at.text_input(key="logboek-template").input("bestaat-niet").run(timeout=30)
+    assert at.caption[0].value.startswith("0 rijen")
+    at.text_input(key="logboek-definitie").input("abc").run(timeout=30)
+    assert at.error[0].value == "Definitie-id 'abc' is geen geheel getal."
+    assert not at.table
+
+
+def test_views_of_an_empty_trail_and_a_search_that_cannot_be(tmp_path: Path) -> None:
+    """No rows: each view says so; a search without words is one clear line."""
+    db = str(tmp_path / "leeg.db")
+    GenerationLogRepository(db).close()
+    at = _logboek(db)
+    assert at.caption[0].value.startswith("0 rijen")
+    at.text_input(key="logboek-search").input("*").run(timeout=30)
+    assert at.error[0].value == "Deze filters gaan niet: search needs at least one word"
+    at = _run(_dashboard_page, db)
+    assert [i.value for i in at.info] == ["Nog geen geslaagde generaties."]
+    assert [s.value for s in at.success] == ["Geen fouten."]
+
+
+def test_logboek_filters_by_dates(own: dict[str, int], target: str) -> None:
+    """A period in local days: rows moved to another day fall out of today's listing."""
+    execute(
+        target,
+        "UPDATE generation_logs SET logged_at = ? WHERE id <= 3",
+        ("2026-01-05T10:00:00.000Z",),
+    )
+    at = _logboek(target)
+    today = datetime.now(AMSTERDAM).date()
+    at.date_input(key="logboek-dates").set_value((today, today)).run(timeout=30)
+    assert min(_listed(at)) == 4
+    at.date_input(key="logboek-dates").set_value((date(2026, 1, 5),) * 2).run(timeout=30)
+    assert sorted(_listed(at)) == [1, 2, 3]
+
+
+def test_a_failed_row_without_definitie_opens_whole(seeded: tuple[str, dict[str, int]]) -> None:
+    """?log=ID: every column, the prompt wrapped, request JSON, error and traceback,
+    'geen definitie', and the other attempt of its call beside it."""
+    db, ids = seeded
+    failed = ids["retried_failure"]
+    at = _logboek(db, log=str(failed))
+    assert at.subheader[0].value == f"Log {failed} · mislukt"
+    assert at.info[0].value.startswith("Geen definitie")
+    assert at.error[0].value.startswith("InternalServerError")
+    fields = _fields(at)
+    assert fields["HTTP-status"] == "500"
+    assert fields["Definitie"] == "geen definitie"
+    assert fields["Fouttype"] == "InternalServerError"
+    codes = {code.language: code for code in at.code}
+    assert codes["markdown"].value.startswith("# DEFINITIE GENERATIE")
+    assert all(code.proto.wrap_lines for code in at.code)
+    assert json.loads(codes["json"].value)["max_tokens"] == 400
+    assert "Traceback" in codes["python"].value
+    assert any("Pogingen van deze aanroep** (2," in m.value for m in at.markdown)
+    assert [b.label for b in at.button if b.label.startswith("Open log")] == [
+        f"Open log {failed + 1}"
+    ]
+    assert at.selectbox(key=f"logboek-open-{_key(at)}-None-{failed}").value == failed
+
+
+def _key(at: AppTest) -> str:
+    return str(at.session_state["logboek-filter-key"])
+
+
+def test_deep_links_follow_what_is_shown(seeded: tuple[str, dict[str, int]]) -> None:
+    """Opening another attempt, a row from the list, or the definitie changes the URL."""
+    db, ids = seeded
+    failed = ids["retried_failure"]
+    at = _logboek(db, log=str(failed))
+    at.button(key=f"audited-attempt-{failed + 1}").click().run(timeout=30)
+    assert at.query_params["log"] == str(failed + 1)
+    assert at.subheader[0].value == f"Log {failed + 1} · geslaagd"
+    at.button(key=f"audited-def-{failed + 1}").click().run(timeout=30)
+    assert dict(at.query_params) == {"definitie": str(ids["spec_definitie"])}
+    at = _logboek(db)
+    at.selectbox(key=f"logboek-open-{_key(at)}-None-None").select(3).run(timeout=30)
+    assert at.query_params["log"] == "3"
+    assert at.subheader[0].value == "Log 3 · mislukt"
+
+
+def test_unknown_or_bad_log_ids_say_so(seeded: tuple[str, dict[str, int]]) -> None:
+    """A stale link names the id that is not there; nothing else is opened in its place."""
+    db, _ids = seeded
+    at = _logboek(db, log="999")
+    assert [w.value for w in at.warning] == ["Log 999 bestaat niet (of is gewist)."]
+    assert not at.subheader
+    at = _logboek(db, log="abc")
+    assert [w.value for w in at.warning] == [
+        "'abc' in de link is geen log-id (een positief geheel getal)."
+    ]
+    assert not at.subheader
+
+
+def test_a_row_diffs_against_another(seeded: tuple[str, dict[str, int]]) -> None:
+    """The diff of two prompts, and the parameters that differ; an unknown id says so."""
+    db, ids = seeded
+    at = _logboek(db, log="1")
+    at.number_input(key="audited-diff-1").set_value(2).run(timeout=30)
+    diff = next(code for code in at.code if code.language == "diff")
+    lines = diff.value.splitlines()
+    assert lines[:2] == ["--- log 1", "+++ log 2"]
+    assert any(line.startswith("-") and "verdachte" in line for line in lines[2:])
+    assert any(line.startswith("+") and "getuige" in line for line in lines[2:])
+    other = ids["retried_failure"]  # the spec-style call, with max_tokens raised
+    at.number_input(key="audited-diff-1").set_value(other).run(timeout=30)
+    params = at.table[-1].value
+    assert params.to_dict("records") == [  # the column, and the request's own key
+        {"parameter": name, "log 1": "300", f"log {other}": "400"}
+        for name in ("model_max_tokens", "request.max_tokens")
+    ]
+    at.number_input(key="audited-diff-1").set_value(999).run(timeout=30)
+    assert "Log 999 bestaat niet." in [w.value for w in at.warning]
+
+
+# -- the dashboard -----------------------------------------------------------------------------
+
+
+def _dashboard_page(db: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from audited_openai import GenerationLogRepository
+    from audited_openai.streamlit import token_dashboard
+
+    token_dashboard(GenerationLogRepository(db), zone=ZoneInfo("Europe/Amsterdam"))
+
+
+def _chart(at: AppTest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The chart's Vega-Lite spec and its data (sent beside it as Arrow)."""
+    import pyarrow as pa
+
+    (chart,) = at.get("vega_lite_chart")
+    values = pa.ipc.open_stream(chart.proto.data.data).read_all().to_pylist()
+    return json.loads(chart.proto.spec), values
+
+
+def test_dashboard_days_on_a_time_axis_with_empty_days(own: dict[str, int], target: str) -> None:
+    """Days are dates on a time axis, the days between filled with 0, labels level,
+    numbers with a dot between thousands, and it says only successes count."""
+    execute(
+        target,
+        "UPDATE generation_logs SET logged_at = ? WHERE id <= 2",
+        ("2026-11-20T10:00:00.000Z",),
+    )
+    execute(
+        target,
+        "UPDATE generation_logs SET logged_at = ? WHERE id = 4",
+        ("2026-11-23T10:00:00.000Z",),
+    )
+    at = _run(_dashboard_page, target)
+    spec, values = _chart(at)
+    x, y = spec["encoding"]["x"], spec["encoding"]["y"]
+    assert x["type"] == "temporal"
+    assert x["axis"]["labelAngle"] == 0
+    assert "regexp(',', 'g'), '.'" in y["axis"]["labelExpr"]
+    days = [v["datum"] for v in values]
+    assert days[:4] == ["20-11-2026", "21-11-2026", "22-11-2026", "23-11-2026"]
+    assert [v["tokens"] for v in values[1:3]] == [0, 0]
+    assert all("." in v["label"] for v in values if v["tokens"] >= 1000)
+    assert "Alleen geslaagde generaties" in at.caption[0].value
+
+
+def test_dashboard_tables_in_dutch(seeded: tuple[str, dict[str, int]]) -> None:
+    """Dutch column names, '%' with a decimal comma, retried attempts explained, and
+    the recent failures with every attempt (with and without definitie)."""
+    db, ids = seeded
+    at = _run(_dashboard_page, db)
     assert [s.value for s in at.subheader] == [
         "Tokens per dag",
         "Foutpercentage per template",
         "Duurste generaties",
         "Recente fouten",
     ]
-    failures = at.dataframe[-1].value
-    assert list(failures["fout"]) == ["BadRequestError"]
+    rates = at.table[0].value
+    assert list(rates.columns) == ["template", "versie", "pogingen", "mislukt", "foutpercentage"]
+    total = query.count(db)
+    failures = total - query.count(db, status="success")
+    expected = nl_percent(100 * failures / total)
+    assert list(rates["foutpercentage"]) == [expected]
+    assert "," in expected
+    assert expected.endswith(" %")
+    assert "opnieuw werd geprobeerd" in at.caption[1].value
+    expensive = at.table[1].value
+    assert "failure_rate" not in expensive.columns
+    assert "tokens" in expensive.columns
+    recent = at.table[2].value
+    assert ids["retried_failure"] in [int(i) for i in recent["log"]]
+    assert set(recent["status"]) <= {"mislukt", "time-out"}
+
+
+# -- the example app ---------------------------------------------------------------------------
+
+
+def _app(db: str, monkeypatch: pytest.MonkeyPatch, **params: str) -> AppTest:
+    monkeypatch.setenv("DEFINITIE_DB", db)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    at = AppTest.from_file(str(APP / "app.py"))
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run(timeout=60)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
 
 
 def test_the_app_generates_and_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The creation tab generates through the audited client and links the log."""
-    db = tmp_path / "app.db"
-    monkeypatch.setenv("DEFINITIE_DB", str(db))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    at = AppTest.from_file(str(APP / "app.py"))
-    at.run(timeout=60)
+    """The creation view generates through the audited client and links the log; the
+    offline answer is marked as such (not the prompt echoed) and shown as plain text."""
+    db = str(tmp_path / "app.db")
+    at = _app(db, monkeypatch)
     at.text_input(key="begrip").input("getuige")
-    at.button(key="generate").click()
-    at.run(timeout=60)
+    at.button(key="generate").click().run(timeout=60)
     assert at.success[0].value.startswith("Definitie gegenereerd in")
     assert at.info[0].value.startswith("Tokens gebruikt:")
+    assert "offline voorbeeld" in at.markdown[0].value
+    assert "DEFINITIE GENERATIE" not in at.markdown[0].value
     log = GenerationLogRepository(db).get_by_definitie_id(1)
     assert log is not None
     assert log.status == "success"
+    at.text_input(key="begrip").input("*vet* [link](x)")
+    at.button(key="generate").click().run(timeout=60)
+    assert r"\*vet\* \[link\]\(x\)" in at.markdown[0].value, "markdown is escaped"
+
+
+def test_the_app_says_what_is_missing_or_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty begrip says so and sends nothing; a failed generation names its log."""
+    db = str(tmp_path / "app.db")
+    at = _app(db, monkeypatch)
+    at.button(key="generate").click().run(timeout=60)
+    assert [w.value for w in at.warning] == ["Vul eerst een begrip in."]
+    assert query.count(db) == 0
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens
+    at = AppTest.from_file(str(APP / "app.py"))
+    at.run(timeout=60)
+    at.text_input(key="begrip").input("getuige")
+    at.button(key="generate").click().run(timeout=60)
+    failed = sorted(log.id for log in GenerationLogRepository(db).get_prompt_history())
+    assert len(failed) == 3, "the SDK's two retries"
+    assert at.error[0].value == (
+        "Generatie mislukt (APIConnectionError); de poging(en) staan in het logboek: "
+        f"log {', '.join(map(str, failed))}."
+    )
+
+
+def test_unknown_definitie_links_say_so(
+    seeded: tuple[str, dict[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """?definitie=999 and ?definitie=abc warn and open nothing in their place."""
+    db, _ids = seeded
+    at = _app(db, monkeypatch, definitie="999")
+    assert [w.value for w in at.warning] == ["Definitie 999 bestaat niet (meer)."]
+    assert at.selectbox[0].value is None
+    assert not at.expander
+    at = _app(db, monkeypatch, definitie="abc")
+    assert [w.value for w in at.warning] == ["'abc' in de link is geen definitie-id."]
+    assert not at.expander
+
+
+def test_choosing_a_definitie_puts_it_in_the_url(
+    seeded: tuple[str, dict[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL follows the definitie shown, so a reload shows the same one."""
+    db, _ids = seeded
+    at = _app(db, monkeypatch, definitie="1")
+    at.selectbox(key="definitie-1").select(2).run(timeout=60)
+    assert dict(at.query_params) == {"definitie": "2"}
+    assert at.markdown[0].value.startswith("### getuige")
+    at.button(key="audited-open-2").click().run(timeout=60)
+    assert dict(at.query_params) == {"log": "2"}
+    assert at.radio(key="view").value == "Logboek"
+    assert at.subheader[0].value == "Log 2 · geslaagd"
+    at.radio(key="view").set_value("Tokengebruik").run(timeout=60)
+    assert dict(at.query_params) == {"view": "Tokengebruik"}
+    assert at.subheader[0].value == "Tokens per dag"
+
+
+# -- in a real browser -------------------------------------------------------------------------
 
 
 def _free_port() -> int:
@@ -176,18 +590,15 @@ CHROMIUM_FLAGS = [
 ]
 try:
     from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - the ui extra is not installed
+except ImportError:  # pragma: no cover - the dev extra is not installed
     sync_playwright = None  # type: ignore[assignment]
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None or sync_playwright is None,
-    reason="needs Chromium and Playwright (.ci/run installs Debian's chromium and the ui extra)",
-)
-def test_screenshot_of_the_detail_view(trail: str) -> None:
-    """The running app, opened in headless Chromium, shows a definitie's Generatie Details."""
+@contextlib.contextmanager
+def _served_app(db: str) -> Iterator[str]:
+    """The example app under ``streamlit run`` on a free port; its base URL."""
     port = _free_port()
-    env = {**os.environ, "DEFINITIE_DB": str(trail), "OPENAI_API_KEY": ""}
+    env = {**os.environ, "DEFINITIE_DB": db, "OPENAI_API_KEY": "", "TZ": "Europe/Amsterdam"}
     server = subprocess.Popen(
         [
             sys.executable,
@@ -212,28 +623,93 @@ def test_screenshot_of_the_detail_view(trail: str) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/_stcore/health", timeout=2
-                ) as r:
-                    if r.status == 200:
-                        break
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                    break
             except OSError:
-                time.sleep(0.5)
-        ARTIFACTS.mkdir(exist_ok=True)
-        shot = ARTIFACTS / "detail_view.png"
-        shot.unlink(missing_ok=True)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            page = browser.new_page(viewport={"width": 1200, "height": 1100})
-            page.goto(f"http://127.0.0.1:{port}/?definitie=1")
-            page.get_by_text("Generatie Details").wait_for(timeout=60_000)
-            page.get_by_text("Toon Volledige Prompt").click()
-            page.get_by_text("DEFINITIE GENERATIE").first.wait_for(timeout=30_000)
-            assert page.get_by_text("Tokens Gebruikt").is_visible()
-            assert page.get_by_text("gpt-4o-mini").first.is_visible()
-            page.screenshot(path=str(shot), full_page=False)
-            browser.close()
-        assert shot.stat().st_size > 20_000, "a rendered page, not a blank one"
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(10)
+
+
+def _choose(page: Any, box: str, option: str) -> None:
+    """Pick an option of a Streamlit selectbox (a click on the box may only focus it)."""
+    combobox = page.get_by_role("combobox", name=box)
+    combobox.scroll_into_view_if_needed()
+    for _ in range(5):
+        combobox.click()
+        try:
+            page.get_by_role("option", name=option).click(timeout=3_000)
+        except Exception:
+            page.keyboard.press("Escape")
+        else:
+            return
+    raise AssertionError(f"no option {option!r} in {box!r}")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None or sync_playwright is None,
+    reason="needs Chromium and Playwright (.ci/run installs Debian's chromium and the dev extra)",
+)
+def test_an_auditor_clicks_from_a_failed_row_to_its_definitie(tmp_path: Path) -> None:
+    """In Chromium: Logboek -> a failed row without definitie -> its other attempt ->
+    the definitie that attempt made. A full-page screenshot of each view goes to
+    tests/artifacts/."""
+    db = str(tmp_path / "definities.db")
+    ids = _seed(db)
+    failed, definitie = ids["retried_failure"], ids["spec_definitie"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    shots = ["logboek", "failed_row", "other_attempt", "definitie"]
+    for name in shots:
+        (ARTIFACTS / f"{name}.png").unlink(missing_ok=True)
+    with _served_app(db) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        # an auditor in the Netherlands: the views show the browser's time zone
+        context = browser.new_context(
+            timezone_id="Europe/Amsterdam", viewport={"width": 1280, "height": 900}
+        )
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+
+        def shot(name: str, last: str) -> None:
+            """A full-page screenshot once the view's last element is there and the
+            script has finished (Streamlit scrolls inside its main block, so the window
+            is made as tall as that block first)."""
+            page.get_by_text(last).first.wait_for()
+            page.locator("[data-testid=stStatusWidget]").wait_for(state="detached")
+            height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
+            page.set_viewport_size({"width": 1280, "height": max(900, int(height))})
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            page.set_viewport_size({"width": 1280, "height": 900})
+
+        page.goto(url)
+        page.get_by_text("Logboek", exact=True).click()
+        page.get_by_text("nieuwste eerst").wait_for()
+        assert "view=Logboek" in page.url
+        shot("logboek", "Open een rij")
+
+        _choose(page, "Open een rij", f"log {failed} · mislukt")
+        page.get_by_text(f"Log {failed} · mislukt").wait_for()
+        assert page.url.endswith(f"?log={failed}")
+        fields = page.locator("[data-testid=stTable]").last.inner_text()
+        assert " CET" in fields, "local time, the zone named"
+        assert page.get_by_text("Geen definitie: deze poging").is_visible()
+        page.get_by_text("Pogingen van deze aanroep").wait_for()
+        shot("failed_row", "Vergelijk met een andere log")
+
+        page.get_by_role("button", name=f"Open log {failed + 1}").click()
+        page.get_by_text(f"Log {failed + 1} · geslaagd").wait_for()
+        assert page.url.endswith(f"?log={failed + 1}")
+        shot("other_attempt", "Vergelijk met een andere log")
+
+        page.get_by_role("button", name=f"Open definitie {definitie}").click()
+        page.get_by_text("Generatie Details").wait_for()
+        assert page.url.endswith(f"?definitie={definitie}")
+        assert page.get_by_role("heading", name="bewijsmiddel").is_visible()
+        page.get_by_text("Keten geverifieerd tot gebeurtenis").wait_for()
+        shot("definitie", "Open in het logboek")
+        browser.close()
+    for name in shots:
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 20_000, f"{name}: a rendered page"

@@ -1,16 +1,20 @@
-"""The definitie app in Streamlit: a creation tab that generates and links, a detail view.
+"""The definitie app in Streamlit: generate, definities with their details, the logboek.
 
     streamlit run examples/definitie_app/app.py
 
 Reads OPENAI_API_KEY / OPENAI_BASE_URL like generate.py; without a key, a loopback
-server plays the model. ``DEFINITIE_DB`` chooses the database (data/definities.db);
-``?definitie=ID`` in the URL opens that definitie's details.
+server plays the model (its answers say that they are offline examples).
+``DEFINITIE_DB`` chooses the database (data/definities.db). Deep links:
+``?definitie=ID`` opens a definitie with its Generatie Details, ``?log=ID`` a row of
+the Logboek; the URL follows what is shown.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import openai
@@ -19,75 +23,144 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).parent))
 
 from definities import DefinitionRepository
-from generator import UnifiedDefinitionGenerator
+from generate import BEGRIPPEN
+from generator import GenerationResult, UnifiedDefinitionGenerator
 from prompts import PromptOrchestrator
 
-from audited_openai import AuditedOpenAI, GenerationLogRepository
-from audited_openai.streamlit import show_generation_details, token_dashboard
-from audited_openai.testing import LoopbackServer
+from audited_openai import AuditedOpenAI, GenerationLogRepository, audit_context
+from audited_openai.streamlit import logboek, show_generation_details, token_dashboard
+from audited_openai.testing import LoopbackServer, Reply
 
 DB = os.environ.get("DEFINITIE_DB", "data/definities.db")
+VIEWS = ["Genereer", "Definities", "Logboek", "Tokengebruik"]
+
+
+def offline_server() -> LoopbackServer | None:
+    """Without an API key, a loopback server plays the model."""
+    return None if os.environ.get("OPENAI_API_KEY") else loopback()
 
 
 @st.cache_resource
-def model_options() -> dict[str, str]:
-    """The API from the environment, or a loopback server kept for the session."""
-    if os.environ.get("OPENAI_API_KEY"):
-        return {}
-    server = LoopbackServer().start()
-    return {"base_url": server.base_url, "api_key": "offline-demo"}
+def loopback() -> LoopbackServer:
+    """The loopback server, kept for the app's lifetime."""
+    return LoopbackServer().start()
 
 
-def generator() -> UnifiedDefinitionGenerator:
-    definitions = DefinitionRepository(DB)
-    client = AuditedOpenAI(DB, **model_options())  # type: ignore[arg-type]
-    return UnifiedDefinitionGenerator(client, PromptOrchestrator(), definitions)
+def offline_answer(begrip: str) -> str:
+    """What the loopback server answers for a begrip: a known definitie or a marked example."""
+    known = BEGRIPPEN.get(begrip.lower())
+    if known:
+        return f"{known} (offline voorbeeld, niet door een model gemaakt)"
+    return f"(offline voorbeeld voor '{begrip}': geen model gevraagd, er is geen OPENAI_API_KEY)"
+
+
+def generate(begrip: str) -> GenerationResult:
+    """One definitie through the spec's generator, on an audited client."""
+    server = offline_server()
+    options = {} if server is None else {"base_url": server.base_url, "api_key": "offline-demo"}
+    if server is not None:
+        server.script(Reply(offline_answer(begrip)))
+    with (
+        closing(DefinitionRepository(DB)) as definitions,
+        AuditedOpenAI(DB, **options) as client,  # type: ignore[arg-type]
+    ):
+        generator = UnifiedDefinitionGenerator(client, PromptOrchestrator(), definitions)
+        return generator.generate_definition({"begrip": begrip})
+
+
+def plain(text: str) -> str:
+    """Text shown as written: markdown's special characters escaped."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|>~<])", r"\\\1", text)
 
 
 def creation_tab() -> None:
     """The spec's creation tab: generate, save, link, report."""
     begrip = st.text_input("Begrip", key="begrip")
-    if st.button("Genereer Definitie", key="generate") and begrip:
+    if not st.button("Genereer Definitie", key="generate"):
+        return
+    if not begrip.strip():
+        st.warning("Vul eerst een begrip in.")
+        return
+    with st.spinner(f"Definitie van '{begrip}' wordt gegenereerd…"), audit_context() as audit:
         try:
-            result = generator().generate_definition({"begrip": begrip})
+            result = generate(begrip.strip())
         except openai.APIError as exc:
-            st.error(f"Generatie mislukt ({type(exc).__name__}); de poging staat in het logboek.")
+            logs = ", ".join(str(i) for i in audit.log_ids) or "geen"
+            st.error(
+                f"Generatie mislukt ({type(exc).__name__}); de poging(en) staan in het "
+                f"logboek: log {logs}."
+            )
             return
-        st.success(f"Definitie gegenereerd in {result.duration_ms}ms")
-        st.info(f"Tokens gebruikt: {result.tokens_used}")
-        st.write(f"**{begrip}**: {result.definitie}")
-        st.caption(f"definitie {result.definitie_id} · log {result.generation_log_id}")
+    st.success(f"Definitie gegenereerd in {result.duration_ms}ms")
+    st.info(f"Tokens gebruikt: {result.tokens_used}")
+    st.markdown(f"**{plain(begrip)}**: {plain(result.definitie)}")
+    st.caption(f"definitie {result.definitie_id} · log {result.generation_log_id}")
 
 
-def detail_view(selected: int | None) -> None:
-    """A definitie with its Generatie Details."""
-    definitions = DefinitionRepository(DB).all()
+def detail_view() -> None:
+    """A definitie with its Generatie Details; ``?definitie=ID`` says which."""
+    with closing(DefinitionRepository(DB)) as repository:
+        definitions = repository.all()
     if not definitions:
         st.info("Nog geen definities.")
         return
-    ids = [d.id for d in definitions]
-    index = ids.index(selected) if selected in ids else len(ids) - 1
+    raw = st.query_params.get("definitie")
+    by_id = {d.id: d for d in definitions}
+    selected: int | None = None
+    if raw:
+        if not raw.isdigit():
+            st.warning(f"'{raw}' in de link is geen definitie-id.")
+        elif int(raw) not in by_id:
+            st.warning(f"Definitie {raw} bestaat niet (meer).")
+        else:
+            selected = int(raw)
+    ids = list(by_id)
     chosen = st.selectbox(
-        "Definitie", definitions, index=index, format_func=lambda d: f"{d.id} · {d.begrip}"
+        "Definitie",
+        ids,
+        index=ids.index(selected) if selected is not None else None,
+        format_func=lambda i: f"{i} · {by_id[i].begrip}",
+        placeholder="Kies een definitie",
+        key=f"definitie-{selected}",
     )
-    st.markdown(f"### {chosen.begrip}\n\n{chosen.definitie}")
-    show_generation_details(GenerationLogRepository(DB), chosen.id, expanded=selected is not None)
+    if chosen is None:
+        return
+    if chosen != selected:
+        st.query_params.from_dict({"definitie": str(chosen)})
+        st.rerun()
+    definitie = by_id[chosen]
+    st.markdown(f"### {plain(definitie.begrip)}\n\n{plain(definitie.definitie)}")
+    st.caption(f"bron: {definitie.source_type}")
+    show_generation_details(GenerationLogRepository(DB), chosen, expanded=True)
+
+
+def current_view() -> str:
+    """The view the URL asks for: a log or a definitie opens its own."""
+    params = st.query_params
+    if "log" in params:
+        return "Logboek"
+    if "definitie" in params:
+        return "Definities"
+    return params.get("view") if params.get("view") in VIEWS else VIEWS[0]  # type: ignore[return-value]
+
+
+def switch_view() -> None:
+    st.query_params.from_dict({"view": st.session_state["view"]})
 
 
 def main() -> None:
-    st.set_page_config(page_title="Definities", page_icon="📚")
+    st.set_page_config(page_title="Definities", page_icon="📚", layout="wide")
     st.title("Definities")
-    selected = st.query_params.get("definitie")
-    chosen = int(selected) if selected and selected.isdigit() else None
-    if chosen is not None:
-        detail_view(chosen)
-        return
-    create, details, dashboard = st.tabs(["Genereer", "Definities", "Tokengebruik"])
-    with create:
+    view = current_view()
+    st.session_state["view"] = view
+    st.radio("Weergave", VIEWS, key="view", horizontal=True, on_change=switch_view)
+    if view == "Genereer":
         creation_tab()
-    with details:
-        detail_view(None)
-    with dashboard:
+    elif view == "Definities":
+        detail_view()
+    elif view == "Logboek":
+        logboek(GenerationLogRepository(DB))
+    else:
         token_dashboard(GenerationLogRepository(DB))
 
 

@@ -1,23 +1,58 @@
 """Streamlit views of the audit trail (``pip install 'audited-openai[streamlit]'``).
 
-``show_generation_details(repo, definitie_id)`` is the spec's "Generatie Details"
-expander; ``token_dashboard(repo)`` shows tokens per day, the failure rate per
-template, the most expensive generations and the recent failures. Both only read.
+- ``show_generation_details(repo, definitie_id)``: the spec's "Generatie Details" of a
+  definitie: the generation that produced it, every stored field, the chain status.
+- ``logboek(repo)``: every row, newest first, paged and filtered as in the CLI; the row
+  in ``?log=ID`` opened whole (:func:`show_log`).
+- ``show_log(repo, log_id)``: one row whole, the other attempts of its call side by
+  side, its definitie (``?definitie=ID``) or "geen definitie", a diff with another row.
+- ``token_dashboard(repo)``: tokens per day, failure rate per template, the most
+  expensive generations and the recent failures.
+
+All only read. Labels are Dutch, numbers in the nl-NL format (14.000; 38,5 %), times
+in the viewer's time zone with the zone named. Deep links are query parameters:
+``?log=ID`` and ``?definitie=ID``; the views keep them in step with what they show.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from audited_openai import _chain, query
+from audited_openai._errors import AuditedOpenAIError, LogNotFoundError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from datetime import tzinfo
+
+    from audited_openai._models import GenerationContext
     from audited_openai._repository import GenerationLogRepository
 
-__all__ = ["NO_LOG_MESSAGE", "show_generation_details", "token_dashboard"]
+__all__ = [
+    "NO_LOG_MESSAGE",
+    "STATUS_LABELS",
+    "local_time",
+    "logboek",
+    "nl_number",
+    "nl_percent",
+    "show_generation_details",
+    "show_log",
+    "token_dashboard",
+]
 
 NO_LOG_MESSAGE = "Geen generatie metadata beschikbaar (geïmporteerde of legacy definitie)"
+STATUS_LABELS = {
+    "success": "geslaagd",
+    "failed": "mislukt",
+    "timeout": "time-out",
+    "pending": "in behandeling",
+}
+PAGE_SIZE = 25
 
 
 def _st() -> Any:
@@ -30,44 +65,433 @@ def _st() -> Any:
     return st
 
 
-def _value(value: object, unit: str = "") -> str:
-    return "—" if value is None else f"{value}{unit}"
+# -- nl-NL formats ------------------------------------------------------------------------
+
+
+def nl_number(value: float | None, decimals: int = 0, unit: str = "") -> str:
+    """``14000`` -> ``"14.000"``, ``0.3`` with 1 decimal -> ``"0,3"``; ``None`` -> ``"—"``."""
+    if value is None:
+        return "—"
+    text = f"{value:,.{decimals}f}".replace(",", " ").replace(".", ",").replace(" ", ".")
+    return f"{text} {unit}" if unit else text
+
+
+def nl_percent(value: float | None) -> str:
+    """``38.4615`` -> ``"38,5 %"``."""
+    return "—" if value is None else nl_number(value, 1, "%")
+
+
+def _decimal(value: object) -> str:
+    """A stored parameter (temperature 0.3) as written in Dutch: ``"0,3"``."""
+    return "—" if value is None else repr(float(value)).replace(".", ",")  # type: ignore[arg-type]
+
+
+def _zone() -> tzinfo | None:
+    """The browser's time zone when Streamlit knows it, else the server's."""
+    with contextlib.suppress(Exception):  # outside a session, or an unknown zone name
+        name = _st().context.timezone
+        if name:
+            return ZoneInfo(name)
+    return None
+
+
+def local_time(moment: datetime | None, zone: tzinfo | None = None) -> str:
+    """``30-11-2026 06:31:02 CET``: the moment in ``zone`` (default local), zone named."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(zone)
+    return f"{local:%d-%m-%Y %H:%M:%S} {local.tzname() or format(local, '%z')}"
+
+
+def _status(status: str) -> str:
+    return STATUS_LABELS.get(status, status)
+
+
+# -- deep links ---------------------------------------------------------------------------
+
+
+def _go(**params: int | str) -> None:
+    """Show another row or definitie: the URL says which, and the page follows."""
+    st = _st()
+    st.query_params.from_dict({key: str(value) for key, value in params.items()})
+    st.rerun()
+
+
+def _param_id(st: Any, name: str, what: str) -> tuple[int | None, bool]:
+    """The id in ``?name=``: (id, True), (None, True) when absent, (None, False) if bad."""
+    raw = st.query_params.get(name)
+    if raw is None or raw == "":
+        return None, True
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw), True
+    st.warning(f"'{raw}' in de link is geen {what}-id (een positief geheel getal).")
+    return None, False
+
+
+# -- one row, whole -----------------------------------------------------------------------
+
+
+def _fields(log: GenerationContext, zone: tzinfo | None) -> list[dict[str, str]]:
+    """Every stored column of a row, labelled in Dutch, as text."""
+    params, response, error = log.prompt.model_params, log.response, log.error
+    r = response or _NO_RESPONSE
+    rows: list[tuple[str, object]] = [
+        ("Log", log.id),
+        ("Status", _status(log.status)),
+        ("Definitie", log.definitie_id if log.definitie_id is not None else "geen definitie"),
+        ("Aanroep (call_id)", log.call_id),
+        ("Poging", log.attempt),
+        ("Endpoint", log.endpoint),
+        ("Stream", "ja" if log.stream else "nee"),
+        ("Gelogd", local_time(log.logged_at, zone)),
+        ("Bijgewerkt", local_time(log.updated_at, zone)),
+        ("Model", params.name),
+        ("Temperatuur", _decimal(params.temperature)),
+        ("Max. tokens (max_tokens)", nl_number(params.max_tokens)),
+        ("top_p", _decimal(params.top_p)),
+        ("frequency_penalty", _decimal(params.frequency_penalty)),
+        ("presence_penalty", _decimal(params.presence_penalty)),
+        ("Template", log.prompt.template_name),
+        ("Templateversie", log.prompt.template_version),
+        ("Modules", ", ".join(log.prompt.modules_used or []) or None),
+        ("Prompttokens", nl_number(r.tokens_prompt)),
+        ("Antwoordtokens", nl_number(r.tokens_completion)),
+        ("Tokens totaal", nl_number(r.tokens_total)),
+        ("Tokens uit cache", nl_number(r.tokens_cached)),
+        ("Redeneertokens", nl_number(r.tokens_reasoning)),
+        ("Eindreden (finish_reason)", r.finish_reason),
+        ("Antwoord-id (response_id)", r.response_id),
+        ("Antwoordmodel", r.response_model),
+        ("System fingerprint", r.system_fingerprint),
+        ("HTTP-status", (response and response.http_status) or (error and error.http_status)),
+        ("Duur", nl_number(_duration(log), 0, "ms")),
+        ("Tijd tot eerste token", nl_number(r.ttft_ms, 0, "ms")),
+        ("Fouttype", error.error_type if error else None),
+        ("Metadata", json.dumps(log.metadata, ensure_ascii=False) if log.metadata else None),
+    ]
+    return [{"veld": name, "waarde": "—" if value is None else str(value)} for name, value in rows]
+
+
+class _NoResponse:
+    tokens_prompt = tokens_completion = tokens_total = tokens_cached = tokens_reasoning = None
+    finish_reason = response_id = response_model = system_fingerprint = ttft_ms = None
+
+
+_NO_RESPONSE = _NoResponse()
+
+
+def _table(st: Any, rows: Sequence[Mapping[str, object]]) -> None:
+    """A table that fits its column: cells wrap, nothing needs sideways scrolling."""
+    st.table(list(rows), hide_index=True, border="horizontal")
+
+
+def show_log(
+    repo: GenerationLogRepository, log_id: int, *, zone: tzinfo | None = None
+) -> GenerationContext | None:
+    """One row whole: every column, prompt, request, response, error and traceback.
+
+    Beside it the other attempts of the same call, the definitie it belongs to (a
+    button to ``?definitie=ID``) or "geen definitie", and a diff against another row.
+    Returns the row, or None (and says so) when there is none with this id.
+    """
+    st = _st()
+    zone = zone or _zone()
+    try:
+        log = repo.get(log_id)
+    except LogNotFoundError:
+        st.warning(f"Log {log_id} bestaat niet (of is gewist).")
+        return None
+    st.subheader(f"Log {log.id} · {_status(log.status)}")
+    if log.definitie_id is None:
+        st.info("Geen definitie: deze poging is aan geen definitie gekoppeld.")
+    elif st.button(f"Open definitie {log.definitie_id}", key=f"audited-def-{log.id}"):
+        _go(definitie=log.definitie_id)
+    if log.error is not None:
+        st.error(f"{log.error.error_type}: {log.error.message}")
+    _attempts(st, repo, log, zone)
+    _table(st, _fields(log, zone))
+    _chain_status(st, repo, log.id)
+    st.markdown("**Volledige prompt**")
+    st.code(log.prompt.full_text, language="markdown", wrap_lines=True)
+    if log.request_json:
+        with st.expander("Verzoek (request JSON)"):
+            st.code(_pretty(log.request_json), language="json", wrap_lines=True)
+    if log.response is not None and log.response.content is not None:
+        st.markdown("**Antwoord**")
+        st.code(log.response.content, language=None, wrap_lines=True)
+    if log.error is not None and log.error.traceback:
+        with st.expander("Traceback"):
+            st.code(log.error.traceback, language="python", wrap_lines=True)
+    _diff(st, repo, log)
+    return log
+
+
+def _pretty(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+def _attempts(st: Any, repo: GenerationLogRepository, log: GenerationContext, zone: Any) -> None:
+    """The other attempts of the same SDK call (its retries), side by side."""
+    others = sorted(query.history(repo, call_id=log.call_id, limit=50), key=lambda r: r.id or 0)
+    if len(others) < 2:  # noqa: PLR2004 - this row alone
+        st.caption(f"Aanroep {log.call_id}: één poging.")
+        return
+    st.markdown(f"**Pogingen van deze aanroep** ({len(others)}, call_id {log.call_id})")
+    for column, attempt in zip(st.columns(len(others)), others, strict=True):
+        with column:
+            failure = attempt.error.error_type if attempt.error else ""
+            column.markdown(
+                f"Poging {attempt.attempt} · log {attempt.id}  \n"
+                f"{_status(attempt.status)} {failure}  \n"
+                f"{local_time(attempt.logged_at, zone)}  \n"
+                f"definitie: {attempt.definitie_id or 'geen'}"
+            )
+            if attempt.id == log.id:
+                column.caption("(deze)")
+            elif column.button(f"Open log {attempt.id}", key=f"audited-attempt-{attempt.id}"):
+                _go(log=attempt.id or 0)
+
+
+def _diff(st: Any, repo: GenerationLogRepository, log: GenerationContext) -> None:
+    with st.expander("Vergelijk met een andere log"):
+        other = st.number_input(
+            "Log-id", min_value=1, value=None, step=1, key=f"audited-diff-{log.id}"
+        )
+        if other is None:
+            return
+        try:
+            found = query.diff_prompts(repo, log.id or 0, int(other))
+        except LogNotFoundError:
+            st.warning(f"Log {int(other)} bestaat niet.")
+            return
+        if found.parameters:
+            _table(
+                st,
+                [
+                    {"parameter": key, f"log {found.a}": str(a), f"log {found.b}": str(b)}
+                    for key, (a, b) in found.parameters.items()
+                ],
+            )
+        st.code(found.diff or "(de prompts zijn gelijk)", language="diff", wrap_lines=True)
+
+
+# -- the Logboek --------------------------------------------------------------------------
+
+
+def logboek(
+    repo: GenerationLogRepository, *, page_size: int = PAGE_SIZE, zone: tzinfo | None = None
+) -> None:
+    """Every row, newest first, paged and filtered; the row in ``?log=ID`` opened whole.
+
+    Filters as the CLI's: status, model, template and version, definitie, dates and
+    full-text search. Choosing a row puts its id in the URL, so a link shows it again.
+    """
+    st = _st()
+    zone = zone or _zone()
+    selected, _ok = _param_id(st, "log", "log")
+    filters = _filters(st, zone)
+    if filters is not None:
+        _listing(st, repo, filters, page_size=page_size, selected=selected, zone=zone)
+    if selected is not None:
+        st.divider()
+        show_log(repo, selected, zone=zone)
+
+
+def _filters(st: Any, zone: tzinfo | None) -> dict[str, Any] | None:
+    """The filters the user set, or None (and a one-line error) when one is bad."""
+    with st.expander("Filters", expanded=False):
+        left, middle, right = st.columns(3)
+        labels = {"alle": None, **{label: status for status, label in STATUS_LABELS.items()}}
+        status = left.selectbox("Status", list(labels), key="logboek-status")
+        model = left.text_input("Model", key="logboek-model")
+        template = middle.text_input("Template", key="logboek-template")
+        version = middle.text_input("Templateversie", key="logboek-version")
+        definitie = right.text_input("Definitie-id", key="logboek-definitie")
+        period = right.date_input("Periode", value=(), format="DD-MM-YYYY", key="logboek-dates")
+        search = st.text_input("Zoeken in prompt en antwoord", key="logboek-search")
+    filters: dict[str, Any] = {
+        "status": labels[status],
+        "model": model.strip() or None,
+        "template_name": template.strip() or None,
+        "template_version": version.strip() or None,
+        "search": search.strip() or None,
+    }
+    if definitie.strip():
+        if not definitie.strip().isdigit():
+            st.error(f"Definitie-id '{definitie}' is geen geheel getal.")
+            return None
+        filters["definitie_id"] = int(definitie)
+    days = list(period) if isinstance(period, (tuple, list)) else [period]
+    if days:
+        local = zone or datetime.now().astimezone().tzinfo
+        filters["since"] = datetime.combine(days[0], datetime.min.time(), local)
+        filters["until"] = datetime.combine(
+            days[-1] + timedelta(days=1), datetime.min.time(), local
+        )
+    return filters
+
+
+def _listing(
+    st: Any,
+    repo: GenerationLogRepository,
+    filters: dict[str, Any],
+    *,
+    page_size: int,
+    selected: int | None,
+    zone: tzinfo | None,
+) -> None:
+    """One page of rows (keyset paging: each page continues after the last id shown)."""
+    key = json.dumps(filters, default=str, sort_keys=True)
+    if st.session_state.get("logboek-filter-key") != key:
+        st.session_state["logboek-filter-key"] = key
+        st.session_state["logboek-pages"] = [None]  # the after_id of each page seen
+    pages: list[int | None] = st.session_state["logboek-pages"]
+    try:
+        total = query.count(repo, **filters)
+        rows = query.history(repo, **filters, after_id=pages[-1], limit=page_size)
+    except AuditedOpenAIError as exc:
+        st.error(f"Deze filters gaan niet: {exc}")
+        return
+    first = (len(pages) - 1) * page_size
+    st.caption(
+        f"{nl_number(total)} rijen; rij {nl_number(min(first + 1, total))} tot "
+        f"{nl_number(first + len(rows))}, nieuwste eerst."
+    )
+    _table(st, [_summary(row, zone) for row in rows])
+    back, forward, _rest = st.columns([1, 1, 4])
+    if back.button("← Nieuwer", disabled=len(pages) == 1, key="logboek-back"):
+        pages.pop()
+        st.rerun()
+    if forward.button(
+        "Ouder →", disabled=first + len(rows) >= total or not rows, key="logboek-next"
+    ):
+        pages.append(rows[-1].id)
+        st.rerun()
+    ids = [row.id for row in rows]
+    chosen = st.selectbox(
+        "Open een rij",
+        ids,
+        index=ids.index(selected) if selected in ids else None,
+        format_func=lambda i: _label(next(r for r in rows if r.id == i), zone),
+        placeholder="Kies een rij om haar helemaal te zien",
+        key=f"logboek-open-{key}-{pages[-1]}-{selected}",
+    )
+    if chosen is not None and chosen != selected:
+        _go(log=chosen)
+
+
+def _summary(row: GenerationContext, zone: tzinfo | None) -> dict[str, object]:
+    outcome = row.response or row.error
+    return {
+        "log": row.id,
+        "tijd": local_time(row.logged_at, zone),
+        "status": _status(row.status),
+        "definitie": "geen" if row.definitie_id is None else str(row.definitie_id),
+        "poging": row.attempt,
+        "model": row.prompt.model_params.name,
+        "template": _template(row.prompt.template_name, row.prompt.template_version),
+        "tokens": nl_number(row.response.tokens_total if row.response else None),
+        "duur (ms)": nl_number(outcome.duration_ms if outcome else None),
+        "melding": row.error.message[:200] if row.error else "",
+    }
+
+
+def _template(name: str | None, version: str | None) -> str:
+    return f"{name or '—'} {version or ''}".strip()
+
+
+def _label(row: GenerationContext, zone: tzinfo | None) -> str:
+    definitie = f"definitie {row.definitie_id}" if row.definitie_id else "geen definitie"
+    return (
+        f"log {row.id} · {_status(row.status)} · poging {row.attempt} · "
+        f"{local_time(row.logged_at, zone)} · {definitie}"
+    )
+
+
+# -- a definitie's details ----------------------------------------------------------------
 
 
 def show_generation_details(
-    repo: GenerationLogRepository, definitie_id: int, *, expanded: bool = False
+    repo: GenerationLogRepository,
+    definitie_id: int,
+    *,
+    expanded: bool = False,
+    zone: tzinfo | None = None,
 ) -> None:
-    """The "Generatie Details" of a definitie: model, parameters, tokens, timing, prompt."""
+    """The "Generatie Details" of a definitie: the generation that produced it.
+
+    That is its latest successful row. When a later generation for the definitie
+    failed (a regeneration), or none succeeded (a hand-written definitie), it says so
+    instead of presenting a failure as the definitie's source.
+    """
     st = _st()
-    log = repo.get_by_definitie_id(definitie_id)
-    if log is None:
+    zone = zone or _zone()
+    logs = repo.get_all_for_definitie(definitie_id)
+    if not logs:
         st.info(NO_LOG_MESSAGE)
         return
-    params, response, error = log.prompt.model_params, log.response, log.error
+    produced = next((log for log in reversed(logs) if log.status == "success"), None)
+    later = [
+        log
+        for log in logs
+        if log.status != "success" and (produced is None or (log.id or 0) > (produced.id or 0))
+    ]
+    log = produced or logs[-1]
     with st.expander("📊 Generatie Details", expanded=expanded):
-        col1, col2, col3 = st.columns(3)
-        col1.metric("Model", params.name)
-        col1.metric(
-            "Temperature", _value(None if params.temperature is None else float(params.temperature))
-        )
-        col2.metric("Tokens Gebruikt", _value(response.tokens_total if response else None))
-        col2.metric("Prompt Tokens", _value(response.tokens_prompt if response else None))
-        col2.metric("Completion Tokens", _value(response.tokens_completion if response else None))
-        duration = (response.duration_ms if response else None) or (
-            error.duration_ms if error else None
-        )
-        col3.metric("Generatietijd", _value(duration, "ms"))
-        col3.metric("Template Versie", _value(log.prompt.template_version))
+        if produced is None:
+            st.warning(
+                "Geen geslaagde generatie voor deze definitie: de tekst komt niet uit een "
+                f"generatie. Mislukte pogingen: {_ids(later)}; hieronder de laatste."
+            )
+        elif later:
+            st.warning(
+                f"Een latere generatie voor deze definitie is mislukt ({_ids(later)}); "
+                f"de definitie komt uit log {produced.id}, hieronder."
+            )
+        _metrics(st, log)
         st.caption(
-            f"Log {log.id} · status {log.status} · poging {log.attempt} · "
-            f"template {_value(log.prompt.template_name)} · modules "
-            f"{', '.join(log.prompt.modules_used or []) or '—'} · {log.to_dict()['logged_at']}"
+            f"Log {log.id} · {_status(log.status)} · poging {log.attempt} · template "
+            f"{log.prompt.template_name or '—'} · modules "
+            f"{', '.join(log.prompt.modules_used or []) or '—'} · "
+            f"{local_time(log.logged_at, zone)}"
         )
-        if error is not None:
-            st.error(f"{error.error_type}: {error.message}")
+        if log.error is not None:
+            st.error(f"{log.error.error_type}: {log.error.message}")
         _chain_status(st, repo, log.id)
         if st.checkbox("Toon Volledige Prompt", key=f"audited-prompt-{definitie_id}"):
-            st.code(log.prompt.full_text, language="markdown")
+            st.code(log.prompt.full_text, language="markdown", wrap_lines=True)
+        if st.checkbox("Toon alle velden", key=f"audited-fields-{definitie_id}"):
+            _table(st, _fields(log, zone))
+        if st.button("Open in het logboek", key=f"audited-open-{definitie_id}"):
+            _go(log=log.id or 0)
+
+
+def _ids(logs: Sequence[GenerationContext]) -> str:
+    return ", ".join(f"log {log.id} ({_status(log.status)})" for log in logs)
+
+
+def _duration(log: GenerationContext) -> int | None:
+    if log.response is not None and log.response.duration_ms is not None:
+        return log.response.duration_ms
+    return log.error.duration_ms if log.error else None
+
+
+def _metrics(st: Any, log: GenerationContext) -> None:
+    params, response = log.prompt.model_params, log.response
+    duration = _duration(log)
+    col1, col2, col3 = st.columns(3)
+    col1.metric("Model", params.name)
+    col1.metric("Temperatuur", _decimal(params.temperature))
+    col1.metric("Max. tokens", nl_number(params.max_tokens))
+    col2.metric("Tokens Gebruikt", nl_number(response.tokens_total if response else None))
+    col2.metric("Prompttokens", nl_number(response.tokens_prompt if response else None))
+    col2.metric("Antwoordtokens", nl_number(response.tokens_completion if response else None))
+    col3.metric("Generatietijd", nl_number(duration, 0, "ms"))
+    col3.metric("Template Versie", log.prompt.template_version or "—")
+    col3.metric("Eindreden", (response.finish_reason if response else None) or "—")
 
 
 FULL_CHECK_EVENTS = 50_000  # up to this many events the whole chain is checked at once
@@ -86,7 +510,7 @@ def _chain_status(st: Any, repo: GenerationLogRepository, log_id: int | None) ->
     ):
         whole = _verified(repo, row.head)
         if whole.ok:
-            st.success(f"Keten geverifieerd tot gebeurtenis {whole.events}")
+            st.success(f"Keten geverifieerd tot gebeurtenis {nl_number(whole.events)}")
         else:
             st.error(
                 f"Keten niet in orde: {len(whole.problems)} probleem/problemen, "
@@ -94,7 +518,7 @@ def _chain_status(st: Any, repo: GenerationLogRepository, log_id: int | None) ->
             )
         return
     st.caption(
-        f"Keten: log {log_id} klopt met zijn laatste gebeurtenis (van {row.events}); "
+        f"Keten: log {log_id} klopt met zijn laatste gebeurtenis (van {nl_number(row.events)}); "
         "de hele keten: audited-openai verify"
     )
 
@@ -113,39 +537,103 @@ VERIFIED_FOR_S = 60.0
 _VERIFIED: dict[tuple[str, str], tuple[float, query.Verification]] = {}
 
 
-def token_dashboard(repo: GenerationLogRepository, *, days: int = 30) -> None:
+# -- the dashboard ------------------------------------------------------------------------
+
+
+def token_dashboard(
+    repo: GenerationLogRepository, *, days: int = 30, zone: tzinfo | None = None
+) -> None:
     """Tokens per day, failure rate per template, most expensive, recent failures."""
     st = _st()
+    zone = zone or _zone()
     data = query.stats(repo)
     st.subheader("Tokens per dag")
-    usage = list(reversed(data["token_usage_by_day"][:days]))
+    usage = data["token_usage_by_day"]
     if usage:
-        st.bar_chart(
-            {"dag": [r["day"] for r in usage], "tokens": [r["tokens_total"] for r in usage]},
-            x="dag",
-            y="tokens",
+        st.caption(
+            "Alleen geslaagde generaties: mislukte pogingen melden geen tokengebruik. "
+            "Dagen in UTC; dagen zonder generaties staan er met 0."
         )
+        st.altair_chart(_usage_chart(usage, days), width="stretch")
     else:
         st.info("Nog geen geslaagde generaties.")
     st.subheader("Foutpercentage per template")
-    st.dataframe(data["failure_rate_by_template"], hide_index=True)
+    st.caption(
+        "Per poging: een poging die mislukte en daarna opnieuw werd geprobeerd telt als "
+        "mislukt, ook als de herhaling slaagde."
+    )
+    _table(
+        st,
+        [
+            {
+                "template": row["template_name"] or "—",
+                "versie": row["template_version"] or "—",
+                "pogingen": nl_number(row["total"]),
+                "mislukt": nl_number(row["failures"]),
+                "foutpercentage": nl_percent(row["failure_rate"]),
+            }
+            for row in data["failure_rate_by_template"]
+        ],
+    )
     st.subheader("Duurste generaties")
-    st.dataframe(query.most_expensive(repo, 10), hide_index=True)
+    _table(
+        st,
+        [
+            {
+                "log": row["id"],
+                "definitie": "geen" if row["definitie_id"] is None else str(row["definitie_id"]),
+                "model": row["model_name"],
+                "template": _template(row["prompt_template_name"], row["prompt_template_version"]),
+                "tokens": nl_number(row["tokens_total"]),
+                "duur (ms)": nl_number(row["duration_ms"]),
+            }
+            for row in query.most_expensive(repo, 10)
+        ],
+    )
     st.subheader("Recente fouten")
-    failures = [
-        {
-            "id": log.id,
-            "tijd": log.to_dict()["logged_at"],
-            "status": log.status,
-            "fout": log.error.error_type if log.error else None,
-            "melding": log.error.message if log.error else None,
-        }
-        for status in ("failed", "timeout")
-        for log in query.history(repo, status=status, limit=10)
-    ]
+    failures = sorted(
+        (
+            log
+            for status in ("failed", "timeout")
+            for log in query.history(repo, status=status, limit=10)
+        ),
+        key=lambda log: log.id or 0,
+        reverse=True,
+    )[:10]
     if failures:
-        st.dataframe(
-            sorted(failures, key=lambda r: r["id"] or 0, reverse=True)[:10], hide_index=True
-        )
+        st.caption("Alle pogingen, ook herhaalde; open een rij in het Logboek voor alles.")
+        _table(st, [_summary(log, zone) for log in failures])
     else:
         st.success("Geen fouten.")
+
+
+def _usage_chart(usage: list[dict[str, Any]], days: int) -> Any:
+    """Bars on a time axis: every day of the period, empty days as 0, nl-NL numbers."""
+    import altair as alt  # noqa: PLC0415 - Streamlit's own dependency
+
+    tokens = {date.fromisoformat(str(row["day"])[:10]): int(row["tokens_total"]) for row in usage}
+    last = max(tokens)
+    first = max(min(tokens), last - timedelta(days=days - 1))
+    values = [
+        {
+            "dag": datetime.combine(day, datetime.min.time(), timezone.utc).isoformat(),
+            "tokens": tokens.get(day, 0),
+            "label": nl_number(tokens.get(day, 0)),
+            "datum": f"{day:%d-%m-%Y}",
+        }
+        for day in (first + timedelta(days=n) for n in range((last - first).days + 1))
+    ]
+    dutch = "replace(format(datum.value, ',d'), regexp(',', 'g'), '.')"
+    return (
+        alt.Chart(alt.Data(values=values))  # type: ignore[no-untyped-call]
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "utcyearmonthdate(dag):T",
+                title="Dag",
+                axis=alt.Axis(format="%d-%m", labelAngle=0, formatType="utc"),
+            ),
+            y=alt.Y("tokens:Q", title="Tokens", axis=alt.Axis(labelExpr=dutch)),
+            tooltip=[alt.Tooltip("datum:N", title="Dag"), alt.Tooltip("label:N", title="Tokens")],
+        )
+    )
