@@ -486,6 +486,7 @@ def test_dashboard_tables_in_dutch(seeded: tuple[str, dict[str, int]]) -> None:
 
 def _app(db: str, monkeypatch: pytest.MonkeyPatch, **params: str) -> AppTest:
     monkeypatch.setenv("DEFINITIE_DB", db)
+    monkeypatch.setenv("OFFLINE_LATENCY_S", "0")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     at = AppTest.from_file(str(APP / "app.py"))
     for key, value in params.items():
@@ -713,3 +714,28 @@ def test_an_auditor_clicks_from_a_failed_row_to_its_definitie(tmp_path: Path) ->
         browser.close()
     for name in shots:
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 20_000, f"{name}: a rendered page"
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None or sync_playwright is None,
+    reason="needs Chromium and Playwright (.ci/run installs Debian's chromium and the dev extra)",
+)
+def test_generating_shows_a_spinner_then_the_definitie_as_text(tmp_path: Path) -> None:
+    """In Chromium: an empty begrip is refused; while the (offline) model answers a
+    spinner names the begrip; the definitie is shown as written."""
+    db = str(tmp_path / "definities.db")
+    with _served_app(db) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        page.get_by_role("button", name="Genereer Definitie").click()
+        page.get_by_text("Vul eerst een begrip in.").wait_for()
+        page.get_by_label("Begrip").fill("getuige")
+        page.get_by_label("Begrip").press("Enter")
+        page.get_by_role("button", name="Genereer Definitie").click()
+        page.get_by_text("Definitie van 'getuige' wordt gegenereerd").wait_for()
+        page.get_by_text("Definitie gegenereerd in").wait_for()
+        assert page.get_by_text("offline voorbeeld, niet door een model gemaakt").is_visible()
+        browser.close()
+    assert GenerationLogRepository(db).get_by_definitie_id(1) is not None

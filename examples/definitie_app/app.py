@@ -33,6 +33,7 @@ from audited_openai.testing import LoopbackServer, Reply
 
 DB = os.environ.get("DEFINITIE_DB", "data/definities.db")
 VIEWS = ["Genereer", "Definities", "Logboek", "Tokengebruik"]
+OFFLINE_LATENCY_S = float(os.environ.get("OFFLINE_LATENCY_S", "1.0"))  # a model takes time
 
 
 def offline_server() -> LoopbackServer | None:
@@ -59,7 +60,7 @@ def generate(begrip: str) -> GenerationResult:
     server = offline_server()
     options = {} if server is None else {"base_url": server.base_url, "api_key": "offline-demo"}
     if server is not None:
-        server.script(Reply(offline_answer(begrip)))
+        server.script(Reply(offline_answer(begrip), latency=OFFLINE_LATENCY_S))
     with (
         closing(DefinitionRepository(DB)) as definitions,
         AuditedOpenAI(DB, **options) as client,  # type: ignore[arg-type]
