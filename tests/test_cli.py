@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audited_openai import GenerationLogRepository, cli
+from audited_openai import GenerationLogRepository, ResponseMetadata, cli
 from audited_openai._schema import SCHEMA_VERSION
 from tests.conftest import execute, make_context
 from tests.test_query import seed
@@ -405,6 +406,38 @@ def test_scrub(seeded_db: Path) -> None:
     assert (code, out.strip()) == (0, f"scrubbed {seeded_db}")
     with GenerationLogRepository(seeded_db) as repo:
         assert len(repo.get_prompt_history()) == 6
+
+
+def test_scrub_removes_the_bytes_of_rows_deleted_with_plain_sql(db_path: Path) -> None:
+    """A row deleted by another program (plain SQL, no secure_delete) leaves its text in
+    free pages and in the full-text index; after scrub no byte of it is in the files."""
+    canary = "zq" + os.urandom(8).hex()  # one lowercase token, as the index stores it
+    with GenerationLogRepository(db_path) as repo:
+        ctx = make_context()
+        ctx.prompt.full_text = f"prompt met {canary} erin " * 50
+        log_id = repo.create_pending_log(ctx)
+        ctx.mark_success(ResponseMetadata(content=f"antwoord {canary}"))
+        repo.update_with_response(log_id, ctx)
+        repo.create_pending_log(make_context())
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA secure_delete = OFF")
+    conn.execute("DELETE FROM generation_logs WHERE id = ?", (log_id,))
+    conn.commit()
+    conn.close()
+
+    def leftovers() -> list[str]:
+        return [
+            path.name
+            for path in db_path.parent.iterdir()
+            if path.name.startswith(db_path.name) and canary[2:].encode() in path.read_bytes()
+        ]
+
+    assert leftovers(), "the deleted text is still on disk before scrub"
+    code, out, _ = run(db_path, "scrub")
+    assert (code, out.strip()) == (0, f"scrubbed {db_path}")
+    assert leftovers() == []
+    with GenerationLogRepository(db_path) as repo:
+        assert [log.id for log in repo.get_prompt_history()] == [log_id + 1]
 
 
 # -- what a new user ran into (issue 16) ------------------------------------------------------

@@ -915,14 +915,17 @@ def test_canary_credentials_never_reach_the_files(db_path: Path, router: respx.M
         base_url=BASE_URL,
         http_client=httpx.Client(),
         organization="org-canary-42",
+        project="proj-canary-42",
         on_audit_failure="warn",
     )
     client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
-    ro = AuditedOpenAI(
+    ro = AuditedOpenAI(  # the spooled row too
         _read_only(db_path),
         api_key=API_KEY,
         base_url=BASE_URL,
         http_client=httpx.Client(),
+        organization="org-canary-42",
+        project="proj-canary-42",
         on_audit_failure="warn",
     )
     ro.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
@@ -934,6 +937,7 @@ def test_canary_credentials_never_reach_the_files(db_path: Path, router: respx.M
         assert API_KEY.encode() not in data, path
         assert b"Bearer" not in data, path
         assert b"org-canary-42" not in data, path
+        assert b"proj-canary-42" not in data, path
 
 
 # -- other endpoints -------------------------------------------------------------------------

@@ -852,3 +852,30 @@ def test_parse_and_responses_parse_async(router: respx.MockRouter, db_path: Path
     assert "json_schema" in chat["request_json"]
     assert chat["response_content"] == content
     _assert_responses_row(responses, text=content)
+
+
+def test_async_stream_read_to_the_end_completes_while_still_referenced(
+    router: respx.MockRouter, db_path: Path
+) -> None:
+    """The end of an AsyncStream completes its row then, not when the stream object is
+    collected: with the stream still referenced and the collector off, the row is a
+    success once the store has committed what was queued."""
+    stream_route(router, db_path, sse(*TEXT_CHUNKS), [])
+
+    async def main() -> None:
+        async with async_client(db_path) as client:
+            stream = await client.chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, stream=True
+            )  # type: ignore[arg-type]
+            assert [c async for c in stream][-1].choices[0].finish_reason == "stop"
+            await asyncio.to_thread(client.audit_store.flush)
+            (row,) = rows(db_path)
+            assert row["generation_status"] == "success", "completed only by the collector"
+            assert row["response_content"] == "Een verdachte is ..."
+            assert stream is not None  # referenced until here
+
+    gc.disable()
+    try:
+        asyncio.run(main())
+    finally:
+        gc.enable()

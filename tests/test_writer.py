@@ -27,7 +27,7 @@ def _hold(repo: GenerationLogRepository) -> tuple[threading.Event, Future[object
 
     def wait(_conn: sqlite3.Connection) -> None:
         started.set()
-        gate.wait(5)
+        gate.wait(60)  # set by the test at once; the bound only ends a failed test
 
     busy = repo.store.writer().submit(wait)
     assert started.wait(5)
@@ -60,7 +60,7 @@ def test_writes_queued_meanwhile_commit_in_one_transaction(
     statements.clear()  # the held transaction began already
     writes = [sqlite_repo.submit_pending_log(make_context()) for _ in range(20)]
     gate.set()
-    ids = [write.result(5) for write in writes]
+    ids = [write.result(60) for write in writes]
     assert ids == sorted(set(ids))
     assert [row["id"] for row in rows(sqlite_repo.path)] == ids
     begins = [s for s in statements if s == "BEGIN IMMEDIATE"]
