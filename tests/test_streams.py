@@ -879,3 +879,21 @@ def test_async_stream_read_to_the_end_completes_while_still_referenced(
         asyncio.run(main())
     finally:
         gc.enable()
+
+
+def test_an_error_event_mid_stream_fails_the_row_with_the_apis_message(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """The API can end a stream with an error event instead of a chunk: the caller gets
+    the SDK's APIError, and the row is failed as 'APIError' with the API's message and
+    the text that came before."""
+    error = {"error": {"message": "The server had an error mid-stream", "type": "server_error"}}
+    stream_route(router, db_path, sse(*TEXT_CHUNKS[:2], error, done=False), [])
+    with pytest.raises(openai.APIError, match="mid-stream"):
+        for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):  # type: ignore[arg-type]
+            pass
+    (row,) = rows(db_path)
+    assert row["generation_status"] == "failed"
+    assert row["error_type"] == "APIError"
+    assert row["error_message"] == "The server had an error mid-stream"
+    assert row["response_content"] == "Een "
