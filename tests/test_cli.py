@@ -408,6 +408,19 @@ def test_scrub(seeded_db: Path) -> None:
         assert len(repo.get_prompt_history()) == 6
 
 
+@pytest.mark.parametrize(
+    "command",
+    ["show {}", "diff 1 {}", "replay {}", "erase --definitie {} --yes", "logs --definitie {}"],
+)
+def test_an_id_no_store_can_hold_is_bad_usage(seeded_file: Path, command: str) -> None:
+    """An id past 2**63 - 1 (found by the random-argument test) is one line, exit 2,
+    not an OverflowError reported as a bug."""
+    huge = str(2**63)
+    code, _, err = run(seeded_file, *command.format(huge).split())
+    assert code == 2
+    assert err.strip().endswith(f"{huge} is out of range (at most {2**63 - 1})")
+
+
 def test_scrub_removes_the_bytes_of_rows_deleted_with_plain_sql(db_path: Path) -> None:
     """A row deleted by another program (plain SQL, no secure_delete) leaves its text in
     free pages and in the full-text index; after scrub no byte of it is in the files."""

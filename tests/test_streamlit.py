@@ -378,6 +378,10 @@ def test_unknown_or_bad_log_ids_say_so(seeded: tuple[str, dict[str, int]]) -> No
     at = _logboek(db, log="999")
     assert [w.value for w in at.warning] == ["Log 999 bestaat niet (of is gewist)."]
     assert not at.subheader
+    at = _logboek(db, log="99999999999999999999")  # more than any store can hold
+    assert [w.value for w in at.warning] == [
+        "Log 99999999999999999999 bestaat niet (of is gewist)."
+    ]
     at = _logboek(db, log="abc")
     assert [w.value for w in at.warning] == [
         "'abc' in de link is geen log-id (een positief geheel getal)."

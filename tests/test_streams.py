@@ -197,6 +197,7 @@ def _abandoned(db_path: Path, partial: str | None) -> None:
     (row,) = rows(db_path)
     assert row["generation_status"] == "failed"
     assert row["error_type"] == "StreamAbandoned"
+    assert row["error_message"] == "the stream was closed or dropped before its last chunk"
     assert row["response_content"] == partial
     assert row["duration_ms"] is not None
 

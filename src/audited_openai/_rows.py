@@ -94,6 +94,9 @@ TABLE_COLUMNS: tuple[str, ...] = (
 )
 
 
+MAX_ID = 2**63 - 1  # the largest id either store can hold (INTEGER, BIGINT)
+
+
 def validate_definitie_id(value: object) -> int | None:
     """Return ``value`` if it is an integer id (or None), else raise InvalidLogError."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -101,7 +104,7 @@ def validate_definitie_id(value: object) -> int | None:
             f"definitie_id must be an integer, not {type(value).__name__} {value!r}",
             field="definitie_id",
         )
-    return value
+    return _in_range(value, "definitie_id")
 
 
 def validate_log_id(value: object) -> int:
@@ -110,6 +113,13 @@ def validate_log_id(value: object) -> int:
         raise InvalidLogError(
             f"log id must be an integer, not {type(value).__name__} {value!r}", field="id"
         )
+    return _in_range(value, "id")  # type: ignore[return-value]
+
+
+def _in_range(value: int | None, field: str) -> int | None:
+    if value is not None and not -MAX_ID - 1 <= value <= MAX_ID:
+        name = "log id" if field == "id" else field
+        raise InvalidLogError(f"{name} {value} is out of range (at most {MAX_ID})", field=field)
     return value
 
 

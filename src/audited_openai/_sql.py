@@ -115,6 +115,8 @@ class Filters:
             isinstance(self.after_id, bool) or not isinstance(self.after_id, int)
         ):
             raise InvalidLogError(f"after_id must be an integer, not {self.after_id!r}", "after_id")
+        if self.after_id is not None:
+            _rows.validate_log_id(self.after_id)  # in range
         if self.search is not None:
             fts_query(self.search)
 

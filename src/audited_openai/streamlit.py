@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from audited_openai import _chain, query
-from audited_openai._errors import AuditedOpenAIError, LogNotFoundError
+from audited_openai._errors import AuditedOpenAIError, InvalidLogError, LogNotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -198,7 +198,7 @@ def show_log(
     zone = zone or _zone()
     try:
         log = repo.get(log_id)
-    except LogNotFoundError:
+    except (LogNotFoundError, InvalidLogError):  # no such row, or an id no store can hold
         st.warning(f"Log {log_id} bestaat niet (of is gewist).")
         return None
     st.subheader(f"Log {log.id} · {_status(log.status)}")
