@@ -347,7 +347,11 @@ def test_arbitrary_text_round_trips_exactly(
 
 
 def test_deeply_nested_metadata_is_refused_clearly(db_path: Path) -> None:
-    """Metadata nested beyond what JSON can encode is refused at once, before any request."""
+    """Metadata nested beyond what JSON can encode is refused at once, before any request.
+
+    How deep JSON can go is the interpreter's recursion limit, which other code may have
+    raised (it failed once in a random order): the test sets Python's default first.
+    """
     from audited_openai import InvalidLogError
 
     deep: dict[str, object] = {}
@@ -358,8 +362,13 @@ def test_deeply_nested_metadata_is_refused_clearly(db_path: Path) -> None:
     repo = GenerationLogRepository(db_path)
     from tests.conftest import make_context
 
-    with pytest.raises(InvalidLogError, match="not JSON-serialisable"):
-        repo.create_pending_log(make_context(metadata=deep))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    try:
+        with pytest.raises(InvalidLogError, match="not JSON-serialisable"):
+            repo.create_pending_log(make_context(metadata=deep))
+    finally:
+        sys.setrecursionlimit(limit)
     assert rows(db_path) == []
 
 
