@@ -421,6 +421,22 @@ def test_an_id_no_store_can_hold_is_bad_usage(seeded_file: Path, command: str) -
     assert err.strip().endswith(f"{huge} is out of range (at most {2**63 - 1})")
 
 
+@pytest.mark.parametrize("command", ["checkpoint -o {}", "export --format csv -o {}"])
+@pytest.mark.parametrize("output", ["", "{dir}", "{dir}/nee/uit.csv"])
+def test_an_output_that_is_no_file_is_bad_usage(
+    seeded_file: Path, tmp_path: Path, command: str, output: str
+) -> None:
+    """-o '' or a directory or a missing directory (found by the random-argument test):
+    exit 2 naming -o, and nothing written anywhere."""
+    folder = tmp_path / "uitvoer"
+    folder.mkdir()
+    code, out, err = run(seeded_file, *command.split()[:-1], output.format(dir=folder))
+    assert code == 2, err
+    assert "'-o'" in err
+    assert out == ""
+    assert list(folder.iterdir()) == []
+
+
 def test_scrub_removes_the_bytes_of_rows_deleted_with_plain_sql(db_path: Path) -> None:
     """A row deleted by another program (plain SQL, no secure_delete) leaves its text in
     free pages and in the full-text index; after scrub no byte of it is in the files."""

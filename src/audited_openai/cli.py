@@ -446,7 +446,16 @@ def _target(output: str) -> Any:
     """Standard output, or a file that gets its name only when the export is complete."""
     if output == "-":
         return nullcontext(sys.stdout)
-    return _complete_file(Path(output))
+    path = Path(output)
+    if not output.strip() or path.is_dir():
+        raise click.BadParameter(
+            f"{output!r} is not a file name (a file, or - for standard output)", param_hint="'-o'"
+        )
+    if not path.parent.is_dir():
+        raise click.BadParameter(
+            f"no directory {str(path.parent)!r} to write {output!r} in", param_hint="'-o'"
+        )
+    return _complete_file(path)
 
 
 @contextmanager
