@@ -72,6 +72,7 @@ def test_raise_mode_sends_nothing(fault: str, db_path: Path) -> None:
         assert server.request_count == 0
         client.close()
     assert isinstance(info.value.__cause__, sqlite3.Error)
+    assert info.value.path == repo.path, "the error names the store"
     if holder is not None:
         holder.execute("ROLLBACK")
 

@@ -292,7 +292,9 @@ class SQLiteStore(Owner):
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:  # no lock, no file: every job fails with it
-            return all_failed(jobs, _write_error(f"could not write to {self.location}", exc))
+            return all_failed(
+                jobs, _write_error(f"could not write to {self.location}", exc, self.location)
+            )
         try:
             results = [job.work(conn) for job in jobs]
         except Exception as exc:
@@ -304,7 +306,9 @@ class SQLiteStore(Owner):
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(conn)
-            return all_failed(jobs, _write_error(f"could not commit to {self.location}", exc))
+            return all_failed(
+                jobs, _write_error(f"could not commit to {self.location}", exc, self.location)
+            )
         return [(job, result, False) for job, result in zip(jobs, results, strict=True)]
 
     def idle(self) -> None:
@@ -505,8 +509,8 @@ def _mapped(
         raise AuditWriteError(f"could not {what} in {location}: {exc}", path=location) from exc
 
 
-def _write_error(message: str, cause: BaseException) -> AuditWriteError:
-    error = AuditWriteError(f"{message}: {cause}")
+def _write_error(message: str, cause: BaseException, location: str) -> AuditWriteError:
+    error = AuditWriteError(f"{message}: {cause}", path=location)
     error.__cause__ = cause
     return error
 
