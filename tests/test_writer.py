@@ -64,7 +64,7 @@ def test_writes_queued_meanwhile_commit_in_one_transaction(
     assert ids == sorted(set(ids))
     assert [row["id"] for row in rows(sqlite_repo.path)] == ids
     begins = [s for s in statements if s == "BEGIN IMMEDIATE"]
-    assert len(begins) == 1, "one transaction for all twenty rows"
+    assert len(begins) == 1, "one transaction for all twenty rows (a flush takes none)"
 
 
 def test_a_failing_write_fails_alone(sqlite_repo: GenerationLogRepository) -> None:

@@ -145,15 +145,24 @@ class Writer:
                     self._queue.put(None)  # stop once this batch is committed
                     break
                 batch.append(more)
-            try:
-                self._committer.commit(batch)
-            except BaseException as exc:  # pragma: no cover - commit settles every job itself
-                log.exception("audit writer %s failed", self.name)
-                for failed in batch:
-                    if not failed.future.done():
-                        failed.future.set_exception(exc)
+            self._commit(batch)
             with self._lock:  # settled, their callbacks (a spool, a queued completion) run
                 self._unsettled -= len(batch)
+
+    def _commit(self, batch: list[Job]) -> None:
+        """Commit a batch's writes; a flush's marker needs no transaction (nor the lock)."""
+        writes = [job for job in batch if job.work is not no_write]
+        try:
+            if writes:
+                self._committer.commit(writes)
+        except BaseException as exc:  # pragma: no cover - commit settles every job itself
+            log.exception("audit writer %s failed", self.name)
+            for failed in writes:
+                if not failed.future.done():
+                    failed.future.set_exception(exc)
+        for marker in batch:
+            if marker.work is no_write:  # settled once every write before it is
+                marker.future.set_result(None)
 
     def _housekeeping(self) -> None:
         try:
