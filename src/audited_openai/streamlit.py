@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from audited_openai import _chain, query
 from audited_openai._errors import AuditedOpenAIError, InvalidLogError, LogNotFoundError
+from audited_openai._models import ResponseMetadata
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -117,15 +118,15 @@ def _go(**params: int | str) -> None:
     st.rerun()
 
 
-def _param_id(st: Any, name: str, what: str) -> tuple[int | None, bool]:
-    """The id in ``?name=``: (id, True), (None, True) when absent, (None, False) if bad."""
+def _param_id(st: Any, name: str, what: str) -> int | None:
+    """The id in ``?name=``, or None when absent or bad (a bad one is named)."""
     raw = st.query_params.get(name)
     if raw is None or raw == "":
-        return None, True
+        return None
     if raw.isdigit() and int(raw) > 0:
-        return int(raw), True
+        return int(raw)
     st.warning(f"'{raw}' in de link is geen {what}-id (een positief geheel getal).")
-    return None, False
+    return None
 
 
 # -- one row, whole -----------------------------------------------------------------------
@@ -134,7 +135,7 @@ def _param_id(st: Any, name: str, what: str) -> tuple[int | None, bool]:
 def _fields(log: GenerationContext, zone: tzinfo | None) -> list[dict[str, str]]:
     """Every stored column of a row, labelled in Dutch, as text."""
     params, response, error = log.prompt.model_params, log.response, log.error
-    r = response or _NO_RESPONSE
+    r = response or ResponseMetadata()  # every field None
     rows: list[tuple[str, object]] = [
         ("Log", log.id),
         ("Status", _status(log.status)),
@@ -170,14 +171,6 @@ def _fields(log: GenerationContext, zone: tzinfo | None) -> list[dict[str, str]]
         ("Metadata", json.dumps(log.metadata, ensure_ascii=False) if log.metadata else None),
     ]
     return [{"veld": name, "waarde": "—" if value is None else str(value)} for name, value in rows]
-
-
-class _NoResponse:
-    tokens_prompt = tokens_completion = tokens_total = tokens_cached = tokens_reasoning = None
-    finish_reason = response_id = response_model = system_fingerprint = ttft_ms = None
-
-
-_NO_RESPONSE = _NoResponse()
 
 
 def _table(st: Any, rows: Sequence[Mapping[str, object]]) -> None:
@@ -291,7 +284,7 @@ def logboek(
     """
     st = _st()
     zone = zone or _zone()
-    selected, _ok = _param_id(st, "log", "log")
+    selected = _param_id(st, "log", "log")
     filters = _filters(st, zone)
     if filters is not None:
         _listing(st, repo, filters, page_size=page_size, selected=selected, zone=zone)
@@ -384,7 +377,6 @@ def _listing(
 
 
 def _summary(row: GenerationContext, zone: tzinfo | None) -> dict[str, object]:
-    outcome = row.response or row.error
     return {
         "log": row.id,
         "tijd": local_time(row.logged_at, zone),
@@ -394,7 +386,7 @@ def _summary(row: GenerationContext, zone: tzinfo | None) -> dict[str, object]:
         "model": row.prompt.model_params.name,
         "template": _template(row.prompt.template_name, row.prompt.template_version),
         "tokens": nl_number(row.response.tokens_total if row.response else None),
-        "duur (ms)": nl_number(outcome.duration_ms if outcome else None),
+        "duur (ms)": nl_number(_duration(row)),
         "melding": row.error.message[:200] if row.error else "",
     }
 
