@@ -10,6 +10,7 @@ import asyncio
 import subprocess
 import sys
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +60,11 @@ _READER = InMemoryMetricReader()
 
 @pytest.fixture(scope="session")
 def provider() -> TracerProvider:
-    """The global tracer and meter providers (OpenTelemetry allows setting them once)."""
+    """The global tracer and meter providers (OpenTelemetry allows setting them once: a
+    second pytest session in the same process, as mutmut runs one, finds them set)."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(_SWITCH)
     trace.set_tracer_provider(tracer_provider)
@@ -209,7 +214,8 @@ def test_metrics_for_duration_and_tokens(
     spans: InMemorySpanExporter, audited: AuditedOpenAI, router: respx.MockRouter
 ) -> None:
     router.post("/chat/completions").mock(return_value=httpx.Response(200, json=chat_body()))
-    audited.chat.completions.create(model="gpt-4o-metrics", messages=MESSAGES)  # type: ignore[arg-type]
+    model = f"gpt-4o-metrics-{uuid.uuid4().hex}"  # the meter's sums outlive a test: repeatable
+    audited.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
     found: dict[str, list[Any]] = {}
     assert flush_telemetry()
     data = _READER.get_metrics_data()
@@ -221,7 +227,7 @@ def test_metrics_for_duration_and_tokens(
                 found.setdefault(metric.name, []).extend(
                     p
                     for p in metric.data.data_points
-                    if p.attributes.get("gen_ai.request.model") == "gpt-4o-metrics"  # type: ignore[union-attr]
+                    if p.attributes.get("gen_ai.request.model") == model  # type: ignore[union-attr]
                 )
     (duration,) = found["gen_ai.client.operation.duration"]
     assert duration.count == 1

@@ -194,3 +194,63 @@ def test_the_writer_truncates_a_big_wal(db_path: Path, monkeypatch: pytest.Monke
     wal = db_path.with_name(db_path.name + "-wal")
     assert wal.stat().st_size < 256 * 1024
     assert len(rows(db_path)) == 60
+
+
+def test_close_commits_what_is_queued_then_the_thread_ends(
+    sqlite_repo: GenerationLogRepository, db_path: Path
+) -> None:
+    """Writes queued behind a busy one when close() is called are all committed, in one
+    batch before the stop, and the writer's thread is gone afterwards."""
+    writer = sqlite_repo.store.writer()
+    gate, busy = _hold(sqlite_repo)
+    writes = [sqlite_repo.submit_pending_log(make_context()) for _ in range(3)]
+    closing = threading.Thread(target=writer.close)
+    closing.start()
+    threading.Timer(0.05, gate.set).start()
+    closing.join(10)
+    assert not closing.is_alive()
+    assert busy.result(0) is None
+    assert [write.result(0) for write in writes] == [1, 2, 3]
+    assert writer._thread is not None
+    assert not writer._thread.is_alive()
+    assert {row["generation_status"] for row in rows(db_path)} == {"pending"}
+
+
+def test_close_is_done_once_and_never_starts_a_thread() -> None:
+    """A second close() returns at once; closing a writer that never wrote starts nothing."""
+
+    class Store:
+        def commit(self, _jobs: list[object]) -> None:
+            raise AssertionError  # pragma: no cover - nothing is queued
+
+        def idle(self) -> None:
+            """Nothing to tidy."""
+
+    unused = Writer(Store(), "unused")
+    unused.close()
+    assert unused._thread is None
+    assert unused.flush() is True  # closed: nothing left to wait for
+
+    writer = Writer(Store(), "twice")
+    writer.start()
+    thread = writer._thread
+    assert thread is not None
+    writer.close()
+    assert not thread.is_alive()
+    writer.close()
+    assert writer._queue.empty()  # no second stop marker was queued
+
+
+def test_close_gives_up_after_its_timeout_on_a_stuck_write(
+    sqlite_repo: GenerationLogRepository,
+) -> None:
+    """A write that never ends does not hold close() past its timeout."""
+    writer = sqlite_repo.store.writer()
+    gate, busy = _hold(sqlite_repo)
+    writer.close(timeout=0.05)
+    assert writer._thread is not None
+    assert writer._thread.is_alive()
+    gate.set()
+    assert busy.result(10) is None
+    writer._thread.join(10)
+    assert not writer._thread.is_alive()
