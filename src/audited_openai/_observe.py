@@ -111,77 +111,85 @@ def _decompressor(encoding: str) -> Callable[[bytes], bytes] | None:
 def watch_body(response: Any, watch: Watch, sync_base: type, async_base: type) -> None:
     """Wrap ``response.stream`` so that ``watch`` sees the body (sync or async)."""
     inner = response.stream
-    wrapper: Any
     if isinstance(inner, async_base):
-        wrapper = _async_class(async_base)(inner, watch)
+        wrapper = _stream_class(_WatchedAsync, async_base)(inner, watch)
     else:
-        wrapper = _sync_class(sync_base)(inner, watch)
+        wrapper = _stream_class(_Watched, sync_base)(inner, watch)
     wrapper.finalizer = weakref.finalize(wrapper, watch.finish)  # dropped unread
     response.stream = wrapper
 
 
-_CLASSES: dict[tuple[type, bool], type] = {}
+class _Watched:
+    """What a watched byte stream adds to its library's stream class (sync)."""
+
+    inner: Any
+    watch: Watch
+    finalizer: weakref.finalize[Any, Any]
+
+    def __init__(self, inner: Any, watch: Watch) -> None:
+        self.inner, self.watch = inner, watch
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self.inner:
+                self.watch.feed(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self.watch.broken(exc)
+            raise
+        self.watch.ended = True
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            self.finalizer.detach()
+            self.watch.finish()
 
 
-def _sync_class(base: type) -> type:
-    """A byte stream of ``base``'s library (httpx2, or httpx) that a watch sees through."""
-    found = _CLASSES.get((base, False))
+class _WatchedAsync:
+    """The async twin of :class:`_Watched`."""
+
+    inner: Any
+    watch: Watch
+    finalizer: weakref.finalize[Any, Any]
+
+    def __init__(self, inner: Any, watch: Watch) -> None:
+        self.inner, self.watch = inner, watch
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self.inner:
+                self.watch.feed(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self.watch.broken(exc)
+            raise
+        self.watch.ended = True
+
+    async def aclose(self) -> None:
+        try:
+            await self.inner.aclose()
+        finally:
+            self.finalizer.detach()
+            self.watch.finish()
+
+
+_CLASSES: dict[type, type] = {}
+
+
+def _stream_class(watched: type, base: type) -> Any:
+    """``base`` (httpx2's or httpx's byte stream) with ``watched``'s methods first.
+
+    Made once per library. The methods live in plain module-level classes, not in
+    classes made inside a function, so that they can be read, tested and mutated like
+    any other code.
+    """
+    found = _CLASSES.get(base)
     if found is None:
-
-        class WatchedStream(base):  # type: ignore[misc]
-            def __init__(self, inner: Any, watch: Watch) -> None:
-                self.inner, self.watch = inner, watch
-
-            def __iter__(self) -> Iterator[bytes]:
-                try:
-                    for chunk in self.inner:
-                        self.watch.feed(chunk)
-                        yield chunk
-                except GeneratorExit:
-                    raise
-                except BaseException as exc:
-                    self.watch.broken(exc)
-                    raise
-                self.watch.ended = True
-
-            def close(self) -> None:
-                try:
-                    self.inner.close()
-                finally:
-                    self.finalizer.detach()
-                    self.watch.finish()
-
-        found = _CLASSES[(base, False)] = WatchedStream
-    return found
-
-
-def _async_class(base: type) -> type:
-    """The async twin of :func:`_sync_class`."""
-    found = _CLASSES.get((base, True))
-    if found is None:
-
-        class WatchedAsyncStream(base):  # type: ignore[misc]
-            def __init__(self, inner: Any, watch: Watch) -> None:
-                self.inner, self.watch = inner, watch
-
-            async def __aiter__(self) -> AsyncIterator[bytes]:
-                try:
-                    async for chunk in self.inner:
-                        self.watch.feed(chunk)
-                        yield chunk
-                except GeneratorExit:
-                    raise
-                except BaseException as exc:
-                    self.watch.broken(exc)
-                    raise
-                self.watch.ended = True
-
-            async def aclose(self) -> None:
-                try:
-                    await self.inner.aclose()
-                finally:
-                    self.finalizer.detach()
-                    self.watch.finish()
-
-        found = _CLASSES[(base, True)] = WatchedAsyncStream
+        found = _CLASSES[base] = type(f"{watched.__name__[1:]}Stream", (watched, base), {})
     return found
