@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import gzip
 import json
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -898,3 +900,111 @@ def test_an_error_event_mid_stream_fails_the_row_with_the_apis_message(
     assert row["error_type"] == "APIError"
     assert row["error_message"] == "The server had an error mid-stream"
     assert row["response_content"] == "Een "
+
+
+def test_an_error_event_without_a_message_is_stored_with_the_sdks_words(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """An error event whose error has no message (or no object at all): the row says what
+    the SDK's APIError says."""
+    for error in ({"error": {"type": "server_error"}}, {"error": "overloaded"}):
+        stream_route(router, db_path, sse(TEXT_CHUNKS[0], error, done=False), [])
+        with pytest.raises(openai.APIError) as raised:
+            for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):  # type: ignore[arg-type]
+                pass
+        row = rows(db_path)[-1]
+        assert row["generation_status"] == "failed"
+        assert row["error_type"] == "APIError"
+        assert row["error_message"] == raised.value.message == "An error occurred during streaming"
+
+
+class Chunks(httpx.SyncByteStream):
+    """A body that arrives in the given pieces."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.pieces
+
+
+ENCODERS = {
+    "gzip": gzip.compress,
+    " GZip ": gzip.compress,
+    "deflate": zlib.compress,
+    "identity": bytes,
+}
+
+
+@pytest.mark.parametrize("encoding", list(ENCODERS))
+def test_compressed_bodies_are_stored_decoded(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path, encoding: str
+) -> None:
+    """A body the server compressed (gzip, deflate, as httpx decodes them; the header in
+    any case) is stored as
+    the text the caller reads, a JSON answer and a stream alike, however the compressed
+    bytes are cut into pieces."""
+    encode = ENCODERS[encoding]
+
+    def pieces(body: bytes, content_type: str) -> httpx.Response:
+        packed = encode(body)
+        cut = [packed[i : i + 7] for i in range(0, len(packed), 7)]
+        headers = {"content-type": content_type, "content-encoding": encoding}
+        return httpx.Response(200, stream=Chunks(cut), headers=headers)
+
+    answers = iter(
+        [
+            pieces(json.dumps(chat_body()).encode(), "application/json"),
+            pieces(json.dumps(chat_body("Gelezen als stroom")).encode(), "application/json"),
+            pieces(sse(*TEXT_CHUNKS), "text/event-stream"),
+        ]
+    )
+    router.post("/chat/completions").mock(side_effect=arrive(db_path, lambda _: next(answers)))
+    answer = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=MESSAGES
+    ) as response:  # type: ignore[arg-type]
+        read = response.parse().choices[0].message.content
+    streamed_text = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+    )
+    found = rows(db_path)
+    assert [row["generation_status"] for row in found] == ["success"] * 3
+    assert [row["response_content"] for row in found] == [
+        answer.choices[0].message.content,
+        read,
+        streamed_text,
+    ]
+    assert read == "Gelezen als stroom"
+    assert streamed_text == "Een verdachte is ..."
+    assert found[1]["tokens_total"] == 1801
+    assert found[2]["response_finish_reason"] == "stop"
+
+
+def test_a_body_in_an_encoding_not_decoded_here_keeps_status_and_timing(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """An encoding this library does not decode: the caller gets what the SDK makes of
+    it, and the row is a success with its status and timing but no content."""
+    router.post("/chat/completions").mock(
+        side_effect=arrive(
+            db_path,
+            httpx.Response(
+                200,
+                stream=Chunks([sse(*TEXT_CHUNKS)]),
+                headers={"content-type": "text/event-stream", "content-encoding": "zstd"},
+            ),
+        )
+    )
+    text = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+    )
+    assert text == "Een verdachte is ..."  # httpx passes an encoding it does not know as is
+    (row,) = rows(db_path)
+    assert row["generation_status"] == "success", row["error_message"]
+    assert row["http_status"] == 200
+    assert row["duration_ms"] is not None
+    assert row["response_content"] is None
+    assert row["tokens_total"] is None

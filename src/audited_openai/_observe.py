@@ -45,13 +45,17 @@ class Watch:
         self.acc = _capture.Accumulator(attempt.endpoint, attempt.started_ms)
         self.events = str(headers.get("content-type", "")).startswith("text/event-stream")
         self.decode_line, self.failure = decode_line, failure
-        self.inflate = _decompressor(str(headers.get("content-encoding", "")))
+        encoding = str(headers.get("content-encoding", "")).strip().lower()
+        self.opaque = encoding not in ("", "identity", "gzip", "deflate")  # not decoded here
+        self.inflate = _decompressor(encoding)
         self.buffer = b""
         self.body: list[bytes] = []
         self.ended = False
 
     def feed(self, raw: bytes) -> None:
         """Take bytes as they arrive."""
+        if self.opaque:
+            return
         data = self.inflate(raw) if self.inflate is not None else raw
         if not self.events:
             self.body.append(data)
@@ -69,7 +73,9 @@ class Watch:
 
     def finish(self) -> None:
         """Closed, ended or collected: success, or abandoned before the model finished."""
-        if not self.events:
+        if self.opaque:  # what arrived is unknown: the row keeps status and timing only
+            self.recorder.succeed(self.attempt, ResponseMetadata())
+        elif not self.events:
             body = _capture.parse_body(b"".join(self.body)) if self.ended else None
             self.recorder.succeed(self.attempt, _capture.any_response(self.attempt.endpoint, body))
         elif self.acc.error is not None:
@@ -97,15 +103,12 @@ def _message(error: Any) -> str:
 
 
 def _decompressor(encoding: str) -> Callable[[bytes], bytes] | None:
-    """A decoder for gzip or deflate bodies (identity: None)."""
-    encoding = encoding.strip().lower()
-    if encoding in ("gzip", "x-gzip"):
+    """A decoder for the encodings httpx and httpx2 decode themselves: gzip and deflate."""
+    if encoding == "gzip":
         return zlib.decompressobj(zlib.MAX_WBITS | 16).decompress
     if encoding == "deflate":
         return zlib.decompressobj().decompress
-    if encoding in ("", "identity"):
-        return None
-    return lambda _raw: b""  # not decoded here: the row keeps status and timing only
+    return None
 
 
 def watch_body(response: Any, watch: Watch, sync_base: type, async_base: type) -> None:
