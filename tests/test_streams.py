@@ -272,39 +272,54 @@ def test_closed_after_every_choice_finished_is_success(
 
 
 class _BrokenStream(httpx.SyncByteStream, httpx.AsyncByteStream):
-    def __init__(self, head: bytes) -> None:
+    def __init__(self, head: bytes, error: Exception | None = None) -> None:
         self.head = head
+        self.error = error or httpx.ReadError("connection reset by peer")
 
     def __iter__(self) -> Iterator[bytes]:
         yield self.head
-        raise httpx.ReadError("connection reset by peer")
+        raise self.error
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         yield self.head
-        raise httpx.ReadError("connection reset by peer")
+        raise self.error
 
 
+@pytest.mark.parametrize(
+    ("error", "sdk_error", "status"),
+    [
+        (httpx.ReadError("connection reset by peer"), openai.APIConnectionError, "failed"),
+        (httpx.ReadTimeout("timed out"), openai.APITimeoutError, "timeout"),
+    ],
+)
 def test_network_error_mid_stream_is_failed_with_that_error(
-    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+    client: AuditedOpenAI,
+    router: respx.MockRouter,
+    db_path: Path,
+    *,
+    error: Exception,
+    sdk_error: type[Exception],
+    status: str,
 ) -> None:
-    """A stream broken by the network is failed with the SDK's error and the partial text."""
+    """A stream broken by the network is failed (a read timeout: 'timeout') with the SDK's
+    error and the partial text."""
     router.post("/chat/completions").mock(
         side_effect=arrive(
             db_path,
             lambda request: httpx.Response(
                 200,
-                stream=_BrokenStream(sse(*TEXT_CHUNKS[:3], done=False)),
+                stream=_BrokenStream(sse(*TEXT_CHUNKS[:3], done=False), error),
                 headers={"content-type": "text/event-stream"},
             ),
         )
     )
     stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
-    with pytest.raises(openai.APIConnectionError):
+    with pytest.raises(sdk_error):
         for _ in stream:
             pass
     (row,) = rows(db_path)
-    assert row["generation_status"] == "failed"
-    assert row["error_type"] == "APIConnectionError"
+    assert row["generation_status"] == status
+    assert row["error_type"] == sdk_error.__name__
     assert row["response_content"] == "Een verdachte "
 
 
@@ -1008,3 +1023,37 @@ def test_a_body_in_an_encoding_not_decoded_here_keeps_status_and_timing(
     assert row["duration_ms"] is not None
     assert row["response_content"] is None
     assert row["tokens_total"] is None
+
+
+def test_a_responses_answer_read_as_a_stream_is_stored_as_a_responses_answer(
+    router: respx.MockRouter, db_path: Path
+) -> None:
+    """responses.with_streaming_response: the body read by the caller is stored as the
+    Responses API's answer (its output text and usage), not as a chat completion's."""
+    router.post("/responses").mock(
+        side_effect=arrive(db_path, httpx.Response(200, json=response_body("Een getuige is ...")))
+    )
+    client = AuditedOpenAI(db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client())
+    with client.responses.with_streaming_response.create(
+        model="gpt-4.1", instructions="Wees precies.", input="Definieer 'getuige'."
+    ) as response:
+        assert response.parse().output_text == "Een getuige is ..."
+    (row,) = rows(db_path)
+    _assert_responses_row(row)
+
+
+def test_a_stream_with_crlf_line_ends_is_read_whole(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """Server-sent events may end their lines with CR LF (the SDK reads them so): the row
+    holds the text and the finish, as with LF."""
+    body = sse(*TEXT_CHUNKS).replace(b"\n", b"\r\n")
+    stream_route(router, db_path, body, [])
+    text = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+    )
+    (row,) = rows(db_path)
+    assert row["generation_status"] == "success"
+    assert row["response_content"] == text == "Een verdachte is ..."
+    assert row["response_finish_reason"] == "stop"

@@ -76,7 +76,7 @@ class Watch:
         if self.opaque:  # what arrived is unknown: the row keeps status and timing only
             self.recorder.succeed(self.attempt, ResponseMetadata())
         elif not self.events:
-            body = _capture.parse_body(b"".join(self.body)) if self.ended else None
+            body = _capture.parse_body(b"".join(self.body))  # a cut-off body parses as None
             self.recorder.succeed(self.attempt, _capture.any_response(self.attempt.endpoint, body))
         elif self.acc.error is not None:
             error = ErrorContext(message=_message(self.acc.error), error_type="APIError")
