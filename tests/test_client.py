@@ -876,20 +876,40 @@ def test_recovery_survives_an_interrupted_import(db_path: Path, router: respx.Mo
 
 
 def test_unserialisable_content_leaves_a_failed_row(
-    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+    router: respx.MockRouter, db_path: Path
 ) -> None:
-    """Arguments the SDK cannot send leave a failed row with the SDK's error."""
+    """Arguments the SDK cannot send leave a failed row with the SDK's error, the prompt
+    asked for, the definitie bound, redacted like any other row, and named by the
+    context's handle."""
     route = router.post("/chat/completions").respond(json=chat_body())
-    with pytest.raises(TypeError):
+    client = AuditedOpenAI(
+        db_path,
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.Client(),
+        redact=lambda text: text.replace("object", "[OBJ]").replace("geheim", "[G]"),
+    )
+    with audit_context(definitie_id=31) as audit, pytest.raises(TypeError) as raised:
         client.chat.completions.create(
             model="gpt-4o",
-            messages=[{"role": "user", "content": object()}],  # type: ignore[list-item]
+            messages=[
+                {"role": "system", "content": "Definieer 'geheim'."},
+                {"role": "user", "content": object()},  # type: ignore[list-item]
+            ],
         )
     assert route.call_count == 0
     (row,) = rows(db_path)
+    assert audit.log_ids == [row["id"]]
     assert row["generation_status"] == "failed"
+    assert row["definitie_id"] == 31
     assert row["error_type"] == "TypeError"
-    assert "<object object at" in row["request_json"]
+    assert row["error_message"] == str(raised.value).replace("object", "[OBJ]")
+    assert "[OBJ]" in row["error_message"]
+    assert "TypeError" in row["error_traceback"]
+    assert "object" not in row["error_traceback"].replace("[OBJ]", "")
+    assert "Definieer '[G]'." in row["prompt_full_text"]
+    assert "<[OBJ] [OBJ] at" in row["request_json"]
+    assert "geheim" not in row["request_json"]
 
 
 def test_ten_megabyte_prompt_is_stored_whole(

@@ -210,12 +210,8 @@ def test_the_latest_conventions_when_opted_in(
     assert attributes["gen_ai.output.type"] == "json_object"
 
 
-def test_metrics_for_duration_and_tokens(
-    spans: InMemorySpanExporter, audited: AuditedOpenAI, router: respx.MockRouter
-) -> None:
-    router.post("/chat/completions").mock(return_value=httpx.Response(200, json=chat_body()))
-    model = f"gpt-4o-metrics-{uuid.uuid4().hex}"  # the meter's sums outlive a test: repeatable
-    audited.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
+def _points(model: str) -> dict[str, list[Any]]:
+    """The data points of this library's metrics for one requested model, by metric."""
     found: dict[str, list[Any]] = {}
     assert flush_telemetry()
     data = _READER.get_metrics_data()
@@ -229,6 +225,16 @@ def test_metrics_for_duration_and_tokens(
                     for p in metric.data.data_points
                     if p.attributes.get("gen_ai.request.model") == model  # type: ignore[union-attr]
                 )
+    return found
+
+
+def test_metrics_for_duration_and_tokens(
+    spans: InMemorySpanExporter, audited: AuditedOpenAI, router: respx.MockRouter
+) -> None:
+    router.post("/chat/completions").mock(return_value=httpx.Response(200, json=chat_body()))
+    model = f"gpt-4o-metrics-{uuid.uuid4().hex}"  # the meter's sums outlive a test: repeatable
+    audited.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
+    found = _points(model)
     (duration,) = found["gen_ai.client.operation.duration"]
     assert duration.count == 1
     assert duration.attributes["gen_ai.response.model"] == "gpt-4o-2024-08-06"  # type: ignore[index]
@@ -504,3 +510,48 @@ def test_backfill_errors_are_one_line(tmp_path: Path) -> None:
     )
     assert result.exit_code == 3
     assert "http://127.0.0.1:9 did not take 1 spans" in result.output
+
+
+def test_a_stream_closed_twice_ends_one_span(
+    spans: InMemorySpanExporter, audited: AuditedOpenAI, router: respx.MockRouter
+) -> None:
+    """A row is completed once, however often its body is closed: one span, one duration."""
+    body = (
+        b'data: {"id":"c2","object":"chat.completion.chunk","created":1,"model":"gpt-4o",'
+        b'"choices":[{"index":0,"delta":{"content":"Een"},"finish_reason":"stop"}]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    router.post("/chat/completions").mock(
+        return_value=httpx.Response(
+            200, content=body, headers={"content-type": "text/event-stream"}
+        )
+    )
+    stream = audited.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+    assert [c.choices[0].delta.content for c in stream] == ["Een"]
+    stream.close()
+    stream.response.close()
+    stream.response.stream.close()  # type: ignore[union-attr]
+    (span,) = _attempt_spans(spans)
+    assert span.attributes["gen_ai.response.finish_reasons"] == ("stop",)  # type: ignore[index]
+
+
+def test_a_request_the_sdk_cannot_build_is_an_error_span(
+    spans: InMemorySpanExporter, audited: AuditedOpenAI, router: respx.MockRouter
+) -> None:
+    """Arguments the SDK cannot send: no request, and a span of the failed attempt with the
+    model asked for and the error's type."""
+    route = router.post("/chat/completions").respond(json=chat_body())
+    model = f"gpt-4o-unsendable-{uuid.uuid4().hex}"
+    with pytest.raises(TypeError):
+        audited.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": object()}],  # type: ignore[list-item]
+        )
+    assert route.call_count == 0
+    (span,) = _attempt_spans(spans)
+    assert span.attributes["gen_ai.request.model"] == model  # type: ignore[index]
+    assert span.attributes["gen_ai.operation.name"] == "chat"  # type: ignore[index]
+    assert span.attributes["error.type"] == "TypeError"  # type: ignore[index]
+    assert span.status.status_code == trace.StatusCode.ERROR
+    (duration,) = _points(model)["gen_ai.client.operation.duration"]
+    assert (duration.count, duration.sum) == (1, 0.0)  # never sent: it took no time
