@@ -264,6 +264,24 @@ def test_reconcile_is_chained(repo: GenerationLogRepository, target: str) -> Non
     assert kinds[-2:] == ["reconcile", "reconcile"]
 
 
+def test_each_write_is_an_event_of_its_kind(repo: GenerationLogRepository, target: str) -> None:
+    """The events of one call say what was done: the pending row, its completion, its link
+    to a definitie, and a reconcile of another row that stayed pending."""
+    (log_id,) = _trail(repo, 1)
+    repo.link_to_definitie(log_id, 7)
+    stale = repo.create_pending_log(make_context())
+    time.sleep(0.01)
+    assert repo.reconcile(timedelta(milliseconds=1)) == 1
+    events = _query(target, f"SELECT log_id, kind FROM {EVENTS} ORDER BY seq")
+    assert events == [
+        (log_id, "insert"),
+        (log_id, "complete"),
+        (log_id, "link"),
+        (stale, "insert"),
+        (stale, "reconcile"),
+    ]
+
+
 def test_threads_writing_at_once_keep_one_linear_chain(
     repo: GenerationLogRepository, target: str
 ) -> None:

@@ -24,6 +24,8 @@ from audited_openai import (
     StoreError,
     audit_context,
 )
+from audited_openai._context import AuditScope
+from audited_openai._recorder import Attempt
 from tests.conftest import API_KEY, BASE_URL, async_client, chat_body, rows
 
 if TYPE_CHECKING:
@@ -127,10 +129,23 @@ def test_a_bad_audit_db_fails_at_construction(tmp_path: Path) -> None:
 
 def test_bad_audit_options_are_refused(db_path: Path) -> None:
     """Unknown on_audit_failure values and non-callable redactors fail at construction."""
-    with pytest.raises(ValueError, match="on_audit_failure"):
+    with pytest.raises(ValueError, match=r"^on_audit_failure must be 'raise' or 'warn', not 'i"):
         AuditedOpenAI(db_path, api_key=API_KEY, on_audit_failure="ignore")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="redact"):
+    with pytest.raises(TypeError, match=r"^redact must be a callable taking and returning text$"):
         AuditedOpenAI(db_path, api_key=API_KEY, redact="yes")  # type: ignore[arg-type]
+
+
+def test_an_attempts_duration_is_whole_milliseconds_since_it_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """duration_ms: rounded milliseconds on the monotonic clock, never negative, and
+    none for an attempt that never left."""
+    attempt = Attempt(call_id="c", number=1, endpoint="chat", stream=False, scope=AuditScope())
+    assert attempt.elapsed_ms() is None
+    attempt.started_ms = 1000.0
+    for now, expected in ((1000.4, 0), (1250.6, 251), (999.0, 0)):
+        monkeypatch.setattr("audited_openai._recorder.monotonic_ms", lambda now=now: now)
+        assert attempt.elapsed_ms() == expected
 
 
 # -- write-ahead and completion --------------------------------------------------------

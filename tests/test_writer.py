@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from audited_openai import AuditWriteError, GenerationLogRepository, InvalidLogError
+from audited_openai import (
+    AuditWriteError,
+    GenerationLogRepository,
+    InvalidLogError,
+    ResponseMetadata,
+)
 from audited_openai._writer import Writer
 from tests.conftest import make_context, rows
 
@@ -254,3 +259,26 @@ def test_close_gives_up_after_its_timeout_on_a_stuck_write(
     assert busy.result(10) is None
     writer._thread.join(10)
     assert not writer._thread.is_alive()
+
+
+def test_a_failed_write_says_what_could_not_be_done(
+    sqlite_repo: GenerationLogRepository, db_path: Path
+) -> None:
+    """A write the database fails (not refuses) raises AuditWriteError naming the write,
+    the row and the file."""
+    ctx = make_context()
+    log_id = sqlite_repo.create_pending_log(ctx)
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE gone (x)")
+    conn.execute(
+        "CREATE TRIGGER broken BEFORE UPDATE ON generation_logs BEGIN DELETE FROM gone; END"
+    )
+    conn.execute("DROP TABLE gone")  # the trigger fails when it runs: no such table
+    conn.commit()
+    conn.close()
+    ctx.mark_success(ResponseMetadata(content="ok"))
+    with pytest.raises(AuditWriteError, match=f"could not complete log {log_id} in .*no such"):
+        sqlite_repo.update_with_response(log_id, ctx)
+    with pytest.raises(AuditWriteError, match=f"could not link log {log_id} in .*no such") as e:
+        sqlite_repo.link_to_definitie(log_id, 5)
+    assert e.value.path == str(db_path)
