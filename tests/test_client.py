@@ -26,6 +26,7 @@ from audited_openai import (
 )
 from audited_openai._context import AuditScope
 from audited_openai._recorder import Attempt
+from audited_openai._writer import flush_all
 from tests.conftest import API_KEY, BASE_URL, async_client, chat_body, rows
 
 if TYPE_CHECKING:
@@ -1071,7 +1072,33 @@ def test_in_memory_store_failure_is_logged_as_lost(
     memory.execute(BROKEN_COMPLETION)
     client = AuditedOpenAI(repo, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client())
     assert client.chat.completions.create(model="gpt-4o", messages=MESSAGES).id  # type: ignore[arg-type]
-    assert "audit row LOST" in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "audit row LOST: the store failed and an in-memory database has no spool"
+    ]
+
+
+def test_a_row_neither_the_store_nor_the_spool_takes_is_logged_as_lost(
+    db_path: Path, router: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store refuses the row and the spool cannot be written: the call still goes
+    through ("warn"), and the loss is logged with its cause, never silent."""
+    router.post("/chat/completions").respond(json=chat_body())
+    read_only = _read_only(db_path)
+    db_path.with_name(db_path.name + ".spool.jsonl").mkdir()  # the spool cannot be a file
+    client = AuditedOpenAI(
+        read_only,
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.Client(),
+        on_audit_failure="warn",
+    )
+    assert client.chat.completions.create(model="gpt-4o", messages=MESSAGES).id  # type: ignore[arg-type]
+    flush_all()
+    lost = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in lost] == [
+        "audit row LOST: neither the store nor the spool took it"
+    ] * 2  # the pending row and its completion
+    assert all(isinstance(r.exc_info[1], IsADirectoryError) for r in lost)  # type: ignore[index]
 
 
 def test_async_warn_mode_and_failed_completion(

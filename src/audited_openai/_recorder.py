@@ -185,13 +185,11 @@ class Recorder:
         attempt.context.mark_success(response)
         self._complete(attempt)
 
-    def fail(
-        self, attempt: Attempt, exc: BaseException, *, partial: ResponseMetadata | None = None
-    ) -> None:
+    def fail(self, attempt: Attempt, exc: BaseException) -> None:
         """Complete the row with an exception (an audit error of our own is no outcome)."""
         if isinstance(exc, AuditWriteError):
             return
-        self.fail_with(attempt, _capture.error_context(exc), "failed", partial)
+        self.fail_with(attempt, _capture.error_context(exc), "failed")
 
     def fail_with(
         self,
