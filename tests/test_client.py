@@ -1049,6 +1049,35 @@ def test_a_failing_redactor_stores_a_marker_never_the_text(
     assert row["response_content"] == marker
 
 
+def test_a_redactor_that_blanks_everything_leaves_empty_texts(
+    db_path: Path, router: respx.MockRouter
+) -> None:
+    """A redactor may return "": the texts are stored empty (never a placeholder), for an
+    API error and for a request the SDK could not build alike."""
+    router.post("/chat/completions").respond(400, json={"error": {"message": "bad"}})
+    client = AuditedOpenAI(
+        db_path,
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.Client(),
+        redact=lambda _text: "",
+    )
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": object()}],  # type: ignore[list-item]
+        )
+    found = rows(db_path)
+    assert len(found) == 2
+    for row in found:
+        assert row["generation_status"] == "failed"
+        assert row["error_message"] == ""
+        assert row["prompt_full_text"] == ""
+        assert row["error_traceback"] in ("", None)
+
+
 def test_failed_insert_before_sending_is_spooled(db_path: Path, router: respx.MockRouter) -> None:
     """A failed row (never sent) that the store cannot take goes to the spool, not lost."""
     client = AuditedOpenAI(

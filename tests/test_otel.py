@@ -555,3 +555,33 @@ def test_a_request_the_sdk_cannot_build_is_an_error_span(
     assert span.status.status_code == trace.StatusCode.ERROR
     (duration,) = _points(model)["gen_ai.client.operation.duration"]
     assert (duration.count, duration.sum) == (1, 0.0)  # never sent: it took no time
+
+
+class _BrokenBody(httpx.SyncByteStream):
+    """A stream body that breaks off after its first event."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield (
+            b'data: {"id":"c3","object":"chat.completion.chunk","created":1,"model":"gpt-4o",'
+            b'"choices":[{"index":0,"delta":{"content":"Een"},"finish_reason":null}]}\n\n'
+        )
+        raise httpx.ReadError("connection reset by peer")
+
+
+def test_a_broken_stream_closed_afterwards_ends_one_error_span(
+    spans: InMemorySpanExporter, audited: AuditedOpenAI, router: respx.MockRouter
+) -> None:
+    """A row failed by a broken body is not completed again when the body is closed."""
+    router.post("/chat/completions").mock(
+        return_value=httpx.Response(
+            200, stream=_BrokenBody(), headers={"content-type": "text/event-stream"}
+        )
+    )
+    stream = audited.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+    with pytest.raises(openai.APIConnectionError):
+        for _ in stream:
+            pass
+    stream.close()
+    stream.response.stream.close()  # type: ignore[union-attr]
+    (span,) = _attempt_spans(spans)
+    assert span.attributes["error.type"] == "APIConnectionError"  # type: ignore[index]

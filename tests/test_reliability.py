@@ -78,8 +78,11 @@ def test_raise_mode_sends_nothing(fault: str, db_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_warn_mode_spools_and_recovers_each_row_once(fault: str, db_path: Path) -> None:
-    """on_audit_failure='warn': calls succeed, rows are spooled, recovery imports each once."""
+def test_warn_mode_spools_and_recovers_each_row_once(
+    fault: str, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """on_audit_failure='warn': calls succeed, rows are spooled (each pending row's failure
+    logged with its cause), recovery imports each once."""
     repo, holder = FAULTS[fault](db_path)
     with LoopbackServer() as server:
         client = AuditedOpenAI(
@@ -89,6 +92,13 @@ def test_warn_mode_spools_and_recovers_each_row_once(fault: str, db_path: Path) 
             client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
         assert server.request_count == 3
         client.close()
+    warned = [r.getMessage() for r in caplog.records if "sending anyway" in r.getMessage()]
+    assert len(warned) == 3
+    for message in warned:
+        assert re.fullmatch(
+            r"audit store failed \(.+\); spooling the row and sending anyway", message
+        ), message
+        assert "None" not in message
     if holder is not None:
         holder.execute("ROLLBACK")
     assert rows(db_path) == []

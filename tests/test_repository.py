@@ -536,14 +536,15 @@ def test_read_only_file_raises_audit_write_error(db_path: Path) -> None:
 
 def _synchronous_of_each_write(repo: GenerationLogRepository) -> dict[str, int]:
     """The synchronous level (2 FULL, 1 NORMAL) of the connection that committed a pending
-    row (INSERT) and of the one that completed it (UPDATE)."""
+    row (INSERT), completed it (UPDATE), linked it, and reconciled another."""
     found: dict[str, int] = {}
+    doing = ["INSERT"]
 
     def watch(conn: sqlite3.Connection) -> None:
         def trace(statement: str) -> None:
             if statement.startswith(("INSERT INTO generation_logs", "UPDATE generation_logs")):
                 level = conn.execute("PRAGMA synchronous").fetchone()[0]
-                found.setdefault(statement.split(" ", 1)[0], level)
+                found.setdefault(doing[0], level)
 
         conn.set_trace_callback(trace)
 
@@ -551,17 +552,29 @@ def _synchronous_of_each_write(repo: GenerationLogRepository) -> dict[str, int]:
     ctx = make_context()
     log_id = repo.create_pending_log(ctx)
     ctx.mark_success(ResponseMetadata(content="ok"))
+    doing[0] = "UPDATE"
     repo.update_with_response(log_id, ctx)
+    doing[0] = "link"
+    repo.link_to_definitie(log_id, 3)
+    repo.create_pending_log(make_context(logged_at=utc_now() - timedelta(hours=1)))
+    doing[0] = "reconcile"
+    assert repo.reconcile(timedelta(minutes=1)) == 1
     return found
 
 
 def test_durability_option(db_path: Path) -> None:
-    """'balanced' commits the pending row with synchronous=FULL and the completion with
-    NORMAL; 'full' commits both with FULL; bad values are refused."""
+    """'balanced' commits the pending row with synchronous=FULL and the completion and the
+    link with NORMAL; 'full' commits them all with FULL; a reconcile (a verdict on other
+    processes' rows) is FULL under both; bad values are refused."""
     balanced = GenerationLogRepository(db_path)
-    assert _synchronous_of_each_write(balanced) == {"INSERT": 2, "UPDATE": 1}
+    assert _synchronous_of_each_write(balanced) == {
+        "INSERT": 2,
+        "UPDATE": 1,
+        "link": 1,
+        "reconcile": 2,
+    }
     full = GenerationLogRepository(db_path.with_name("full.db"), durability="full")
-    assert _synchronous_of_each_write(full) == {"INSERT": 2, "UPDATE": 2}
+    assert _synchronous_of_each_write(full) == {"INSERT": 2, "UPDATE": 2, "link": 2, "reconcile": 2}
     with pytest.raises(ValueError, match="durability"):
         GenerationLogRepository(db_path, durability="fast")  # type: ignore[arg-type]
 

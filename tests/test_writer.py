@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -282,3 +283,5 @@ def test_a_failed_write_says_what_could_not_be_done(
     with pytest.raises(AuditWriteError, match=f"could not link log {log_id} in .*no such") as e:
         sqlite_repo.link_to_definitie(log_id, 5)
     assert e.value.path == str(db_path)
+    with pytest.raises(AuditWriteError, match=r"^could not reconcile in .*no such"):
+        sqlite_repo.reconcile(timedelta(microseconds=1))

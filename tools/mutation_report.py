@@ -1,0 +1,159 @@
+"""The mutation score of the last ``mutmut run``, next to each promise (RELIABILITY.md).
+
+Reads mutmut's results (``mutants/**/*.meta``) and the reviewed list of equivalent
+mutants (``tools/equivalent_mutants.txt``: a name and why no test can tell it from the
+code), and prints one row per promise: the functions whose mutants its tests must
+kill, how many were killed, which are equivalent, and the survivors left.
+
+    python tools/mutation_report.py            # the table (Markdown)
+    python tools/mutation_report.py --survivors  # every survivor not listed as equivalent
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENT = ROOT / "tools" / "equivalent_mutants.txt"
+
+# The promise, and the functions (module.Class.function patterns) that carry it.
+PROMISES: list[tuple[str, list[str]]] = [
+    (
+        "No request reaches the model without a committed row (the pending row, durable)",
+        [
+            "_recorder.Recorder.open",
+            "_recorder.Recorder.open_async",
+            "_recorder.Recorder._write_pending",
+            "_recorder.Recorder._opened",
+            "_recorder.Recorder._context",
+            "_recorder.Recorder.__init__",
+            "_sqlite.SQLiteStore.insert",
+            "_sqlite.SQLiteStore._writer_connection",
+            "_sqlite.SQLiteStore.commit",
+        ],
+    ),
+    (
+        "No row is lost (the writer, its transactions, failures kept apart, the spool)",
+        [
+            "_writer.*",
+            "_sqlite.SQLiteStore.submit",
+            "_sqlite.SQLiteStore._run",
+            "_sqlite.SQLiteStore._tend_wal",
+            "_sqlite._transaction",
+            "_sqlite._rollback",
+            "_sqlite._write_error",
+            "_sqlite.retry_busy",
+            "_recorder.Recorder._complete",
+            "_recorder.Recorder._completed",
+            "_recorder.Recorder._spool",
+            "_recorder.Recorder.never_sent",
+            "_recorder.Recorder._inserted",
+            "_recorder.Recorder._redact",
+        ],
+    ),
+    (
+        "No row stays pending unless its process died (completed once, however it ends)",
+        [
+            "_recorder.Attempt.*",
+            "_recorder.Recorder.succeed",
+            "_recorder.Recorder.fail",
+            "_recorder.Recorder.fail_with",
+            "_recorder.Recorder._cancelled",
+            "_observe.*",
+            "_sqlite.SQLiteStore.complete",
+            "_sqlite.SQLiteStore.link",
+            "_sqlite.SQLiteStore.reconcile",
+        ],
+    ),
+    (
+        "Erasure leaves the text in neither file (GDPR)",
+        [
+            "_sqlite.SQLiteStore.erase_definitie",
+            "_sqlite.SQLiteStore.finish_erasures",
+            "_sqlite.SQLiteStore.scrub",
+        ],
+    ),
+]
+
+# mutmut's exit codes: a test failed (1), pytest crashed (3), a timeout (36, 24, -24, 152,
+# 255), killed (-9: by the watchdog of RELIABILITY.md, a hang), a segfault (-11), caught
+# by the type checker (37). Survived: the tests passed (0) or none reached it (5, 33).
+KILLED = {1, 3, 24, -24, 36, 37, 152, 255, -9, -11}
+SURVIVED = {0, 5, 33}
+
+
+def function_of(name: str) -> str:
+    """``audited_openai._recorder.xǁRecorderǁopen__mutmut_3`` -> ``_recorder.Recorder.open``."""
+    module, _, rest = name.removeprefix("audited_openai.").partition(".")
+    rest = re.sub(r"__mutmut_\d+$", "", rest)
+    if rest.startswith("xǁ"):  # a method: xǁClassǁname
+        return f"{module}.{'.'.join(rest[2:].split('ǁ'))}"
+    return f"{module}.{rest[2:]}"  # a module-level function: x_name
+
+
+def load() -> dict[str, int | None]:
+    results: dict[str, int | None] = {}
+    for meta in sorted((ROOT / "mutants").glob("src/**/*.py.meta")):
+        results.update(json.loads(meta.read_text())["exit_code_by_key"])
+    return results
+
+
+def equivalents() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in EQUIVALENT.read_text(encoding="utf-8").splitlines():
+        name, _, why = line.partition("#")
+        if name.strip():
+            found[name.strip()] = why.strip()
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--survivors", action="store_true", help="list survivors not excused")
+    args = parser.parse_args()
+    results, excused = load(), equivalents()
+    if not results:
+        print("no mutmut results: run `mutmut run` first", file=sys.stderr)
+        return 2
+    stale = sorted(set(excused) - set(results))
+    if stale:
+        print(f"listed as equivalent but not in the results: {', '.join(stale)}", file=sys.stderr)
+    print("| promise | mutants | killed | equivalent | survived | score |")
+    print("|---|---:|---:|---:|---:|---:|")
+    all_k = all_e = all_s = 0
+    left: list[str] = []
+    seen: set[str] = set()
+    for promise, patterns in PROMISES:
+        k = e = s = 0
+        for name, code in sorted(results.items()):
+            func = function_of(name)
+            if not any(fnmatch.fnmatch(func, p) for p in patterns) or code is None:
+                continue
+            seen.add(name)
+            if code in KILLED:
+                k += 1
+            elif name in excused:
+                e += 1
+            elif code in SURVIVED:
+                s += 1
+                left.append(name)
+        score = k / (k + s) if k + s else 1.0
+        print(f"| {promise} | {k + e + s} | {k} | {e} | {s} | {score:.0%} |")
+        all_k, all_e, all_s = all_k + k, all_e + e, all_s + s
+    score = all_k / (all_k + all_s) if all_k + all_s else 1.0
+    print(f"| **all** | {all_k + all_e + all_s} | {all_k} | {all_e} | {all_s} | **{score:.1%}** |")
+    unmapped = sorted(n for n, c in results.items() if c is not None and n not in seen)
+    if unmapped:
+        print(f"\n{len(unmapped)} results outside every promise (not counted)", file=sys.stderr)
+    if args.survivors:
+        print("\n".join(["", *left]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
