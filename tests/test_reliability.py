@@ -61,6 +61,14 @@ FAULTS = {
 }
 
 
+# what AuditWriteError says: the write that failed (or the lock not had), and SQLite's cause
+SAID = {
+    "read-only file": r"could not write the pending log in .+: attempt to write a readonly database",
+    "full disk": r"could not write the pending log in .+: database or disk is full",
+    "lock past the busy timeout": r"could not write to .+: database is locked",
+}
+
+
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_raise_mode_sends_nothing(fault: str, db_path: Path) -> None:
     """on_audit_failure='raise': no request reaches the server, AuditWriteError is raised."""
@@ -73,6 +81,7 @@ def test_raise_mode_sends_nothing(fault: str, db_path: Path) -> None:
         client.close()
     assert isinstance(info.value.__cause__, sqlite3.Error)
     assert info.value.path == repo.path, "the error names the store"
+    assert re.fullmatch(SAID[fault], str(info.value)), str(info.value)
     if holder is not None:
         holder.execute("ROLLBACK")
 

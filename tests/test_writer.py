@@ -285,3 +285,26 @@ def test_a_failed_write_says_what_could_not_be_done(
     assert e.value.path == str(db_path)
     with pytest.raises(AuditWriteError, match=r"^could not reconcile in .*no such"):
         sqlite_repo.reconcile(timedelta(microseconds=1))
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE gone (x)")
+    conn.execute(
+        "CREATE TRIGGER broken_insert BEFORE INSERT ON generation_logs BEGIN DELETE FROM gone; END"
+    )
+    conn.execute("DROP TABLE gone")
+    conn.commit()
+    conn.close()
+    with pytest.raises(AuditWriteError, match=r"^could not write the pending log in .*no such"):
+        sqlite_repo.create_pending_log(make_context())
+    with pytest.raises(AuditWriteError, match=r"^could not write the log in .*no such"):
+        sqlite_repo.submit_log(ctx).result()
+
+
+def test_a_store_opened_read_only_refuses_writes_by_name(db_path: Path) -> None:
+    """read_only=True: a write is refused before it is queued, naming the store."""
+    GenerationLogRepository(db_path).flush()
+    store = GenerationLogRepository(db_path, read_only=True)
+    with pytest.raises(AuditWriteError, match=r" was opened read-only$") as refused:
+        store.create_pending_log(make_context())
+    assert str(refused.value) == f"{db_path} was opened read-only"
+    assert refused.value.path == str(db_path)
+    assert rows(db_path) == []
