@@ -976,6 +976,71 @@ def test_canary_credentials_never_reach_the_files(db_path: Path, router: respx.M
         assert b"proj-canary-42" not in data, path
 
 
+def test_async_canary_credentials_never_reach_the_files(
+    db_path: Path, router: respx.MockRouter
+) -> None:
+    """The async client, across a retry, an API error, a stream and a spooled row: no key,
+    organisation or project in any byte of the db, WAL or spool."""
+    answers = iter(
+        [
+            httpx.Response(500, json={"error": {"message": "later"}}),
+            httpx.Response(200, json=chat_body()),
+            httpx.Response(401, json={"error": {"message": "Incorrect API key provided"}}),
+            httpx.Response(
+                200,
+                content=b'data: {"id":"c","object":"chat.completion.chunk","created":1,'
+                b'"model":"m","choices":[{"index":0,"delta":{"content":"Een"},'
+                b'"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n',
+                headers={"content-type": "text/event-stream"},
+            ),
+            httpx.Response(200, json=chat_body()),
+        ]
+    )
+    router.post("/chat/completions").mock(side_effect=lambda request: next(answers))
+    canaries = {"organization": "org-canary-43", "project": "proj-canary-43"}
+
+    async def main() -> None:
+        async with AsyncAuditedOpenAI(
+            db_path,
+            api_key=API_KEY,
+            base_url=BASE_URL,
+            http_client=httpx.AsyncClient(),
+            on_audit_failure="warn",
+            **canaries,
+        ) as client:
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            with pytest.raises(openai.AuthenticationError):
+                await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            stream = await client.chat.completions.create(
+                model="gpt-4o",
+                messages=MESSAGES,
+                stream=True,  # type: ignore[arg-type]
+            )
+            async for _ in stream:
+                pass
+        async with AsyncAuditedOpenAI(  # the spooled row too
+            _read_only(db_path),
+            api_key=API_KEY,
+            base_url=BASE_URL,
+            http_client=httpx.AsyncClient(),
+            on_audit_failure="warn",
+            **canaries,
+        ) as spooling:
+            await spooling.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    assert len(rows(db_path)) == 4
+    files = [p for p in db_path.parent.iterdir() if p.name.startswith(db_path.name)]
+    assert any(p.name.endswith("-wal") for p in files)
+    assert any(p.name.endswith(".spool.jsonl") for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert API_KEY.encode() not in data, path
+        assert b"Bearer" not in data, path
+        assert b"org-canary-43" not in data, path
+        assert b"proj-canary-43" not in data, path
+
+
 # -- other endpoints -------------------------------------------------------------------------
 
 
