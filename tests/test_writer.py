@@ -20,7 +20,7 @@ from audited_openai import (
     InvalidLogError,
     ResponseMetadata,
 )
-from audited_openai._writer import Writer
+from audited_openai._writer import Job, Writer, settle
 from tests.conftest import make_context, rows
 
 if TYPE_CHECKING:
@@ -177,6 +177,56 @@ def test_idle_writer_does_its_stores_housekeeping(monkeypatch: pytest.MonkeyPatc
     writer.start()
     assert tidied.wait(5)
     writer.close()
+
+
+def test_failing_housekeeping_is_logged_and_the_writer_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Housekeeping that raises is logged with the store's name, and tried again later;
+    writes handed over meanwhile are committed as ever."""
+    monkeypatch.setattr("audited_openai._writer.IDLE_S", 0.01)
+    tries = threading.Semaphore(0)
+    committed: list[object] = []
+
+    class Store:
+        def commit(self, jobs: list[Job]) -> None:
+            settle([(job, job.work(None), False) for job in jobs])
+            committed.extend(jobs)
+
+        def idle(self) -> None:
+            tries.release()
+            raise OSError("disk went away")
+
+    writer = Writer(Store(), "tidy")
+    writer.start()
+    assert tries.acquire(timeout=5)
+    assert tries.acquire(timeout=5)  # tried again after failing
+    assert writer.submit(lambda _conn: 7).result(5) == 7
+    writer.close()
+    assert len(committed) == 1
+    failed = [r for r in caplog.records if r.getMessage() == "audit housekeeping failed for tidy"]
+    assert failed
+    assert isinstance(failed[0].exc_info[1], OSError)  # type: ignore[index]
+
+
+def test_a_read_from_the_writers_own_thread_does_not_wait_for_itself(
+    sqlite_repo: GenerationLogRepository,
+) -> None:
+    """A callback on a write's future runs on the writer thread; a read there (which
+    flushes first) returns instead of waiting for the thread it runs on."""
+    seen: list[str] = []
+    done = threading.Event()
+
+    def read(future: Future[int]) -> None:
+        seen.append(sqlite_repo.get(future.result()).status)
+        done.set()
+
+    gate, _ = _hold(sqlite_repo)
+    sqlite_repo.submit_pending_log(make_context()).add_done_callback(read)
+    sqlite_repo.submit_pending_log(make_context())  # queued behind: unsettled meanwhile
+    gate.set()
+    assert done.wait(10), "the read waited for its own thread"
+    assert seen == ["pending"]
 
 
 def test_a_closed_writer_refuses_new_writes(sqlite_repo: GenerationLogRepository) -> None:
