@@ -229,6 +229,29 @@ def test_a_read_from_the_writers_own_thread_does_not_wait_for_itself(
     assert seen == ["pending"]
 
 
+def test_a_flush_waits_for_a_write_still_running_after_an_earlier_batch(
+    sqlite_repo: GenerationLogRepository,
+) -> None:
+    """A batch that settles while a later write is still running leaves that write counted:
+    a flush then waits for it (here, until its timeout) instead of returning at once."""
+    writer = sqlite_repo.store.writer()
+    gate, first = _hold(sqlite_repo)
+    running, release = threading.Event(), threading.Event()
+
+    def slow(_conn: sqlite3.Connection) -> None:
+        running.set()
+        release.wait(60)
+
+    second = writer.submit(slow)
+    gate.set()
+    assert first.result(5) is None
+    assert running.wait(5)
+    assert writer.flush(timeout=0.2) is False  # the slow write is not settled
+    release.set()
+    assert second.result(5) is None
+    assert writer.flush(timeout=5) is True
+
+
 def test_a_closed_writer_refuses_new_writes(sqlite_repo: GenerationLogRepository) -> None:
     """After close() (everything queued committed first) nothing more is accepted."""
     write = sqlite_repo.submit_pending_log(make_context())

@@ -56,7 +56,6 @@ PROMISES: list[tuple[str, list[str]]] = [
             "_sqlite._transaction",
             "_sqlite._rollback",
             "_sqlite._write_error",
-            "_sqlite.retry_busy",
             "_recorder.Recorder._complete",
             "_recorder.Recorder._completed",
             "_recorder.Recorder._spool",
