@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import subprocess
@@ -10,7 +11,7 @@ import textwrap
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -250,6 +251,40 @@ def test_a_flush_waits_for_a_write_still_running_after_an_earlier_batch(
     release.set()
     assert second.result(5) is None
     assert writer.flush(timeout=5) is True
+
+
+class _CommitFails(sqlite3.Connection):
+    """A connection whose COMMIT fails while ``failing`` is set (as an I/O error would)."""
+
+    failing = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT" and _CommitFails.failing:
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().execute(sql, *args)
+
+
+def test_a_commit_that_fails_fails_its_writes_and_rolls_back(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """COMMIT failing after every statement of the batch ran: each write fails with
+    AuditWriteError naming the file and the cause, nothing of the batch stays, and the
+    next write goes through."""
+    monkeypatch.setattr(
+        "audited_openai._sqlite.sqlite3.connect",
+        functools.partial(sqlite3.connect, factory=_CommitFails),
+    )
+    repo = GenerationLogRepository(db_path)
+    repo.flush()
+    monkeypatch.setattr(_CommitFails, "failing", True)
+    with pytest.raises(AuditWriteError, match=r"^could not commit to .+: disk I/O error$") as e:
+        repo.create_pending_log(make_context())
+    assert e.value.path == str(db_path)
+    assert isinstance(e.value.__cause__, sqlite3.OperationalError)
+    monkeypatch.setattr(_CommitFails, "failing", False)
+    assert repo.create_pending_log(make_context()) >= 1
+    assert len(rows(db_path)) == 1  # the failed batch left nothing behind
+    repo.close()
 
 
 def test_a_closed_writer_refuses_new_writes(sqlite_repo: GenerationLogRepository) -> None:
