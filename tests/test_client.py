@@ -926,6 +926,8 @@ def test_unserialisable_content_leaves_a_failed_row(
     assert "Definieer '[G]'." in row["prompt_full_text"]
     assert "<[OBJ] [OBJ] at" in row["request_json"]
     assert "geheim" not in row["request_json"]
+    audit.link(77)  # the handle knows the row's store
+    assert rows(db_path)[0]["definitie_id"] == 77
 
 
 def test_ten_megabyte_prompt_is_stored_whole(
@@ -1154,6 +1156,27 @@ def test_failed_insert_before_sending_is_spooled(db_path: Path, router: respx.Mo
         )  # type: ignore[list-item]
     assert GenerationLogRepository(db_path).recover_spool() == 1
     assert rows(db_path)[0]["error_type"] == "TypeError"
+
+
+def test_a_failed_row_refused_at_once_is_spooled(db_path: Path, router: respx.MockRouter) -> None:
+    """A request the SDK cannot build, on a store that refuses every write before queueing
+    it (opened read-only): the failed row goes to the spool and is recovered."""
+    GenerationLogRepository(db_path).flush()
+    store = GenerationLogRepository(db_path, read_only=True)
+    client = AuditedOpenAI(
+        store,
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.Client(),
+        on_audit_failure="warn",
+    )
+    with pytest.raises(TypeError):
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": object()}]
+        )  # type: ignore[list-item]
+    assert GenerationLogRepository(db_path).recover_spool() == 1
+    (row,) = rows(db_path)
+    assert (row["generation_status"], row["error_type"]) == ("failed", "TypeError")
 
 
 def test_in_memory_store_failure_is_logged_as_lost(

@@ -551,6 +551,7 @@ def test_a_request_the_sdk_cannot_build_is_an_error_span(
     (span,) = _attempt_spans(spans)
     assert span.attributes["gen_ai.request.model"] == model  # type: ignore[index]
     assert span.attributes["gen_ai.operation.name"] == "chat"  # type: ignore[index]
+    assert span.attributes["audited_openai.endpoint"] == "chat.completions"  # type: ignore[index]
     assert span.attributes["error.type"] == "TypeError"  # type: ignore[index]
     assert span.status.status_code == trace.StatusCode.ERROR
     (duration,) = _points(model)["gen_ai.client.operation.duration"]

@@ -108,6 +108,7 @@ def test_warn_mode_spools_and_recovers_each_row_once(
             r"audit store failed \(.+\); spooling the row and sending anyway", message
         ), message
         assert "None" not in message
+        assert "%s" not in message
     if holder is not None:
         holder.execute("ROLLBACK")
     assert rows(db_path) == []

@@ -922,7 +922,11 @@ def test_an_error_event_without_a_message_is_stored_with_the_sdks_words(
 ) -> None:
     """An error event whose error has no message (or no object at all): the row says what
     the SDK's APIError says."""
-    for error in ({"error": {"type": "server_error"}}, {"error": "overloaded"}):
+    for error in (
+        {"error": {"type": "server_error"}},
+        {"error": {"message": 42}},
+        {"error": "overloaded"},
+    ):
         stream_route(router, db_path, sse(TEXT_CHUNKS[0], error, done=False), [])
         with pytest.raises(openai.APIError) as raised:
             for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):  # type: ignore[arg-type]

@@ -180,13 +180,18 @@ def load() -> dict[str, int | None]:
     return results
 
 
-def equivalents() -> dict[str, str]:
+def equivalents() -> tuple[dict[str, str], set[str]]:
+    """The equivalent mutants with why, and those killed by hand in a fresh process."""
     found: dict[str, str] = {}
+    by_hand: set[str] = set()
     for line in EQUIVALENT.read_text(encoding="utf-8").splitlines():
         name, _, why = line.partition("#")
-        if name.strip():
-            found[name.strip()] = why.strip()
-    return found
+        name = name.strip()
+        if name.startswith("killed-by-hand "):
+            by_hand.add(name.split()[1])
+        elif name:
+            found[name] = why.strip()
+    return found, by_hand
 
 
 def main() -> int:
@@ -201,11 +206,12 @@ def main() -> int:
 
 def report(*, survivors: bool) -> int:
     """Print the score per promise (Markdown); with ``survivors``, those not excused."""
-    results, excused = load(), equivalents()
+    results = load()
+    excused, by_hand = equivalents()
     if not results:
         print("no mutmut results: run `mutmut run` first", file=sys.stderr)
         return 2
-    stale = sorted(set(excused) - set(results))
+    stale = sorted((set(excused) | by_hand) - set(results))
     if stale:
         print(f"listed as equivalent but not in the results: {', '.join(stale)}", file=sys.stderr)
     print("| promise | mutants | killed | equivalent | survived | score |")
@@ -220,7 +226,7 @@ def report(*, survivors: bool) -> int:
             if not any(fnmatch.fnmatch(func, p) for p in patterns) or code is None:
                 continue
             seen.add(name)
-            if code in KILLED:
+            if code in KILLED or (code in SURVIVED and name in by_hand):
                 k += 1
             elif name in excused:
                 e += 1
