@@ -74,7 +74,10 @@ def provider() -> TracerProvider:
 
 @pytest.fixture
 def spans(provider: TracerProvider) -> Iterator[InMemorySpanExporter]:
-    """The spans ended during the test."""
+    """The spans ended during the test (not those an earlier test left on the telemetry
+    thread: in a random order, or a second session in one process, the provider is set
+    while other files' tests make spans)."""
+    assert flush_telemetry()
     exporter = InMemorySpanExporter()
     processor = SimpleSpanProcessor(exporter)
     _SWITCH.processors.append(processor)
