@@ -941,6 +941,18 @@ def test_ten_megabyte_prompt_is_stored_whole(
 
 
 @pytest.mark.usefixtures("quick_backoff")
+def _assert_no_credentials(db_path: Path, *canaries: bytes) -> None:
+    """No byte of the database, its WAL or its spool (all three must exist) holds the API
+    key, an Authorization header or one of the canaries."""
+    files = [p for p in db_path.parent.iterdir() if p.name.startswith(db_path.name)]
+    assert any(p.name.endswith("-wal") for p in files)
+    assert any(p.name.endswith(".spool.jsonl") for p in files)
+    for path in files:
+        data = path.read_bytes()
+        for secret in (API_KEY.encode(), b"Bearer", *canaries):
+            assert secret not in data, (path, secret)
+
+
 def test_canary_credentials_never_reach_the_files(db_path: Path, router: respx.MockRouter) -> None:
     """The API key and the Authorization value are in no byte of the db, WAL or spool."""
     statuses = iter([500, 200, 200])
@@ -967,15 +979,7 @@ def test_canary_credentials_never_reach_the_files(db_path: Path, router: respx.M
         on_audit_failure="warn",
     )
     ro.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
-    files = [p for p in db_path.parent.iterdir() if p.name.startswith(db_path.name)]
-    assert any(p.name.endswith("-wal") for p in files)
-    assert any(p.name.endswith(".spool.jsonl") for p in files)
-    for path in files:
-        data = path.read_bytes()
-        assert API_KEY.encode() not in data, path
-        assert b"Bearer" not in data, path
-        assert b"org-canary-42" not in data, path
-        assert b"proj-canary-42" not in data, path
+    _assert_no_credentials(db_path, b"org-canary-42", b"proj-canary-42")
 
 
 def test_async_canary_credentials_never_reach_the_files(
@@ -1032,15 +1036,7 @@ def test_async_canary_credentials_never_reach_the_files(
 
     asyncio.run(main())
     assert len(rows(db_path)) == 4
-    files = [p for p in db_path.parent.iterdir() if p.name.startswith(db_path.name)]
-    assert any(p.name.endswith("-wal") for p in files)
-    assert any(p.name.endswith(".spool.jsonl") for p in files)
-    for path in files:
-        data = path.read_bytes()
-        assert API_KEY.encode() not in data, path
-        assert b"Bearer" not in data, path
-        assert b"org-canary-43" not in data, path
-        assert b"proj-canary-43" not in data, path
+    _assert_no_credentials(db_path, b"org-canary-43", b"proj-canary-43")
 
 
 # -- other endpoints -------------------------------------------------------------------------
