@@ -330,6 +330,10 @@ JSON = st.recursive(
 )
 
 
+# The writer and telemetry threads of earlier tests may still draw from the global
+# `random` (the SDK's retry jitter, tenacity's waits) while Hypothesis draws an example:
+# Hypothesis warns that a strategy used `random`, which none here does.
+@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

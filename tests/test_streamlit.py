@@ -742,6 +742,8 @@ def test_generating_shows_a_spinner_then_the_definitie_as_text(tmp_path: Path) -
         page.get_by_role("button", name="Genereer Definitie").click()
         page.get_by_text("Definitie van 'getuige' wordt gegenereerd").first.wait_for()
         page.get_by_text("Definitie gegenereerd in").first.wait_for()
-        assert page.get_by_text("offline voorbeeld, niet door een model").first.is_visible()
+        page.get_by_text(
+            "offline voorbeeld, niet door een model"
+        ).first.wait_for()  # rendered after
         browser.close()
     assert GenerationLogRepository(db).get_by_definitie_id(1) is not None
