@@ -1061,3 +1061,29 @@ def test_a_stream_with_crlf_line_ends_is_read_whole(
     assert row["generation_status"] == "success"
     assert row["response_content"] == text == "Een verdachte is ..."
     assert row["response_finish_reason"] == "stop"
+
+
+def test_a_stream_the_server_ends_before_a_finish_reason_is_a_success(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """A body that ends cleanly, read to its end, without a finish reason or ``[DONE]``
+    (sync and async): the caller got all the server sent, so the row is a success with
+    that text and no finish reason, not an abandoned stream."""
+    body = sse(*TEXT_CHUNKS[:-1], done=False)
+    stream_route(router, db_path, body, [])
+    chunks = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))  # type: ignore[arg-type]
+    assert chunks[-1].choices[0].finish_reason is None
+
+    async def main() -> None:
+        async with async_client(db_path) as aclient:
+            stream = await aclient.chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, stream=True
+            )  # type: ignore[arg-type]
+            assert len([c async for c in stream]) == len(chunks)
+
+    asyncio.run(main())
+    found = rows(db_path)
+    assert [r["generation_status"] for r in found] == ["success", "success"]
+    assert [r["response_content"] for r in found] == ["Een verdachte is ..."] * 2
+    assert [r["response_finish_reason"] for r in found] == [None, None]
+    assert [r["error_type"] for r in found] == [None, None]

@@ -46,8 +46,8 @@ class Watch:
         self.events = str(headers.get("content-type", "")).startswith("text/event-stream")
         self.decode_line, self.failure = decode_line, failure
         encoding = str(headers.get("content-encoding", "")).strip().lower()
-        self.opaque = encoding not in ("", "identity", "gzip", "deflate")  # not decoded here
         self.inflate = _decompressor(encoding)
+        self.opaque = encoding not in ("", "identity") and self.inflate is None  # not decoded
         self.buffer = b""
         self.body: list[bytes] = []
         self.ended = False
@@ -122,15 +122,17 @@ def watch_body(response: Any, watch: Watch, sync_base: type, async_base: type) -
     response.stream = wrapper
 
 
-class _Watched:
-    """What a watched byte stream adds to its library's stream class (sync)."""
+class _Watching:
+    """The byte stream a :class:`Watch` sees, and the hook that finishes it if dropped."""
 
-    inner: Any
-    watch: Watch
     finalizer: weakref.finalize[Any, Any]
 
     def __init__(self, inner: Any, watch: Watch) -> None:
         self.inner, self.watch = inner, watch
+
+
+class _Watched(_Watching):
+    """What a watched byte stream adds to its library's stream class (sync)."""
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -152,15 +154,8 @@ class _Watched:
             self.watch.finish()
 
 
-class _WatchedAsync:
+class _WatchedAsync(_Watching):
     """The async twin of :class:`_Watched`."""
-
-    inner: Any
-    watch: Watch
-    finalizer: weakref.finalize[Any, Any]
-
-    def __init__(self, inner: Any, watch: Watch) -> None:
-        self.inner, self.watch = inner, watch
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
