@@ -1005,15 +1005,18 @@ def test_async_canary_credentials_never_reach_the_files(
     router.post("/chat/completions").mock(side_effect=lambda request: next(answers))
     canaries = {"organization": "org-canary-43", "project": "proj-canary-43"}
 
-    async def main() -> None:
-        async with AsyncAuditedOpenAI(
-            db_path,
+    def audited(path: Path) -> AsyncAuditedOpenAI:
+        return AsyncAuditedOpenAI(
+            path,
             api_key=API_KEY,
             base_url=BASE_URL,
             http_client=httpx.AsyncClient(),
             on_audit_failure="warn",
             **canaries,
-        ) as client:
+        )
+
+    async def main() -> None:
+        async with audited(db_path) as client:
             await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
             with pytest.raises(openai.AuthenticationError):
                 await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
@@ -1024,14 +1027,7 @@ def test_async_canary_credentials_never_reach_the_files(
             )
             async for _ in stream:
                 pass
-        async with AsyncAuditedOpenAI(  # the spooled row too
-            _read_only(db_path),
-            api_key=API_KEY,
-            base_url=BASE_URL,
-            http_client=httpx.AsyncClient(),
-            on_audit_failure="warn",
-            **canaries,
-        ) as spooling:
+        async with audited(_read_only(db_path)) as spooling:  # the spooled row too
             await spooling.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
 
     asyncio.run(main())
