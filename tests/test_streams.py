@@ -1046,13 +1046,21 @@ def test_a_responses_answer_read_as_a_stream_is_stored_as_a_responses_answer(
     _assert_responses_row(row)
 
 
-def test_a_stream_with_crlf_line_ends_is_read_whole(
-    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+@pytest.mark.parametrize("size", [1, 7, 10_000])
+@pytest.mark.parametrize("end", [b"\r\n", b"\r"], ids=["crlf", "cr"])
+def test_a_stream_with_other_line_ends_is_read_whole(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path, end: bytes, size: int
 ) -> None:
-    """Server-sent events may end their lines with CR LF (the SDK reads them so): the row
-    holds the text and the finish, as with LF."""
-    body = sse(*TEXT_CHUNKS).replace(b"\n", b"\r\n")
-    stream_route(router, db_path, body, [])
+    """Server-sent events may end their lines with CR LF or CR (the SDK reads them so),
+    and a CR and its LF may arrive in two pieces: the row holds the text and the finish,
+    as with LF. The body ends without ``[DONE]``: the CR ending the last event is read
+    when the stream ends."""
+    body = sse(*TEXT_CHUNKS, done=False).replace(b"\n", end)
+    cut = [body[i : i + size] for i in range(0, len(body), size)]
+    headers = {"content-type": "text/event-stream"}
+    router.post("/chat/completions").mock(
+        side_effect=arrive(db_path, httpx.Response(200, stream=Chunks(cut), headers=headers))
+    )
     text = "".join(
         c.choices[0].delta.content or ""
         for c in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)  # type: ignore[arg-type]

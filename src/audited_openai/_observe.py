@@ -60,9 +60,15 @@ class Watch:
         if not self.events:
             self.body.append(data)
             return
-        *lines, self.buffer = (self.buffer + data).split(b"\n")
+        lines = (self.buffer + data).splitlines(keepends=True)
+        # A last line not yet ended, or ended by a CR that an LF may follow, waits.
+        self.buffer = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+        self._decode(lines)
+
+    def _decode(self, lines: list[bytes]) -> None:
+        """Lines ended by CR LF, LF or CR (as the SDK reads them) through its SSE decoder."""
         for line in lines:
-            event = self.decode_line(line.rstrip(b"\r").decode("utf-8", errors="replace"))
+            event = self.decode_line(line.rstrip(b"\r\n").decode("utf-8", errors="replace"))
             if event is not None:
                 self.acc.add(event.data)
 
@@ -73,6 +79,7 @@ class Watch:
 
     def finish(self) -> None:
         """Closed, ended or collected: success, or abandoned before the model finished."""
+        self._decode(self.buffer.splitlines(keepends=True))  # a last line ended by CR
         if self.opaque:  # what arrived is unknown: the row keeps status and timing only
             self.recorder.succeed(self.attempt, ResponseMetadata())
         elif not self.events:
