@@ -796,7 +796,8 @@ def test_failed_completion_write_never_costs_the_answer(
     result = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
     assert result.id == "chatcmpl-AbCdEf123456"
     assert rows(db_path)[0]["generation_status"] == "pending"
-    assert "spooling the completion" in caplog.text
+    (warned,) = [r.getMessage() for r in caplog.records if "spooling the completion" in r.msg]
+    assert warned.endswith("disk full); spooling the completion"), "the cause is named"
     sqlite3.connect(db_path).execute("DROP TRIGGER broken_completion").connection.close()
     assert GenerationLogRepository(db_path).recover_spool() == 1
     _assert_complete_success(rows(db_path)[0])
@@ -863,9 +864,12 @@ def test_async_refused_pending_row_raises_and_sends_nothing(
             monkeypatch.setattr(repo, "submit_pending_log", refused)
             await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
 
-    with pytest.raises(AuditWriteError, match="bad row"):
+    with pytest.raises(AuditWriteError) as info:
         asyncio.run(main())
     assert route.call_count == 0
+    assert str(info.value) == "could not write the pending log: bad row"
+    assert info.value.path == str(db_path), "the error names the store"
+    assert isinstance(info.value.__cause__, InvalidLogError)
 
 
 def test_recovery_survives_an_interrupted_import(db_path: Path, router: respx.MockRouter) -> None:

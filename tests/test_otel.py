@@ -10,6 +10,7 @@ import asyncio
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -232,14 +233,23 @@ def _points(model: str) -> dict[str, list[Any]]:
 
 
 def test_metrics_for_duration_and_tokens(
-    spans: InMemorySpanExporter, audited: AuditedOpenAI, router: respx.MockRouter
+    spans: InMemorySpanExporter, audited: AuditedOpenAI, router: respx.MockRouter, tmp_path: Path
 ) -> None:
-    router.post("/chat/completions").mock(return_value=httpx.Response(200, json=chat_body()))
+    """The duration, in seconds, is the row's; the tokens are the answer's."""
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.02)  # a duration of some milliseconds, not 0
+        return httpx.Response(200, json=chat_body())
+
+    router.post("/chat/completions").mock(side_effect=slow)
     model = f"gpt-4o-metrics-{uuid.uuid4().hex}"  # the meter's sums outlive a test: repeatable
     audited.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
     found = _points(model)
     (duration,) = found["gen_ai.client.operation.duration"]
     assert duration.count == 1
+    (row,) = rows(tmp_path / "audit.db")
+    assert row["duration_ms"] >= 20
+    assert duration.sum == row["duration_ms"] / 1000
     assert duration.attributes["gen_ai.response.model"] == "gpt-4o-2024-08-06"  # type: ignore[index]
     tokens = {p.attributes["gen_ai.token.type"]: p.sum for p in found["gen_ai.client.token.usage"]}  # type: ignore[index]
     assert tokens == {"input": 1234, "output": 567}
