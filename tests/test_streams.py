@@ -706,7 +706,10 @@ def test_responses_create_plain_and_parse(router: respx.MockRouter, db_path: Pat
     router.post("/responses").mock(side_effect=arrive(db_path, handler))
     client = AuditedOpenAI(db_path, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client())
     result = client.responses.create(
-        model="gpt-4.1", instructions="Wees precies.", input="Definieer 'getuige'."
+        model="gpt-4.1",
+        instructions="Wees precies.",
+        input="Definieer 'getuige'.",
+        max_output_tokens=300,
     )
     assert result.output_text == "Een getuige is ..."
     parsed = client.responses.parse(
@@ -721,6 +724,9 @@ def test_responses_create_plain_and_parse(router: respx.MockRouter, db_path: Pat
     _assert_responses_row(first)
     _assert_responses_row(second, text=json.dumps({"begrip": "getuige", "definitie": "p"}))
     assert "json_schema" in second["request_json"]
+    assert (first["model_max_tokens"], second["model_max_tokens"]) == (300, None), (
+        "the Responses API's max_output_tokens is the row's max tokens"
+    )
 
 
 def _response_events(text: str) -> bytes:

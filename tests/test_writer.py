@@ -74,6 +74,26 @@ def test_writes_queued_meanwhile_commit_in_one_transaction(
     assert len(begins) == 1, "one transaction for all twenty rows (a flush takes none)"
 
 
+def test_completions_queued_meanwhile_commit_in_one_relaxed_transaction(
+    sqlite_repo: GenerationLogRepository,
+) -> None:
+    """Completions alone (no pending row among them) share one transaction, at the relaxed
+    level of "balanced": no empty durable transaction, no switch to FULL, before it."""
+    contexts = [make_context() for _ in range(5)]
+    ids = [sqlite_repo.create_pending_log(ctx) for ctx in contexts]
+    statements = _transactions(sqlite_repo)
+    gate, _ = _hold(sqlite_repo)
+    statements.clear()  # the held transaction began already
+    for ctx in contexts:
+        ctx.mark_success(ResponseMetadata(content="ok"))
+    writes = [sqlite_repo.submit_complete(i, ctx) for i, ctx in zip(ids, contexts, strict=True)]
+    gate.set()
+    assert [write.result(60) for write in writes] == [True] * 5
+    assert [s for s in statements if s == "BEGIN IMMEDIATE"] == ["BEGIN IMMEDIATE"]
+    assert not [s for s in statements if "synchronous" in s.lower()], statements
+    assert {row["generation_status"] for row in rows(sqlite_repo.path)} == {"success"}
+
+
 def test_a_failing_write_fails_alone(sqlite_repo: GenerationLogRepository) -> None:
     """A row the database refuses fails its own caller; the batch's others commit."""
     sqlite3.connect(sqlite_repo.path).execute(
