@@ -330,6 +330,45 @@ def test_the_writer_truncates_a_big_wal(db_path: Path, monkeypatch: pytest.Monke
     assert len(rows(db_path)) == 60
 
 
+class _CheckpointBusy(sqlite3.Connection):
+    """A connection whose TRUNCATE checkpoint fails while ``failing`` is set (busy)."""
+
+    failing = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "PRAGMA wal_checkpoint(TRUNCATE)" and _CheckpointBusy.failing:
+            raise sqlite3.OperationalError("database is locked")
+        return super().execute(sql, *args)
+
+
+def test_a_checkpoint_that_fails_leaves_the_wal_for_the_next_commit(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A TRUNCATE checkpoint refused (busy) costs no write and logs no writer failure:
+    the WAL stays past its limit until a later commit truncates it."""
+    monkeypatch.setattr(
+        "audited_openai._sqlite.sqlite3.connect",
+        functools.partial(sqlite3.connect, factory=_CheckpointBusy),
+    )
+    monkeypatch.setattr("audited_openai._sqlite.WAL_LIMIT", 64 * 1024)
+    monkeypatch.setattr(_CheckpointBusy, "failing", True)
+    repo = GenerationLogRepository(db_path)
+    wal = db_path.with_name(db_path.name + "-wal")
+    for _ in range(8):
+        ctx = make_context()
+        ctx.prompt.full_text = "Regels en voorbeelden. " * 1000  # about 23 KB a row
+        assert repo.create_pending_log(ctx) >= 1
+    repo.flush()
+    assert wal.stat().st_size > 64 * 1024
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
+    monkeypatch.setattr(_CheckpointBusy, "failing", False)
+    repo.create_pending_log(make_context())
+    repo.flush()  # the WAL is tended once the batch's callers are woken
+    assert wal.stat().st_size == 0
+    assert len(rows(db_path)) == 9
+    repo.close()
+
+
 def test_close_commits_what_is_queued_then_the_thread_ends(
     sqlite_repo: GenerationLogRepository, db_path: Path
 ) -> None:
