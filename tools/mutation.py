@@ -1,6 +1,7 @@
 """Mutation testing of the functions that carry the promise, and its score per promise.
 
     python tools/mutation.py run       # mutmut on those functions (about an hour), then:
+    python tools/mutation.py run _writer.Writer.flush '_observe.*'   # only these
     python tools/mutation.py report    # the score next to each promise (RELIABILITY.md)
     python tools/mutation.py report --survivors   # survivors not listed as equivalent
 
@@ -158,9 +159,11 @@ def _stop_hangs(done: threading.Event) -> None:
             del seen[pid]
 
 
-def run() -> int:
-    """``mutmut run`` on the functions of every promise, stopping hung mutants."""
-    patterns = [mutmut_pattern(f) for _, functions in PROMISES for f in functions]
+def run(functions: list[str]) -> int:
+    """``mutmut run`` on ``functions`` (default: those of every promise), stopping hung
+    mutants."""
+    functions = functions or [f for _, chosen in PROMISES for f in chosen]
+    patterns = [mutmut_pattern(f) for f in functions]
     done = threading.Event()
     threading.Thread(target=_stop_hangs, args=(done,), daemon=True).start()
     try:
@@ -197,10 +200,11 @@ def equivalents() -> tuple[dict[str, str], set[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["run", "report"])
+    parser.add_argument("functions", nargs="*", help="run: only these (module.Class.function)")
     parser.add_argument("--survivors", action="store_true", help="list survivors not excused")
     args = parser.parse_args()
     if args.command == "run":
-        return run()
+        return run(args.functions)
     return report(survivors=args.survivors)
 
 
