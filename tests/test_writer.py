@@ -94,6 +94,16 @@ def test_completions_queued_meanwhile_commit_in_one_relaxed_transaction(
     assert {row["generation_status"] for row in rows(sqlite_repo.path)} == {"success"}
 
 
+def test_the_writer_thread_is_named_after_its_store(
+    sqlite_repo: GenerationLogRepository, db_path: Path
+) -> None:
+    """A thread dump names the writer and its file; the thread never holds up exit."""
+    sqlite_repo.create_pending_log(make_context())
+    named = f"audited_openai-writer {db_path}"
+    (thread,) = [t for t in threading.enumerate() if t.name == named]
+    assert thread.daemon, "a writer still running at exit must not keep the process alive"
+
+
 def test_a_failing_write_fails_alone(sqlite_repo: GenerationLogRepository) -> None:
     """A row the database refuses fails its own caller; the batch's others commit."""
     sqlite3.connect(sqlite_repo.path).execute(
