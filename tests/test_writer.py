@@ -210,6 +210,37 @@ def test_idle_writer_does_its_stores_housekeeping(monkeypatch: pytest.MonkeyPatc
     writer.close()
 
 
+def test_a_flush_with_every_write_settled_returns_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every read flushes first: once each write handed over is settled, a flush queues
+    nothing and returns at once, even while the writer is busy with its housekeeping."""
+    monkeypatch.setattr("audited_openai._writer.IDLE_S", 0.01)
+    tidying, release = threading.Event(), threading.Event()
+    release.set()
+
+    class Store:
+        def commit(self, jobs: list[Job]) -> None:
+            settle([(job, job.work(None), False) for job in jobs])
+
+        def idle(self) -> None:
+            tidying.set()
+            release.wait(10)
+
+    writer = Writer(Store(), "settled")
+    writer.start()
+    for _ in range(3):
+        writer.submit(lambda _conn: None).result(5)
+    release.clear()
+    tidying.clear()
+    assert tidying.wait(5)  # the writer is now held in its housekeeping
+    try:
+        assert writer.flush(timeout=0.5) is True
+    finally:
+        release.set()
+        writer.close()
+
+
 def test_failing_housekeeping_is_logged_and_the_writer_goes_on(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
