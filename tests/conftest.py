@@ -7,12 +7,14 @@ import os
 import sqlite3
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 import respx
 
+import audited_openai
 from audited_openai import (
     AsyncAuditedOpenAI,
     AuditedOpenAI,
@@ -26,7 +28,6 @@ from audited_openai import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
 
 @pytest.fixture
@@ -266,3 +267,12 @@ def _reset_audit_context() -> Iterator[None]:
     token = _context._SCOPE.set(_context.AuditScope())
     yield
     _context._SCOPE.reset(token)
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a Python child process: it imports this very ``audited_openai``
+    (the copy under test, wherever it was imported from, as mutmut's mutants are) and
+    the ``tests`` package."""
+    package = Path(audited_openai.__file__).resolve().parent.parent
+    tests_root = Path(__file__).resolve().parent.parent
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(package), str(tests_root)])}

@@ -17,7 +17,7 @@ import pytest
 from audited_openai import AuditedOpenAI, AuditWriteError, GenerationLogRepository, query
 from audited_openai._sqlite import SQLiteStore
 from audited_openai.testing import LoopbackServer
-from tests.conftest import API_KEY, rows
+from tests.conftest import API_KEY, child_env, rows
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -174,7 +174,6 @@ def test_credentials_in_base_url_are_not_stored(db_path: Path, router: object) -
 # -- crash safety ---------------------------------------------------------------------------
 
 import itertools  # noqa: E402
-import os  # noqa: E402 - grouped with the crash test it serves
 import random  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
@@ -208,7 +207,7 @@ def crash_campaign(db: str | _Path, kills: int, workers: int, seed: int) -> dict
     """
     rng = random.Random(seed)
     worker_py = str(_Path(__file__).parent / "crash_worker.py")
-    env = {**os.environ, "PYTHONPATH": str(_Path(__file__).parent.parent)}
+    env = child_env()
     with LoopbackServer(respond=_respond) as server:
         GenerationLogRepository(db).close()  # the schema in place first
         spawned = itertools.count()
@@ -407,7 +406,7 @@ def concurrency_campaign(
     PostgreSQL URL), with a reader all along."""
 
     worker = str(_Path(__file__).parent / "concurrency_worker.py")
-    env = {**os.environ, "PYTHONPATH": str(_Path(__file__).parent.parent)}
+    env = child_env()
     wal = _Path(f"{db}-wal")
     biggest_wal = 0
     stop = threading.Event()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from audited_openai import (
     ResponseMetadata,
 )
 from audited_openai._writer import Job, Writer, settle
-from tests.conftest import make_context, rows
+from tests.conftest import child_env, make_context, rows
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -185,8 +184,7 @@ def test_queued_writes_are_committed_at_exit(db_path: Path) -> None:
             repo.submit_complete(log_id, ctx)  # queued, not waited for
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
-    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=60)
+    subprocess.run([sys.executable, "-c", script], check=True, env=child_env(), timeout=60)
     found = rows(db_path)
     assert len(found) == 50
     assert {row["generation_status"] for row in found} == {"success"}
