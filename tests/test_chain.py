@@ -606,3 +606,82 @@ def test_a_verify_worker_reads_its_share_on_stdin_and_answers_on_stdout(
     assert [p["log_id"] for p in answer["found"]["problems"]] == [ids[1]]
     assert answer["at"] is not None
     assert Part((1, 10), (1, ids[-1]), 10).size == 10 + ids[-1]
+
+
+# -- the newest rows and events: the likeliest target of a cover-up ---------------------------
+
+
+@pytest.fixture(params=["one snapshot", "worker processes"])
+def verify_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """verify in one snapshot, or shared out to worker processes (a big trail's way)."""
+    if request.param == "one snapshot":
+        return {}
+    monkeypatch.setattr(query, "PARALLEL_FROM", 1)
+    return {"workers": 3}
+
+
+@pytest.mark.parametrize("newest", [1, 2])
+def test_the_newest_rows_deleted_with_plain_sql_are_caught(
+    trail: tuple[str, list[int]], verify_mode: dict[str, Any], newest: int
+) -> None:
+    """Deleting the newest row(s) lowers the highest row id: their events are still
+    checked, so each is a row deleted without an erase event."""
+    target, ids = trail
+    execute(target, f"DELETE FROM generation_logs WHERE id > {ids[-1 - newest]}")
+    verified = query.verify(target, **verify_mode)
+    assert [(p.kind, p.log_id) for p in verified.problems] == [
+        ("row_deleted", log_id) for log_id in ids[-newest:]
+    ]
+    assert (verified.events, verified.rows) == (10, 5 - newest)
+
+
+def test_the_newest_row_deleted_is_caught_by_the_command(trail: tuple[str, list[int]]) -> None:
+    target, ids = trail
+    execute(target, "DELETE FROM generation_logs WHERE id = (SELECT max(id) FROM generation_logs)")
+    result = CliRunner().invoke(main, ["--db", target, "verify"])
+    assert result.exit_code == EXIT_UNVERIFIED, result.output
+    assert f"log {ids[-1]} is gone without an erase event" in result.output
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("state", "replace(state, 'success', 'failed')"), ("kind", "'link'"), ("at", "'2020'")],
+)
+def test_the_head_event_changed_is_caught(
+    trail: tuple[str, list[int]], verify_mode: dict[str, Any], column: str, value: str
+) -> None:
+    """The newest event has no event after it to break: its own link is checked."""
+    target, ids = trail
+    execute(target, f"UPDATE {EVENTS} SET {column} = {value} WHERE seq = 10")
+    verified = query.verify(target, **verify_mode)
+    assert ("event", 10, ids[-1]) in [(p.kind, p.seq, p.log_id) for p in verified.problems]
+
+
+def test_the_head_event_forged_with_its_row_is_caught(
+    trail: tuple[str, list[int]], verify_mode: dict[str, Any]
+) -> None:
+    """The newest row changed and its event's state rewritten to match it: the row
+    matches its event, but the event no longer follows from the one before."""
+    target, ids = trail
+    execute(target, "UPDATE generation_logs SET tokens_total = 99 WHERE id = ?", (ids[-1],))
+    forged = state(_query(target, f"SELECT {', '.join(CHAINED)} FROM generation_logs WHERE id = {ids[-1]}")[0])  # fmt: skip
+    execute(target, f"UPDATE {EVENTS} SET state = ? WHERE seq = 10", (forged,))
+    verified = query.verify(target, **verify_mode)
+    assert [(p.kind, p.seq) for p in verified.problems] == [("event", 10)]
+    assert not query.verify_log(target, ids[-1]).ok
+
+
+def test_the_newest_row_with_its_events_deleted_is_caught_against_a_checkpoint(
+    trail: tuple[str, list[int]], verify_mode: dict[str, Any], tmp_path: Path
+) -> None:
+    """Row and events gone together leave a chain that holds in itself (a hash chain
+    cannot know its own end): the checkpoint taken before shows the tail was cut."""
+    target, ids = trail
+    saved = tmp_path / "cp.json"
+    saved.write_text(json.dumps(query.checkpoint(target)))
+    execute(target, f"DELETE FROM {EVENTS} WHERE log_id = {ids[-1]}")
+    execute(target, f"DELETE FROM generation_logs WHERE id = {ids[-1]}")
+    assert query.verify(target, **verify_mode).ok
+    verified = query.verify(target, checkpoint=saved, **verify_mode)
+    assert _kinds(verified) == ["truncated"]
+    assert "the trail has 8 events" in verified.problems[0].message

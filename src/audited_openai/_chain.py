@@ -391,9 +391,18 @@ class Part:
 
 
 def bounds(snapshot: Snapshot) -> tuple[int, int]:
-    """(the last event's seq, the highest row id) of a snapshot."""
+    """(the last event's seq, the highest log id) of a snapshot.
+
+    The highest log id is that of a row or of an event, whichever is higher: the newest
+    rows deleted behind the library's back still have their events, and are checked.
+    """
     head = next(snapshot.rows(f"SELECT coalesce(max(seq), 0) FROM {EVENTS}"))[0]
-    top = next(snapshot.rows("SELECT coalesce(max(id), 0) FROM generation_logs"))[0]
+    top = next(
+        snapshot.rows(
+            "SELECT max(top) FROM (SELECT coalesce(max(id), 0) AS top FROM generation_logs"
+            f" UNION ALL SELECT coalesce(max(log_id), 0) FROM {EVENTS}) AS tops"
+        )
+    )[0]
     return int(head), int(top)
 
 
