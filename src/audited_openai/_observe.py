@@ -52,9 +52,20 @@ class Watch:
         self.body: list[bytes] = []
         self.ended = False
 
+    @property
+    def whole(self) -> bool:
+        """The body has been read whole: to its end, or to the stream's ``[DONE]``.
+
+        What is read after that is not the body: the SDK's async stream drains
+        ``response.stream`` a second time after ``[DONE]``, and a body that can be read
+        again (respx's bytes) starts over, while one that cannot (a generator) raises
+        ``StreamConsumed``, which the SDK ignores.
+        """
+        return self.ended or self.acc.done
+
     def feed(self, raw: bytes) -> None:
-        """Take bytes as they arrive."""
-        if self.opaque:
+        """Take bytes as they arrive, until the body is whole."""
+        if self.opaque or self.whole:
             return
         data = self.inflate(raw) if self.inflate is not None else raw
         if not self.events:
@@ -73,7 +84,12 @@ class Watch:
                 self.acc.add(event.data)
 
     def broken(self, exc: BaseException) -> None:
-        """The body broke off (the network): failed with the SDK's name for the error."""
+        """The body broke off (the network): failed with the SDK's name for the error.
+
+        Once the body is whole, a later read's error is no failure of the call.
+        """
+        if self.whole:
+            return
         error, status = self.failure(exc)
         self.recorder.fail_with(self.attempt, error, status, self._metadata())
 
