@@ -219,17 +219,17 @@ def _write_path_before_the_chain() -> None:
     from audited_openai import _chain, _sqlite
 
     _chain.Chain.append = lambda *_args, **_kwargs: None  # type: ignore[method-assign]
-    chained = _sqlite.SQLiteStore._run
+    chained = _sqlite.run
 
-    def run(self: Any, jobs: list[Any], conn: Any) -> list[Any]:
+    def run(jobs: list[Any], conn: Any, location: str) -> list[Any]:
         if len(jobs) == 1:
             try:
                 return [(jobs[0], jobs[0].work(conn), False)]
             except Exception as exc:
                 return [(jobs[0], exc, True)]
-        return chained(self, jobs, conn)
+        return chained(jobs, conn, location)
 
-    _sqlite.SQLiteStore._run = run  # type: ignore[method-assign]
+    _sqlite.run = run
 
 
 def _tracing() -> None:

@@ -8,7 +8,8 @@ import re
 import sqlite3
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
@@ -17,12 +18,11 @@ from hypothesis import strategies as st
 
 from audited_openai import GenerationLogRepository, ResponseMetadata, cli
 from audited_openai._schema import SCHEMA_VERSION
-from tests.conftest import execute, make_context
+from tests.conftest import execute, host, host_connection, make_context
 from tests.test_query import seed
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 COMMANDS = sorted(cli.main.commands)
 
@@ -499,6 +499,60 @@ def test_reading_commands_never_write(tmp_path: Path, command: str) -> None:
     assert code == 3
     assert err.strip() == f"error: no audit trail in {app}"
     assert _bytes_of(app) == before
+
+
+def _objects_of(target: str | Path) -> Any:
+    """What a database holds: its files byte for byte (SQLite), or its tables, views,
+    functions and triggers (PostgreSQL)."""
+    if not str(target).startswith("postgresql://"):
+        return _bytes_of(Path(target))
+    return sorted(
+        map(
+            tuple,
+            _query(
+                target,
+                "SELECT 'relation', relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+                " UNION ALL SELECT 'function', proname FROM pg_proc"
+                " WHERE pronamespace = 'public'::regnamespace"
+                " UNION ALL SELECT 'trigger', tgname FROM pg_trigger WHERE NOT tgisinternal",
+            ),
+        )
+    )
+
+
+def _query(target: str | Path, sql: str) -> list[Any]:
+    conn = host_connection(target)
+    try:
+        return list(conn.execute(sql).fetchall())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "erase --definitie 1 --dry-run",
+        "erase --definitie 1 --yes",
+        "reconcile",
+        "scrub",
+        "replay 1",
+    ],
+)
+def test_commands_that_change_rows_refuse_a_database_without_a_trail(
+    target: str, command: str
+) -> None:
+    """The app's own database, holding only definities: a command that would change rows
+    says 'no audit trail', exit 3, and leaves it as it was: no table, view or trigger
+    of ours (not even on the host's table), not one byte (SQLite)."""
+    host(target, (1, "verdachte")).close()
+    if not target.startswith("postgresql://"):
+        execute(target, "PRAGMA wal_checkpoint(TRUNCATE)")
+    before = _objects_of(target)
+    code, _, err = run(target, *command.split(), env={"OPENAI_API_KEY": "sk-x"})  # type: ignore[arg-type]
+    assert (code, err.strip()) == (3, f"error: no audit trail in {target}")
+    assert _objects_of(target) == before
+    assert run(target, "migrate")[0] == 0  # the one command that creates a trail
+    assert _objects_of(target) != before
 
 
 def test_reading_commands_leave_a_trail_untouched(seeded_file: Path) -> None:

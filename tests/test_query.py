@@ -9,7 +9,7 @@ import os
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,11 +26,9 @@ from audited_openai import (
     audit_context,
     query,
 )
+from audited_openai._errors import StoreError
 from audited_openai.testing import LoopbackServer, Reply
 from tests.conftest import make_context
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 DAY1 = datetime(2025, 11, 10, 9, 0, tzinfo=timezone.utc)
 DAY2 = datetime(2025, 11, 11, 9, 0, tzinfo=timezone.utc)
@@ -372,3 +370,74 @@ def test_a_replay_is_erased_with_its_definitie(db_path: Path) -> None:
     assert query.history(repo, search=canary) == []
     for path in db_path.parent.iterdir():
         assert canary.encode() not in path.read_bytes(), path
+
+
+# -- given a path, query reads only, and leaves nothing open -----------------------------------
+
+
+def _open_things(name: str) -> tuple[int, int]:
+    """This process's writer threads of a database, and its SQLite connections' files."""
+    import threading
+
+    writers = [t for t in threading.enumerate() if t.name == f"audited_openai-writer {name}"]
+    fds = [fd for fd in Path("/proc/self/fd").iterdir() if _points_at(fd, name)]
+    return len(writers), len(fds)
+
+
+def _points_at(fd: Path, name: str) -> bool:
+    try:
+        return str(fd.readlink()).startswith(name)
+    except OSError:
+        return False
+
+
+def test_query_functions_given_a_path_open_nothing_they_leave(db_path: Path) -> None:
+    """On a file with the host's definities table (which starts the housekeeping writer
+    of a store that may write), query functions given the path open it read-only and
+    close it: no writer thread, no connection left, however often they are called."""
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE definities (id INTEGER PRIMARY KEY, begrip TEXT, source_type TEXT)")
+    conn.execute("INSERT INTO definities VALUES (456, 'getuige', 'generated')")
+    conn.commit()
+    conn.close()
+    with GenerationLogRepository(db_path) as repo:
+        seed(repo)
+    name = os.path.realpath(db_path)
+    assert _open_things(name) == (0, 0)
+    for _ in range(3):
+        assert query.count(db_path) == 6
+    assert len(query.history(db_path)) == 6
+    assert query.stats(db_path)["by_status"]["success"] == 3
+    assert len(list(query.iter_rows(db_path))) == 6
+    assert query.verify(db_path).ok
+    assert query.diff_prompts(db_path, 1, 3).a == 1
+    assert _open_things(name) == (0, 0)
+
+
+def test_query_given_a_foreign_file_refuses_it_untouched(tmp_path: Path) -> None:
+    """A file without an audit trail (the app's own) is refused, not given one."""
+    app = tmp_path / "definities.db"
+    conn = sqlite3.connect(app)
+    conn.execute("CREATE TABLE definities (id INTEGER PRIMARY KEY, begrip TEXT, source_type TEXT)")
+    conn.commit()
+    conn.close()
+    before = app.read_bytes()
+    for read in (query.count, query.history, query.stats, query.verify):
+        with pytest.raises(StoreError, match=f"^no audit trail in {app}$"):
+            read(app)
+    with pytest.raises(StoreError, match=r"^no database at"):
+        query.count(tmp_path / "nothing-here.db")
+    assert app.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["definities.db"]
+
+
+def test_query_given_an_older_trail_says_to_migrate(db_path: Path) -> None:
+    """A trail of an older schema is not read as if it were current, nor migrated."""
+    with GenerationLogRepository(db_path) as repo:
+        seed(repo)
+    conn = sqlite3.connect(db_path)
+    conn.execute("DELETE FROM audited_openai_migrations WHERE version > 6")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=r"schema version 6, .* run `audited-openai migrate`"):
+        query.count(db_path)

@@ -29,8 +29,8 @@ MESSAGES = [{"role": "user", "content": "Definieer 'getuige'. " + "Regels en voo
 class _FullDisk(SQLiteStore):
     """A store whose file may not grow: SQLite's own size limit, as a full disk."""
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = super()._connect()
+    def open_connection(self) -> sqlite3.Connection:
+        conn = super().open_connection()
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages}")
         return conn
@@ -101,6 +101,7 @@ def test_warn_mode_spools_and_recovers_each_row_once(
             client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
         assert server.request_count == 3
         client.close()
+    repo.close()  # the faulty store's writer is the file's: it goes before recovery
     warned = [r.getMessage() for r in caplog.records if "sending anyway" in r.getMessage()]
     assert len(warned) == 3
     for message in warned:

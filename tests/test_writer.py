@@ -1,4 +1,5 @@
-"""The writer: one thread per store, group commit, failures kept apart, drained at exit."""
+"""The writer: one thread per database and process, group commit, failures kept apart, drained
+at exit."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from audited_openai import (
     ResponseMetadata,
 )
 from audited_openai._writer import Job, Writer, settle
-from tests.conftest import child_env, make_context, rows
+from tests.conftest import child_env, fresh_postgres, make_context, rows
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from concurrent.futures import Future
 
 
@@ -202,6 +204,9 @@ def test_idle_writer_does_its_stores_housekeeping(monkeypatch: pytest.MonkeyPatc
         def idle(self) -> None:
             tidied.set()
 
+        def close(self) -> None:
+            """Nothing to release."""
+
     writer = Writer(Store(), "idle")
     writer.start()
     assert tidied.wait(5)
@@ -224,6 +229,9 @@ def test_a_flush_with_every_write_settled_returns_at_once(
         def idle(self) -> None:
             tidying.set()
             release.wait(10)
+
+        def close(self) -> None:
+            """Nothing to release."""
 
     writer = Writer(Store(), "settled")
     writer.start()
@@ -256,6 +264,9 @@ def test_failing_housekeeping_is_logged_and_the_writer_goes_on(
         def idle(self) -> None:
             tries.release()
             raise OSError("disk went away")
+
+        def close(self) -> None:
+            """Nothing to release."""
 
     writer = Writer(Store(), "tidy")
     writer.start()
@@ -438,6 +449,9 @@ def test_close_is_done_once_and_never_starts_a_thread() -> None:
         def idle(self) -> None:
             """Nothing to tidy."""
 
+        def close(self) -> None:
+            """Nothing to release."""
+
     unused = Writer(Store(), "unused")
     unused.close()
     assert unused._thread is None
@@ -514,3 +528,75 @@ def test_a_store_opened_read_only_refuses_writes_by_name(db_path: Path) -> None:
     assert str(refused.value) == f"{db_path} was opened read-only"
     assert refused.value.path == str(db_path)
     assert rows(db_path) == []
+
+
+# -- one writer per database and process ------------------------------------------------------
+
+
+def _writer_threads(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"audited_openai-writer {name}"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_store_objects_of_one_database_share_one_writer(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two repositories on one database (the second spelt another way) write through one
+    thread; it outlives the first one closed and stops with the last."""
+    if backend == "sqlite":
+        target, other = str(tmp_path / "audit.db"), str(tmp_path / "." / "audit.db")
+    else:
+        target = other = request.getfixturevalue("_postgres_database")
+    first, second = GenerationLogRepository(target), GenerationLogRepository(other)
+    name = first.store.name
+    assert first.create_pending_log(make_context()) == 1
+    assert second.create_pending_log(make_context()) == 2
+    assert first.store.writer() is second.store.writer()
+    assert len(_writer_threads(name)) == 1
+    first.close()
+    assert second.create_pending_log(make_context()) == 3
+    assert len(_writer_threads(name)) == 1
+    (thread,) = _writer_threads(name)
+    second.close()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert _writer_threads(name) == []
+    assert [row["id"] for row in rows(target)] == [1, 2, 3]
+
+
+@pytest.fixture
+def _postgres_database() -> Iterator[str]:
+    with fresh_postgres() as url:
+        yield url
+
+
+def test_stores_of_different_durability_share_a_writer_and_each_gets_its_sync(
+    db_path: Path,
+) -> None:
+    """A completion of a "full" store is synced in full even on the writer it shares
+    with a "balanced" one; the balanced store's completions stay NORMAL."""
+    balanced = GenerationLogRepository(db_path)
+    full = GenerationLogRepository(db_path, durability="full")
+    levels: list[int] = []
+
+    def level(conn: sqlite3.Connection) -> None:
+        levels.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    for repo in (balanced, full):
+        assert repo.store.submit(level, durable=False, what="look").result() is None
+    assert levels == [1, 2]  # NORMAL, then FULL
+    balanced.close()
+    full.close()
+
+
+def test_a_closed_store_refuses_writes_though_its_database_writer_lives_on(
+    db_path: Path,
+) -> None:
+    still = GenerationLogRepository(db_path)
+    closed = GenerationLogRepository(db_path)
+    still.create_pending_log(make_context())
+    closed.close()
+    with pytest.raises(AuditWriteError, match=r"^the audit store .+ is closed$"):
+        closed.create_pending_log(make_context())
+    assert still.create_pending_log(make_context()) == 2
+    still.close()

@@ -27,6 +27,7 @@ import hashlib
 import json
 import shlex
 import sys
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,11 +132,20 @@ class Chain:
         With ``lock`` (SQL taking the chain's lock until the transaction ends), events are
         held and appended by :meth:`seal` just before the commit, under that lock: the
         rows of concurrent transactions are written in parallel, only their events in
-        turn. Such a chain serves one transaction at a time (one store's writer).
+        turn. Events are held per thread: a writer thread runs one transaction at a time.
         """
         self.insert_event = INSERT_EVENT.format(marks=", ".join([dialect.param] * 8))
         self.lock = lock
-        self.held: list[tuple[str, int, int | None, str | None, Sequence[Any] | None]] = []
+        self._local = threading.local()
+
+    @property
+    def held(self) -> list[tuple[str, int, int | None, str | None, Sequence[Any] | None]]:
+        """The events this thread's transaction holds until :meth:`seal`."""
+        try:
+            return self._local.held  # type: ignore[no-any-return]
+        except AttributeError:
+            self._local.held = []
+            return self._local.held  # type: ignore[no-any-return]
 
     def append(
         self,
@@ -162,7 +172,7 @@ class Chain:
         if not self.held:
             return
         conn.execute(self.lock)
-        held, self.held = self.held, []
+        held, self._local.held = self.held, []
         for kind, log_id, erased_from, note, values in held:
             self._append(conn, kind, log_id, erased_from=erased_from, note=note, values=values)
 

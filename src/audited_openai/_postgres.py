@@ -30,6 +30,7 @@ import tenacity
 from audited_openai import _chain, _sql
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import AuditWriteError, InvalidLogError, SchemaVersionError, StoreError
+from audited_openai._schema import older
 from audited_openai._writer import Job, Outcome, Owner, all_failed, settle
 
 if TYPE_CHECKING:
@@ -153,6 +154,8 @@ _STEPS = (
 )
 _CHAIN_LOCK = 151_2026  # the advisory lock under which events are appended: one chain
 CHAIN = _chain.Chain(_sql.POSTGRES)
+# The chain of the writers' transactions: events held until the writer seals them.
+WRITTEN = _chain.Chain(_sql.POSTGRES, lock=f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK})")
 
 # When the host app's definities table is in the same database: a real foreign key
 # (NOT VALID: rows linked before it existed are not checked) and the spec's views.
@@ -259,8 +262,13 @@ class PostgresStore(Owner):
         durability: Durability = "balanced",
         busy_timeout_ms: int = 30_000,
         read_only: bool = False,
+        create: bool = True,
     ) -> None:
-        """Connect to ``url`` (``postgresql://user:password@host:port/database``) and migrate."""
+        """Connect to ``url`` (``postgresql://user:password@host:port/database``) and migrate.
+
+        ``read_only``: change nothing (a database without a current trail is refused);
+        ``create=False``: a database without a trail is refused untouched.
+        """
         if durability not in ("full", "balanced"):
             raise ValueError(f"durability must be 'full' or 'balanced', not {durability!r}")
         self.psycopg = _driver()
@@ -275,18 +283,12 @@ class PostgresStore(Owner):
         self._options = f"-c lock_timeout={int(busy_timeout_ms)}" + (
             " -c default_transaction_read_only=on" if read_only else ""
         )
-        self._wconn: psycopg.Connection[Any] | None = None
-        # The writer's chain: events appended at the end of each transaction, under the lock.
-        self._chain = _chain.Chain(
-            _sql.POSTGRES, lock=f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK})"
-        )
-        self._down = False  # the last reconnection failed
         self.closed = False
         conn = self._connect()  # a clear error now for a wrong password, database or host
         try:
-            if read_only:
-                self._check(conn)
-            else:
+            if read_only or not create:
+                self._check(conn, current=read_only)
+            if not read_only:
                 self._migrate(conn)
                 self.refresh_host_objects(conn)
         finally:
@@ -296,12 +298,7 @@ class PostgresStore(Owner):
     # -- connections -------------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            return self.psycopg.connect(  # type: ignore[no-any-return]
-                self._url, autocommit=True, connect_timeout=5, options=self._options
-            )
-        except self.psycopg.OperationalError as exc:
-            raise StoreError(self._cannot("connect to", exc), path=self.location) from exc
+        return _connect(self.psycopg, self._url, self._options, self._where, self.location)
 
     def _reads(self) -> ConnectionPool:
         if self._pool is None:
@@ -309,8 +306,7 @@ class PostgresStore(Owner):
         return self._pool
 
     def _cannot(self, what: str, exc: BaseException) -> str:
-        said = " ".join(str(exc).split()) or type(exc).__name__
-        return f"cannot {what} PostgreSQL at {self._where}: {said}"
+        return _cannot(what, self._where, exc)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[psycopg.Connection[Any]]:
@@ -400,16 +396,19 @@ class PostgresStore(Owner):
 
                     yield _chain.Snapshot(rows, has_definities)
                 finally:
-                    self._rollback(conn)
+                    _rollback(self.psycopg, conn)
         except self.psycopg.Error as exc:
             raise StoreError(self._cannot("read", exc), path=self.location) from exc
 
-    def _check(self, conn: psycopg.Connection[Any]) -> None:
+    def _check(self, conn: psycopg.Connection[Any], *, current: bool) -> None:
+        """The trail is there and can be used (``current``: read as it is)."""
         if not conn.execute("SELECT to_regclass('generation_logs')").fetchone()[0]:  # type: ignore[index]
             raise StoreError(f"no audit trail in {self.location}", path=self.location)
         found = self._version(conn)
         if found > SCHEMA_VERSION:
             raise SchemaVersionError(found=found, supported=SCHEMA_VERSION, path=self.location)
+        if current and found < SCHEMA_VERSION:
+            raise StoreError(older(self.location, found, SCHEMA_VERSION), path=self.location)
 
     def refresh_host_objects(self, conn: psycopg.Connection[Any] | None = None) -> bool:
         """Add the foreign key to the host's ``definities`` and the views, if it is there."""
@@ -454,106 +453,11 @@ class PostgresStore(Owner):
             except errors.Error as exc:
                 raise AuditWriteError(self._cannot(what + " in", exc), path=self.location) from exc
 
-        return self.writer().submit(mapped, durable=durable)
+        return self.writer().submit(mapped, durable=durable, full=self.durability == "full")
 
-    def _writer_connection(self) -> psycopg.Connection[Any]:
-        """The writer's connection, opened again if it was lost.
-
-        The first write after the loss tries for a few seconds (a restart); once that
-        failed, each write tries once, so that calls are not held while the server is down.
-        """
-        if self._wconn is None or self._wconn.closed or self._wconn.broken:
-            patience = 0.0 if self._down else RECONNECT_S
-            try:
-                self._wconn = tenacity.Retrying(
-                    retry=tenacity.retry_if_exception_type(StoreError),
-                    stop=tenacity.stop_after_delay(patience),
-                    wait=tenacity.wait_exponential(multiplier=0.05, max=0.5),
-                    reraise=True,
-                )(self._connect)
-            except StoreError:
-                self._down = True
-                raise
-            self._down = False
-        return self._wconn
-
-    def commit(self, jobs: list[Job]) -> None:
-        """Commit a batch: pending rows (durable) first, their callers settled, then the rest."""
-        relaxed = "off" if self.durability == "balanced" else "on"
-        for group, sync in (
-            ([job for job in jobs if job.durable], "on"),
-            ([job for job in jobs if not job.durable], relaxed),
-        ):
-            if group:
-                settle(self._run(group, sync))
-
-    def _begin(self, sync: str) -> psycopg.Connection[Any]:
-        """The writer's connection in a new transaction (one round trip).
-
-        A connection the server dropped since the last write is only found out here,
-        before anything was written on it: it is replaced, once.
-        """
-        begin = f"BEGIN; SET LOCAL synchronous_commit = {sync}"
-        self._chain.held.clear()  # events of a transaction that did not commit
-        conn = self._writer_connection()
-        try:
-            conn.execute(begin)
-        except self.psycopg.OperationalError:
-            if not conn.broken:
-                raise
-            conn = self._writer_connection()
-            conn.execute(begin)
-        return conn
-
-    def _rollback(self, conn: psycopg.Connection[Any]) -> None:
-        if not conn.broken:
-            with contextlib.suppress(self.psycopg.Error):
-                conn.execute("ROLLBACK")
-
-    def _run(self, jobs: list[Job], sync: str) -> list[Outcome]:
-        try:
-            conn = self._begin(sync)
-        except (StoreError, self.psycopg.Error) as exc:
-            return all_failed(jobs, self._lost(exc))
-        try:
-            results = [job.work(conn) for job in jobs]
-            self._chain.seal(conn)
-            conn.execute("COMMIT")
-        except (InvalidLogError, AuditWriteError) as exc:  # a write failed
-            self._rollback(conn)
-            if conn.broken or len(jobs) == 1:
-                return all_failed(jobs, exc)
-            return [self._alone(job, sync) for job in jobs]  # only the bad one fails
-        except self.psycopg.Error as exc:  # the commit itself
-            self._rollback(conn)
-            error = AuditWriteError(self._cannot("commit to", exc), path=self.location)
-            error.__cause__ = exc
-            return all_failed(jobs, error)
-        return [(job, result, False) for job, result in zip(jobs, results, strict=True)]
-
-    def _lost(self, exc: Exception) -> AuditWriteError:
-        """The error of writes that could not begin: the server is gone, say."""
-        said = str(exc) if isinstance(exc, StoreError) else self._cannot("write to", exc)
-        error = AuditWriteError(said, path=self.location)
-        error.__cause__ = exc
-        return error
-
-    def _alone(self, job: Job, sync: str) -> Outcome:
-        try:
-            conn = self._begin(sync)
-        except (StoreError, self.psycopg.Error) as exc:
-            return job, self._lost(exc), True
-        try:
-            result = job.work(conn)
-            self._chain.seal(conn)
-            conn.execute("COMMIT")
-        except Exception as exc:
-            self._rollback(conn)
-            return job, exc, True
-        return job, result, False
-
-    def idle(self) -> None:
-        """Nothing to tidy: deleting a definitie cascades through a real foreign key."""
+    def committer(self) -> Writes:
+        """The writer side of this database (one per process, shared by its store objects)."""
+        return Writes(self.psycopg, self._url, self._options, self._where, self.location)
 
     def insert(self, row: dict[str, Any], *, durable: bool = True) -> Future[int]:
         """Queue an INSERT of ``row``; the future gives its id once committed."""
@@ -565,7 +469,7 @@ class PostgresStore(Owner):
         )
 
         def work(conn: psycopg.Connection[Any]) -> int:
-            return int(self._chain.written(conn, sql, values, "insert")[0][0])
+            return int(WRITTEN.written(conn, sql, values, "insert")[0][0])
 
         return self.submit(work, durable=durable, what=what)
 
@@ -574,7 +478,7 @@ class PostgresStore(Owner):
         sql = _sql.complete(tuple(values), self.dialect, only_pending=only_pending)
         params = (*values.values(), log_id)
         return self.submit(
-            lambda conn: bool(self._chain.written(conn, sql, params, "complete")),
+            lambda conn: bool(WRITTEN.written(conn, sql, params, "complete")),
             durable=False,
             what=f"complete log {log_id}",
         )
@@ -583,7 +487,7 @@ class PostgresStore(Owner):
         """Queue linking row ``log_id`` to a definitie."""
         sql = _sql.link(self.dialect)
         return self.submit(
-            lambda conn: bool(self._chain.written(conn, sql, (definitie_id, log_id), "link")),
+            lambda conn: bool(WRITTEN.written(conn, sql, (definitie_id, log_id), "link")),
             durable=False,
             what=f"link log {log_id}",
         )
@@ -593,7 +497,7 @@ class PostgresStore(Owner):
         sql = _sql.reconcile(self.dialect)
 
         def work(conn: psycopg.Connection[Any]) -> int:
-            return len(self._chain.written(conn, sql, (now, cutoff), "reconcile", _chain.command()))
+            return len(WRITTEN.written(conn, sql, (now, cutoff), "reconcile", _chain.command()))
 
         return int(self.submit(work, durable=True, what="reconcile").result())
 
@@ -605,7 +509,7 @@ class PostgresStore(Owner):
             ids = sorted(row[0] for row in conn.execute(sql, (definitie_id,)).fetchall())
             note = f"erase --definitie {definitie_id}: {_chain.command()}"
             for log_id in ids:
-                self._chain.append(conn, "erase", log_id, erased_from=definitie_id, note=note)
+                WRITTEN.append(conn, "erase", log_id, erased_from=definitie_id, note=note)
             return len(ids)
 
         return int(self.submit(work, durable=True, what="erase").result())
@@ -624,11 +528,141 @@ class PostgresStore(Owner):
             raise AuditWriteError(self._cannot("vacuum", exc), path=self.location) from exc
 
     def close(self) -> None:
-        """Commit what is queued and close the connections."""
-        self.closed = True
+        """Commit what is queued, give the writer back, close the connections."""
         self.close_writer()
-        if self._wconn is not None:
-            self._wconn.close()
+        self.closed = True
         if self._pool is not None:
             _release_pool(self._url, self._options)
             self._pool = None
+
+
+def _cannot(what: str, where: str, exc: BaseException) -> str:
+    said = " ".join(str(exc).split()) or type(exc).__name__
+    return f"cannot {what} PostgreSQL at {where}: {said}"
+
+
+def _connect(
+    psycopg: Any, url: str, options: str, where: str, location: str
+) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(  # type: ignore[no-any-return]
+            url, autocommit=True, connect_timeout=5, options=options
+        )
+    except psycopg.OperationalError as exc:
+        raise StoreError(_cannot("connect to", where, exc), path=location) from exc
+
+
+def _rollback(psycopg: Any, conn: psycopg.Connection[Any]) -> None:
+    if not conn.broken:
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
+
+
+class Writes:
+    """The writer thread's side of one database: its connection and its commits."""
+
+    def __init__(self, psycopg: Any, url: str, options: str, where: str, location: str) -> None:
+        """Write to ``url`` (shown as ``location``), connecting at the first commit."""
+        self.psycopg, self._url, self._options = psycopg, url, options
+        self._where, self.location = where, location
+        self._conn: psycopg.Connection[Any] | None = None
+        self._down = False  # the last reconnection failed
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The writer's connection, opened again if it was lost.
+
+        The first write after the loss tries for a few seconds (a restart); once that
+        failed, each write tries once, so that calls are not held while the server is down.
+        """
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            patience = 0.0 if self._down else RECONNECT_S
+            try:
+                self._conn = tenacity.Retrying(
+                    retry=tenacity.retry_if_exception_type(StoreError),
+                    stop=tenacity.stop_after_delay(patience),
+                    wait=tenacity.wait_exponential(multiplier=0.05, max=0.5),
+                    reraise=True,
+                )(_connect, self.psycopg, self._url, self._options, self._where, self.location)
+            except StoreError:
+                self._down = True
+                raise
+            self._down = False
+        return self._conn
+
+    def commit(self, jobs: list[Job]) -> None:
+        """Commit a batch: pending rows (durable) first, their callers settled, then the rest."""
+        durable = [job for job in jobs if job.durable]
+        relaxed = [job for job in jobs if not job.durable]
+        if durable:
+            settle(self._run(durable, "on"))
+        if relaxed:
+            settle(self._run(relaxed, "on" if any(job.full for job in relaxed) else "off"))
+
+    def _begin(self, sync: str) -> psycopg.Connection[Any]:
+        """The writer's connection in a new transaction (one round trip).
+
+        A connection the server dropped since the last write is only found out here,
+        before anything was written on it: it is replaced, once.
+        """
+        begin = f"BEGIN; SET LOCAL synchronous_commit = {sync}"
+        WRITTEN.held.clear()  # events of a transaction that did not commit
+        conn = self._connection()
+        try:
+            conn.execute(begin)
+        except self.psycopg.OperationalError:
+            if not conn.broken:
+                raise
+            conn = self._connection()
+            conn.execute(begin)
+        return conn
+
+    def _run(self, jobs: list[Job], sync: str) -> list[Outcome]:
+        try:
+            conn = self._begin(sync)
+        except (StoreError, self.psycopg.Error) as exc:
+            return all_failed(jobs, self._lost(exc))
+        try:
+            results = [job.work(conn) for job in jobs]
+            WRITTEN.seal(conn)
+            conn.execute("COMMIT")
+        except (InvalidLogError, AuditWriteError) as exc:  # a write failed
+            _rollback(self.psycopg, conn)
+            if conn.broken or len(jobs) == 1:
+                return all_failed(jobs, exc)
+            return [self._alone(job, sync) for job in jobs]  # only the bad one fails
+        except self.psycopg.Error as exc:  # the commit itself
+            _rollback(self.psycopg, conn)
+            error = AuditWriteError(_cannot("commit to", self._where, exc), path=self.location)
+            error.__cause__ = exc
+            return all_failed(jobs, error)
+        return [(job, result, False) for job, result in zip(jobs, results, strict=True)]
+
+    def _lost(self, exc: Exception) -> AuditWriteError:
+        """The error of writes that could not begin: the server is gone, say."""
+        said = str(exc) if isinstance(exc, StoreError) else _cannot("write to", self._where, exc)
+        error = AuditWriteError(said, path=self.location)
+        error.__cause__ = exc
+        return error
+
+    def _alone(self, job: Job, sync: str) -> Outcome:
+        try:
+            conn = self._begin(sync)
+        except (StoreError, self.psycopg.Error) as exc:
+            return job, self._lost(exc), True
+        try:
+            result = job.work(conn)
+            WRITTEN.seal(conn)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            _rollback(self.psycopg, conn)
+            return job, exc, True
+        return job, result, False
+
+    def idle(self) -> None:
+        """Nothing to tidy: deleting a definitie cascades through a real foreign key."""
+
+    def close(self) -> None:
+        """Close the writer's connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

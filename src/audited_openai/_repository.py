@@ -32,7 +32,8 @@ class GenerationLogRepository:
     with this library's own connections, so the caller's transactions are never
     touched; an in-memory connection is used as it is, behind a lock). The store is
     opened and migrated here, so a path that cannot hold it fails now, not at the
-    first model call. ``read_only=True`` writes nothing, not even a migration.
+    first model call. ``read_only=True`` writes nothing, not even a migration;
+    ``create=False`` refuses a database that holds no audit trail, leaving it untouched.
     """
 
     def __init__(
@@ -42,11 +43,16 @@ class GenerationLogRepository:
         durability: Durability = "balanced",
         busy_timeout_ms: int | None = None,
         read_only: bool = False,
+        create: bool = True,
     ) -> None:
         """Open the store at ``db`` and bring its schema up to date."""
         if isinstance(db, (str, os.PathLike, sqlite3.Connection)):
             self.store: Store = open_store(
-                db, durability=durability, busy_timeout_ms=busy_timeout_ms, read_only=read_only
+                db,
+                durability=durability,
+                busy_timeout_ms=busy_timeout_ms,
+                read_only=read_only,
+                create=create,
             )
         elif hasattr(db, "insert") and hasattr(db, "dialect"):
             self.store = db

@@ -488,8 +488,8 @@ def _adopt(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE generation_logs_def151")
 
 
-def check(conn: sqlite3.Connection, *, path: str) -> None:
-    """For reading only: the audit trail is there and this version can read it."""
+def check(conn: sqlite3.Connection, *, path: str, current: bool = False) -> None:
+    """The audit trail is there and this version can use it (``current``: as it is)."""
     if _holds_the_specs_table(conn):
         raise StoreError(
             f"{path} holds the spec's generation_logs table: run `audited-openai migrate` "
@@ -504,6 +504,16 @@ def check(conn: sqlite3.Connection, *, path: str) -> None:
     found = current_version(conn)
     if found > SCHEMA_VERSION:
         raise SchemaVersionError(found=found, supported=SCHEMA_VERSION, path=path)
+    if current and found < SCHEMA_VERSION:
+        raise StoreError(older(path, found, SCHEMA_VERSION), path=path)
+
+
+def older(path: str, found: int, current: int) -> str:
+    """Why a trail of an older schema is not read as it is, and what to do."""
+    return (
+        f"{path} has schema version {found}, this audited_openai reads {current}: run "
+        "`audited-openai migrate` once to bring it up to date"
+    )
 
 
 def has_host_table(conn: sqlite3.Connection) -> bool:

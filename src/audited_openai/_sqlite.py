@@ -1,7 +1,8 @@
 """The SQLite store: a file (or a caller's in-memory connection) holding ``generation_logs``.
 
-Writes go through one writer thread per file and process (see ``_writer``), on a
-connection of its own, each batch in one ``BEGIN IMMEDIATE`` transaction: writers of
+Writes go through one writer thread per file and process (see ``_writer``), shared by
+every store object of the file, on a connection of its own (:class:`Writes`), each batch
+in one ``BEGIN IMMEDIATE`` transaction: writers of
 other processes queue on SQLite's lock with a busy timeout instead of failing with
 "database is locked". A batch holding a pending row commits with
 ``synchronous=FULL``; one of completions only with ``NORMAL`` (WAL: a process crash
@@ -73,11 +74,13 @@ class SQLiteStore(Owner):
         durability: Durability = "balanced",
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         read_only: bool = False,
+        create: bool = True,
     ) -> None:
         """Open ``target`` (a path, or a connection whose file is reopened) and migrate it.
 
         ``read_only``: write nothing, not even a migration (a file that is not there, or
-        holds no audit trail, is an error); read-only files and file systems can be read.
+        holds no current audit trail, is an error); read-only files and file systems can
+        be read. ``create=False``: a file without an audit trail is refused untouched.
         """
         if durability not in ("full", "balanced"):
             raise ValueError(f"durability must be 'full' or 'balanced', not {durability!r}")
@@ -86,6 +89,7 @@ class SQLiteStore(Owner):
         self.durability: Durability = durability
         self.busy_timeout_ms = busy_timeout_ms
         self.read_only = read_only
+        self.create = create
         self._shared: sqlite3.Connection | None = None
         self._lock = threading.RLock()  # guards a shared connection, and the writer's creation
         self.location = self._locate(target)
@@ -95,7 +99,6 @@ class SQLiteStore(Owner):
         self.file = os.path.realpath(self.location.removeprefix("file:").split("?", 1)[0])
         self.name = self.file
         self._local = threading.local()
-        self._wconn: tuple[int, sqlite3.Connection, str] | None = None
         self._all: list[sqlite3.Connection] = []
         self.closed = False
         self.has_host = self._open()
@@ -120,13 +123,17 @@ class SQLiteStore(Owner):
         where = self.location
         if self._shared is None and Path(self.file).is_dir():
             raise StoreError(f"{where} is a directory, not a database file", path=where)
-        if self.read_only and self._shared is None and not Path(self.file).is_file():
+        own_file = self._shared is None
+        if (self.read_only or not self.create) and own_file and not Path(self.file).is_file():
             raise StoreError(f"no database at {where}", path=where)
         try:
-            conn = self._reader()
             if self.read_only:
-                _schema.check(conn, path=where)
+                _schema.check(self._reader(), path=where, current=True)
                 return False
+            if not self.create and own_file:  # looked at before anything is written to it
+                with contextlib.closing(self._connect_read_only()) as looking:
+                    _schema.check(looking, path=where)
+            conn = self._reader()
             _schema.migrate(conn, path=where)
             return _schema.ensure_host_objects(conn)
         except (sqlite3.Error, OSError) as exc:
@@ -135,29 +142,18 @@ class SQLiteStore(Owner):
     # -- connections ---------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        """A connection of this store's own (closed with it), or the caller's in-memory one."""
         if self._shared is not None:
             return self._shared
-        if self.read_only:
-            return self._connect_read_only()
-        if not self.location.startswith("file:") and not Path(self.location).exists():
-            # Created here so it is 0600 whatever the umask (the -wal and -shm files
-            # take the database file's mode).
-            os.close(os.open(self.location, os.O_RDWR | os.O_CREAT, FILE_MODE))
-        conn = sqlite3.connect(
-            self.location,
-            uri=self.location.startswith("file:"),
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=self.busy_timeout_ms / 1000,
-        )
-        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-        retry_busy(
-            lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(),
-            self.busy_timeout_ms / 1000,
-        )
-        conn.execute("PRAGMA foreign_keys = ON")
+        conn = self.open_connection()
         self._all.append(conn)
         return conn
+
+    def open_connection(self) -> sqlite3.Connection:
+        """A new connection to the file, read-only if the store is."""
+        if self.read_only:
+            return self._connect_read_only()
+        return connect(self.location, self.busy_timeout_ms)
 
     def _connect_read_only(self) -> sqlite3.Connection:
         """Open the file for reading only; on a read-only file system as immutable.
@@ -178,7 +174,6 @@ class SQLiteStore(Owner):
                     raise
                 continue
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            self._all.append(conn)
             return conn
         raise AssertionError  # pragma: no cover - the loop returns or raises
 
@@ -223,98 +218,24 @@ class SQLiteStore(Owner):
         job = Job(lambda conn: _mapped(work, conn, what, self.location), durable=durable)
         if self._shared is not None:  # its isolation level is the caller's: a transaction of ours
             with self._lock:
-                settle(self._run([job], self._shared))
+                settle(run([job], self._shared, self.location))
             return job.future
-        return self.writer().submit(job.work, durable=durable)
+        return self.writer().submit(job.work, durable=durable, full=self.durability == "full")
+
+    @property
+    def writer_key(self) -> str:
+        """The file, and the parameters of a ``file:`` URI (``mode=ro`` opens it apart)."""
+        _, _, parameters = self.location.partition("?")
+        return f"{self.file}?{parameters}" if parameters else self.file
+
+    def committer(self) -> Writes:
+        """The writer side of this file (one per process, shared by its store objects)."""
+        return Writes(self.location, self.file, self.open_connection)
 
     def flush(self) -> None:
         """Wait until this process's queued writes to this file are committed."""
         if self._shared is None:
             super().flush()
-
-    def _writer_connection(self, *, durable: bool) -> sqlite3.Connection:
-        """The writer's one connection, set to sync as ``durable`` asks.
-
-        One connection, not one per level: a second one would find its page cache stale
-        after every write of the first.
-        """
-        if self._shared is not None:
-            return self._shared
-        if self._wconn is None or self._wconn[0] != os.getpid():
-            self._wconn = (os.getpid(), self._connect(), "")
-        pid, conn, level = self._wconn
-        wanted = "FULL" if durable or self.durability == "full" else "NORMAL"
-        if level != wanted:
-            conn.execute(f"PRAGMA synchronous = {wanted}")
-            self._wconn = (pid, conn, wanted)
-        return conn
-
-    def commit(self, jobs: list[Job]) -> None:
-        """Commit a batch: the durable writes (pending rows, which callers wait for) first.
-
-        Their callers go on while the rest (completions, which nobody waits for)
-        commits after them, with ``synchronous=NORMAL`` under "balanced". No write of a
-        batch depends on another of it: a completion is queued once its pending row is
-        committed. The connection is switched to the second level before the callers
-        are woken: once they run, every call into SQLite waits for the GIL to return.
-        """
-        durable = [job for job in jobs if job.durable]
-        relaxed = [job for job in jobs if not job.durable]
-        done = self._run(durable, self._writer_connection(durable=True)) if durable else []
-        conn = self._writer_connection(durable=False) if relaxed else None
-        settle(done)
-        if conn is not None:
-            settle(self._run(relaxed, conn))
-        self._tend_wal()
-
-    def _tend_wal(self) -> None:
-        """Truncate the WAL once it passes ``WAL_LIMIT``.
-
-        SQLite's own checkpoints are passive: with writers in other processes and a
-        reader always at work, they never catch up, and the WAL grows without bound. A
-        TRUNCATE checkpoint waits (the busy timeout) for the readers of old snapshots.
-        """
-        try:
-            if Path(self.file + "-wal").stat().st_size < WAL_LIMIT:
-                return
-        except OSError:  # no WAL (yet), or an in-memory database
-            return
-        with contextlib.suppress(sqlite3.Error):  # a busy WAL stays for the next commit
-            self._writer_connection(durable=False).execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def _run(self, jobs: list[Job], conn: sqlite3.Connection) -> list[Outcome]:
-        """Run ``jobs`` in one transaction; (job, result or error, failed) for each.
-
-        The transaction takes the write lock first, so the events each write appends
-        to the chain follow the last one committed by any process. If one job fails
-        they run again, each in its own transaction, so that only the bad one fails.
-        """
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:  # no lock, no file: every job fails with it
-            return all_failed(
-                jobs, _write_error(f"could not write to {self.location}", exc, self.location)
-            )
-        try:
-            results = [job.work(conn) for job in jobs]
-        except Exception as exc:
-            _rollback(conn)
-            if len(jobs) == 1:
-                return [(jobs[0], exc, True)]
-            return [outcome for job in jobs for outcome in self._run([job], conn)]
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            _rollback(conn)
-            return all_failed(
-                jobs, _write_error(f"could not commit to {self.location}", exc, self.location)
-            )
-        return [(job, result, False) for job, result in zip(jobs, results, strict=True)]
-
-    def idle(self) -> None:
-        """The writer's housekeeping: finish erasures the host's connection requested."""
-        if self.has_host and not self.closed:
-            self.finish_erasures()
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -404,25 +325,7 @@ class SQLiteStore(Owner):
         restarting: then they stay requested).
         """
         with self._maintenance() as conn:
-            try:
-                if not conn.execute("SELECT 1 FROM generation_log_erasures LIMIT 1").fetchone():
-                    return []
-            except sqlite3.OperationalError:  # no definities table: never requested
-                return []
-            conn.execute("PRAGMA secure_delete = ON")  # the old index pages are zeroed
-            with _transaction(conn):
-                ids = sorted(
-                    {r[0] for r in conn.execute("SELECT definitie_id FROM generation_log_erasures")}
-                )
-                conn.execute(_schema.MERGE_FTS)
-            if conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
-                return []
-            with _transaction(conn):
-                conn.executemany(
-                    "DELETE FROM generation_log_erasures WHERE definitie_id = ?",
-                    [(i,) for i in ids],
-                )
-        return ids
+            return finish_erasures(conn)
 
     def scrub(self) -> None:
         """Remove the bytes of rows deleted by any connection (index merged, VACUUM, WAL)."""
@@ -487,15 +390,162 @@ class SQLiteStore(Owner):
             return _schema.current_version(conn)
 
     def close(self) -> None:
-        """Commit what is queued, stop the writer and close this store's own connections."""
-        self.closed = True
+        """Commit what is queued, give the writer back, close this store's own connections."""
         self.close_writer()
+        self.closed = True
         for conn in self._all:
             if conn is not self._shared:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
         self._all.clear()
         self._local = threading.local()
+
+
+def connect(location: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A read-write connection: WAL, a busy timeout, foreign keys; the file made 0600."""
+    if not location.startswith("file:") and not Path(location).exists():
+        # Created here so it is 0600 whatever the umask (the -wal and -shm files
+        # take the database file's mode).
+        os.close(os.open(location, os.O_RDWR | os.O_CREAT, FILE_MODE))
+    conn = sqlite3.connect(
+        location,
+        uri=location.startswith("file:"),
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=busy_timeout_ms / 1000,
+    )
+    conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(), busy_timeout_ms / 1000)
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class Writes:
+    """The writer thread's side of one file: its connection, its commits, its housekeeping."""
+
+    def __init__(self, location: str, file: str, connect: Callable[[], sqlite3.Connection]) -> None:
+        """Write to ``location`` (the path ``file``) on a connection from ``connect()``.
+
+        It connects at the first commit.
+        """
+        self.location, self.file, self._connect = location, file, connect
+        self._conn: sqlite3.Connection | None = None
+        self._level = ""
+
+    def _connection(self, *, full: bool) -> sqlite3.Connection:
+        """The writer's one connection, set to sync as ``full`` asks.
+
+        One connection, not one per level: a second one would find its page cache stale
+        after every write of the first.
+        """
+        if self._conn is None:
+            self._conn = self._connect()
+        wanted = "FULL" if full else "NORMAL"
+        if self._level != wanted:
+            self._conn.execute(f"PRAGMA synchronous = {wanted}")
+            self._level = wanted
+        return self._conn
+
+    def commit(self, jobs: list[Job]) -> None:
+        """Commit a batch: the durable writes (pending rows, which callers wait for) first.
+
+        Their callers go on while the rest (completions, which nobody waits for)
+        commits after them, with ``synchronous=NORMAL`` unless one of them asks for a
+        full sync. No write of a batch depends on another of it: a completion is queued
+        once its pending row is committed. The connection is switched to the second
+        level before the callers are woken: once they run, every call into SQLite waits
+        for the GIL to return.
+        """
+        durable = [job for job in jobs if job.durable]
+        relaxed = [job for job in jobs if not job.durable]
+        done = run(durable, self._connection(full=True), self.location) if durable else []
+        conn = self._connection(full=any(job.full for job in relaxed)) if relaxed else None
+        settle(done)
+        if conn is not None:
+            settle(run(relaxed, conn, self.location))
+        self._tend_wal()
+
+    def _tend_wal(self) -> None:
+        """Truncate the WAL once it passes ``WAL_LIMIT``.
+
+        SQLite's own checkpoints are passive: with writers in other processes and a
+        reader always at work, they never catch up, and the WAL grows without bound. A
+        TRUNCATE checkpoint waits (the busy timeout) for the readers of old snapshots.
+        """
+        try:
+            if Path(self.file + "-wal").stat().st_size < WAL_LIMIT:
+                return
+        except OSError:  # no WAL (yet)
+            return
+        with contextlib.suppress(sqlite3.Error):  # a busy WAL stays for the next commit
+            self._connection(full=False).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def idle(self) -> None:
+        """The writer's housekeeping: finish erasures the host's connection requested."""
+        finish_erasures(self._connection(full=False))
+
+    def close(self) -> None:
+        """Close the writer's connection."""
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+
+def run(jobs: list[Job], conn: sqlite3.Connection, location: str) -> list[Outcome]:
+    """Run ``jobs`` in one transaction; (job, result or error, failed) for each.
+
+    The transaction takes the write lock first, so the events each write appends
+    to the chain follow the last one committed by any process. If one job fails
+    they run again, each in its own transaction, so that only the bad one fails.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:  # no lock, no file: every job fails with it
+        return all_failed(jobs, _write_error(f"could not write to {location}", exc, location))
+    try:
+        results = [job.work(conn) for job in jobs]
+    except Exception as exc:
+        _rollback(conn)
+        if len(jobs) == 1:
+            return [(jobs[0], exc, True)]
+        return [outcome for job in jobs for outcome in run([job], conn, location)]
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        _rollback(conn)
+        return all_failed(jobs, _write_error(f"could not commit to {location}", exc, location))
+    return [(job, result, False) for job, result in zip(jobs, results, strict=True)]
+
+
+def finish_erasures(conn: sqlite3.Connection) -> list[int]:
+    """Merge the index and truncate the WAL for the erasures the host requested.
+
+    The definitie ids finished; none if none was requested, or if a reader kept the
+    WAL from restarting (then they stay requested).
+    """
+    try:
+        if not conn.execute("SELECT 1 FROM generation_log_erasures LIMIT 1").fetchone():
+            return []
+    except sqlite3.OperationalError:  # no definities table: never requested
+        return []
+    before = conn.execute("PRAGMA secure_delete").fetchone()[0]
+    conn.execute("PRAGMA secure_delete = ON")  # the old index pages are zeroed
+    try:
+        with _transaction(conn):
+            ids = sorted(
+                {r[0] for r in conn.execute("SELECT definitie_id FROM generation_log_erasures")}
+            )
+            conn.execute(_schema.MERGE_FTS)
+        if conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+            return []
+        with _transaction(conn):
+            conn.executemany(
+                "DELETE FROM generation_log_erasures WHERE definitie_id = ?", [(i,) for i in ids]
+            )
+    finally:  # the writer's own connection writes on without zeroing what it frees
+        conn.execute(f"PRAGMA secure_delete = {int(before)}")
+    return ids
 
 
 def _mapped(

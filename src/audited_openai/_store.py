@@ -95,25 +95,23 @@ def open_store(
     durability: Durability = "balanced",
     busy_timeout_ms: int | None = None,
     read_only: bool = False,
+    create: bool = True,
 ) -> Store:
     """Open the store at ``target``: a ``postgresql://`` URL, or a SQLite path or connection.
 
-    It is migrated unless ``read_only``.
+    It is migrated unless ``read_only``; with ``create=False`` only if it already holds
+    an audit trail (a database without one is refused untouched).
     """
     from audited_openai._sqlite import DEFAULT_BUSY_TIMEOUT_MS, SQLiteStore  # noqa: PLC0415
 
+    options: dict[str, Any] = {
+        "durability": durability,
+        "busy_timeout_ms": DEFAULT_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms,
+        "read_only": read_only,
+        "create": create,
+    }
     if isinstance(target, str) and target.startswith(POSTGRES_SCHEMES):
         from audited_openai._postgres import PostgresStore  # noqa: PLC0415
 
-        return PostgresStore(
-            target,
-            durability=durability,
-            busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms,
-            read_only=read_only,
-        )
-    return SQLiteStore(
-        target,
-        durability=durability,
-        busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms,
-        read_only=read_only,
-    )
+        return PostgresStore(target, **options)
+    return SQLiteStore(target, **options)

@@ -1,4 +1,4 @@
-"""One writer thread per store: what it drains from its queue, it commits in one transaction.
+"""One writer thread per database and process: what it drains, it commits in one transaction.
 
 Callers hand over a write and get a ``concurrent.futures.Future`` of its result: a sync
 caller waits on it (``future.result()``), an async caller awaits
@@ -8,6 +8,10 @@ with one sync to disk (group commit). Futures are running from the start: cancel
 one does nothing, so a write once handed over is never dropped. Writes still queued
 when the interpreter exits are committed first (``atexit``); after ``fork()`` the child
 starts with writers of its own.
+
+Every store object of one database in a process shares its writer (:func:`shared_writer`,
+keyed by the database's name): the writer and its connection are the database's, not the
+object's, and they close with the last store object that used them.
 
 Measured against the alternatives: the standard library's ``queue.SimpleQueue`` is the
 queue (its ``put`` is safe from finalizers and signal handlers, which is where an
@@ -40,18 +44,23 @@ IDLE_S = 1.0  # how often an idle writer runs its store's housekeeping
 class Job:
     """One write waiting for, or in, a transaction: the work and who waits for it."""
 
-    __slots__ = ("durable", "future", "work")
+    __slots__ = ("durable", "full", "future", "work")
 
-    def __init__(self, work: Callable[[Any], Any], *, durable: bool) -> None:
-        """``work(connection)`` runs in the writer's transaction; ``durable``: a full sync."""
+    def __init__(self, work: Callable[[Any], Any], *, durable: bool, full: bool = False) -> None:
+        """``work(connection)`` runs in the writer's transaction.
+
+        ``durable``: a caller waits for it (a pending row): committed first, with a full
+        sync. ``full``: a full sync too, though nobody waits (a store opened "full").
+        """
         self.work = work
         self.durable = durable
+        self.full = durable or full
         self.future: Future[Any] = Future()
         self.future.set_running_or_notify_cancel()
 
 
 class Committer(Protocol):
-    """What a backend gives its writer: a way to commit a batch, and idle housekeeping."""
+    """What a backend gives its writer: a way to commit a batch, housekeeping, an end."""
 
     def commit(self, jobs: list[Job]) -> None:
         """Run every job in one transaction and settle each job's future."""
@@ -61,9 +70,13 @@ class Committer(Protocol):
         """Housekeeping while nothing is queued (about once a second)."""
         ...
 
+    def close(self) -> None:
+        """Release the connection, once the thread has stopped."""
+        ...
+
 
 class Writer:
-    """A queue and the one thread that commits it, for one store in one process."""
+    """A queue and the one thread that commits it, for one database in one process."""
 
     def __init__(self, committer: Committer, name: str) -> None:
         """Commit through ``committer``; ``name`` names the thread."""
@@ -76,9 +89,11 @@ class Writer:
         self._closed = False
         _WRITERS.add(self)
 
-    def submit(self, work: Callable[[Any], Any], *, durable: bool = False) -> Future[Any]:
+    def submit(
+        self, work: Callable[[Any], Any], *, durable: bool = False, full: bool = False
+    ) -> Future[Any]:
         """Queue ``work`` for the next transaction; its future settles after the commit."""
-        job = Job(work, durable=durable)
+        job = Job(work, durable=durable, full=full)
         with self._lock:
             if self._closed:
                 raise AuditWriteError(f"the audit store {self.name} is closed", path=self.name)
@@ -125,6 +140,9 @@ class Writer:
         if thread is not None:
             self._queue.put(None)
             thread.join(timeout)
+            if thread.is_alive():  # pragma: no cover - a write stuck past the timeout
+                return  # its connection stays with it
+        self._committer.close()
 
     def _run(self) -> None:
         while True:
@@ -193,31 +211,74 @@ def settle(outcomes: list[Outcome]) -> None:
 
 
 class Owner:
-    """A store with one writer per process, named after what it writes to."""
+    """A store object: it uses the one writer of its database in this process.
 
-    name: str
-    _writer: tuple[int, Writer] | None = None
+    The writer is taken at the first write (or housekeeping) and given back by
+    :meth:`close_writer`; the last store object to give it back closes it.
+    """
+
+    name: str  # the database: reads flush every writer of it first
+    closed: bool
+    _writer: Writer | None = None
+    _writer_pid = 0
+
+    @property
+    def writer_key(self) -> str:
+        """What the store objects sharing one writer have in common (the database)."""
+        return self.name
+
+    def committer(self) -> Committer:
+        """A new writer side for this database (made once per process)."""
+        raise NotImplementedError
 
     def writer(self) -> Writer:
-        """The writer of this store in this process (a new one after ``fork()``)."""
+        """The writer of this database in this process (a new one after ``fork()``)."""
+        if self.closed:
+            raise AuditWriteError(f"the audit store {self.name} is closed", path=self.name)
         pid = os.getpid()
         with _OWNERS_LOCK:
-            if self._writer is None or self._writer[0] != pid:
-                self._writer = (pid, Writer(self, self.name))  # type: ignore[arg-type]
-            return self._writer[1]
+            if self._writer is None or self._writer_pid != pid:
+                self._writer = shared_writer(self.writer_key, self.name, self.committer)
+                self._writer_pid = pid
+            return self._writer
 
     def flush(self) -> None:
-        """Wait until this process's queued writes to this store are committed.
-
-        Every store object of the same database counts, so reads see this process's
-        own writes.
-        """
+        """Wait until this process's queued writes to this database are committed."""
         flush_all(self.name)
 
     def close_writer(self) -> None:
-        """Commit what this store's writer has queued, and stop it."""
-        if self._writer is not None and self._writer[0] == os.getpid():
-            self._writer[1].close()
+        """Give the writer back; the last store object of the database closes it."""
+        with _OWNERS_LOCK:
+            writer, self._writer = self._writer, None
+            mine = writer is not None and self._writer_pid == os.getpid()
+        if mine:
+            release_writer(self.writer_key)
+
+
+# The writer of each database in this process, and how many store objects use it.
+_SHARED: dict[str, tuple[Writer, int]] = {}
+
+
+def shared_writer(key: str, name: str, committer: Callable[[], Committer]) -> Writer:
+    """The writer of ``key`` in this process; if none, one named ``name`` on ``committer()``."""
+    with _OWNERS_LOCK:
+        writer, users = _SHARED.get(key, (None, 0))
+        if writer is None:
+            writer = Writer(committer(), name)
+        _SHARED[key] = (writer, users + 1)
+        return writer
+
+
+def release_writer(key: str) -> None:
+    """One user fewer of the writer of ``key``; the last one closes it."""
+    with _OWNERS_LOCK:
+        writer, users = _SHARED.pop(key, (None, 0))
+        if writer is None:
+            return
+        if users > 1:
+            _SHARED[key] = (writer, users - 1)
+            return
+    writer.close()  # outside the lock: it waits for what is queued
 
 
 _WRITERS: weakref.WeakSet[Writer] = weakref.WeakSet()
@@ -244,6 +305,7 @@ def _forget_after_fork() -> None:
     # The parent's threads are not in the child; its writers' locks may have been held.
     global _OWNERS_LOCK  # noqa: PLW0603 - process-wide state, new in the child
     _WRITERS.clear()
+    _SHARED.clear()
     _OWNERS_LOCK = threading.RLock()
 
 

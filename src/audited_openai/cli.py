@@ -164,10 +164,17 @@ def command(*, reads: bool = True) -> Callable[[F], F]:
     return decorate
 
 
-def _repo(ctx: click.Context, *, create: bool = False) -> GenerationLogRepository:
-    """The repository of ``--db``: read-only for commands that only read."""
+def _repo(
+    ctx: click.Context, *, create: bool = False, read_only: bool | None = None
+) -> GenerationLogRepository:
+    """The repository of ``--db``: read-only for commands that only read.
+
+    A command that changes rows refuses a database without an audit trail (it is left
+    byte for byte as it was) unless it exists to create one (``create``).
+    """
     path = ctx.find_root().obj["db"]
-    read_only = getattr(ctx.command.callback, "reads", True)
+    if read_only is None:
+        read_only = getattr(ctx.command.callback, "reads", True)
     return _open(ctx, path, read_only=read_only, create=create)
 
 
@@ -176,7 +183,9 @@ def _open(
 ) -> GenerationLogRepository:
     if not create and not _is_url(path) and not Path(path).exists():
         _fail(f"no database at {path} (set --db or AUDITED_OPENAI_DB)", EXIT_DATABASE)
-    repo = GenerationLogRepository(path, busy_timeout_ms=CLI_BUSY_TIMEOUT_MS, read_only=read_only)
+    repo = GenerationLogRepository(
+        path, busy_timeout_ms=CLI_BUSY_TIMEOUT_MS, read_only=read_only, create=create
+    )
     ctx.call_on_close(repo.close)
     return repo
 
@@ -547,7 +556,7 @@ def reconcile(ctx: click.Context, older_than: timedelta) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask (needed when not on a terminal).")
 def erase(ctx: click.Context, definitie: int, dry_run: bool, yes: bool) -> None:
     """Erase every log of a definitie, leaving no trace of its text in the file."""
-    repo = _repo(ctx)
+    repo = _repo(ctx, read_only=dry_run)
     found = repo.get_all_for_definitie(definitie)
     if not found:
         _fail(f"no logs for definitie {definitie}", EXIT_NO_MATCH)

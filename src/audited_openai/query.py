@@ -7,6 +7,7 @@ filter value can change the SQL. Every aggregate is computed by the database.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import difflib
@@ -59,11 +60,38 @@ __all__ = [
 COLUMNS = _rows.TABLE_COLUMNS
 
 
-def open_repository(
+@contextlib.contextmanager
+def _writing(
     db: str | os.PathLike[str] | GenerationLogRepository,
-) -> GenerationLogRepository:
-    """Return ``db`` itself, or a repository over that path."""
-    return db if isinstance(db, GenerationLogRepository) else GenerationLogRepository(db)
+) -> Iterator[GenerationLogRepository]:
+    """``db`` itself, or a repository over that path (created if need be), closed afterwards."""
+    if isinstance(db, GenerationLogRepository):
+        yield db
+        return
+    repo = GenerationLogRepository(db)
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+@contextlib.contextmanager
+def reading(
+    db: str | os.PathLike[str] | GenerationLogRepository,
+) -> Iterator[GenerationLogRepository]:
+    """``db`` itself, or a read-only repository over that path, closed afterwards.
+
+    A path is never written to, not even migrated: one that holds no audit trail (or
+    an older one) is refused with :class:`StoreError`.
+    """
+    if isinstance(db, GenerationLogRepository):
+        yield db
+        return
+    repo = GenerationLogRepository(db, read_only=True)
+    try:
+        yield repo
+    finally:
+        repo.close()
 
 
 def _fetch(repo: GenerationLogRepository, query: tuple[str, list[Any]]) -> list[dict[str, Any]]:
@@ -105,15 +133,16 @@ def history(
         search=search,
         after_id=after_id,
     )
-    return open_repository(db).history(filters, limit)
+    with reading(db) as repo:
+        return repo.history(filters, limit)
 
 
 def token_usage_by_day(
     db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any
 ) -> list[dict[str, Any]]:
     """Tokens of successful generations per UTC day, newest day first (spec Appendix B)."""
-    repo = open_repository(db)
-    return _fetch(repo, _sql.usage_by_day(_sql.Filters(**filters), repo.store.dialect))
+    with reading(db) as repo:
+        return _fetch(repo, _sql.usage_by_day(_sql.Filters(**filters), repo.store.dialect))
 
 
 def most_expensive(
@@ -122,16 +151,17 @@ def most_expensive(
     """The ``n`` successful generations that used the most tokens (spec Appendix B)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise InvalidLogError(f"n must be a non-negative integer, not {n!r}", "n")
-    repo = open_repository(db)
-    return _fetch(repo, _sql.most_expensive(_sql.Filters(**filters), repo.store.dialect, n))
+    with reading(db) as repo:
+        return _fetch(repo, _sql.most_expensive(_sql.Filters(**filters), repo.store.dialect, n))
 
 
 def failure_rate_by_template(
     db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any
 ) -> list[dict[str, Any]]:
     """Attempts, failures (failed or timeout) and the failure rate per template version."""
-    repo = open_repository(db)
-    return _failure_rates(_fetch(repo, _sql.census(_sql.Filters(**filters), repo.store.dialect)))
+    with reading(db) as repo:
+        census = _fetch(repo, _sql.census(_sql.Filters(**filters), repo.store.dialect))
+    return _failure_rates(census)
 
 
 def duration_percentiles(
@@ -142,10 +172,10 @@ def duration_percentiles(
     The store counts each group, then each percentile is one index seek
     (``ORDER BY duration_ms LIMIT 1 OFFSET rank - 1``): no group is sorted.
     """
-    repo = open_repository(db)
     found = _sql.Filters(**filters)
-    census = _fetch(repo, _sql.census(found, repo.store.dialect))
-    return _percentiles(repo, found, census)
+    with reading(db) as repo:
+        census = _fetch(repo, _sql.census(found, repo.store.dialect))
+        return _percentiles(repo, found, census)
 
 
 def _failure_rates(census: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -201,8 +231,12 @@ def stats(db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any) 
     failure rates and the group sizes of the percentiles are sums of the census's few
     dozen rows; each percentile is then one index seek.
     """
-    repo = open_repository(db)
     found = _sql.Filters(**filters)
+    with reading(db) as repo:
+        return _stats(repo, found)
+
+
+def _stats(repo: GenerationLogRepository, found: _sql.Filters) -> dict[str, Any]:
     dialect = repo.store.dialect
     with ThreadPoolExecutor(max_workers=2) as pool:
         census_future = pool.submit(_fetch, repo, _sql.census(found, dialect))
@@ -228,8 +262,8 @@ def _sortable(value: Any) -> tuple[int, Any]:
 
 def count(db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any) -> int:
     """How many logs match the filters (those of :func:`history`, ``after_id`` aside)."""
-    repo = open_repository(db)
-    return int(_fetch(repo, _sql.count(_sql.Filters(**filters), repo.store.dialect))[0]["n"])
+    with reading(db) as repo:
+        return int(_fetch(repo, _sql.count(_sql.Filters(**filters), repo.store.dialect))[0]["n"])
 
 
 def iter_rows(
@@ -239,15 +273,15 @@ def iter_rows(
 
     Keyset pagination: no long-lived read transaction, constant memory.
     """
-    repo = open_repository(db)
     found = _sql.Filters(**filters)
     last = 0
-    while True:
-        page = repo.store.fetch_tuples(*_sql.page(found, repo.store.dialect, last, batch))
-        if not page:
-            return
-        yield from page
-        last = page[-1][0]
+    with reading(db) as repo:
+        while True:
+            page = repo.store.fetch_tuples(*_sql.page(found, repo.store.dialect, last, batch))
+            if not page:
+                return
+            yield from page
+            last = page[-1][0]
 
 
 def export(
@@ -309,7 +343,15 @@ def copy(
     of 500 rows is committed before the next is read, so memory stays constant and an
     interrupted copy is simply run again.
     """
-    src, dst = open_repository(source), open_repository(target)
+    with reading(source) as src, _writing(target) as dst:
+        return _copy(src, dst, progress)
+
+
+def _copy(
+    src: GenerationLogRepository,
+    dst: GenerationLogRepository,
+    progress: Callable[[int], None] | None,
+) -> Copied:
     tally = {"inserted": 0, "completed": 0, "present": 0}
     failed: list[str] = []
     page: list[GenerationContext] = []
@@ -387,8 +429,8 @@ def diff_prompts(
     Parameters are those of the columns and every other key of the request body
     (``seed``, ``response_format``, ...), messages excepted.
     """
-    repo = open_repository(db)
-    left, right = repo.get(a), repo.get(b)
+    with reading(db) as repo:
+        left, right = repo.get(a), repo.get(b)
     lines = difflib.unified_diff(
         left.prompt.full_text.splitlines(),
         right.prompt.full_text.splitlines(),
@@ -466,8 +508,8 @@ def replay(
         raise InvalidLogError("replay needs a sync audited client (AuditedOpenAI)", "client")
     if not hasattr(client, "audit_store"):
         raise InvalidLogError("replay needs an audited client, not a plain openai.OpenAI", "client")
-    repo = open_repository(db)
-    original = repo.get(log_id)
+    with reading(db) as repo:
+        original = repo.get(log_id)
     try:
         body = json.loads(original.request_json or "")
     except ValueError:
@@ -497,7 +539,7 @@ def replay(
             for _ in result:
                 pass
     replay_id = audit.last_log_id
-    new = repo.get(replay_id) if replay_id is not None else None
+    new = client.audit_store.get(replay_id) if replay_id is not None else None
     return _compare(original, new)
 
 
@@ -543,17 +585,16 @@ def verify(
     ranges of events and rows in a snapshot of its own; what was written after the
     verification began is left to the next one.
     """
-    repo = open_repository(db)
     wanted = None if checkpoint is None else _chain.read_checkpoint(checkpoint)
-    _chained(repo)
     count = workers or os.cpu_count() or 1
-    target = getattr(repo.store, "reopen_target", None)
-    with repo.store.snapshot() as snapshot:
-        head, top = _chain.bounds(snapshot)
-        if target is None or count < 2 or head + top < PARALLEL_FROM:  # noqa: PLR2004
-            return _chain.verify(
-                snapshot, checkpoint=wanted, public_key=public_key, progress=progress
-            )
+    with reading(db) as repo:
+        target = getattr(repo.store, "reopen_target", None)
+        with repo.store.snapshot() as snapshot:
+            head, top = _chain.bounds(snapshot)
+            if target is None or count < 2 or head + top < PARALLEL_FROM:  # noqa: PLR2004
+                return _chain.verify(
+                    snapshot, checkpoint=wanted, public_key=public_key, progress=progress
+                )
     parts = _chain.split(head, top, count * 2, None if wanted is None else wanted["events"])
     total, done = sum(part.size for part in parts), 0
     results: list[tuple[Verification, str | None]] = []
@@ -615,21 +656,12 @@ def checkpoint(
     Keep it away from the database (another machine, a write-once bucket, a ticket):
     :func:`verify` against it then shows a rewritten or truncated trail.
     """
-    repo = open_repository(db)
-    _chained(repo)
-    with repo.store.snapshot() as snapshot:
-        head = next(snapshot.rows(_chain.HEAD), None)
+    with reading(db) as repo:
+        with repo.store.snapshot() as snapshot:
+            head = next(snapshot.rows(_chain.HEAD), None)
+        location = repo.store.location
     events, hashed = (int(head[0]), str(head[1])) if head else (0, _chain.GENESIS)
-    return _chain.make_checkpoint(repo.store.location, events, hashed, key)
-
-
-def _chained(repo: GenerationLogRepository) -> None:
-    if repo.store.schema_version() < _chain.SINCE_VERSION:
-        raise StoreError(
-            f"{repo.path} has no chain yet: run `audited-openai migrate` once "
-            "(it chains the rows there)",
-            path=repo.path,
-        )
+    return _chain.make_checkpoint(location, events, hashed, key)
 
 
 def verify_log(db: str | os.PathLike[str] | GenerationLogRepository, log_id: int) -> Verification:
@@ -637,9 +669,7 @@ def verify_log(db: str | os.PathLike[str] | GenerationLogRepository, log_id: int
 
     ``events`` of the result is the chain's length; :func:`verify` checks the whole chain.
     """
-    repo = open_repository(db)
-    _chained(repo)
-    with repo.store.snapshot() as snapshot:
+    with reading(db) as repo, repo.store.snapshot() as snapshot:
         return _chain.verify_one(snapshot, log_id)
 
 
