@@ -276,3 +276,40 @@ def child_env() -> dict[str, str]:
     package = Path(audited_openai.__file__).resolve().parent.parent
     tests_root = Path(__file__).resolve().parent.parent
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(package), str(tests_root)])}
+
+
+def as_schema(target: str | Path, version: int) -> None:
+    """Take a store back to an older schema (7: before replays; 6: before the chain), as
+    an older audited_openai left it, rows and all."""
+    postgres = str(target).startswith("postgresql://")
+    steps = [
+        "DROP VIEW IF EXISTS definities_with_generation",
+        "DROP INDEX idx_generation_logs_definitie",
+        "ALTER TABLE generation_logs DROP COLUMN replay_of",
+        "CREATE INDEX idx_generation_logs_definitie ON generation_logs(definitie_id)",
+        "DELETE FROM audited_openai_migrations WHERE version >= 8",
+    ]
+    if version < 7:
+        steps += [
+            "DROP TABLE generation_log_events",
+            "DELETE FROM audited_openai_migrations WHERE version >= 7",
+        ]
+    conn = host_connection(target)
+    try:
+        for step in steps:
+            conn.execute(step)
+        if not postgres:  # the view as schema 7 had it, over the host's table if there
+            from audited_openai import _schema
+
+            if _schema.has_host_table(conn):
+                conn.execute(OLD_VIEW)
+    finally:
+        conn.close()
+
+
+OLD_VIEW = """CREATE VIEW definities_with_generation AS
+SELECT d.*, gl.id AS generation_log_id, gl.prompt_template_version, gl.model_name,
+    gl.tokens_total, gl.duration_ms, gl.generation_status, gl.logged_at AS generated_at
+FROM definities d LEFT JOIN generation_logs gl
+    ON gl.id = (SELECT max(g2.id) FROM generation_logs g2 WHERE g2.definitie_id = d.id)
+WHERE d.source_type = 'generated'"""

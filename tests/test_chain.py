@@ -21,7 +21,7 @@ from audited_openai import GenerationLogRepository, ResponseMetadata, query
 from audited_openai._chain import CHAINED, EVENTS, digest, state
 from audited_openai._errors import InvalidLogError, StoreError
 from audited_openai.cli import EXIT_UNVERIFIED, main
-from tests.conftest import execute, host, make_context, rows
+from tests.conftest import as_schema, execute, host, make_context, rows
 
 
 def _trail(repo: GenerationLogRepository, calls: int = 5) -> list[int]:
@@ -316,11 +316,7 @@ def test_a_trail_without_the_chain_says_to_migrate(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     with GenerationLogRepository(db) as repo:
         _trail(repo, 1)
-    conn = sqlite3.connect(db)
-    conn.execute(f"DROP TABLE {EVENTS}")
-    conn.execute("DELETE FROM audited_openai_migrations WHERE version = 7")
-    conn.commit()
-    conn.close()
+    as_schema(db, 6)
     with pytest.raises(StoreError, match=r"schema version 6, .*: run `audited-openai migrate`"):
         GenerationLogRepository(db, read_only=True)
     result = CliRunner().invoke(main, ["--db", str(db), "verify"])

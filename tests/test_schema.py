@@ -52,12 +52,13 @@ COLUMNS = [
     ("error_message", "TEXT", 0, None),
     ("error_traceback", "TEXT", 0, None),
     ("additional_metadata", "TEXT", 0, None),
+    ("replay_of", "INTEGER", 0, None),
 ]
 
 # index name -> (unique, columns)
 INDEXES = {
     "idx_generation_logs_call": (1, ["call_id", "attempt"]),
-    "idx_generation_logs_definitie": (0, ["definitie_id"]),
+    "idx_generation_logs_definitie": (0, ["definitie_id", "replay_of"]),
     "idx_generation_logs_model": (0, ["model_name"]),
     "idx_generation_logs_status": (0, ["generation_status"]),
     "idx_generation_logs_template": (0, ["prompt_template_version"]),
@@ -394,6 +395,7 @@ def test_migration_2_indexes_existing_rows(db_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(_schema, "MIGRATIONS", _schema.MIGRATIONS[:1])
     monkeypatch.setattr(_schema, "SCHEMA_VERSION", 1)
     monkeypatch.setattr(_chain.Chain, "append", lambda *_args, **_kwargs: None)  # no chain yet
+    monkeypatch.setattr(_chain, "RETURNING", " RETURNING " + ", ".join(_chain.FIRST_CHAINED))
     old = GenerationLogRepository(db_path)
     done = make_context()
     done.prompt.full_text = "verjaringstermijn"

@@ -6,7 +6,9 @@ that were there before the chain), the row's state after it, and a hash over the
 event and the hash of the event before. A row's state is its columns (``CHAINED``:
 all but ``updated_at``, in table order) as a canonical JSON array, every free text
 (prompt, request, response, error, traceback, metadata, modules) replaced by its
-SHA-256 digest, so the chain holds no personal text:
+SHA-256 digest, so the chain holds no personal text. Columns added after the chain
+began (``LATER_COLUMNS``: ``replay_of``) are in a state only when set, as an object
+after the others, so every state recorded before them still holds:
 erasing a definitie deletes its rows and appends ``erase`` events, and the chain
 still proves what was there, when it went and by which command.
 
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import InvalidLogError
-from audited_openai._rows import TABLE_COLUMNS, TEXT_COLUMNS
+from audited_openai._rows import LATER_COLUMNS, TABLE_COLUMNS, TEXT_COLUMNS
 
 if TYPE_CHECKING:
     import os
@@ -46,9 +48,11 @@ EVENTS = "generation_log_events"
 SINCE_VERSION = 7  # the schema version that added the chain
 GENESIS = "0" * 64  # the "hash before" of the first event
 CHAINED = tuple(c for c in TABLE_COLUMNS if c != "updated_at")
+FIRST_CHAINED = CHAINED[: len(CHAINED) - len(LATER_COLUMNS)]  # the columns of schema 7
 DIGESTED = frozenset(("prompt_modules_used", *TEXT_COLUMNS))
 _DEFINITIE = CHAINED.index("definitie_id")
 _DIGESTED_AT = tuple(name in DIGESTED for name in CHAINED)
+_FIRST = len(FIRST_CHAINED)
 CHECKPOINT_FORMAT = "audited-openai-checkpoint/1"
 NOTE_LIMIT = 500  # characters of the command line kept in an event
 
@@ -86,16 +90,32 @@ def digest(value: object) -> str:
 
 
 def state(values: Sequence[Any]) -> str:
-    """The canonical JSON of a row: an array of its ``CHAINED`` columns, texts as digests."""
-    return json.dumps(
-        [
-            digest(value) if digested and value is not None else value
-            for digested, value in zip(_DIGESTED_AT, values, strict=True)
-        ],
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
-    )
+    """The canonical JSON of a row: an array of its ``CHAINED`` columns, texts as digests.
+
+    The later columns (absent from ``values`` of a row read before they existed) follow
+    as one object of those that are set, or not at all.
+    """
+    stated: list[Any] = [
+        digest(value) if digested and value is not None else value
+        for digested, value in zip(_DIGESTED_AT[:_FIRST], values[:_FIRST], strict=True)
+    ]
+    later = {
+        name: digest(value) if name in DIGESTED else value
+        # a row read before they existed has none of them: not strict
+        for name, value in zip(LATER_COLUMNS, values[_FIRST:], strict=False)
+        if value is not None
+    }
+    if later:
+        stated.append(later)
+    return json.dumps(stated, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _named(stated: list[Any]) -> dict[str, Any]:
+    """A state's columns by name (the later ones only where set)."""
+    named = dict(zip(FIRST_CHAINED, stated, strict=False))
+    if len(stated) > _FIRST and isinstance(stated[_FIRST], dict):
+        named.update(stated[_FIRST])
+    return named
 
 
 def _netstring(field: object) -> str:
@@ -135,6 +155,7 @@ class Chain:
         turn. Events are held per thread: a writer thread runs one transaction at a time.
         """
         self.insert_event = INSERT_EVENT.format(marks=", ".join([dialect.param] * 8))
+        self.param = dialect.param
         self.lock = lock
         self._local = threading.local()
 
@@ -208,6 +229,21 @@ class Chain:
         for values in rows:
             self.append(conn, kind, int(values[0]), note=note, values=values)
         return rows
+
+    def as_chained(self, conn: Any, log_id: int) -> bool:
+        """Whether row ``log_id`` is as its last event says.
+
+        A write on top of a row changed behind the library's back would hide the change:
+        a migration marks only rows that hold.
+        """
+        row = conn.execute(
+            f"SELECT {', '.join(CHAINED)} FROM generation_logs WHERE id = {self.param}", (log_id,)
+        ).fetchone()
+        event = conn.execute(
+            f"SELECT state FROM {EVENTS} WHERE log_id = {self.param} ORDER BY seq DESC LIMIT 1",
+            (log_id,),
+        ).fetchone()
+        return row is not None and event is not None and state(row) == event[0]
 
     def adopt(self, conn: Any, rows: Iterable[Sequence[Any]]) -> None:
         """Chain rows written before the chain existed, in id order, as ``adopt`` events."""
@@ -650,12 +686,11 @@ def _compare(found: Verification, row: Sequence[Any], event: tuple[Any, ...]) ->
     now = state(row)
     if now == chained:
         return
-    before = json.loads(chained or "[]")
-    after = json.loads(now)
+    before, after = _named(json.loads(chained or "[]")), _named(json.loads(now))
     changed = [
         name
-        for n, name in enumerate(CHAINED)
-        if n >= len(before) or n >= len(after) or before[n] != after[n]
+        for name in CHAINED
+        if (name in FIRST_CHAINED and name not in before) or before.get(name) != after.get(name)
     ]
     found.problems.append(
         Problem(

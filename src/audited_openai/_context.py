@@ -8,6 +8,7 @@ pool does not inherit context by itself; submit work with
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from contextvars import ContextVar, Token
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from audited_openai._rows import validate_definitie_id
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from types import TracebackType
 
     from audited_openai._repository import GenerationLogRepository
@@ -35,6 +36,7 @@ class AuditScope:
     modules_used: tuple[str, ...] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     handles: tuple[AuditHandle, ...] = ()
+    replay_of: int | None = None  # set by query.replay: the row whose request is sent again
 
 
 _SCOPE: ContextVar[AuditScope] = ContextVar("audited_openai_scope", default=AuditScope())  # noqa: B039 - frozen
@@ -168,6 +170,16 @@ class audit_context:  # noqa: N801 - used like a function, as contextlib's helpe
             modules_used=self.modules_used,
             metadata=self.metadata,
         )
+
+
+@contextlib.contextmanager
+def replaying(log_id: int) -> Iterator[None]:
+    """The calls inside send the request of row ``log_id`` again: their rows are replays."""
+    token = _SCOPE.set(replace(_SCOPE.get(), replay_of=log_id))
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
 
 
 def _pick(inner: Any, outer: Any) -> Any:

@@ -106,6 +106,7 @@ class GenerationContext:
     endpoint: str = "chat.completions"
     request_json: str | None = None
     stream: bool = False
+    replay_of: int | None = None  # a replay: the id of the row whose request it sent again
 
     def mark_success(self, response: ResponseMetadata) -> None:
         """Record a successful response."""
@@ -146,7 +147,16 @@ def context_from_dict(data: dict[str, Any]) -> GenerationContext:
         k: v if k in ("name", "max_tokens") else to_decimal(v)
         for k, v in prompt["model_params"].items()
     }
-    kept = ("id", "definitie_id", "status", "call_id", "attempt", "endpoint", "request_json")
+    kept = (
+        "id",
+        "definitie_id",
+        "status",
+        "call_id",
+        "attempt",
+        "endpoint",
+        "request_json",
+        "replay_of",
+    )
     fields: dict[str, Any] = {key: data.get(key) for key in kept}
     return GenerationContext(
         prompt=PromptContext(**{**prompt, "model_params": ModelParameters(**params)}),

@@ -30,7 +30,12 @@ import tenacity
 from audited_openai import _chain, _sql
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import AuditWriteError, InvalidLogError, SchemaVersionError, StoreError
-from audited_openai._schema import older
+from audited_openai._schema import (
+    MARKED_AS_REPLAY,
+    REPLAYS_IN_METADATA,
+    older,
+    replays_in_metadata,
+)
 from audited_openai._writer import Job, Outcome, Owner, all_failed, settle
 
 if TYPE_CHECKING:
@@ -43,7 +48,7 @@ if TYPE_CHECKING:
     from audited_openai._sqlite import Durability
 
 LEDGER = "audited_openai_migrations"
-SCHEMA_VERSION = 7  # the SQLite schema's version with the same columns and behaviour
+SCHEMA_VERSION = 8  # the SQLite schema's version with the same columns and behaviour
 RECONNECT_S = 3.0  # a lost connection is tried again for this long, then a write fails
 _LOCK = 151_2025  # the advisory lock under which migrations run, one process at a time
 _NOW = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -147,10 +152,18 @@ BEGIN
     RETURN NEW;
 END $$;
 """
+# Version 8, as SQLite's: a replay is a row of its own kind (replay_of: the original's id).
+_V8 = """
+ALTER TABLE generation_logs ADD COLUMN replay_of BIGINT CHECK (replay_of >= 0);
+DROP INDEX idx_generation_logs_definitie;
+CREATE INDEX idx_generation_logs_definitie ON generation_logs(definitie_id, replay_of);
+DROP VIEW IF EXISTS definities_with_generation;
+"""
 _STEPS = (
     (5, "create_generation_logs_postgres", _SCHEMA),
     (6, "written_updated_at", _V6),
     (7, "audit_chain", _chain.POSTGRES_TABLE),
+    (8, "replays", _V8),
 )
 _CHAIN_LOCK = 151_2026  # the advisory lock under which events are appended: one chain
 CHAIN = _chain.Chain(_sql.POSTGRES)
@@ -159,15 +172,18 @@ WRITTEN = _chain.Chain(_sql.POSTGRES, lock=f"SELECT pg_advisory_xact_lock({_CHAI
 
 # When the host app's definities table is in the same database: a real foreign key
 # (NOT VALID: rows linked before it existed are not checked) and the spec's views.
-_HOST_OBJECTS = """
+_HOST_KEY = """
 ALTER TABLE generation_logs ADD CONSTRAINT generation_logs_definitie_fk
     FOREIGN KEY (definitie_id) REFERENCES definities(id) ON DELETE CASCADE NOT VALID;
+"""
+_HOST_VIEWS = """
 CREATE OR REPLACE VIEW definities_with_generation AS
 SELECT d.*, gl.id AS generation_log_id, gl.prompt_template_version, gl.model_name,
        gl.tokens_total, gl.duration_ms, gl.generation_status, gl.logged_at AS generated_at
 FROM definities d
 LEFT JOIN generation_logs gl
-    ON gl.id = (SELECT max(g2.id) FROM generation_logs g2 WHERE g2.definitie_id = d.id)
+    ON gl.id = (SELECT max(g2.id) FROM generation_logs g2
+                WHERE g2.definitie_id = d.id AND g2.replay_of IS NULL)
 WHERE d.source_type = 'generated';
 CREATE OR REPLACE VIEW failed_generations AS
 SELECT gl.id, gl.definitie_id, d.begrip, gl.error_message, gl.error_type, gl.logged_at,
@@ -362,6 +378,8 @@ class PostgresStore(Owner):
                     conn.execute(sql)
                     if name == "audit_chain":
                         self._adopt(conn)
+                    if name == "replays":
+                        self._mark_replays(conn)
                     conn.execute(
                         f"INSERT INTO {LEDGER} (version, name, applied_at) VALUES (%s, %s, %s)",
                         (version, name, format_ts(utc_now())),
@@ -372,8 +390,22 @@ class PostgresStore(Owner):
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
         with conn.cursor(name="audited_openai_adopt") as rows:
             rows.itersize = 500
-            rows.execute(f"SELECT {', '.join(_chain.CHAINED)} FROM generation_logs ORDER BY id")
+            rows.execute(
+                f"SELECT {', '.join(_chain.FIRST_CHAINED)} FROM generation_logs ORDER BY id"
+            )
             CHAIN.adopt(conn, rows)
+
+    def _mark_replays(self, conn: psycopg.Connection[Any]) -> None:
+        """Replays recorded before schema 8 said so in their metadata: marked, and chained.
+
+        Only rows that hold against their last event (as in SQLite's migration).
+        """
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
+        sql = _sql.mark_replay(_sql.POSTGRES)
+        found = conn.execute(REPLAYS_IN_METADATA).fetchall()
+        for log_id, original in replays_in_metadata(found):
+            if CHAIN.as_chained(conn, log_id):
+                CHAIN.written(conn, sql, (original, log_id), "migrate", MARKED_AS_REPLAY)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[_chain.Snapshot]:
@@ -425,11 +457,15 @@ class PostgresStore(Owner):
                 return False
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-                exists = conn.execute(
-                    "SELECT 1 FROM pg_constraint WHERE conname = 'generation_logs_definitie_fk'"
-                ).fetchone()
-                if not exists:
-                    conn.execute(_HOST_OBJECTS)
+                keyed, viewed = conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_constraint"
+                    " WHERE conname = 'generation_logs_definitie_fk'),"
+                    " to_regclass('definities_with_generation') IS NOT NULL"
+                ).fetchone()  # type: ignore[misc]
+                if not keyed:
+                    conn.execute(_HOST_KEY)
+                if not viewed:
+                    conn.execute(_HOST_VIEWS)
             return True
 
     def schema_version(self) -> int:

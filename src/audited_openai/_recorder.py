@@ -171,6 +171,7 @@ class Recorder:
             endpoint=attempt.endpoint,
             request_json=self._redact(raw),
             stream=attempt.stream,
+            replay_of=scope.replay_of,
         )
 
     # -- the completion ----------------------------------------------------------------------

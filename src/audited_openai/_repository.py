@@ -231,8 +231,8 @@ class GenerationLogRepository:
         return found[0]
 
     def get_by_definitie_id(self, definitie_id: int) -> GenerationContext | None:
-        """Return the log of a definitie (its latest row), or None."""
-        found = self.history(_sql.Filters(definitie_id=definitie_id), 1)
+        """Return the log of a definitie (its latest row that is no replay), or None."""
+        found = self.history(_sql.Filters(definitie_id=definitie_id, replays=False), 1)
         return found[0] if found else None
 
     def get_all_for_definitie(self, definitie_id: int) -> list[GenerationContext]:

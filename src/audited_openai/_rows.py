@@ -65,6 +65,8 @@ TEXT_COLUMNS = (
     "error_traceback",
     "additional_metadata",
 )
+# Columns added after the chain began (schema 8 on), in table order: after the texts.
+LATER_COLUMNS = ("replay_of",)
 # Every column, in table order (tests/test_schema.py pins it).
 TABLE_COLUMNS: tuple[str, ...] = (
     "id",
@@ -91,6 +93,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "logged_at",
     "updated_at",
     *TEXT_COLUMNS,
+    *LATER_COLUMNS,
 )
 
 
@@ -144,7 +147,15 @@ def prompt_row(ctx: GenerationContext) -> dict[str, Any]:
         "additional_metadata": _metadata_json(ctx.metadata),
         "logged_at": format_ts(ctx.logged_at),
         "updated_at": format_ts(ctx.updated_at),
+        # only a replay has it (an INSERT names only what it sets)
+        **({} if ctx.replay_of is None else {"replay_of": _replay_of(ctx.replay_of)}),
     }
+
+
+def _replay_of(value: object) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise InvalidLogError(f"replay_of must be a log id, not {value!r}", field="replay_of")
+    return _in_range(value, "replay_of")
 
 
 def completion_row(ctx: GenerationContext) -> dict[str, Any]:
@@ -221,6 +232,7 @@ def row_to_context(row: Mapping[str, Any]) -> GenerationContext:
         endpoint=row["endpoint"],
         request_json=row["request_json"],
         stream=bool(row["stream"]),
+        replay_of=row.get("replay_of"),
     )
 
 

@@ -12,6 +12,7 @@ which may be created after the first migration (or live in another file); they a
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,7 +23,8 @@ from audited_openai._errors import SchemaVersionError, StoreError
 from audited_openai._rows import TABLE_COLUMNS, TEXT_COLUMNS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from typing import Any
 
 LEDGER = "audited_openai_migrations"
 _CANONICAL = (
@@ -266,11 +268,56 @@ END;
 """
 
 
+_V8_REPLAYS = """
+-- A replay (audited-openai replay) is a row of its own kind: replay_of is the id of the
+-- row whose request it sent again. The log of a definitie is its latest row that is no
+-- replay; one index finds both a definitie's rows and that one.
+ALTER TABLE generation_logs ADD COLUMN replay_of INTEGER CHECK (replay_of >= 0);
+DROP INDEX idx_generation_logs_definitie;
+CREATE INDEX idx_generation_logs_definitie ON generation_logs(definitie_id, replay_of);
+DROP VIEW IF EXISTS definities_with_generation;
+"""
+
+
+def _mark_replays(conn: sqlite3.Connection) -> None:
+    """Replays recorded before schema 8 said so in their metadata: marked, and chained.
+
+    Only rows that hold against their last event: one changed behind the library's back
+    stays as it is, for ``verify`` to report.
+    """
+    from audited_openai._sql import SQLITE, mark_replay  # noqa: PLC0415 - as in _adopt_into_chain
+
+    chain, sql = _chain.Chain(SQLITE), mark_replay(SQLITE)
+    for log_id, original in replays_in_metadata(conn.execute(REPLAYS_IN_METADATA).fetchall()):
+        if chain.as_chained(conn, log_id):
+            chain.written(conn, sql, (original, log_id), "migrate", MARKED_AS_REPLAY)
+
+
+REPLAYS_IN_METADATA = (
+    "SELECT id, additional_metadata FROM generation_logs "
+    "WHERE additional_metadata LIKE '%\"replay_of\"%' ORDER BY id"
+)
+MARKED_AS_REPLAY = "replay_of taken from additional_metadata (schema 8)"
+
+
+def replays_in_metadata(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, int]]:
+    """(log id, the original's id) of rows whose metadata says they are a replay."""
+    for log_id, metadata in rows:
+        try:
+            original = json.loads(metadata).get("replay_of")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(original, int) and not isinstance(original, bool) and original >= 0:
+            yield int(log_id), original
+
+
 def _adopt_into_chain(conn: sqlite3.Connection) -> None:
     """Chain the rows already there (an adopted or older trail) as ``adopt`` events."""
     from audited_openai._sql import SQLITE  # noqa: PLC0415 - _sql imports this module's peers
 
-    rows = conn.execute(f"SELECT {', '.join(_chain.CHAINED)} FROM generation_logs ORDER BY id")
+    rows = conn.execute(
+        f"SELECT {', '.join(_chain.FIRST_CHAINED)} FROM generation_logs ORDER BY id"
+    )
     _chain.Chain(SQLITE).adopt(conn, rows)
 
 
@@ -292,6 +339,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "one_time_format", _V5_ONE_TIME_FORMAT),
     Migration(6, "written_updated_at", _V6_WRITTEN_UPDATED_AT),
     Migration(7, "audit_chain", _chain.SQLITE_TABLE, _adopt_into_chain),
+    Migration(8, "replays", _V8_REPLAYS, _mark_replays),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -299,7 +347,8 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 HOST_COLUMNS = frozenset({"id", "begrip", "source_type"})
 
 _HOST_OBJECTS = """
--- Definities with their latest generation (the log of a definitie is its latest row).
+-- Definities with the generation that made them (the log of a definitie is its latest
+-- row that is no replay).
 CREATE VIEW IF NOT EXISTS definities_with_generation AS
 SELECT
     d.*,
@@ -312,7 +361,10 @@ SELECT
     gl.logged_at AS generated_at
 FROM definities d
 LEFT JOIN generation_logs gl
-    ON gl.id = (SELECT max(g2.id) FROM generation_logs g2 WHERE g2.definitie_id = d.id)
+    ON gl.id = (
+        SELECT max(g2.id) FROM generation_logs g2
+        WHERE g2.definitie_id = d.id AND g2.replay_of IS NULL
+    )
 WHERE d.source_type = 'generated';
 
 -- Failed generations, linked to a definitie or not (most failures never get one).

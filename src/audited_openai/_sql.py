@@ -93,6 +93,7 @@ class Filters:
     call_id: str | None = None
     search: str | None = None
     after_id: int | None = None
+    replays: bool | None = None  # only replays (True), none (False), or both
 
     def __post_init__(self) -> None:
         """Refuse values that cannot mean anything, with a clear error."""
@@ -110,15 +111,21 @@ class Filters:
                 raise InvalidLogError(f"{name} must be text, not {value!r}", name)
             if isinstance(value, str) and "\x00" in value and name != "search":
                 raise InvalidLogError(f"{name} must not contain a NUL character", name)
-        _rows.validate_definitie_id(self.definitie_id)
-        if self.after_id is not None and (
-            isinstance(self.after_id, bool) or not isinstance(self.after_id, int)
-        ):
-            raise InvalidLogError(f"after_id must be an integer, not {self.after_id!r}", "after_id")
-        if self.after_id is not None:
-            _rows.validate_log_id(self.after_id)  # in range
         if self.search is not None:
             fts_query(self.search)
+        self._check_the_rest()
+
+    def _check_the_rest(self) -> None:
+        """The ids and the replays flag."""
+        _rows.validate_definitie_id(self.definitie_id)
+        if self.after_id is not None:
+            if isinstance(self.after_id, bool) or not isinstance(self.after_id, int):
+                raise InvalidLogError(
+                    f"after_id must be an integer, not {self.after_id!r}", "after_id"
+                )
+            _rows.validate_log_id(self.after_id)  # in range
+        if self.replays is not None and not isinstance(self.replays, bool):
+            raise InvalidLogError(f"replays must be True or False, not {self.replays!r}", "replays")
 
 
 # filter name -> condition on gl ({} is the placeholder); the only SQL a filter adds
@@ -146,6 +153,8 @@ def where(filters: Filters, dialect: Dialect, *extra: str) -> tuple[str, list[An
             continue
         if field.name == "search":
             condition, values = dialect.search(value)
+        elif field.name == "replays":
+            condition, values = f"gl.replay_of IS {'NOT ' if value else ''}NULL", []
         else:
             condition = _CONDITIONS[field.name].format(dialect.param)
             values = [format_ts(value) if isinstance(value, datetime) else value]
@@ -213,6 +222,11 @@ def complete(columns: tuple[str, ...], dialect: Dialect, *, only_pending: bool) 
 def link(dialect: Dialect) -> str:
     """``UPDATE`` linking a row to a definitie (definitie id, then the row id)."""
     return f"UPDATE generation_logs SET definitie_id = {dialect.param} WHERE id = {dialect.param}"
+
+
+def mark_replay(dialect: Dialect) -> str:
+    """``UPDATE`` marking a row as a replay (the original's id, then the row's)."""
+    return f"UPDATE generation_logs SET replay_of = {dialect.param} WHERE id = {dialect.param}"
 
 
 def reconcile(dialect: Dialect) -> str:
@@ -316,8 +330,10 @@ def usage_by_day(filters: Filters, dialect: Dialect) -> tuple[str, list[Any]]:
 
 
 def most_expensive(filters: Filters, dialect: Dialect, n: int) -> tuple[str, list[Any]]:
-    """The ``n`` successful generations with the most tokens."""
-    clause, params = where(filters, dialect, "gl.generation_status = 'success'")
+    """The ``n`` successful generations with the most tokens (replays are not generations)."""
+    clause, params = where(
+        filters, dialect, "gl.generation_status = 'success'", "gl.replay_of IS NULL"
+    )
     sql = (
         "SELECT gl.id, gl.definitie_id, gl.model_name, gl.prompt_template_name,"
         " gl.prompt_template_version, gl.tokens_total, gl.duration_ms, gl.logged_at"

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from audited_openai import _chain, _rows, _sql
 from audited_openai._chain import Problem, Verification
-from audited_openai._context import audit_context
-from audited_openai._errors import InvalidLogError, StoreError
+from audited_openai._context import audit_context, replaying
+from audited_openai._errors import InvalidLogError, LogNotFoundError, StoreError
 from audited_openai._repository import GenerationLogRepository
 
 if TYPE_CHECKING:
@@ -112,13 +112,14 @@ def history(
     call_id: str | None = None,
     search: str | None = None,
     after_id: int | None = None,
+    replays: bool | None = None,
     limit: int = 100,
 ) -> list[GenerationContext]:
     """Return logs newest first (by id), filtered; ``after_id`` continues a listing.
 
     ``since`` and ``until`` are aware datetimes; ``search`` takes words that must all
     occur, ``"a phrase"`` or ``prefix*``, over the prompt and the response of
-    completed rows.
+    completed rows; ``replays``: only replays (True), none (False), or both (None).
     """
     filters = _sql.Filters(
         since=since,
@@ -132,6 +133,7 @@ def history(
         call_id=call_id,
         search=search,
         after_id=after_id,
+        replays=replays,
     )
     with reading(db) as repo:
         return repo.history(filters, limit)
@@ -360,22 +362,30 @@ def _copy(
         page.append(_rows.row_to_context(dict(zip(_rows.TABLE_COLUMNS, values, strict=True))))
         seen += 1
         if len(page) == 500:  # noqa: PLR2004 - one page of iter_rows
-            _copy_page(dst, page, tally, failed)
+            _copy_page(src, dst, page, tally, failed)
             if progress is not None:
                 progress(seen)
-    _copy_page(dst, page, tally, failed)
+    _copy_page(src, dst, page, tally, failed)
     if progress is not None:
         progress(seen)
     return Copied(tally["inserted"], tally["completed"], tally["present"], failed)
 
 
+Write = tuple["Future[Any]", "GenerationContext", str]
+
+
 def _copy_page(
+    src: GenerationLogRepository,
     dst: GenerationLogRepository,
     page: list[GenerationContext],
     tally: dict[str, int],
     failed: list[str],
 ) -> None:
-    """Write one page of :func:`copy` and wait for it; empties ``page``."""
+    """Write one page of :func:`copy` and wait for it; empties ``page``.
+
+    A replay's ``replay_of`` becomes the target's id of its original (known by call and
+    attempt), once what was queued before it is in; 0 if the original is not there.
+    """
     if not page:
         return
     keys = list({log.call_id for log in page})
@@ -383,22 +393,41 @@ def _copy_page(
         (row["call_id"], row["attempt"]): row
         for row in dst.store.fetch(_sql.attempts(dst.store.dialect, len(keys)), keys)
     }
-    writes: list[tuple[Future[Any], GenerationContext, str]] = []
+    writes: list[Write] = []
     for log in page:
         there = found.get((log.call_id, log.attempt))
         if there is None:
+            if log.replay_of is not None:
+                _settle(writes, tally, failed)
+                log.replay_of = _same_row(src, dst, log.replay_of)
             writes.append((dst.submit_log(log), log, "inserted"))
         elif there["generation_status"] == "pending" and log.status != "pending":
             write = dst.submit_complete(there["id"], log, only_pending=True)
             writes.append((write, log, "completed"))
         else:
             tally["present"] += 1
+    _settle(writes, tally, failed)
+    page.clear()
+
+
+def _settle(writes: list[Write], tally: dict[str, int], failed: list[str]) -> None:
+    """Wait for the queued writes of a copy, and count them; empties ``writes``."""
     for write, log, what in writes:
         if (error := write.exception()) is not None:
             failed.append(f"log {log.id} (call {log.call_id}, attempt {log.attempt}): {error}")
         else:
             tally[what if write.result() is not False else "present"] += 1
-    page.clear()
+    writes.clear()
+
+
+def _same_row(src: GenerationLogRepository, dst: GenerationLogRepository, log_id: int) -> int:
+    """The id in ``dst`` of row ``log_id`` of ``src`` (0: not there)."""
+    try:
+        row = src.get(log_id)
+    except LogNotFoundError:
+        return 0
+    there = dst.store.fetch(_sql.attempt(dst.store.dialect), (row.call_id, row.attempt))
+    return int(there[0]["id"]) if there else 0
 
 
 @dataclass(frozen=True)
@@ -496,9 +525,10 @@ def replay(
 ) -> Comparison:
     """Send the exact stored request again through an audited ``client`` and compare.
 
-    The new row carries ``additional_metadata.replay_of``, the original's template name,
-    version and modules, and its definitie: erasing the definitie erases the replay too.
-    A request that was streamed is replayed as a stream and read to its end.
+    The new row is a replay: its ``replay_of`` is ``log_id``, so it is never taken for
+    the generation of a definitie. It carries the original's template name, version and
+    modules, and its definitie: erasing the definitie erases the replay too. A request
+    that was streamed is replayed as a stream and read to its end.
     """
     import openai  # noqa: PLC0415 - the query module itself needs no SDK
     from openai.types.chat import ChatCompletion, ChatCompletionChunk  # noqa: PLC0415
@@ -521,13 +551,15 @@ def replay(
     streamed = bool(body.get("stream"))
     cast_to: Any = Response if responses else ChatCompletion
     chunk: Any = ResponseStreamEvent if responses else ChatCompletionChunk
-    with audit_context(
-        original.definitie_id,
-        template_name=original.prompt.template_name,
-        template_version=original.prompt.template_version,
-        modules_used=original.prompt.modules_used,
-        metadata={"replay_of": log_id},
-    ) as audit:
+    with (
+        audit_context(
+            original.definitie_id,
+            template_name=original.prompt.template_name,
+            template_version=original.prompt.template_version,
+            modules_used=original.prompt.modules_used,
+        ) as audit,
+        replaying(log_id),
+    ):
         result = client.post(
             path,
             body=body,

@@ -415,13 +415,14 @@ def show_generation_details(
 ) -> None:
     """The "Generatie Details" of a definitie: the generation that produced it.
 
-    That is its latest successful row. When a later generation for the definitie
-    failed (a regeneration), or none succeeded (a hand-written definitie), it says so
-    instead of presenting a failure as the definitie's source.
+    That is its latest successful row (a replay is never the source). When a later
+    generation for the definitie failed (a regeneration), or none succeeded (a
+    hand-written definitie), it says so instead of presenting a failure as the
+    definitie's source.
     """
     st = _st()
     zone = zone or _zone()
-    logs = repo.get_all_for_definitie(definitie_id)
+    logs = [log for log in repo.get_all_for_definitie(definitie_id) if log.replay_of is None]
     if not logs:
         st.info(NO_LOG_MESSAGE)
         return
