@@ -571,6 +571,43 @@ def test_copy_takes_every_parameter_of_init(client: AuditedOpenAI, db_path: Path
     assert client.copy().audit_store is client.audit_store
 
 
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_every_option_is_checked_wherever_it_is_given(db_path: Path, asynchronous: bool) -> None:
+    """The constructor, a repository passed in, copy() and with_options() all refuse a
+    bad value; an option that cannot apply to a repository passed in (its durability,
+    set when it was opened) is refused with one line saying what to do instead."""
+    cls = AsyncAuditedOpenAI if asynchronous else AuditedOpenAI
+    repo = GenerationLogRepository(db_path)
+    bogus = r"^durability must be 'full' or 'balanced', not 'bogus'$"
+    with pytest.raises(ValueError, match=bogus):
+        cls(db_path, api_key=API_KEY, durability="bogus")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=bogus):
+        cls(repo, api_key=API_KEY, durability="bogus")  # type: ignore[arg-type]
+    cannot = (
+        r"^durability='full' cannot apply to the repository given \(it is 'balanced'\): "
+        r"open it as GenerationLogRepository\(\.\.\., durability='full'\)$"
+    )
+    with pytest.raises(ValueError, match=cannot):
+        cls(repo, api_key=API_KEY, durability="full")
+    client = cls(repo, api_key=API_KEY, durability="balanced")  # what it is: fine
+    assert client.audit_store is repo
+    for derive in (client.copy, client.with_options):
+        with pytest.raises(ValueError, match=bogus):
+            derive(durability="bogus")
+        with pytest.raises(ValueError, match=cannot):
+            derive(durability="full")
+        with pytest.raises(ValueError, match="on_audit_failure"):
+            derive(on_audit_failure="ignore")
+        with pytest.raises(TypeError, match="redact"):
+            derive(redact="yes")
+        with pytest.raises(TypeError, match="include_usage"):
+            derive(include_usage="yes")
+        full = derive(audit_db=str(db_path.with_name("full.db")), durability="full")
+        assert full.audit_store.durability == "full"
+        full.audit_store.close()
+    repo.close()
+
+
 # -- cancellation and interrupts ---------------------------------------------------------
 
 

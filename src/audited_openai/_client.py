@@ -41,13 +41,14 @@ from audited_openai._models import ErrorContext, new_call_id
 from audited_openai._observe import Failure, Watch, watch_body
 from audited_openai._recorder import Attempt, OnAuditFailure, Recorder
 from audited_openai._repository import GenerationLogRepository
+from audited_openai._store import checked_durability
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from openai._models import FinalRequestOptions
 
-    from audited_openai._sqlite import Durability
+    from audited_openai._store import Durability
 
 DEFAULT_DB = "generation_logs.db"
 ENV_DB = "AUDITED_OPENAI_DB"
@@ -58,19 +59,31 @@ _KEEP: Any = object()  # copy(): an audit option not given keeps its value
 
 def open_repository(
     audit_db: str | os.PathLike[str] | GenerationLogRepository | None,
-    durability: Durability = "balanced",
+    durability: Durability | None = None,
 ) -> GenerationLogRepository:
-    """The repository for ``audit_db`` (default: ``$AUDITED_OPENAI_DB``, else the cwd)."""
+    """The repository for ``audit_db`` (default: ``$AUDITED_OPENAI_DB``, else the cwd).
+
+    ``durability`` (default "balanced") is how a store opened here commits; a repository
+    given keeps its own, and a different one asked for is refused: it cannot apply.
+    """
+    if durability is not None:
+        checked_durability(durability)
     if audit_db is None:
         audit_db = os.environ.get(ENV_DB) or DEFAULT_DB
     if isinstance(audit_db, GenerationLogRepository):
+        if durability is not None and durability != audit_db.durability:
+            raise ValueError(
+                f"durability={durability!r} cannot apply to the repository given (it is "
+                f"{audit_db.durability!r}): open it as GenerationLogRepository(..., "
+                f"durability={durability!r})"
+            )
         return audit_db
     if not isinstance(audit_db, (str, os.PathLike)):
         raise TypeError(
             "audit_db must be a path or a GenerationLogRepository, "
             f"not {type(audit_db).__name__} {audit_db!r}"
         )
-    return GenerationLogRepository(audit_db, durability=durability)
+    return GenerationLogRepository(audit_db, durability=durability or "balanced")
 
 
 class _Audit:
@@ -79,7 +92,7 @@ class _Audit:
     def __init__(
         self,
         audit_db: str | os.PathLike[str] | GenerationLogRepository | None,
-        durability: Durability,
+        durability: Durability | None,
         on_audit_failure: OnAuditFailure,
         redact: Callable[[str], str] | None,
         include_usage: bool,
@@ -137,7 +150,7 @@ class _Audited:
         self,
         audit_db: str | os.PathLike[str] | GenerationLogRepository | None = None,
         *,
-        durability: Durability = "balanced",
+        durability: Durability | None = None,
         on_audit_failure: OnAuditFailure = "raise",
         redact: Callable[[str], str] | None = None,
         include_usage: bool = False,
@@ -250,7 +263,8 @@ class AuditedOpenAI(_Audited, openai.OpenAI):
 
     ``audit_db``: a path or a :class:`GenerationLogRepository` (default
     ``$AUDITED_OPENAI_DB``, else ``generation_logs.db`` in the working directory),
-    opened and migrated here. ``durability``: ``"balanced"`` or ``"full"``.
+    opened and migrated here. ``durability``: ``"balanced"`` (the default) or ``"full"``,
+    for a store opened here (a repository given keeps its own).
     ``on_audit_failure``: ``"raise"`` (no row, no request: :class:`AuditWriteError`) or
     ``"warn"`` (send anyway, spool the row). ``redact``: applied to every stored text.
     ``include_usage``: ask streams for their usage chunk. Every other keyword goes to

@@ -36,6 +36,7 @@ from audited_openai._schema import (
     older,
     replays_in_metadata,
 )
+from audited_openai._store import checked_durability
 from audited_openai._writer import Job, Outcome, Owner, all_failed, settle
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
-    from audited_openai._sqlite import Durability
+    from audited_openai._store import Durability
 
 LEDGER = "audited_openai_migrations"
 SCHEMA_VERSION = 8  # the SQLite schema's version with the same columns and behaviour
@@ -285,8 +286,7 @@ class PostgresStore(Owner):
         ``read_only``: change nothing (a database without a current trail is refused);
         ``create=False``: a database without a trail is refused untouched.
         """
-        if durability not in ("full", "balanced"):
-            raise ValueError(f"durability must be 'full' or 'balanced', not {durability!r}")
+        checked_durability(durability)
         self.psycopg = _driver()
         self.durability: Durability = durability
         self.read_only = read_only

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-    from audited_openai._sqlite import Durability
+    from audited_openai._store import Durability
 
 
 class GenerationLogRepository:

@@ -22,20 +22,20 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import tenacity
 
 from audited_openai import _chain, _schema, _sql
 from audited_openai._errors import AuditWriteError, InvalidLogError, StoreError
+from audited_openai._store import Durability, checked_durability
 from audited_openai._writer import Job, Outcome, Owner, all_failed, settle
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from concurrent.futures import Future
 
-Durability = Literal["full", "balanced"]
 FILE_MODE = 0o600
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
 IN_MEMORY = ":memory:"
@@ -82,8 +82,7 @@ class SQLiteStore(Owner):
         holds no current audit trail, is an error); read-only files and file systems can
         be read. ``create=False``: a file without an audit trail is refused untouched.
         """
-        if durability not in ("full", "balanced"):
-            raise ValueError(f"durability must be 'full' or 'balanced', not {durability!r}")
+        checked_durability(durability)
         if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int):
             raise TypeError(f"busy_timeout_ms must be an integer, not {busy_timeout_ms!r}")
         self.durability: Durability = durability

@@ -9,7 +9,7 @@ dialect. :func:`open_store` picks the backend for a path, URL or connection.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     import contextlib
@@ -19,10 +19,18 @@ if TYPE_CHECKING:
 
     from audited_openai._chain import Snapshot
     from audited_openai._sql import Dialect
-    from audited_openai._sqlite import Durability
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+Durability = Literal["full", "balanced"]
+DURABILITIES: tuple[Durability, ...] = ("balanced", "full")
+
+
+def checked_durability(value: object) -> Durability:
+    """``value`` if it is a durability, else ValueError saying what is."""
+    if value not in DURABILITIES:
+        raise ValueError(f"durability must be 'full' or 'balanced', not {value!r}")
+    return value
 
 
 class Store(Protocol):
