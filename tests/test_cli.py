@@ -765,21 +765,99 @@ WORDS = [
 ]
 
 
+# Numbers past what any store holds, and databases no store can be: not the user's bug.
+HUGE = [str(2**63), str(2**64), "9" * 30, "-" + "9" * 30]
+BAD_DBS = [
+    "",
+    " ",
+    "/",
+    "/dev/null",
+    "sqlite:///x.db",
+    "mysql://u:pw@h/d",
+    "redis://127.0.0.1:6379",
+    "postgresql://u@127.0.0.1:abc/d",
+    "postgresql://u@127.0.0.1:99999/d",
+    "postgresql://u@127.0.0.1:0/d",
+    "postgresql://u@127.0.0.1:1/d",  # nothing listens there
+]
+
+
+def _one_line_and_no_bug(result: Any, args: list[str]) -> None:
+    """A known exit code, never a traceback, and an error in one line on stderr."""
+    assert result.exit_code in (0, 1, 2, 3), (args, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), args
+    assert "Traceback (most recent call last)" not in result.output, args
+    if result.exit_code:
+        said = result.stderr.strip().splitlines()
+        assert len(said) == 1, (args, said)
+        assert said[0].startswith("error: "), (args, said)
+
+
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=10)), max_size=7))
+@given(
+    st.lists(st.one_of(st.sampled_from(WORDS + HUGE), st.text(max_size=10)), max_size=7),
+    st.sampled_from([None, *BAD_DBS]),
+)
 def test_no_input_prints_a_traceback(
-    seeded_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+    seeded_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    db: str | None,
 ) -> None:
-    """Random arguments to every command: a known exit code and never a traceback."""
+    """Random arguments to every command, on the trail or on a database that cannot be
+    one: a known exit code, never a traceback, every error one line."""
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(
-        cli.main, ["--db", str(seeded_db), *args], env={"OPENAI_API_KEY": ""}
+        cli.main, ["--db", str(seeded_db) if db is None else db, *args], env={"OPENAI_API_KEY": ""}
     )
-    assert result.exit_code in (0, 1, 2, 3), (args, result.output)
-    assert result.exception is None or isinstance(result.exception, SystemExit), args
-    assert "Traceback" not in result.output
+    _one_line_and_no_bug(result, args)
+
+
+@pytest.mark.parametrize("db", BAD_DBS)
+@pytest.mark.parametrize("command", ["logs", "reconcile", "migrate", "verify"])
+def test_a_database_no_store_can_be_is_one_line(command: str, db: str, tmp_path: Path) -> None:
+    """An empty name, a directory, a device, another database's URL, a port that is no
+    port: exit 2 (bad usage) or 3 (cannot be used), in one line, nothing created."""
+    result = CliRunner().invoke(cli.main, ["--db", db, command])
+    _one_line_and_no_bug(result, [db, command])
+    assert result.exit_code in (2, 3), result.output
+    assert "pw@" not in result.output  # no password shown
+
+
+@pytest.mark.parametrize("huge", HUGE)
+@pytest.mark.parametrize(
+    "command",
+    [
+        *("logs -n {}", "logs --after-id {}", "logs --definitie {}", "show {}", "diff 1 {}"),
+        *("replay {}", "erase --definitie {} --dry-run", "export --format csv -o - --definitie {}"),
+    ],
+)
+def test_numbers_past_64_bits_are_bad_usage(seeded_db: str, command: str, huge: str) -> None:
+    """On both backends (found by the random-argument test: OverflowError from SQLite,
+    'bigint out of range' from PostgreSQL)."""
+    result = CliRunner().invoke(
+        cli.main, ["--db", seeded_db, *command.format(huge).split()], env={"OPENAI_API_KEY": "x"}
+    )
+    _one_line_and_no_bug(result, [command, huge])
+    assert result.exit_code == 2, result.output
+    assert "out of range" in result.stderr or "is not" in result.stderr, result.stderr
+
+
+def test_usage_errors_are_one_line_and_negative_ids_are_ids(seeded_file: Path) -> None:
+    """click's own usage errors (unknown option or command, a bad value) in one line with
+    where to look; show -1 looks for log -1 instead of an option -1."""
+    for args, said in (
+        (["logs", "--bogus"], "error: No such option '--bogus' (see 'main logs --help')"),
+        (["nosuch"], "error: No such command 'nosuch' (see 'main --help')"),
+        (["show", "-1"], "error: no generation log with id -1"),
+        (["diff", "1", "-2"], "error: no generation log with id -2"),
+    ):
+        result = CliRunner().invoke(cli.main, ["--db", str(seeded_file), *args])
+        assert result.stderr.strip() == said
+        assert result.exit_code == (1 if "id -" in said else 2)
 
 
 def test_erase_and_scrub_say_what_they_do_while_they_work(

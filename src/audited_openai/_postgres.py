@@ -205,6 +205,19 @@ def _driver() -> Any:
     return psycopg
 
 
+def _port(url: str) -> int:
+    """The URL's port (5432 if none), or InvalidLogError saying it cannot be one."""
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    given = netloc.rpartition("]")[2].rpartition(":")[2] if ":" in netloc else ""
+    if not given:
+        return 5432
+    if not given.isdigit() or not 1 <= int(given) <= 65535:  # noqa: PLR2004 - TCP ports
+        raise InvalidLogError(
+            f"{redacted(url)}: the port must be a number from 1 to 65535, not {given!r}", "db"
+        )
+    return int(given)
+
+
 def redacted(url: str) -> str:
     """The URL without its password (in the user part or as ``?password=``)."""
     parts = urlsplit(url)
@@ -295,7 +308,7 @@ class PostgresStore(Owner):
         self.reopen_target = url  # for a verify worker (on its stdin, never in argv)
         parts = urlsplit(url)
         database = parts.path.lstrip("/") or "(default)"
-        self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}, database {database}"
+        self._where = f"{parts.hostname or 'localhost'}:{_port(url)}, database {database}"
         self._options = f"-c lock_timeout={int(busy_timeout_ms)}" + (
             " -c default_transaction_read_only=on" if read_only else ""
         )

@@ -274,8 +274,7 @@ class GenerationLogRepository:
         self, filters: _sql.Filters, limit: int, *, by_time: bool = False
     ) -> list[GenerationContext]:
         """Logs matching ``filters``, newest first (by id, or by time), at most ``limit``."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidLogError(f"limit must be a non-negative integer, not {limit!r}", "limit")
+        _rows.validate_count(limit, "limit")
         found = self._contexts(*_sql.listing(filters, self.store.dialect, limit, by_time=by_time))
         wide = _sql.wide_listing(filters, self.store.dialect, limit, by_time=by_time)
         if wide is not None and len(found) < limit:  # a rare word: the index finds it

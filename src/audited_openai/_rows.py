@@ -119,6 +119,15 @@ def validate_log_id(value: object) -> int:
     return _in_range(value, "id")  # type: ignore[return-value]
 
 
+def validate_count(value: object, field: str) -> int:
+    """Return ``value`` if it is a count (a limit) a store can take, else InvalidLogError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidLogError(f"{field} must be a non-negative integer, not {value!r}", field)
+    if value > MAX_ID:
+        raise InvalidLogError(f"{field} {value} is out of range (at most {MAX_ID})", field)
+    return value
+
+
 def _in_range(value: int | None, field: str) -> int | None:
     if value is not None and not -MAX_ID - 1 <= value <= MAX_ID:
         name = "log id" if field == "id" else field

@@ -9,11 +9,14 @@ dialect. :func:`open_store` picks the backend for a path, URL or connection.
 
 from __future__ import annotations
 
+import os
+import re
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from audited_openai._errors import InvalidLogError
 
 if TYPE_CHECKING:
     import contextlib
-    import os
     import sqlite3
     from concurrent.futures import Future
 
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 Durability = Literal["full", "balanced"]
 DURABILITIES: tuple[Durability, ...] = ("balanced", "full")
 
@@ -122,4 +126,30 @@ def open_store(
         from audited_openai._postgres import PostgresStore  # noqa: PLC0415
 
         return PostgresStore(target, **options)
+    if isinstance(target, (str, os.PathLike)):
+        _check_path(os.fspath(target))
     return SQLiteStore(target, **options)
+
+
+def _check_path(target: str) -> None:
+    """A SQLite path or ``file:`` URI: not empty, and no URL of another database."""
+    if not target.strip():
+        raise InvalidLogError(
+            "the audit database's name is empty: give a file path or a postgresql:// URL", "db"
+        )
+    found = _URL.match(target)
+    if found is None or found.group(1).lower() == "file":
+        return
+    from audited_openai._postgres import redacted  # noqa: PLC0415 - no password in the message
+
+    scheme, rest = found.group(1), target[found.end() :]
+    hint = (  # SQLAlchemy's sqlite:///x is the file x, sqlite:////x the file /x
+        f" (for SQLite, the file's path itself: {rest.removeprefix('/') or '...'})"
+        if scheme.lower().startswith("sqlite")
+        else ""
+    )
+    raise InvalidLogError(
+        f"{redacted(target)}: a {scheme}:// database is not supported; give a SQLite file "
+        f"path or a postgresql:// URL{hint}",
+        "db",
+    )

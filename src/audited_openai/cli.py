@@ -127,12 +127,17 @@ def _db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    """The error in one line (a value given with a line break in it shows it escaped)."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    click.echo(f"error: {shown}", err=True)
     sys.exit(code)
 
 
-def command(*, reads: bool = True) -> Callable[[F], F]:
-    """A subcommand: ``--db`` here too, errors as one line and an exit code."""
+def command(*, reads: bool = True, ids: bool = False) -> Callable[[F], F]:
+    """A subcommand: ``--db`` here too, errors as one line and an exit code.
+
+    ``ids``: it takes ids as arguments, and ``-1`` is one (not an unknown option).
+    """
 
     def decorate(func: F) -> F:
         @functools.wraps(func)
@@ -159,7 +164,9 @@ def command(*, reads: bool = True) -> Callable[[F], F]:
             expose_value=False,
             help="The database file (also before the command, or AUDITED_OPENAI_DB).",
         )
-        return main.command(epilog=EXIT_CODES)(click.pass_context(option(guarded)))  # type: ignore[return-value]
+        settings = {"ignore_unknown_options": True} if ids else {}
+        made = main.command(epilog=EXIT_CODES, context_settings=settings)
+        return made(click.pass_context(option(guarded)))  # type: ignore[return-value]
 
     return decorate
 
@@ -273,7 +280,27 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+class _Commands(click.Group):
+    """The command group, whose usage errors are one line (``error: ...``, exit 2)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run a command; click's usage errors come out as this library's other errors."""
+        kwargs["standalone_mode"] = False
+        try:
+            done = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _fail(f"{exc.format_message().rstrip('.')}{where}", EXIT_USAGE)
+        except click.Abort:
+            _fail("interrupted", EXIT_INTERRUPTED)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        sys.exit(done if isinstance(done, int) else 0)
+
+
+@click.group(
+    cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES
+)
 @click.option(
     "--db",
     envvar="AUDITED_OPENAI_DB",
@@ -329,7 +356,7 @@ def _listing(rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-@command()
+@command(ids=True)
 @click.argument("log_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(ctx: click.Context, log_id: int, as_json: bool) -> None:
@@ -360,7 +387,7 @@ def show(ctx: click.Context, log_id: int, as_json: bool) -> None:
     click.echo(request_json or "")
 
 
-@command()
+@command(ids=True)
 @click.argument("a", type=int)
 @click.argument("b", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -513,7 +540,7 @@ def stats(ctx: click.Context, as_json: bool, since: datetime | None) -> None:
             _emit_table(data[key], tuple(data[key][0]), title=title)
 
 
-@command(reads=False)
+@command(reads=False, ids=True)
 @click.argument("log_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def replay(ctx: click.Context, log_id: int, as_json: bool) -> None:

@@ -151,8 +151,7 @@ def most_expensive(
     db: str | os.PathLike[str] | GenerationLogRepository, n: int = 10, **filters: Any
 ) -> list[dict[str, Any]]:
     """The ``n`` successful generations that used the most tokens (spec Appendix B)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise InvalidLogError(f"n must be a non-negative integer, not {n!r}", "n")
+    _rows.validate_count(n, "n")
     with reading(db) as repo:
         return _fetch(repo, _sql.most_expensive(_sql.Filters(**filters), repo.store.dialect, n))
 
