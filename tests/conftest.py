@@ -203,13 +203,15 @@ def chat_body(content: str = "Een verdachte is ...", **overrides: object) -> dic
     return body
 
 
-def rows(path: Path | str) -> list[dict[str, object]]:
+def rows(path: Path | str, *, flush: bool = True) -> list[dict[str, object]]:
     """Every row of generation_logs, through a connection of its own, oldest first.
 
     This process's queued writes are committed first, as a read through the library
-    would see them.
+    would see them; ``flush=False``: what is committed now, as another process sees it
+    (at the moment a request arrives, that is what proves the row was written ahead).
     """
-    _writer.flush_all()
+    if flush:
+        _writer.flush_all()
     if str(path).startswith("postgresql://"):
         import psycopg
         from psycopg.rows import dict_row

@@ -39,8 +39,9 @@ MESSAGES = [{"role": "user", "content": "Definieer 'verdachte'."}]
 def _pending_seen_by_second_connection(
     db_path: Path | str, request: httpx.Request
 ) -> dict[str, Any]:
-    """What another connection finds at the moment the request reaches the 'server'."""
-    found = rows(db_path)
+    """What another connection finds at the moment the request reaches the 'server'
+    (nothing flushed first: what is committed, and only that)."""
+    found = rows(db_path, flush=False)
     assert len(found) == 1, "the pending row must be committed before the request leaves"
     row = found[0]
     assert row["generation_status"] == "pending"
@@ -981,7 +982,6 @@ def test_ten_megabyte_prompt_is_stored_whole(
     assert rows(db_path)[0]["prompt_full_text"] == prompt
 
 
-@pytest.mark.usefixtures("quick_backoff")
 def _assert_no_credentials(db_path: Path, *canaries: bytes) -> None:
     """No byte of the database, its WAL or its spool (all three must exist) holds the API
     key, an Authorization header or one of the canaries."""
@@ -994,6 +994,7 @@ def _assert_no_credentials(db_path: Path, *canaries: bytes) -> None:
             assert secret not in data, (path, secret)
 
 
+@pytest.mark.usefixtures("quick_backoff")
 def test_canary_credentials_never_reach_the_files(db_path: Path, router: respx.MockRouter) -> None:
     """The API key and the Authorization value are in no byte of the db, WAL or spool."""
     statuses = iter([500, 200, 200])
@@ -1023,6 +1024,7 @@ def test_canary_credentials_never_reach_the_files(db_path: Path, router: respx.M
     _assert_no_credentials(db_path, b"org-canary-42", b"proj-canary-42")
 
 
+@pytest.mark.usefixtures("quick_backoff")
 def test_async_canary_credentials_never_reach_the_files(
     db_path: Path, router: respx.MockRouter
 ) -> None:

@@ -35,10 +35,54 @@ def test_quickstart_runs_offline(tmp_path: Path) -> None:
     assert "template 2.0" in result.stdout
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
-def test_every_example_compiles(path: Path) -> None:
-    """No example is left broken."""
-    compile(path.read_text(), str(path), "exec")
+# Every file under examples/, and the test that runs it (module::function).
+RUN_BY = {
+    "quickstart.py": "test_examples::test_quickstart_runs_offline",
+    "retry_policy.py": "test_examples::test_retry_policy_example_audits_every_attempt",
+    "typed_usage.py": "test_examples::test_the_other_scripts_run_offline",
+    "definitie_app/app.py": "test_streamlit::test_the_app_generates_and_links",
+    "definitie_app/generate.py": "test_definitie_app::test_the_demo_runs_offline",
+    "definitie_app/seed.py": "test_examples::test_the_other_scripts_run_offline",
+    "definitie_app/generator.py": "test_definitie_app::test_generator_saves_links_and_reports",
+    "definitie_app/definities.py": "test_definitie_app::test_deleting_a_definitie_erases_its_logs",
+    "definitie_app/prompts.py": "test_definitie_app::test_generator_saves_links_and_reports",
+}
+
+
+def test_every_example_is_run_by_a_test() -> None:
+    """An example no test runs can break unseen: each one names the test that runs it."""
+    import importlib
+
+    found = sorted(str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.py"))
+    assert found == sorted(RUN_BY)
+    for where in RUN_BY.values():
+        module, test = where.split("::")
+        assert callable(getattr(importlib.import_module(f"tests.{module}"), test)), where
+
+
+@pytest.mark.parametrize(
+    "script",
+    [["typed_usage.py"], ["definitie_app/seed.py", "--db", "{db}"]],
+    ids=lambda script: script[0],
+)
+def test_the_other_scripts_run_offline(tmp_path: Path, script: list[str]) -> None:
+    """The scripts no other test runs as a program: they run offline, and end well."""
+    db = tmp_path / "demo.db"
+    args = [str(EXAMPLES / script[0]), *(a.format(db=db) for a in script[1:])]
+    result = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=_offline_env(),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    if "--db" in script:
+        from audited_openai import query
+
+        assert query.count(db) > 0
+        assert query.verify(db).ok
 
 
 def test_retry_policy_example_audits_every_attempt(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from audited_openai import (
     SchemaVersionError,
     StoreError,
     _postgres,
+    audit_context,
     cli,
     query,
 )
@@ -280,24 +281,46 @@ def test_a_newer_schema_is_refused(postgres_db: str) -> None:
 # -- durability ------------------------------------------------------------------------------
 
 
+# Each INSERT and UPDATE of generation_logs notes the synchronous_commit of its own
+# transaction: what the real writes committed with, not what a test job saw.
+NOTE_LEVELS = """
+CREATE TABLE seen_levels (seq SERIAL PRIMARY KEY, op TEXT, status TEXT, level TEXT);
+CREATE FUNCTION note_level() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO seen_levels (op, status, level)
+    VALUES (TG_OP, NEW.generation_status, current_setting('synchronous_commit'));
+    RETURN NEW;
+END $$;
+CREATE TRIGGER note_level BEFORE INSERT OR UPDATE ON generation_logs
+    FOR EACH ROW EXECUTE FUNCTION note_level();
+"""
+
+
 @pytest.mark.parametrize(("durability", "completion"), [("balanced", "off"), ("full", "on")])
 def test_each_write_commits_with_its_own_synchronous_commit(
     postgres_db: str, durability: Any, completion: str
 ) -> None:
-    """Pending rows always with synchronous_commit=on; completions off under balanced."""
-    with GenerationLogRepository(postgres_db, durability=durability) as repo:
-
-        def setting(conn: Any) -> str:
-            return str(conn.execute("SHOW synchronous_commit").fetchone()[0])
-
-        durable = repo.store.submit(setting, durable=True, what="read")
-        relaxed = repo.store.submit(setting, durable=False, what="read")
-        assert (durable.result(), relaxed.result()) == ("on", completion)
-        # and the writes themselves are queued as such
-        ctx = make_context()
-        log_id = repo.create_pending_log(ctx)
-        ctx.mark_success(ResponseMetadata(content="x"))
-        repo.update_with_response(log_id, ctx)
+    """A real call's pending row commits with synchronous_commit=on before the request
+    leaves; its completion and a link with off under "balanced", on under "full"."""
+    GenerationLogRepository(postgres_db).close()
+    execute(postgres_db, NOTE_LEVELS)
+    with (
+        GenerationLogRepository(postgres_db, durability=durability) as repo,
+        LoopbackServer() as server,
+        AuditedOpenAI(repo, base_url=server.base_url, api_key="test") as client,
+        audit_context() as audit,
+    ):
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        repo.flush()
+        host(postgres_db, (9, "getuige")).close()
+        audit.link(9)
+    with psycopg.connect(postgres_db) as conn:
+        seen = conn.execute("SELECT op, status, level FROM seen_levels ORDER BY seq").fetchall()
+    assert seen == [
+        ("INSERT", "pending", "on"),
+        ("UPDATE", "success", completion),
+        ("UPDATE", "success", completion),
+    ]
 
 
 def test_a_pending_row_survives_a_server_crash(private_db: str, cluster: Cluster) -> None:

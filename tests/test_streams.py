@@ -99,7 +99,7 @@ def arrive(db_path: Path, make: Any) -> Any:
     """A respx side effect that notes what a second connection sees when a request arrives."""
 
     def handler(request: httpx.Request) -> httpx.Response:
-        found = rows(db_path)
+        found = rows(db_path, flush=False)  # committed when it arrived, nothing flushed
         ARRIVALS.append((len(found), found[-1]["generation_status"] if found else "none"))
         return make(request) if callable(make) else make
 
@@ -124,7 +124,7 @@ def stream_route(
     """Answer with an SSE body, noting what another connection saw when the request came."""
 
     def handler(request: httpx.Request) -> httpx.Response:
-        seen.append((rows(db_path), json.loads(request.content)))
+        seen.append((rows(db_path, flush=False), json.loads(request.content)))
         return streamed(body)
 
     return router.post("/chat/completions").mock(side_effect=arrive(db_path, handler))
@@ -455,7 +455,7 @@ def test_with_raw_response_sync_and_async(router: respx.MockRouter, db_path: Pat
     seen: list[Any] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(rows(db_path)[-1]["generation_status"])
+        seen.append(rows(db_path, flush=False)[-1]["generation_status"])
         return httpx.Response(200, json=chat_body(), headers={"x-request-id": "req_raw"})
 
     router.post("/chat/completions").mock(side_effect=arrive(db_path, handler))
@@ -500,7 +500,7 @@ def test_with_streaming_response(
     seen: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(rows(db_path)[-1]["generation_status"])
+        seen.append(rows(db_path, flush=False)[-1]["generation_status"])
         return httpx.Response(200, json=chat_body())
 
     router.post("/chat/completions").mock(side_effect=arrive(db_path, handler))
@@ -693,7 +693,7 @@ def test_responses_create_plain_and_parse(router: respx.MockRouter, db_path: Pat
     seen: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(rows(db_path)[-1]["generation_status"])
+        seen.append(rows(db_path, flush=False)[-1]["generation_status"])
         return httpx.Response(
             200,
             json=response_body(
