@@ -8,7 +8,7 @@ import sqlite3
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 import pytest
@@ -25,6 +25,7 @@ from audited_openai import (
     _context,
     _writer,
 )
+from tests import pg_server
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -36,11 +37,45 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "audit.db"
 
 
-# The PostgreSQL server the tests create their databases on (one each, dropped after).
-POSTGRES = os.environ.get(
-    "AUDITED_OPENAI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 BACKENDS = ["sqlite", "postgresql"]
+
+
+def postgres_server() -> str:
+    """The server the tests create their databases on (tests/pg_server.py): its URL.
+
+    None there skips the test, from this one line for all of them (or fails it, where
+    AUDITED_OPENAI_REQUIRE_POSTGRES=1).
+    """
+    url, said = pg_server.admin_url()
+    if url is None:
+        skip_postgres(said)
+    return url
+
+
+def skip_postgres(why: str) -> NoReturn:
+    """Skip a test that needs PostgreSQL, saying why (fail it where it is required)."""
+    if os.environ.get("AUDITED_OPENAI_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required here: {why}")
+    pytest.skip(f"PostgreSQL tests skipped: {why}")
+
+
+def pytest_report_header() -> str:
+    """Which PostgreSQL server the tests use, or why none: one line at the top."""
+    return pg_server.admin_url()[1]
+
+
+NO_POSTGRES = "Skipped: PostgreSQL tests skipped: "
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Every PostgreSQL skip reported from postgres_server(), where it is decided: the
+    summary says it in one line (pytest would name each test's own line)."""
+    report = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and longrepr[2].startswith(NO_POSTGRES):
+        report.longrepr = (__file__, postgres_server.__code__.co_firstlineno, longrepr[2])
+    return report
 
 
 @contextlib.contextmanager
@@ -48,10 +83,11 @@ def fresh_postgres() -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database, dropped afterwards."""
     import psycopg
 
+    server = postgres_server()
     name = "ao_test_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+    with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = POSTGRES.rsplit("/", 1)[0] + "/" + name
+    url = server.rsplit("/", 1)[0] + "/" + name
     try:
         yield url
     finally:
@@ -60,7 +96,7 @@ def fresh_postgres() -> Iterator[str]:
 
         for key in [key for key in _postgres._POOLS if key[0] == url]:
             _postgres._POOLS.pop(key)[0].close()  # stores left open by the test
-        with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

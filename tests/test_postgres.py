@@ -10,11 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +33,17 @@ from audited_openai import (
 )
 from audited_openai._postgres import redacted
 from audited_openai.testing import LoopbackServer
-from tests.conftest import POSTGRES as POSTGRES_ADMIN
-from tests.conftest import execute, fresh_postgres, host, make_context, rows
+from tests import pg_server
+from tests.conftest import (
+    execute,
+    fresh_postgres,
+    host,
+    make_context,
+    postgres_server,
+    rows,
+    skip_postgres,
+)
+from tests.pg_server import Cluster
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -46,87 +52,39 @@ psycopg = pytest.importorskip("psycopg")
 
 MESSAGES = [{"role": "user", "content": "Definieer 'verdachte'."}]
 PASSWORD = "geheim-" + os.urandom(6).hex()
-BIN = Path("/usr/lib/postgresql/15/bin")
+BIN = pg_server.binaries()
 
 
 # -- a private cluster with a password, to stop and start -------------------------------------
 
 
-class Cluster:
-    """A PostgreSQL cluster of this test module's own, with scram-sha-256 passwords."""
-
-    def __init__(self, root: Path) -> None:
-        self.data = root / "data"
-        self.port = _free_port()
-        self.log = root / "server.log"
-        (root / "pw").write_text(PASSWORD)
-        shutil.chown(root, "postgres")
-        shutil.chown(root / "pw", "postgres")
-        self._as_postgres(
-            str(BIN / "initdb"), "-D", str(self.data), "-A", "scram-sha-256",
-            f"--pwfile={root / 'pw'}", "-U", "postgres",
-        )  # fmt: skip
-        self.start()
-        self.url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{self.port}/postgres"
-
-    def _as_postgres(self, *args: str) -> None:
-        done = subprocess.run(
-            ["runuser", "-u", "postgres", "--", *args],
-            capture_output=True,
-            text=True,
-            cwd="/",
-            check=False,
-        )
-        if done.returncode:
-            raise subprocess.CalledProcessError(done.returncode, args, done.stdout, done.stderr)
-
-    def _ctl(self, *args: str) -> None:
-        self._as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data), "-w", *args)
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
-        self._ctl("-o", options, "-l", str(self.log), "start")
-
-    def stop(self, mode: str = "fast") -> None:
-        self._ctl("-m", mode, "stop")
-
-    @contextlib.contextmanager
-    def database(self) -> Iterator[str]:
-        """A fresh database on this cluster, dropped afterwards."""
-        name = "ao_" + os.urandom(6).hex()
-        with psycopg.connect(self.url, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield self.url.rsplit("/", 1)[0] + "/" + name
-        finally:
-            with psycopg.connect(self.url, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@contextlib.contextmanager
+def _database(cluster: Cluster) -> Iterator[str]:
+    """A fresh database on the private cluster, dropped afterwards."""
+    name = "ao_" + os.urandom(6).hex()
+    with psycopg.connect(cluster.url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield cluster.url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(cluster.url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    if os.geteuid() != 0 or not (BIN / "initdb").exists():
-        pytest.skip("a private cluster needs root and PostgreSQL 15's binaries")
-    root = Path(tempfile.mkdtemp(prefix="audited-openai-pg-"))  # the server user can enter
-    try:
-        made = Cluster(root)
+    """A cluster of this module's own, with scram-sha-256 passwords, to stop and start."""
+    if BIN is None:
+        url, said = pg_server.admin_url()
+        skip_postgres(said if url is None else "no PostgreSQL binaries here (a private cluster)")
+    with pg_server.throwaway(BIN, PASSWORD) as made:
         yield made
-        with contextlib.suppress(subprocess.CalledProcessError):
-            made.stop("immediate")
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
 def private_db(cluster: Cluster) -> Iterator[str]:
     """A fresh database on the private cluster; the server is running again afterwards."""
-    with cluster.database() as url:
+    with _database(cluster) as url:
         yield url
         with contextlib.suppress(subprocess.CalledProcessError):
             cluster.start()  # a test that stopped it
@@ -188,7 +146,7 @@ def test_the_password_is_never_stored_or_shown(
     assert PASSWORD not in spool.name + spool.read_text()
     assert repo.recover_spool() == 2
     dumped = subprocess.run(
-        [str(BIN / "pg_dump"), private_db], capture_output=True, text=True, check=True
+        [str(Path(str(BIN)) / "pg_dump"), private_db], capture_output=True, text=True, check=True
     ).stdout
     assert "generation_logs" in dumped
     assert PASSWORD not in dumped
@@ -490,7 +448,7 @@ def test_unclosed_repositories_share_one_pool(postgres_db: str) -> None:
     """Twenty repositories opened and dropped (a page rerun each): connections stay few."""
 
     def connections() -> int:
-        with psycopg.connect(POSTGRES_ADMIN) as admin:
+        with psycopg.connect(postgres_server()) as admin:
             row = admin.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
                 (postgres_db.rsplit("/", 1)[1],),
