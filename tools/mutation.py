@@ -5,10 +5,10 @@
     python tools/mutation.py report    # the score next to each promise (RELIABILITY.md)
     python tools/mutation.py report --survivors   # survivors not listed as equivalent
 
-``run`` calls ``mutmut run --max-children 2`` with a pattern per function below (the
-rest of their modules is not mutated) and stops a mutant whose tests hang: its process
-tree used under 0.3 s of CPU in 30 s (mutmut's own timeout never fired here). A hang
-counts as killed: it would stop CI too. ``report`` reads mutmut's results
+``run`` calls ``mutmut run --max-children 2`` (or ``--children N``) with a pattern per
+function below (the rest of their modules is not mutated) and stops a mutant whose tests
+hang: its process tree used under 0.3 s of CPU in 30 s (mutmut's own timeout never fired
+here). A hang counts as killed: it would stop CI too. ``report`` reads mutmut's results
 (``mutants/**/*.meta``) and the reviewed equivalent mutants
 (``tools/equivalent_mutants.txt``: a name, and why no test can tell it from the code).
 """
@@ -43,8 +43,8 @@ PROMISES: list[tuple[str, list[str]]] = [
             "_recorder.Recorder._context",
             "_recorder.Recorder.__init__",
             "_sqlite.SQLiteStore.insert",
-            "_sqlite.SQLiteStore._writer_connection",
-            "_sqlite.SQLiteStore.commit",
+            "_sqlite.Writes._connection",
+            "_sqlite.Writes.commit",
         ],
     ),
     (
@@ -52,8 +52,9 @@ PROMISES: list[tuple[str, list[str]]] = [
         [
             "_writer.*",
             "_sqlite.SQLiteStore.submit",
-            "_sqlite.SQLiteStore._run",
-            "_sqlite.SQLiteStore._tend_wal",
+            "_sqlite.run",
+            "_sqlite.Writes._tend_wal",
+            "_sqlite.Writes.close",
             "_sqlite._transaction",
             "_sqlite._rollback",
             "_sqlite._write_error",
@@ -84,8 +85,18 @@ PROMISES: list[tuple[str, list[str]]] = [
         [
             "_sqlite.SQLiteStore.erase_definitie",
             "_sqlite.SQLiteStore.finish_erasures",
+            "_sqlite.finish_erasures",
+            "_sqlite.Writes.idle",
             "_sqlite.SQLiteStore.scrub",
         ],
+    ),
+    (
+        "The row holds what was sent and what arrived (the prompt, parameters, usage, text)",
+        ["_capture.*"],
+    ),
+    (
+        "No one can change the trail unseen (the chain: each write an event; verify)",
+        ["_chain.*"],
     ),
 ]
 
@@ -159,16 +170,17 @@ def _stop_hangs(done: threading.Event) -> None:
             del seen[pid]
 
 
-def run(functions: list[str]) -> int:
+def run(functions: list[str], children: int = 2) -> int:
     """``mutmut run`` on ``functions`` (default: those of every promise), stopping hung
-    mutants."""
+    mutants; ``children`` mutants at a time."""
     functions = functions or [f for _, chosen in PROMISES for f in chosen]
     patterns = [mutmut_pattern(f) for f in functions]
+    mutmut = Path(sys.executable).with_name("mutmut")
     done = threading.Event()
     threading.Thread(target=_stop_hangs, args=(done,), daemon=True).start()
     try:
         return subprocess.run(
-            [Path(sys.executable).with_name("mutmut"), "run", "--max-children", "2", *patterns],
+            [mutmut, "run", "--max-children", str(children), *patterns],
             cwd=ROOT,
             check=False,
         ).returncode
@@ -202,9 +214,10 @@ def main() -> int:
     parser.add_argument("command", choices=["run", "report"])
     parser.add_argument("functions", nargs="*", help="run: only these (module.Class.function)")
     parser.add_argument("--survivors", action="store_true", help="list survivors not excused")
+    parser.add_argument("--children", type=int, default=2, help="run: mutants at a time")
     args = parser.parse_args()
     if args.command == "run":
-        return run(args.functions)
+        return run(args.functions, args.children)
     return report(survivors=args.survivors)
 
 
