@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -297,6 +298,15 @@ def async_client(db_path: Path | object, **kwargs: object) -> AsyncAuditedOpenAI
         http_client=httpx.AsyncClient(),
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module() -> Iterator[None]:
+    """Streamlit's AppTest makes its script ``__main__`` and leaves it so; a process
+    spawned later (multiprocessing's "spawn") would run that script instead."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(autouse=True)
