@@ -175,6 +175,18 @@ def execute(target: str | Path, sql: str, params: tuple[Any, ...] = ()) -> None:
         conn.close()
 
 
+def fetch(target: str | Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows of one query (``?`` markers) on the store's database, as another program
+    would read them (nothing of this process flushed first)."""
+    conn = host_connection(target)
+    try:
+        if str(target).startswith("postgresql://"):
+            sql = sql.replace("?", "%s")
+        return [tuple(row) for row in conn.execute(sql, params).fetchall()]
+    finally:
+        conn.close()
+
+
 def host_connection(target: str | Path) -> Any:
     """A connection of the app's own to the store's database, in autocommit."""
     if str(target).startswith("postgresql://"):

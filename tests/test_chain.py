@@ -4,7 +4,6 @@ on both backends, and passes after the library's own erasure, reconcile and adop
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 import threading
 import time
@@ -21,7 +20,7 @@ from audited_openai import GenerationLogRepository, ResponseMetadata, query
 from audited_openai._chain import CHAINED, EVENTS, digest, state
 from audited_openai._errors import InvalidLogError, StoreError
 from audited_openai.cli import EXIT_UNVERIFIED, main
-from tests.conftest import as_schema, execute, host, make_context, rows
+from tests.conftest import as_schema, execute, fetch, host, host_connection, make_context, rows
 
 
 def _trail(repo: GenerationLogRepository, calls: int = 5) -> list[int]:
@@ -118,7 +117,7 @@ def test_an_event_rewritten_with_its_hash_recomputed_breaks_the_next_link(
 
     target, ids = trail
     execute(target, "UPDATE generation_logs SET tokens_total = 99 WHERE id = ?", (ids[0],))
-    conn = _connection(target)
+    conn = host_connection(target)
     (prev,) = conn.execute(f"SELECT hash FROM {EVENTS} WHERE seq = 1").fetchone()
     event = list(conn.execute(f"SELECT seq, log_id, definitie_id, kind, at, note, state FROM {EVENTS} WHERE seq = 2").fetchone())  # fmt: skip
     event[6] = state(conn.execute(f"SELECT {', '.join(CHAINED)} FROM generation_logs WHERE id = {ids[0]}").fetchone())  # fmt: skip
@@ -164,7 +163,7 @@ def test_a_rewritten_history_is_caught_against_a_checkpoint(
     saved = tmp_path / "cp.json"
     saved.write_text(json.dumps(query.checkpoint(target)))
     execute(target, "DELETE FROM generation_logs WHERE id = ?", (ids[0],))
-    conn = _connection(target)
+    conn = host_connection(target)
     conn.execute(f"DELETE FROM {EVENTS} WHERE log_id = {_mark(target)}", (ids[0],))
     events = conn.execute(
         f"SELECT seq, log_id, definitie_id, kind, at, note, state FROM {EVENTS} ORDER BY seq"
@@ -234,13 +233,13 @@ def test_erasure_keeps_the_chain_and_the_digests_not_the_text(
     assert verified.ok, verified.problems
     assert (verified.erased, verified.rows) == (2, 2)
     assert "2 rows were erased" in " ".join(verified.notes())
-    erasures = _query(
+    erasures = fetch(
         target,
         f"SELECT log_id, definitie_id, note, state FROM {EVENTS} WHERE kind = 'erase' ORDER BY seq",
     )
     assert [(e[0], e[1], e[3]) for e in erasures] == [(ids[0], 7, None), (ids[1], 7, None)]
     assert all("erase --definitie 7" in e[2] for e in erasures)
-    dump = "\n".join(str(row) for row in _query(target, f"SELECT * FROM {EVENTS}"))
+    dump = "\n".join(str(row) for row in fetch(target, f"SELECT * FROM {EVENTS}"))
     assert secret not in dump
     assert digest(secret) in dump, "the proof of what was there stays"
     # The host app deleting a definitie through its own connection: gone with it, said so.
@@ -259,7 +258,7 @@ def test_reconcile_is_chained(repo: GenerationLogRepository, target: str) -> Non
     assert repo.reconcile(timedelta(milliseconds=1)) == 2
     verified = query.verify(target)
     assert verified.ok, verified.problems
-    kinds = [row[0] for row in _query(target, f"SELECT kind FROM {EVENTS} ORDER BY seq")]
+    kinds = [row[0] for row in fetch(target, f"SELECT kind FROM {EVENTS} ORDER BY seq")]
     assert kinds.count("reconcile") == 2
     assert kinds[-2:] == ["reconcile", "reconcile"]
 
@@ -272,7 +271,7 @@ def test_each_write_is_an_event_of_its_kind(repo: GenerationLogRepository, targe
     stale = repo.create_pending_log(make_context())
     time.sleep(0.01)
     assert repo.reconcile(timedelta(milliseconds=1)) == 1
-    events = _query(target, f"SELECT log_id, kind FROM {EVENTS} ORDER BY seq")
+    events = fetch(target, f"SELECT log_id, kind FROM {EVENTS} ORDER BY seq")
     assert events == [
         (log_id, "insert"),
         (log_id, "complete"),
@@ -407,22 +406,6 @@ def test_progress_is_reported(tmp_path: Path) -> None:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _connection(target: str | Path) -> Any:
-    if str(target).startswith("postgresql://"):
-        import psycopg
-
-        return psycopg.connect(str(target), autocommit=True)
-    return sqlite3.connect(target, isolation_level=None)
-
-
-def _query(target: str | Path, sql: str) -> list[Any]:
-    conn = _connection(target)
-    try:
-        return list(conn.execute(sql).fetchall())
-    finally:
-        conn.close()
-
-
 def _mark(target: str | Path) -> str:
     return "%s" if str(target).startswith("postgresql://") else "?"
 
@@ -462,7 +445,7 @@ def test_a_missing_event_in_the_middle_is_caught(trail: tuple[str, list[int]]) -
 def test_an_erased_row_put_back_is_caught(repo: GenerationLogRepository, target: str) -> None:
     ids = _trail(repo, 2)
     execute(target, "UPDATE generation_logs SET definitie_id = 9 WHERE id = ?", (ids[0],))
-    conn = _connection(target)
+    conn = host_connection(target)
     saved = conn.execute(f"SELECT {', '.join(CHAINED)} FROM generation_logs WHERE id = {ids[0]}").fetchone()  # fmt: skip
     conn.close()
     assert repo.erase_definitie(9) == 1
@@ -657,7 +640,7 @@ def test_the_head_event_forged_with_its_row_is_caught(
     matches its event, but the event no longer follows from the one before."""
     target, ids = trail
     execute(target, "UPDATE generation_logs SET tokens_total = 99 WHERE id = ?", (ids[-1],))
-    forged = state(_query(target, f"SELECT {', '.join(CHAINED)} FROM generation_logs WHERE id = {ids[-1]}")[0])  # fmt: skip
+    forged = state(fetch(target, f"SELECT {', '.join(CHAINED)} FROM generation_logs WHERE id = {ids[-1]}")[0])  # fmt: skip
     execute(target, f"UPDATE {EVENTS} SET state = ? WHERE seq = 10", (forged,))
     verified = query.verify(target, **verify_mode)
     assert [(p.kind, p.seq) for p in verified.problems] == [("event", 10)]

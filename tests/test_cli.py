@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from audited_openai import GenerationLogRepository, ResponseMetadata, cli
 from audited_openai._schema import SCHEMA_VERSION
-from tests.conftest import execute, host, host_connection, make_context
+from tests.conftest import execute, fetch, host, make_context
 from tests.test_query import seed
 
 if TYPE_CHECKING:
@@ -509,7 +509,7 @@ def _objects_of(target: str | Path) -> Any:
     return sorted(
         map(
             tuple,
-            _query(
+            fetch(
                 target,
                 "SELECT 'relation', relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
                 " UNION ALL SELECT 'function', proname FROM pg_proc"
@@ -518,14 +518,6 @@ def _objects_of(target: str | Path) -> Any:
             ),
         )
     )
-
-
-def _query(target: str | Path, sql: str) -> list[Any]:
-    conn = host_connection(target)
-    try:
-        return list(conn.execute(sql).fetchall())
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize(

@@ -18,11 +18,10 @@ def _offline_env() -> dict[str, str]:
     return env
 
 
-def test_quickstart_runs_offline(tmp_path: Path) -> None:
-    """The quickstart generates, saves and links a definitie, and prints its prompt."""
-    db = tmp_path / "definities.db"
+def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """An example run as a program, offline; it must end well."""
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "quickstart.py"), str(db)],
+        [sys.executable, str(EXAMPLES / script), *args],
         capture_output=True,
         text=True,
         env=_offline_env(),
@@ -30,6 +29,12 @@ def test_quickstart_runs_offline(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_quickstart_runs_offline(tmp_path: Path) -> None:
+    """The quickstart generates, saves and links a definitie, and prints its prompt."""
+    result = _run("quickstart.py", str(tmp_path / "definities.db"))
     assert "loopback model server" in result.stdout
     assert "log 1: success" in result.stdout
     assert "template 2.0" in result.stdout
@@ -68,16 +73,7 @@ def test_every_example_is_run_by_a_test() -> None:
 def test_the_other_scripts_run_offline(tmp_path: Path, script: list[str]) -> None:
     """The scripts no other test runs as a program: they run offline, and end well."""
     db = tmp_path / "demo.db"
-    args = [str(EXAMPLES / script[0]), *(a.format(db=db) for a in script[1:])]
-    result = subprocess.run(
-        [sys.executable, *args],
-        capture_output=True,
-        text=True,
-        env=_offline_env(),
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    _run(script[0], *(a.format(db=db) for a in script[1:]))
     if "--db" in script:
         from audited_openai import query
 
@@ -87,15 +83,7 @@ def test_the_other_scripts_run_offline(tmp_path: Path, script: list[str]) -> Non
 
 def test_retry_policy_example_audits_every_attempt(tmp_path: Path) -> None:
     """tenacity around audited calls: the SDK's retries and the app's are all rows."""
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "retry_policy.py"), str(tmp_path / "r.db")],
-        capture_output=True,
-        text=True,
-        env=_offline_env(),
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _run("retry_policy.py", str(tmp_path / "r.db"))
     assert "the server received 6 requests" in result.stdout
     lines = [line for line in result.stdout.splitlines() if line.startswith("log ")]
     assert [line.split()[-1] for line in lines] == ["failed"] * 5 + ["success"]

@@ -468,17 +468,10 @@ def _generated_and_replayed(target: str) -> tuple[int, int]:
 
 def _made_by(target: str, definitie_id: int) -> int | None:
     """The generation_log_id the spec's view gives a definitie."""
-    from tests.conftest import host_connection
+    from tests.conftest import fetch
 
-    conn = host_connection(target)
-    try:
-        marker = "%s" if target.startswith("postgresql://") else "?"
-        return conn.execute(  # type: ignore[no-any-return]
-            f"SELECT generation_log_id FROM definities_with_generation WHERE id = {marker}",
-            (definitie_id,),
-        ).fetchone()[0]
-    finally:
-        conn.close()
+    sql = "SELECT generation_log_id FROM definities_with_generation WHERE id = ?"
+    return fetch(target, sql, (definitie_id,))[0][0]  # type: ignore[no-any-return]
 
 
 def test_a_replay_never_becomes_the_log_of_its_definitie(target: str) -> None:
@@ -515,7 +508,7 @@ def test_replays_recorded_before_schema_8_are_marked_when_migrated(target: str) 
     """A trail of schema 7, where a replay said so only in its metadata, migrates: the
     replay is marked (the change chained), and the log of the definitie is right again.
     A replay claim written behind the library's back is not laundered into the chain."""
-    from tests.conftest import as_schema, execute, host
+    from tests.conftest import as_schema, execute, fetch, host
 
     host(target, (5, "getuige")).close()
     with (
@@ -547,18 +540,11 @@ def test_replays_recorded_before_schema_8_are_marked_when_migrated(target: str) 
     verified = query.verify(target)
     assert [(p.kind, p.log_id) for p in verified.problems] == [("row_changed", 3)]
     assert "additional_metadata" in verified.problems[0].message
-    kinds = _query_events(target, "SELECT kind, note FROM generation_log_events WHERE log_id = 2")
-    assert kinds[-1] == ("migrate", "replay_of taken from additional_metadata (schema 8)")
-
-
-def _query_events(target: str, sql: str) -> list[tuple[str, str]]:
-    from tests.conftest import host_connection
-
-    conn = host_connection(target)
-    try:
-        return [tuple(row) for row in conn.execute(sql + " ORDER BY seq").fetchall()]
-    finally:
-        conn.close()
+    events = "SELECT kind, note FROM generation_log_events WHERE log_id = 2 ORDER BY seq"
+    assert fetch(target, events)[-1] == (
+        "migrate",
+        "replay_of taken from additional_metadata (schema 8)",
+    )
 
 
 def test_a_copied_replay_points_at_its_original_in_the_copy(tmp_path: Path) -> None:
