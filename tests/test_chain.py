@@ -3,6 +3,7 @@ on both backends, and passes after the library's own erasure, reconcile and adop
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import threading
@@ -493,8 +494,11 @@ def test_keys_that_cannot_be_read_or_signing_without_cryptography(
     with pytest.raises(InvalidLogError, match="cannot read the public key"):
         query.verify(target, checkpoint=signed, public_key=tmp_path / "none.pub")
     monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives", None)
-    with pytest.raises(InvalidLogError, match=r"pip install 'audited-openai\[signing\]'"):
+    with pytest.raises(InvalidLogError) as refused:
         query.checkpoint(target, key=tmp_path / "k.pem")
+    assert str(refused.value) == (
+        "signing checkpoints needs the cryptography package: pip install 'audited-openai[signing]'"
+    )
 
 
 def test_verify_shows_progress_on_a_terminal(
@@ -661,3 +665,91 @@ def test_the_newest_row_with_its_events_deleted_is_caught_against_a_checkpoint(
     verified = query.verify(target, checkpoint=saved, **verify_mode)
     assert _kinds(verified) == ["truncated"]
     assert "the trail has 8 events" in verified.problems[0].message
+
+
+# -- what the chain's mutants showed untested ---------------------------------------------------
+
+# A checkpoint as a file holds it, and the bytes its signature covers: the checkpoint
+# without "signature" as JSON with sorted keys and no spaces. Pinned, so that a
+# checkpoint signed by one build (or an auditor's own tool) verifies with another.
+PINNED_CHECKPOINT = {
+    "format": "audited-openai-checkpoint/1",
+    "trail": "audit.db",
+    "events": 10,
+    "hash": "ab" * 32,
+    "at": "2026-12-01T12:00:00.000Z",
+}
+PINNED_SIGNED_BYTES = (
+    b'{"at":"2026-12-01T12:00:00.000Z","events":10,"format":"audited-openai-checkpoint/1",'
+    b'"hash":"' + b"ab" * 32 + b'","trail":"audit.db"}'
+)
+# Ed25519 signatures are deterministic: this key (the seed 0, 1, ..., 31) always gives it.
+PINNED_SIGNATURE = (
+    "fpX9vHyNLhnPCSsEy917Cm/6tPD5Zjlith/fZIRd+eFoJz9dr3+gOTwMAuuFIcXW0E7ccWdKKnbWqLKvi6qdCw=="
+)
+
+
+def test_a_checkpoint_signs_its_canonical_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audited_openai import _chain
+
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    private, public = tmp_path / "k.pem", tmp_path / "k.pub.pem"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    key.public_key().verify(base64.b64decode(PINNED_SIGNATURE), PINNED_SIGNED_BYTES)
+    monkeypatch.setattr(_chain, "format_ts", lambda _moment: PINNED_CHECKPOINT["at"])
+    made = _chain.make_checkpoint("audit.db", 10, "ab" * 32, private)
+    assert made == {**PINNED_CHECKPOINT, "signature": PINNED_SIGNATURE}
+    assert _chain.signature_holds({**PINNED_CHECKPOINT, "signature": PINNED_SIGNATURE}, public)
+
+
+def test_a_signature_with_characters_base64_has_not_is_forged(tmp_path: Path) -> None:
+    """A lenient decoder would drop them and let the signature hold."""
+    from audited_openai import _chain
+
+    private, public = _keys(tmp_path, "k")
+    signed = _chain.make_checkpoint("audit.db", 3, "cd" * 32, private)
+    assert _chain.signature_holds(signed, public)
+    for spoilt in (
+        "!" + signed["signature"],
+        signed["signature"][:20] + "*" + signed["signature"][20:],
+    ):
+        assert not _chain.signature_holds({**signed, "signature": spoilt}, public)
+
+
+def test_rows_without_a_definitie_deleted_beside_the_host_table_are_deleted_rows(
+    repo: GenerationLogRepository, target: str
+) -> None:
+    """With the host's definities table there, a row linked to no definitie that went
+    without an erase event is a deletion (nothing to have gone with); two rows that went
+    with their deleted definitie are counted as two."""
+    conn = host(target, (1, "getuige"))
+    assert repo.refresh_host_objects()  # the table came after the store was opened
+    lone = repo.create_pending_log(make_context())
+    linked = [repo.create_pending_log(make_context(definitie_id=1)) for _ in range(2)]
+    repo.flush()
+    execute(target, "DELETE FROM generation_logs WHERE id = ?", (lone,))
+    conn.execute("DELETE FROM definities WHERE id = 1")
+    conn.close()
+    verified = query.verify(target)
+    assert [(p.kind, p.log_id) for p in verified.problems] == [("row_deleted", lone)]
+    assert verified.host_erased == len(linked)
+    assert verified.notes() == [
+        "2 rows went with their definitie, deleted by the host app (not chained: no erase event)"
+    ]
+
+
+def test_the_summary_names_the_head_and_a_valid_signature(
+    trail: tuple[str, list[int]], tmp_path: Path
+) -> None:
+    target, _ = trail
+    private, public = _keys(tmp_path, "k")
+    verified = query.verify(
+        target, checkpoint=query.checkpoint(target, key=private), public_key=public
+    )
+    assert verified.summary() == (
+        f"verified: 10 events, 5 rows, head {verified.head[:16]}; "
+        "the checkpoint of 10 events holds (signature valid)"
+    )
