@@ -682,6 +682,7 @@ def _assert_responses_row(
         row["prompt_full_text"] == "[instructions]\nWees precies.\n\n[user]\nDefinieer 'getuige'."
     )
     assert row["response_id"] == "resp_123"
+    assert (row["response_created_at"], row["response_model"]) == (1731335025, "gpt-4.1-2025-04-14")
     assert row["response_content"] == text
     assert (row["tokens_prompt"], row["tokens_completion"], row["tokens_total"]) == (30, 5, 35)
     assert (row["tokens_cached"], row["tokens_reasoning"]) == (8, 2)
