@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime
 from decimal import Decimal
@@ -154,3 +155,140 @@ def test_spool_paths() -> None:
     """The spool lives beside the file; an in-memory database has none."""
     assert _spool.spool_path(":memory:") is None
     assert str(_spool.spool_path("file:/data/a.db?mode=ro")) == "/data/a.db.spool.jsonl"
+
+
+# -- what the mutants of _capture showed untested --------------------------------------------------
+
+
+def test_every_kind_of_part_renders_as_documented() -> None:
+    """Text parts of every kind verbatim; a part whose type is not text (or has none) is
+    named, even when it carries a text; a refusal, a file or a message with pieces missing
+    still renders the same way every time."""
+    parts = [
+        {"type": "text", "text": "a"},
+        {"type": "input_text", "text": "b"},
+        {"type": "output_text", "text": "c"},
+        {"text": "no type"},
+        {"type": "text", "text": 7},
+        {"type": "refusal"},
+        {"type": "file", "file": {}},
+    ]
+    assert _capture.render_messages([{"content": parts}]) == (
+        "[?]\na\nb\nc\n[None]\n[text]\n[refusal] \n[file: ]"
+    )
+
+
+def test_responses_items_render_as_documented() -> None:
+    """An item with a role is a message; one without (a function call or its output) is
+    headed by its type, with its output or else its arguments."""
+    body = {
+        "input": [
+            {"type": "message", "role": "user", "content": "vraag"},
+            {"type": "function_call", "call_id": "c1", "name": "zoek", "arguments": '{"q":1}'},
+            {"type": "function_call_output", "call_id": "c1", "output": "art. 27"},
+        ]
+    }
+    assert _capture.prompt_text("responses", body) == (
+        '[user]\nvraag\n\n[function_call]\n{"q":1}\n\n[function_call_output]\nart. 27'
+    )
+
+
+def test_responses_output_with_pieces_missing() -> None:
+    """Output text parts joined as the SDK's output_text; refusals and calls after them,
+    rendered the same way with their pieces missing."""
+    response = {
+        "output": [
+            {"type": "message", "content": [{"type": "output_text", "text": None}]},
+            {"type": "message", "content": [{"type": "output_text", "text": "ja"}]},
+            {"type": "message", "content": [{"type": "refusal"}]},
+            {"type": "function_call"},
+        ]
+    }
+    assert _capture.responses_text(response) == "ja\n[refusal] \n[tool_call ] ()"
+
+
+def test_json_of_odd_bodies_keeps_non_ascii_text() -> None:
+    """What is stored as JSON keeps its text as written ('é', not '\\u00e9')."""
+    assert _capture.prompt_text("chat.completions", {"messages": {"begrip": "privé"}}) == (
+        '{"begrip": "privé"}'
+    )
+
+
+def _boom() -> None:
+    raise ValueError("boom")
+
+
+def _raised() -> ValueError:
+    try:
+        _boom()
+    except ValueError as exc:
+        return exc
+    raise AssertionError  # pragma: no cover
+
+
+def _made_in_a_helper() -> str:
+    return _capture.where_raised(ValueError("made, not raised"))
+
+
+def test_an_error_keeps_its_class_message_and_where_it_was_raised() -> None:
+    """The traceback is the exception's own, down to the frame that raised it; a
+    message-less exception is named by its class. One made, not raised (an HTTP error
+    the SDK turns into its exception), gets the stack of the one who asked for it."""
+    error = _capture.error_context(_raised())
+    assert (error.message, error.error_type) == ("boom", "ValueError")
+    assert error.traceback is not None
+    assert error.traceback.startswith("Traceback (most recent call last):\n  File ")
+    assert "in _boom\n" in error.traceback
+    assert error.traceback.endswith("ValueError: boom\n")
+    assert _capture.error_context(ValueError()).message == "ValueError"
+    made = _made_in_a_helper()
+    assert made.startswith("Traceback (most recent call last):\n")
+    assert "in test_an_error_keeps_its_class_message_and_where_it_was_raised\n" in made
+    assert "in _made_in_a_helper" not in made
+    assert "in where_raised" not in made
+    assert made.endswith("ValueError: made, not raised\n")
+
+
+def _stream(endpoint: str, *events: object) -> _capture.Accumulator:
+    acc = _capture.Accumulator(endpoint, started_ms=None)
+    for event in events:
+        acc.add(event if isinstance(event, str) else json.dumps(event))
+    return acc
+
+
+def test_a_responses_stream_refusal_and_its_end() -> None:
+    """A streamed refusal is stored as one; a stream ending incomplete or failed is
+    complete with that status."""
+    acc = _stream(
+        "responses",
+        {"type": "response.refusal.delta", "delta": "Dat doe "},
+        {"type": "response.refusal.delta", "delta": None},
+        {"type": "response.refusal.delta", "delta": "ik niet."},
+    )
+    assert not acc.complete()
+    assert acc.metadata().content == "[refusal] Dat doe ik niet."
+    for status in ("incomplete", "failed"):
+        final = {"id": "r1", "status": status, "output": []}
+        done = _stream("responses", {"type": f"response.{status}", "response": final})
+        assert done.complete()
+        assert done.metadata().finish_reason == status
+    untyped = _stream("responses", {"delta": "x"})
+    assert (untyped.complete(), untyped.metadata().content) == (False, None)
+
+
+def test_stream_tool_calls_by_index_and_malformed_choices() -> None:
+    """Tool call deltas are joined per call index (no index: call 0); a malformed choice
+    in a chunk does not hide the choices after it; a stream without content has none."""
+    first = {"id": "a", "function": {"name": "zoek", "arguments": "{"}}  # no index: call 0
+    second = {"index": 1, "id": "b", "function": {"name": "lees"}}
+    rest = {"index": 0, "function": {"arguments": "}"}}
+    acc = _stream(
+        "chat.completions",
+        {"choices": [{"index": 0, "delta": {"tool_calls": [first]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [second]}}]},
+        {"choices": ["kapot", {"index": 0, "delta": {"tool_calls": [rest]}}]},
+    )
+    assert acc.metadata().content == "[tool_call a] zoek({})\n[tool_call b] lees()"
+    stop = {"index": 0, "delta": {}, "finish_reason": "stop"}
+    silent = _stream("chat.completions", {"choices": [stop]})
+    assert (silent.metadata().content, silent.metadata().finish_reason) == (None, "stop")

@@ -806,6 +806,23 @@ def test_responses_stream_abandoned_keeps_partial_text(
     assert row["response_content"] == "Een "
 
 
+def test_responses_stream_closed_after_its_final_event_is_complete(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """Closed the moment response.completed arrived (before the body's end was read):
+    the model finished, so the row is a success with the whole text."""
+    router.post("/responses").mock(
+        side_effect=arrive(db_path, streamed(_response_events("Een getuige is ...")))
+    )
+    with client.responses.create(model="gpt-4.1", input="x", stream=True) as stream:
+        for event in stream:
+            if event.type == "response.completed":
+                break
+    (row,) = rows(db_path)
+    assert (row["generation_status"], row["error_type"]) == ("success", None)
+    assert row["response_content"] == "Een getuige is ..."
+
+
 # -- Azure ------------------------------------------------------------------------------------------------
 
 
