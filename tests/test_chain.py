@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from audited_openai import GenerationLogRepository, ResponseMetadata, query
+from audited_openai import GenerationLogRepository, ResponseMetadata, _verify, query
 from audited_openai._chain import CHAINED, EVENTS, digest, state
 from audited_openai._errors import InvalidLogError, StoreError
 from audited_openai.cli import EXIT_UNVERIFIED, main
@@ -544,7 +544,7 @@ def test_a_big_trail_is_shared_out_to_processes_with_the_same_findings(
     execute(target, "DELETE FROM generation_logs WHERE id = ?", (ids[20],))
     execute(target, f"DELETE FROM {EVENTS} WHERE seq = 30")
     one = query.verify(target, checkpoint=saved)
-    monkeypatch.setattr(query, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(_verify, "PARALLEL_FROM", 10)
     seen: list[tuple[int, int]] = []
     shared = query.verify(
         target, checkpoint=saved, workers=3, progress=lambda d, t: seen.append((d, t))
@@ -569,7 +569,7 @@ def test_a_verify_worker_reads_its_share_on_stdin_and_answers_on_stdout(
     """The worker's side of the protocol, in this process: one share in, its result out."""
     import io
 
-    from audited_openai._chain import Part
+    from audited_openai._verify import Part
 
     target, ids = trail
     execute(target, "UPDATE generation_logs SET tokens_total = 2 WHERE id = ?", (ids[1],))
@@ -580,7 +580,7 @@ def test_a_verify_worker_reads_its_share_on_stdin_and_answers_on_stdout(
     out = io.StringIO()
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(order)))
     monkeypatch.setattr(sys, "stdout", out)
-    query._verify_part_main()
+    _verify.part_main()
     answer = json.loads(out.getvalue())
     assert answer["found"]["events"] == 10
     assert [p["log_id"] for p in answer["found"]["problems"]] == [ids[1]]
@@ -596,7 +596,7 @@ def verify_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     """verify in one snapshot, or shared out to worker processes (a big trail's way)."""
     if request.param == "one snapshot":
         return {}
-    monkeypatch.setattr(query, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(_verify, "PARALLEL_FROM", 1)
     return {"workers": 3}
 
 
@@ -692,31 +692,31 @@ PINNED_SIGNATURE = (
 def test_a_checkpoint_signs_its_canonical_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from audited_openai import _chain
+    from audited_openai import _checkpoint
 
     key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
     private, public = tmp_path / "k.pem", tmp_path / "k.pub.pem"
     private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
     public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
     key.public_key().verify(base64.b64decode(PINNED_SIGNATURE), PINNED_SIGNED_BYTES)
-    monkeypatch.setattr(_chain, "format_ts", lambda _moment: PINNED_CHECKPOINT["at"])
-    made = _chain.make_checkpoint("audit.db", 10, "ab" * 32, private)
+    monkeypatch.setattr(_checkpoint, "format_ts", lambda _moment: PINNED_CHECKPOINT["at"])
+    made = _checkpoint.make_checkpoint("audit.db", 10, "ab" * 32, private)
     assert made == {**PINNED_CHECKPOINT, "signature": PINNED_SIGNATURE}
-    assert _chain.signature_holds({**PINNED_CHECKPOINT, "signature": PINNED_SIGNATURE}, public)
+    assert _checkpoint.signature_holds({**PINNED_CHECKPOINT, "signature": PINNED_SIGNATURE}, public)
 
 
 def test_a_signature_with_characters_base64_has_not_is_forged(tmp_path: Path) -> None:
     """A lenient decoder would drop them and let the signature hold."""
-    from audited_openai import _chain
+    from audited_openai import _checkpoint
 
     private, public = _keys(tmp_path, "k")
-    signed = _chain.make_checkpoint("audit.db", 3, "cd" * 32, private)
-    assert _chain.signature_holds(signed, public)
+    signed = _checkpoint.make_checkpoint("audit.db", 3, "cd" * 32, private)
+    assert _checkpoint.signature_holds(signed, public)
     for spoilt in (
         "!" + signed["signature"],
         signed["signature"][:20] + "*" + signed["signature"][20:],
     ):
-        assert not _chain.signature_holds({**signed, "signature": spoilt}, public)
+        assert not _checkpoint.signature_holds({**signed, "signature": spoilt}, public)
 
 
 def test_rows_without_a_definitie_deleted_beside_the_host_table_are_deleted_rows(

@@ -11,18 +11,20 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from audited_openai import _rows, _spool, _sql
+from audited_openai import _checkpoint, _rows, _spool, _sql, _verify
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import InvalidLogError, LogNotFoundError
 from audited_openai._models import STATUSES, GenerationContext, Status
 from audited_openai._store import Store, open_store
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import Future
 
     from typing_extensions import Self
 
     from audited_openai._store import Durability
+    from audited_openai._verify import Verification
 
 
 class GenerationLogRepository:
@@ -280,6 +282,31 @@ class GenerationLogRepository:
         if wide is not None and len(found) < limit:  # a rare word: the index finds it
             found = self._contexts(*wide)
         return found
+
+    def verify(
+        self,
+        *,
+        checkpoint: str | os.PathLike[str] | dict[str, Any] | None = None,
+        public_key: str | os.PathLike[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        workers: int | None = None,
+    ) -> Verification:
+        """Recompute the tamper-evident chain and check every row (``query.verify``)."""
+        return _verify.verify_store(
+            self.store,
+            checkpoint=checkpoint,
+            public_key=public_key,
+            progress=progress,
+            workers=workers,
+        )
+
+    def verify_log(self, log_id: int) -> Verification:
+        """Check one row against its last event, and that event's link."""
+        return _verify.verify_log(self.store, _rows.validate_log_id(log_id))
+
+    def checkpoint(self, key: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """The chain's head, signed with an Ed25519 PEM ``key`` if given."""
+        return _checkpoint.of_store(self.store, key)
 
     def recover_spool(self) -> int:
         """Import the rows spooled when the store could not take them; return how many.

@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import difflib
 import json
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from audited_openai import _chain, _rows, _sql
-from audited_openai._chain import Problem, Verification
+from audited_openai import _rows, _sql
 from audited_openai._context import audit_context, replaying
 from audited_openai._errors import InvalidLogError, LogNotFoundError, StoreError
 from audited_openai._repository import GenerationLogRepository
+from audited_openai._verify import Problem, Verification
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -592,9 +589,6 @@ def _compare(original: GenerationContext, new: GenerationContext | None) -> Comp
     )
 
 
-PARALLEL_FROM = 500_000  # events and rows from which verify shares the work out
-
-
 def verify(
     db: str | os.PathLike[str] | GenerationLogRepository,
     *,
@@ -611,70 +605,15 @@ def verify(
     given) a rewritten or truncated chain. Constant memory; ``progress(done, total)``
     counts events and rows.
 
-    A small trail is read in one snapshot. From ``PARALLEL_FROM`` events and rows, the
-    work is shared out to ``workers`` processes (default: one per core), each over
-    ranges of events and rows in a snapshot of its own; what was written after the
-    verification began is left to the next one.
+    A small trail is read in one snapshot. From 500,000 events and rows, the work is
+    shared out to ``workers`` processes (default: one per core), each over ranges of
+    events and rows in a snapshot of its own; what was written after the verification
+    began is left to the next one.
     """
-    wanted = None if checkpoint is None else _chain.read_checkpoint(checkpoint)
-    count = workers or os.cpu_count() or 1
     with reading(db) as repo:
-        target = getattr(repo.store, "reopen_target", None)
-        with repo.store.snapshot() as snapshot:
-            head, top = _chain.bounds(snapshot)
-            if target is None or count < 2 or head + top < PARALLEL_FROM:  # noqa: PLR2004
-                return _chain.verify(
-                    snapshot, checkpoint=wanted, public_key=public_key, progress=progress
-                )
-    parts = _chain.split(head, top, count * 2, None if wanted is None else wanted["events"])
-    total, done = sum(part.size for part in parts), 0
-    results: list[tuple[Verification, str | None]] = []
-    with ThreadPoolExecutor(count) as pool:  # each thread waits for its process
-        for part, result in zip(
-            parts, pool.map(lambda p: _in_a_process(target, p), parts), strict=True
-        ):
-            results.append(result)
-            done += part.size
-            if progress is not None:
-                progress(done, total)
-    return _chain.merge(results, checkpoint=wanted, public_key=public_key)
-
-
-def _in_a_process(target: str, part: _chain.Part) -> tuple[Verification, str | None]:
-    """Verify one share in a process of its own (the target reaches it on stdin)."""
-    order = json.dumps({"target": target, "part": dataclasses.asdict(part)})
-    done = subprocess.run(
-        [sys.executable, "-c", "from audited_openai import query; query._verify_part_main()"],
-        input=order,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        said = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise StoreError(f"a verify worker failed: {said}")
-    found = json.loads(done.stdout)
-    verification = Verification(
-        **{k: v for k, v in found["found"].items() if k not in ("problems", "ok")},
-    )
-    verification.problems = [Problem(**problem) for problem in found["found"]["problems"]]
-    return verification, found["at"]
-
-
-def _verify_part_main() -> None:
-    """A verify worker: one share (JSON on stdin), its result (JSON on stdout)."""
-    from audited_openai._store import open_store  # noqa: PLC0415 - only in a worker
-
-    order = json.loads(sys.stdin.read())
-    part = order["part"]
-    share = _chain.Part(
-        tuple(part["seqs"]), tuple(part["ids"]), part["head"], part["checkpoint_seq"]
-    )
-    store = open_store(order["target"], read_only=True)
-    with store.snapshot() as snapshot:
-        found, at = _chain.verify_part(snapshot, share)
-    store.close()
-    sys.stdout.write(json.dumps({"found": found.as_dict(), "at": at}))
+        return repo.verify(
+            checkpoint=checkpoint, public_key=public_key, progress=progress, workers=workers
+        )
 
 
 def checkpoint(
@@ -688,11 +627,7 @@ def checkpoint(
     :func:`verify` against it then shows a rewritten or truncated trail.
     """
     with reading(db) as repo:
-        with repo.store.snapshot() as snapshot:
-            head = next(snapshot.rows(_chain.HEAD), None)
-        location = repo.store.location
-    events, hashed = (int(head[0]), str(head[1])) if head else (0, _chain.GENESIS)
-    return _chain.make_checkpoint(location, events, hashed, key)
+        return repo.checkpoint(key=key)
 
 
 def verify_log(db: str | os.PathLike[str] | GenerationLogRepository, log_id: int) -> Verification:
@@ -700,8 +635,8 @@ def verify_log(db: str | os.PathLike[str] | GenerationLogRepository, log_id: int
 
     ``events`` of the result is the chain's length; :func:`verify` checks the whole chain.
     """
-    with reading(db) as repo, repo.store.snapshot() as snapshot:
-        return _chain.verify_one(snapshot, log_id)
+    with reading(db) as repo:
+        return repo.verify_log(log_id)
 
 
 def export_otlp(
