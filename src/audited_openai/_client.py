@@ -18,9 +18,13 @@ This is the only module that touches the SDK's private names, all of them here:
 ``AsyncAPIClient._send_request``, ``BaseClient._make_status_error_from_response``,
 ``BaseClient._make_sse_decoder``, ``openai._httpx2.timeout_exceptions`` and
 ``openai._httpx2.request_exceptions`` (which transport errors the SDK turns into
-``APITimeoutError`` and ``APIConnectionError``), and ``openai._models.FinalRequestOptions``
-(a type). They exist, with these meanings, from openai 3.15 (before it, any exception
-from ``_send_request`` was retried and wrapped): ``pyproject.toml`` pins the range.
+``APITimeoutError`` and ``APIConnectionError``), ``openai._models.FinalRequestOptions``
+(a type; its ``json_data`` is replaced to add ``stream_options`` under
+``include_usage``), the private ``_extra_kwargs`` of ``copy()`` (how the audit options
+reach the new client), and ``post(..., cast_to=, stream=, stream_cls=)`` with
+``openai.Stream`` for a replay. They exist, with these meanings, from openai 3.15
+(before it, any exception from ``_send_request`` was retried and wrapped):
+``pyproject.toml`` pins the range.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ import openai
 from openai._httpx2 import request_exceptions, timeout_exceptions
 
 from audited_openai import _capture
-from audited_openai._context import current_scope
+from audited_openai._context import audit_context, current_scope, replaying
+from audited_openai._errors import InvalidLogError
 from audited_openai._models import ErrorContext, new_call_id
 from audited_openai._observe import Failure, Watch, watch_body
 from audited_openai._recorder import Attempt, OnAuditFailure, Recorder
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
 
     from openai._models import FinalRequestOptions
 
+    from audited_openai._models import GenerationContext
     from audited_openai._store import Durability
 
 DEFAULT_DB = "generation_logs.db"
@@ -290,6 +296,43 @@ class AuditedOpenAI(_Audited, openai.OpenAI):
                 response.read()
         self._outcome(attempt, response, streamed=stream)
         return response
+
+    def _audit_send_again(self, original: GenerationContext) -> int | None:
+        """Send a row's exact stored request again, recorded as its replay; the new row's id.
+
+        The replay carries the original's definitie, template and modules; a request
+        that was streamed is sent as a stream and read to its end (``query.replay``).
+        """
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk  # noqa: PLC0415
+        from openai.types.responses import Response, ResponseStreamEvent  # noqa: PLC0415
+
+        body = _capture.parse_body((original.request_json or "").encode())
+        if not isinstance(body, dict):
+            raise InvalidLogError(
+                f"log {original.id} has no replayable request_json", "request_json"
+            )
+        responses = original.endpoint == "responses"
+        chunk: Any = ResponseStreamEvent if responses else ChatCompletionChunk
+        with (
+            audit_context(
+                original.definitie_id,
+                template_name=original.prompt.template_name,
+                template_version=original.prompt.template_version,
+                modules_used=original.prompt.modules_used,
+            ) as audit,
+            replaying(original.id or 0),
+        ):
+            result = self.post(
+                "/responses" if responses else "/chat/completions",
+                body=body,
+                cast_to=Response if responses else ChatCompletion,
+                stream=bool(body.get("stream")),
+                stream_cls=openai.Stream[chunk],
+            )
+            if body.get("stream"):
+                for _ in result:
+                    pass
+        return audit.last_log_id
 
 
 class AsyncAuditedOpenAI(_Audited, openai.AsyncOpenAI):

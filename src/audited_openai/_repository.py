@@ -15,16 +15,21 @@ from audited_openai import _checkpoint, _rows, _spool, _sql, _verify
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import InvalidLogError, LogNotFoundError
 from audited_openai._models import STATUSES, GenerationContext, Status
+from audited_openai._sql import Filters
 from audited_openai._store import Store, open_store
+from audited_openai._verify import Problem, Verification
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from concurrent.futures import Future
 
     from typing_extensions import Self
 
     from audited_openai._store import Durability
-    from audited_openai._verify import Verification
+
+
+COLUMNS = _rows.TABLE_COLUMNS  # every column of generation_logs, in table order
+__all__ = ["COLUMNS", "Filters", "GenerationLogRepository", "Problem", "Verification"]
 
 
 class GenerationLogRepository:
@@ -308,6 +313,55 @@ class GenerationLogRepository:
         """The chain's head, signed with an Ed25519 PEM ``key`` if given."""
         return _checkpoint.of_store(self.store, key)
 
+    # -- aggregates and pages (every figure computed by the database) -----------------------
+
+    def usage_by_day(self, **filters: Any) -> list[dict[str, Any]]:
+        """Tokens of successful generations per UTC day, newest day first."""
+        return self.store.fetch(*_sql.usage_by_day(Filters(**filters), self.store.dialect))
+
+    def most_expensive(self, n: int = 10, **filters: Any) -> list[dict[str, Any]]:
+        """The ``n`` successful generations (no replays) that used the most tokens."""
+        n = _rows.validate_count(n, "n")
+        return self.store.fetch(*_sql.most_expensive(Filters(**filters), self.store.dialect, n))
+
+    def census(self, **filters: Any) -> list[dict[str, Any]]:
+        """Rows counted per template, status and model (and how many have a duration)."""
+        return self.store.fetch(*_sql.census(Filters(**filters), self.store.dialect))
+
+    def duration_at_rank(self, group: tuple[Any, Any, Any], rank: int, **filters: Any) -> Any:
+        """The ``rank``-th smallest successful duration of (model, template, version)."""
+        sql = _sql.percentile(Filters(**filters), self.store.dialect, group, rank)
+        return self.store.fetch(*sql)[0]["duration_ms"]
+
+    def count(self, **filters: Any) -> int:
+        """How many logs match the filters."""
+        return int(self.store.fetch(*_sql.count(Filters(**filters), self.store.dialect))[0]["n"])
+
+    def iter_rows(self, batch: int = 500, **filters: Any) -> Iterator[tuple[Any, ...]]:
+        """Every matching row (``COLUMNS`` order), oldest first, ``batch`` at a time.
+
+        Keyset pagination: no long-lived read transaction, constant memory.
+        """
+        found, last = Filters(**filters), 0
+        while True:
+            page = self.store.fetch_tuples(*_sql.page(found, self.store.dialect, last, batch))
+            if not page:
+                return
+            yield from page
+            last = page[-1][0]
+
+    def iter_logs(self, batch: int = 500, **filters: Any) -> Iterator[GenerationContext]:
+        """:meth:`iter_rows` as contexts."""
+        for values in self.iter_rows(batch, **filters):
+            yield _rows.row_to_context(dict(zip(COLUMNS, values, strict=True)))
+
+    def attempts_of(self, call_ids: list[str]) -> dict[tuple[str, int], dict[str, Any]]:
+        """The id and status of every row of these calls, by (call id, attempt)."""
+        if not call_ids:
+            return {}
+        found = self.store.fetch(_sql.attempts(self.store.dialect, len(call_ids)), call_ids)
+        return {(row["call_id"], row["attempt"]): row for row in found}
+
     def recover_spool(self) -> int:
         """Import the rows spooled when the store could not take them; return how many.
 
@@ -326,14 +380,12 @@ class GenerationLogRepository:
         return imported
 
     def _import(self, context: GenerationContext) -> int:
-        found = self.store.fetch(
-            _sql.attempt(self.store.dialect), (context.call_id, context.attempt)
-        )
-        if not found:
+        found = self.attempts_of([context.call_id]).get((context.call_id, context.attempt))
+        if found is None:
             self.insert_log(context)
             return 1
-        if found[0]["generation_status"] == "pending" and context.status != "pending":
-            return int(self.complete(found[0]["id"], context, only_pending=True))
+        if found["generation_status"] == "pending" and context.status != "pending":
+            return int(self.complete(found["id"], context, only_pending=True))
         return 0
 
 

@@ -16,11 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from audited_openai import _rows, _sql
-from audited_openai._context import audit_context, replaying
 from audited_openai._errors import InvalidLogError, LogNotFoundError, StoreError
-from audited_openai._repository import GenerationLogRepository
-from audited_openai._verify import Problem, Verification
+from audited_openai._repository import (
+    COLUMNS,
+    Filters,
+    GenerationLogRepository,
+    Problem,
+    Verification,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -52,9 +55,6 @@ __all__ = [
     "verify",
     "verify_log",
 ]
-
-# Every column of generation_logs, in table order: what export writes.
-COLUMNS = _rows.TABLE_COLUMNS
 
 
 @contextlib.contextmanager
@@ -91,10 +91,6 @@ def reading(
         repo.close()
 
 
-def _fetch(repo: GenerationLogRepository, query: tuple[str, list[Any]]) -> list[dict[str, Any]]:
-    return repo.store.fetch(*query)
-
-
 def history(
     db: str | os.PathLike[str] | GenerationLogRepository,
     *,
@@ -118,7 +114,7 @@ def history(
     occur, ``"a phrase"`` or ``prefix*``, over the prompt and the response of
     completed rows; ``replays``: only replays (True), none (False), or both (None).
     """
-    filters = _sql.Filters(
+    filters = Filters(
         since=since,
         until=until,
         status=status,
@@ -141,16 +137,15 @@ def token_usage_by_day(
 ) -> list[dict[str, Any]]:
     """Tokens of successful generations per UTC day, newest day first (spec Appendix B)."""
     with reading(db) as repo:
-        return _fetch(repo, _sql.usage_by_day(_sql.Filters(**filters), repo.store.dialect))
+        return repo.usage_by_day(**filters)
 
 
 def most_expensive(
     db: str | os.PathLike[str] | GenerationLogRepository, n: int = 10, **filters: Any
 ) -> list[dict[str, Any]]:
     """The ``n`` successful generations that used the most tokens (spec Appendix B)."""
-    _rows.validate_count(n, "n")
     with reading(db) as repo:
-        return _fetch(repo, _sql.most_expensive(_sql.Filters(**filters), repo.store.dialect, n))
+        return repo.most_expensive(n, **filters)
 
 
 def failure_rate_by_template(
@@ -158,7 +153,7 @@ def failure_rate_by_template(
 ) -> list[dict[str, Any]]:
     """Attempts, failures (failed or timeout) and the failure rate per template version."""
     with reading(db) as repo:
-        census = _fetch(repo, _sql.census(_sql.Filters(**filters), repo.store.dialect))
+        census = repo.census(**filters)
     return _failure_rates(census)
 
 
@@ -170,10 +165,8 @@ def duration_percentiles(
     The store counts each group, then each percentile is one index seek
     (``ORDER BY duration_ms LIMIT 1 OFFSET rank - 1``): no group is sorted.
     """
-    found = _sql.Filters(**filters)
     with reading(db) as repo:
-        census = _fetch(repo, _sql.census(found, repo.store.dialect))
-        return _percentiles(repo, found, census)
+        return _percentiles(repo, filters, repo.census(**filters))
 
 
 def _failure_rates(census: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -197,7 +190,7 @@ def _failure_rates(census: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _percentiles(
-    repo: GenerationLogRepository, filters: _sql.Filters, census: list[dict[str, Any]]
+    repo: GenerationLogRepository, filters: dict[str, Any], census: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     timed: dict[tuple[Any, Any, Any], int] = {}
     for row in census:
@@ -213,8 +206,7 @@ def _percentiles(
         key = (group["model"], group["template_name"], group["template_version"])
         for percent in (50, 95):
             rank = -(-percent * group["count"] // 100)  # nearest rank: ceil(p * n)
-            row = _fetch(repo, _sql.percentile(filters, repo.store.dialect, key, rank))
-            group[f"p{percent}_ms"] = row[0]["duration_ms"]
+            group[f"p{percent}_ms"] = repo.duration_at_rank(key, rank, **filters)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         list(pool.map(fill, groups))
@@ -229,17 +221,16 @@ def stats(db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any) 
     failure rates and the group sizes of the percentiles are sums of the census's few
     dozen rows; each percentile is then one index seek.
     """
-    found = _sql.Filters(**filters)
+    Filters(**filters)  # a bad filter is refused before anything runs
     with reading(db) as repo:
-        return _stats(repo, found)
+        return _stats(repo, filters)
 
 
-def _stats(repo: GenerationLogRepository, found: _sql.Filters) -> dict[str, Any]:
-    dialect = repo.store.dialect
+def _stats(repo: GenerationLogRepository, filters: dict[str, Any]) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=2) as pool:
-        census_future = pool.submit(_fetch, repo, _sql.census(found, dialect))
-        usage_future = pool.submit(_fetch, repo, _sql.usage_by_day(found, dialect))
-        expensive = _fetch(repo, _sql.most_expensive(found, dialect, 5))
+        census_future = pool.submit(repo.census, **filters)
+        usage_future = pool.submit(repo.usage_by_day, **filters)
+        expensive = repo.most_expensive(5, **filters)
         census, usage = census_future.result(), usage_future.result()
     by_status: dict[str, int] = {}
     for row in census:
@@ -248,7 +239,7 @@ def _stats(repo: GenerationLogRepository, found: _sql.Filters) -> dict[str, Any]
         "by_status": dict(sorted(by_status.items())),
         "token_usage_by_day": usage,
         "failure_rate_by_template": _failure_rates(census),
-        "duration_percentiles": _percentiles(repo, found, census),
+        "duration_percentiles": _percentiles(repo, filters, census),
         "most_expensive": expensive,
     }
 
@@ -261,7 +252,7 @@ def _sortable(value: Any) -> tuple[int, Any]:
 def count(db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any) -> int:
     """How many logs match the filters (those of :func:`history`, ``after_id`` aside)."""
     with reading(db) as repo:
-        return int(_fetch(repo, _sql.count(_sql.Filters(**filters), repo.store.dialect))[0]["n"])
+        return repo.count(**filters)
 
 
 def iter_rows(
@@ -271,15 +262,8 @@ def iter_rows(
 
     Keyset pagination: no long-lived read transaction, constant memory.
     """
-    found = _sql.Filters(**filters)
-    last = 0
     with reading(db) as repo:
-        while True:
-            page = repo.store.fetch_tuples(*_sql.page(found, repo.store.dialect, last, batch))
-            if not page:
-                return
-            yield from page
-            last = page[-1][0]
+        yield from repo.iter_rows(batch, **filters)
 
 
 def export(
@@ -354,8 +338,8 @@ def _copy(
     failed: list[str] = []
     page: list[GenerationContext] = []
     seen = 0
-    for values in iter_rows(src):
-        page.append(_rows.row_to_context(dict(zip(_rows.TABLE_COLUMNS, values, strict=True))))
+    for log in src.iter_logs():
+        page.append(log)
         seen += 1
         if len(page) == 500:  # noqa: PLR2004 - one page of iter_rows
             _copy_page(src, dst, page, tally, failed)
@@ -384,11 +368,7 @@ def _copy_page(
     """
     if not page:
         return
-    keys = list({log.call_id for log in page})
-    found = {
-        (row["call_id"], row["attempt"]): row
-        for row in dst.store.fetch(_sql.attempts(dst.store.dialect, len(keys)), keys)
-    }
+    found = dst.attempts_of(list({log.call_id for log in page}))
     writes: list[Write] = []
     for log in page:
         there = found.get((log.call_id, log.attempt))
@@ -422,8 +402,8 @@ def _same_row(src: GenerationLogRepository, dst: GenerationLogRepository, log_id
         row = src.get(log_id)
     except LogNotFoundError:
         return 0
-    there = dst.store.fetch(_sql.attempt(dst.store.dialect), (row.call_id, row.attempt))
-    return int(there[0]["id"]) if there else 0
+    there = dst.attempts_of([row.call_id]).get((row.call_id, row.attempt))
+    return int(there["id"]) if there else 0
 
 
 @dataclass(frozen=True)
@@ -434,16 +414,6 @@ class PromptDiff:
     b: int
     diff: str
     parameters: dict[str, tuple[Any, Any]]
-
-
-_COMPARED = (
-    *_rows.MODEL_COLUMNS,
-    "prompt_template_name",
-    "prompt_template_version",
-    "prompt_modules_used",
-    "endpoint",
-    "stream",
-)
 
 
 def diff_prompts(
@@ -526,47 +496,15 @@ def replay(
     modules, and its definitie: erasing the definitie erases the replay too. A request
     that was streamed is replayed as a stream and read to its end.
     """
-    import openai  # noqa: PLC0415 - the query module itself needs no SDK
-    from openai.types.chat import ChatCompletion, ChatCompletionChunk  # noqa: PLC0415
-    from openai.types.responses import Response, ResponseStreamEvent  # noqa: PLC0415
-
-    if not isinstance(client, (openai.OpenAI,)):
-        raise InvalidLogError("replay needs a sync audited client (AuditedOpenAI)", "client")
-    if not hasattr(client, "audit_store"):
-        raise InvalidLogError("replay needs an audited client, not a plain openai.OpenAI", "client")
+    send_again = getattr(client, "_audit_send_again", None)
+    if not callable(send_again):
+        raise InvalidLogError(
+            f"replay needs a sync audited client (AuditedOpenAI), not {type(client).__name__}",
+            "client",
+        )
     with reading(db) as repo:
         original = repo.get(log_id)
-    try:
-        body = json.loads(original.request_json or "")
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise InvalidLogError(f"log {log_id} has no replayable request_json", "request_json")
-    responses = original.endpoint == "responses"
-    path = "/responses" if responses else "/chat/completions"
-    streamed = bool(body.get("stream"))
-    cast_to: Any = Response if responses else ChatCompletion
-    chunk: Any = ResponseStreamEvent if responses else ChatCompletionChunk
-    with (
-        audit_context(
-            original.definitie_id,
-            template_name=original.prompt.template_name,
-            template_version=original.prompt.template_version,
-            modules_used=original.prompt.modules_used,
-        ) as audit,
-        replaying(log_id),
-    ):
-        result = client.post(
-            path,
-            body=body,
-            cast_to=cast_to,
-            stream=streamed,
-            stream_cls=openai.Stream[chunk],
-        )
-        if streamed:
-            for _ in result:
-                pass
-    replay_id = audit.last_log_id
+    replay_id = send_again(original)
     new = client.audit_store.get(replay_id) if replay_id is not None else None
     return _compare(original, new)
 
@@ -660,16 +598,16 @@ def export_otlp(
     resource, scope = _otel.backfill_resource()
     sent, spans = 0, []
     try:
-        for values in iter_rows(db, batch=batch, **filters):
-            row = dict(zip(COLUMNS, values, strict=True))
-            if row["generation_status"] == "pending":
-                continue
-            spans.append(_otel.row_span(_rows.row_to_context(row), row["id"], resource, scope))
-            if len(spans) == batch:
-                sent += _send(sender, spans, endpoint)
-                if progress is not None:
-                    progress(sent)
-        sent += _send(sender, spans, endpoint)
+        with reading(db) as repo:
+            for log in repo.iter_logs(batch, **filters):
+                if log.status == "pending":
+                    continue
+                spans.append(_otel.row_span(log, log.id or 0, resource, scope))
+                if len(spans) == batch:
+                    sent += _send(sender, spans, endpoint)
+                    if progress is not None:
+                        progress(sent)
+            sent += _send(sender, spans, endpoint)
     finally:
         sender.shutdown()
     if progress is not None:
