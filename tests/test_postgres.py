@@ -31,7 +31,7 @@ from audited_openai import (
     cli,
     query,
 )
-from audited_openai._postgres import redacted
+from audited_openai._store import redacted
 from audited_openai.testing import LoopbackServer
 from tests import pg_server
 from tests.conftest import (

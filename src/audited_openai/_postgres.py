@@ -23,7 +23,7 @@ import itertools
 import os
 import threading
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import tenacity
 
@@ -36,7 +36,7 @@ from audited_openai._schema import (
     older,
     replays_in_metadata,
 )
-from audited_openai._store import checked_durability
+from audited_openai._store import checked_durability, redacted
 from audited_openai._writer import Job, Outcome, Owner, all_failed, settle
 
 if TYPE_CHECKING:
@@ -216,19 +216,6 @@ def _port(url: str) -> int:
             f"{redacted(url)}: the port must be a number from 1 to 65535, not {given!r}", "db"
         )
     return int(given)
-
-
-def redacted(url: str) -> str:
-    """The URL without its password (in the user part or as ``?password=``)."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"]
-    if parts.password is None and len(query) == len(parse_qsl(parts.query, keep_blank_values=True)):
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    rest = f"?{urlencode(query)}" if query else ""
-    return f"{parts.scheme}://{netloc}{parts.path}{rest}"
 
 
 # One read pool per database and connection options in a process, shared by its stores

@@ -16,7 +16,7 @@ from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import InvalidLogError, LogNotFoundError
 from audited_openai._models import STATUSES, GenerationContext, Status
 from audited_openai._sql import Filters
-from audited_openai._store import Store, open_store
+from audited_openai._store import Store, open_store, redacted
 from audited_openai._verify import Problem, Verification
 
 if TYPE_CHECKING:
@@ -29,7 +29,14 @@ if TYPE_CHECKING:
 
 
 COLUMNS = _rows.TABLE_COLUMNS  # every column of generation_logs, in table order
-__all__ = ["COLUMNS", "Filters", "GenerationLogRepository", "Problem", "Verification"]
+__all__ = [
+    "COLUMNS",
+    "Filters",
+    "GenerationLogRepository",
+    "Problem",
+    "Verification",
+    "redacted",
+]
 
 
 class GenerationLogRepository:

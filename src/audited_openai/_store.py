@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from audited_openai._errors import InvalidLogError
 
@@ -28,6 +29,19 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 Durability = Literal["full", "balanced"]
 DURABILITIES: tuple[Durability, ...] = ("balanced", "full")
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (in the user part or as ``?password=``)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"]
+    if parts.password is None and len(query) == len(parse_qsl(parts.query, keep_blank_values=True)):
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    rest = f"?{urlencode(query)}" if query else ""
+    return f"{parts.scheme}://{netloc}{parts.path}{rest}"
 
 
 def checked_durability(value: object) -> Durability:
@@ -140,8 +154,6 @@ def _check_path(target: str) -> None:
     found = _URL.match(target)
     if found is None or found.group(1).lower() == "file":
         return
-    from audited_openai._postgres import redacted  # noqa: PLC0415 - no password in the message
-
     scheme, rest = found.group(1), target[found.end() :]
     hint = (  # SQLAlchemy's sqlite:///x is the file x, sqlite:////x the file /x
         f" (for SQLite, the file's path itself: {rest.removeprefix('/') or '...'})"

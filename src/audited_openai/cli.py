@@ -26,8 +26,7 @@ from rich.table import Table
 
 from audited_openai import query
 from audited_openai._errors import AuditedOpenAIError, InvalidLogError, LogNotFoundError
-from audited_openai._postgres import redacted
-from audited_openai._repository import GenerationLogRepository
+from audited_openai._repository import GenerationLogRepository, redacted
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
