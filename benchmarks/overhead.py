@@ -216,20 +216,21 @@ def make_clients(variant: str, workdir: Path, base_url: str, *, asynchronous: bo
 def _write_path_before_the_chain() -> None:
     """The SQLite write path as it was before the chain: no events, and a batch of one
     write run alone in SQLite's own transaction (no BEGIN IMMEDIATE ... COMMIT)."""
-    from audited_openai import _chain, _sqlite
+    from audited_openai import _chain, _store
 
     _chain.Chain.append = lambda *_args, **_kwargs: None  # type: ignore[method-assign]
-    chained = _sqlite.run
+    chained = _store.Writes.run
 
-    def run(jobs: list[Any], conn: Any, location: str) -> list[Any]:
+    def run(self: Any, jobs: list[Any], *, full: bool) -> list[Any]:
         if len(jobs) == 1:
+            conn = self.link._connection(full=full)  # the SQLite link's own connection
             try:
                 return [(jobs[0], jobs[0].work(conn), False)]
             except Exception as exc:
                 return [(jobs[0], exc, True)]
-        return chained(jobs, conn, location)
+        return chained(self, jobs, full=full)
 
-    _sqlite.run = run
+    _store.Writes.run = run  # type: ignore[method-assign]
 
 
 def _tracing() -> None:

@@ -138,16 +138,18 @@ class Snapshot:
 
 
 class Chain:
-    """Appends events on a connection already holding the write lock (one dialect)."""
+    """Holds the events of a transaction's writes and appends them at its end (one dialect).
+
+    Every write's event is held (:meth:`append`, :meth:`written`) and appended by
+    :meth:`seal` just before the transaction commits, after ``lock`` (SQL taking the
+    chain's lock until the transaction ends; none where the transaction holds the
+    database's write lock already, as SQLite's ``BEGIN IMMEDIATE`` does): the rows of
+    concurrent transactions are written in parallel, only their events in turn. Events
+    are held per thread: a thread runs one transaction at a time.
+    """
 
     def __init__(self, dialect: Dialect, *, lock: str | None = None) -> None:
-        """SQL in ``dialect``'s placeholders.
-
-        With ``lock`` (SQL taking the chain's lock until the transaction ends), events are
-        held and appended by :meth:`seal` just before the commit, under that lock: the
-        rows of concurrent transactions are written in parallel, only their events in
-        turn. Events are held per thread: a writer thread runs one transaction at a time.
-        """
+        """SQL in ``dialect``'s placeholders; ``lock`` as above."""
         self.insert_event = INSERT_EVENT.format(marks=", ".join([dialect.param] * 8))
         self.param = dialect.param
         self.lock = lock
@@ -175,18 +177,22 @@ class Chain:
         """Append the event of a write to row ``log_id``.
 
         Its state is ``values`` (the ``CHAINED`` columns, as :meth:`written` has them). ``erase``
-        events carry no state: ``erased_from`` is the definitie the row had.
+        events carry no state: ``erased_from`` is the definitie the row had. Held until
+        :meth:`seal`.
         """
-        if self.lock is not None:
-            self.held.append((kind, log_id, erased_from, note, values))
-            return
-        self._append(conn, kind, log_id, erased_from=erased_from, note=note, values=values)
+        del conn  # appended by seal, on the transaction's connection
+        self.held.append((kind, log_id, erased_from, note, values))
+
+    def discard(self) -> None:
+        """Forget the events held: their transaction did not commit."""
+        self._local.held = []
 
     def seal(self, conn: Any) -> None:
-        """Take the lock and append the held events (a chain with ``lock``)."""
+        """Take the lock (if any) and append the events held, just before the commit."""
         if not self.held:
             return
-        conn.execute(self.lock)
+        if self.lock is not None:
+            conn.execute(self.lock)
         held, self._local.held = self.held, []
         for kind, log_id, erased_from, note, values in held:
             self._append(conn, kind, log_id, erased_from=erased_from, note=note, values=values)

@@ -36,8 +36,8 @@ from audited_openai._schema import (
     older,
     replays_in_metadata,
 )
-from audited_openai._store import checked_durability, redacted
-from audited_openai._writer import Job, Outcome, Owner, all_failed, settle
+from audited_openai._store import Writes, checked_durability, redacted
+from audited_openai._writer import Owner
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -406,6 +406,7 @@ class PostgresStore(Owner):
         for log_id, original in replays_in_metadata(found):
             if CHAIN.as_chained(conn, log_id):
                 CHAIN.written(conn, sql, (original, log_id), "migrate", MARKED_AS_REPLAY)
+        CHAIN.seal(conn)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[_chain.Snapshot]:
@@ -493,7 +494,8 @@ class PostgresStore(Owner):
 
     def committer(self) -> Writes:
         """The writer side of this database (one per process, shared by its store objects)."""
-        return Writes(self.psycopg, self._url, self._options, self._where, self.location)
+        link = Link(self.psycopg, self._url, self._options, self._where, self.location)
+        return Writes(link, WRITTEN)
 
     def insert(self, row: dict[str, Any], *, durable: bool = True) -> Future[int]:
         """Queue an INSERT of ``row``; the future gives its id once committed."""
@@ -594,18 +596,24 @@ def _rollback(psycopg: Any, conn: psycopg.Connection[Any]) -> None:
             conn.execute("ROLLBACK")
 
 
-class Writes:
-    """The writer thread's side of one database: its connection and its commits."""
+class Link:
+    """PostgreSQL's side of the one write path: the writer's connection to a database.
+
+    A connection lost is opened again (tenacity, a few seconds at most); one the server
+    dropped since the last write is only found out at ``BEGIN``, before anything was
+    written on it, and replaced once.
+    """
 
     def __init__(self, psycopg: Any, url: str, options: str, where: str, location: str) -> None:
         """Write to ``url`` (shown as ``location``), connecting at the first commit."""
         self.psycopg, self._url, self._options = psycopg, url, options
         self._where, self.location = where, location
+        self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
         self._conn: psycopg.Connection[Any] | None = None
         self._down = False  # the last reconnection failed
 
     def _connection(self) -> psycopg.Connection[Any]:
-        """The writer's connection, opened again if it was lost.
+        """The connection, opened again if it was lost.
 
         The first write after the loss tries for a few seconds (a restart); once that
         failed, each write tries once, so that calls are not held while the server is down.
@@ -625,23 +633,12 @@ class Writes:
             self._down = False
         return self._conn
 
-    def commit(self, jobs: list[Job]) -> None:
-        """Commit a batch: pending rows (durable) first, their callers settled, then the rest."""
-        durable = [job for job in jobs if job.durable]
-        relaxed = [job for job in jobs if not job.durable]
-        if durable:
-            settle(self._run(durable, "on"))
-        if relaxed:
-            settle(self._run(relaxed, "on" if any(job.full for job in relaxed) else "off"))
+    def ready(self, *, full: bool) -> None:
+        """Nothing: the level is set in the transaction itself."""
 
-    def _begin(self, sync: str) -> psycopg.Connection[Any]:
-        """The writer's connection in a new transaction (one round trip).
-
-        A connection the server dropped since the last write is only found out here,
-        before anything was written on it: it is replaced, once.
-        """
-        begin = f"BEGIN; SET LOCAL synchronous_commit = {sync}"
-        WRITTEN.held.clear()  # events of a transaction that did not commit
+    def begin(self, *, full: bool) -> psycopg.Connection[Any]:
+        """``BEGIN; SET LOCAL synchronous_commit`` in one round trip."""
+        begin = f"BEGIN; SET LOCAL synchronous_commit = {'on' if full else 'off'}"
         conn = self._connection()
         try:
             conn.execute(begin)
@@ -652,53 +649,33 @@ class Writes:
             conn.execute(begin)
         return conn
 
-    def _run(self, jobs: list[Job], sync: str) -> list[Outcome]:
-        try:
-            conn = self._begin(sync)
-        except (StoreError, self.psycopg.Error) as exc:
-            return all_failed(jobs, self._lost(exc))
-        try:
-            results = [job.work(conn) for job in jobs]
-            WRITTEN.seal(conn)
-            conn.execute("COMMIT")
-        except (InvalidLogError, AuditWriteError) as exc:  # a write failed
-            _rollback(self.psycopg, conn)
-            if conn.broken or len(jobs) == 1:
-                return all_failed(jobs, exc)
-            return [self._alone(job, sync) for job in jobs]  # only the bad one fails
-        except self.psycopg.Error as exc:  # the commit itself
-            _rollback(self.psycopg, conn)
-            error = AuditWriteError(_cannot("commit to", self._where, exc), path=self.location)
-            error.__cause__ = exc
-            return all_failed(jobs, error)
-        return [(job, result, False) for job, result in zip(jobs, results, strict=True)]
+    def commit(self, conn: psycopg.Connection[Any]) -> None:
+        """``COMMIT``."""
+        conn.execute("COMMIT")
 
-    def _lost(self, exc: Exception) -> AuditWriteError:
-        """The error of writes that could not begin: the server is gone, say."""
-        said = str(exc) if isinstance(exc, StoreError) else _cannot("write to", self._where, exc)
+    def rollback(self, conn: psycopg.Connection[Any]) -> None:
+        """Roll back, unless the connection is gone."""
+        _rollback(self.psycopg, conn)
+
+    def broken(self, conn: psycopg.Connection[Any]) -> bool:
+        """Whether the server dropped the connection."""
+        return bool(conn.broken)
+
+    def failed(self, what: str, cause: BaseException) -> AuditWriteError:
+        """``cannot write to PostgreSQL at HOST:PORT, database NAME: ...``."""
+        said = str(cause) if isinstance(cause, StoreError) else _cannot(what, self._where, cause)
         error = AuditWriteError(said, path=self.location)
-        error.__cause__ = exc
+        error.__cause__ = cause
         return error
 
-    def _alone(self, job: Job, sync: str) -> Outcome:
-        try:
-            conn = self._begin(sync)
-        except (StoreError, self.psycopg.Error) as exc:
-            return job, self._lost(exc), True
-        try:
-            result = job.work(conn)
-            WRITTEN.seal(conn)
-            conn.execute("COMMIT")
-        except Exception as exc:
-            _rollback(self.psycopg, conn)
-            return job, exc, True
-        return job, result, False
+    def after(self) -> None:
+        """Nothing to tend."""
 
     def idle(self) -> None:
         """Nothing to tidy: deleting a definitie cascades through a real foreign key."""
 
     def close(self) -> None:
-        """Close the writer's connection."""
+        """Close the connection."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None

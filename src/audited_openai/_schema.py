@@ -291,6 +291,7 @@ def _mark_replays(conn: sqlite3.Connection) -> None:
     for log_id, original in replays_in_metadata(conn.execute(REPLAYS_IN_METADATA).fetchall()):
         if chain.as_chained(conn, log_id):
             chain.written(conn, sql, (original, log_id), "migrate", MARKED_AS_REPLAY)
+    chain.seal(conn)
 
 
 REPLAYS_IN_METADATA = (

@@ -29,8 +29,8 @@ import tenacity
 
 from audited_openai import _chain, _schema, _sql
 from audited_openai._errors import AuditWriteError, InvalidLogError, StoreError
-from audited_openai._store import Durability, checked_durability
-from audited_openai._writer import Job, Outcome, Owner, all_failed, settle
+from audited_openai._store import Durability, Writes, checked_durability
+from audited_openai._writer import Job, Owner, settle
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -216,8 +216,11 @@ class SQLiteStore(Owner):
             raise AuditWriteError(f"{self.location} was opened read-only", path=self.location)
         job = Job(lambda conn: _mapped(work, conn, what, self.location), durable=durable)
         if self._shared is not None:  # its isolation level is the caller's: a transaction of ours
+            inline = Writes(
+                Link(self.location, self.file, self.open_connection, self._shared), CHAIN
+            )
             with self._lock:
-                settle(run([job], self._shared, self.location))
+                settle(inline.run([job], full=True))
             return job.future
         return self.writer().submit(job.work, durable=durable, full=self.durability == "full")
 
@@ -229,7 +232,7 @@ class SQLiteStore(Owner):
 
     def committer(self) -> Writes:
         """The writer side of this file (one per process, shared by its store objects)."""
-        return Writes(self.location, self.file, self.open_connection)
+        return Writes(Link(self.location, self.file, self.open_connection), CHAIN)
 
     def flush(self) -> None:
         """Wait until this process's queued writes to this file are committed."""
@@ -419,52 +422,68 @@ def connect(location: str, busy_timeout_ms: int) -> sqlite3.Connection:
     return conn
 
 
-class Writes:
-    """The writer thread's side of one file: its connection, its commits, its housekeeping."""
+class Link:
+    """SQLite's side of the one write path: the writer's one connection to a file.
 
-    def __init__(self, location: str, file: str, connect: Callable[[], sqlite3.Connection]) -> None:
+    One connection, not one per sync level: a second one would find its page cache
+    stale after every write of the first. A caller's in-memory connection (``conn``) is
+    used as it is: its settings are the caller's.
+    """
+
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+    def __init__(
+        self,
+        location: str,
+        file: str,
+        connect: Callable[[], sqlite3.Connection],
+        conn: sqlite3.Connection | None = None,
+    ) -> None:
         """Write to ``location`` (the path ``file``) on a connection from ``connect()``.
 
         It connects at the first commit.
         """
         self.location, self.file, self._connect = location, file, connect
-        self._conn: sqlite3.Connection | None = None
+        self._conn, self._own = conn, conn is None
         self._level = ""
 
     def _connection(self, *, full: bool) -> sqlite3.Connection:
-        """The writer's one connection, set to sync as ``full`` asks.
-
-        One connection, not one per level: a second one would find its page cache stale
-        after every write of the first.
-        """
         if self._conn is None:
             self._conn = self._connect()
         wanted = "FULL" if full else "NORMAL"
-        if self._level != wanted:
+        if self._own and self._level != wanted:
             self._conn.execute(f"PRAGMA synchronous = {wanted}")
             self._level = wanted
         return self._conn
 
-    def commit(self, jobs: list[Job]) -> None:
-        """Commit a batch: the durable writes (pending rows, which callers wait for) first.
+    def ready(self, *, full: bool) -> None:
+        """Switch the connection's sync level."""
+        self._connection(full=full)
 
-        Their callers go on while the rest (completions, which nobody waits for)
-        commits after them, with ``synchronous=NORMAL`` unless one of them asks for a
-        full sync. No write of a batch depends on another of it: a completion is queued
-        once its pending row is committed. The connection is switched to the second
-        level before the callers are woken: once they run, every call into SQLite waits
-        for the GIL to return.
-        """
-        durable = [job for job in jobs if job.durable]
-        relaxed = [job for job in jobs if not job.durable]
-        done = run(durable, self._connection(full=True), self.location) if durable else []
-        conn = self._connection(full=any(job.full for job in relaxed)) if relaxed else None
-        settle(done)
-        if conn is not None:
-            settle(run(relaxed, conn, self.location))
-        self._tend_wal()
+    def begin(self, *, full: bool) -> sqlite3.Connection:
+        """``BEGIN IMMEDIATE``: the transaction takes the database's write lock first."""
+        conn = self._connection(full=full)
+        conn.execute("BEGIN IMMEDIATE")
+        return conn
 
-    def _tend_wal(self) -> None:
+    def commit(self, conn: sqlite3.Connection) -> None:
+        """``COMMIT``."""
+        conn.execute("COMMIT")
+
+    def rollback(self, conn: sqlite3.Connection) -> None:
+        """Roll back, if a transaction is open."""
+        _rollback(conn)
+
+    def broken(self, conn: sqlite3.Connection) -> bool:
+        """Never: a file connection is not lost between statements."""
+        del conn
+        return False
+
+    def failed(self, what: str, cause: BaseException) -> AuditWriteError:
+        """``could not write to FILE: ...``."""
+        return _write_error(f"could not {what} {self.location}", cause, self.location)
+
+    def after(self) -> None:
         """Truncate the WAL once it passes ``WAL_LIMIT``.
 
         SQLite's own checkpoints are passive: with writers in other processes and a
@@ -484,37 +503,11 @@ class Writes:
         finish_erasures(self._connection(full=False))
 
     def close(self) -> None:
-        """Close the writer's connection."""
-        if self._conn is not None:
+        """Close the writer's connection (not a caller's)."""
+        if self._conn is not None and self._own:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
-
-
-def run(jobs: list[Job], conn: sqlite3.Connection, location: str) -> list[Outcome]:
-    """Run ``jobs`` in one transaction; (job, result or error, failed) for each.
-
-    The transaction takes the write lock first, so the events each write appends
-    to the chain follow the last one committed by any process. If one job fails
-    they run again, each in its own transaction, so that only the bad one fails.
-    """
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.Error as exc:  # no lock, no file: every job fails with it
-        return all_failed(jobs, _write_error(f"could not write to {location}", exc, location))
-    try:
-        results = [job.work(conn) for job in jobs]
-    except Exception as exc:
-        _rollback(conn)
-        if len(jobs) == 1:
-            return [(jobs[0], exc, True)]
-        return [outcome for job in jobs for outcome in run([job], conn, location)]
-    try:
-        conn.execute("COMMIT")
-    except sqlite3.Error as exc:
-        _rollback(conn)
-        return all_failed(jobs, _write_error(f"could not commit to {location}", exc, location))
-    return [(job, result, False) for job, result in zip(jobs, results, strict=True)]
 
 
 def finish_erasures(conn: sqlite3.Connection) -> list[int]:
@@ -566,9 +559,12 @@ def _write_error(message: str, cause: BaseException, location: str) -> AuditWrit
 
 @contextlib.contextmanager
 def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction outside the writer; the chain's events sealed before its end."""
+    CHAIN.discard()
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
+        CHAIN.seal(conn)
     except BaseException:
         _rollback(conn)
         raise

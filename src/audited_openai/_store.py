@@ -1,10 +1,15 @@
-"""The one interface between the library and a database: :class:`Store`.
+"""The one interface to a database (:class:`Store`), and its one write path (:class:`Writes`).
 
 The clients, the repository, the query module and the CLI use nothing else, so no
 database detail (PRAGMAs, row-id arithmetic, full-text syntax) leaks above it. Writes
-return ``concurrent.futures.Future`` objects settled by the store's writer thread once
-committed; reads see this process's own writes. SQL comes from ``_sql`` in the store's
-dialect. :func:`open_store` picks the backend for a path, URL or connection.
+return ``concurrent.futures.Future`` objects settled by the database's writer thread
+once committed; reads see this process's own writes. SQL comes from ``_sql`` in the
+store's dialect. :func:`open_store` picks the backend for a path, URL or connection.
+
+Every backend commits through :class:`Writes`, which makes the decisions once (the
+durable writes first, one transaction a batch, each write again alone when one fails,
+the chain's events sealed before the commit); a backend's :class:`Link` only begins,
+commits and rolls back on its connection, and says in its words what failed.
 """
 
 from __future__ import annotations
@@ -14,15 +19,17 @@ import re
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from audited_openai._errors import InvalidLogError
+from audited_openai._errors import AuditWriteError, InvalidLogError, StoreError
+from audited_openai._writer import all_failed, settle
 
 if TYPE_CHECKING:
     import contextlib
     import sqlite3
     from concurrent.futures import Future
 
-    from audited_openai._chain import Snapshot
+    from audited_openai._chain import Chain, Snapshot
     from audited_openai._sql import Dialect
+    from audited_openai._writer import Job, Outcome
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -49,6 +56,113 @@ def checked_durability(value: object) -> Durability:
     if value not in DURABILITIES:
         raise ValueError(f"durability must be 'full' or 'balanced', not {value!r}")
     return value
+
+
+class Link(Protocol):
+    """A backend's connection for its writer: what differs between databases, and only that."""
+
+    location: str
+    errors: tuple[type[Exception], ...]  # what its driver raises
+
+    def ready(self, *, full: bool) -> None:
+        """Set the connection up for a transaction synced in full, or not (before it begins)."""
+        ...
+
+    def begin(self, *, full: bool) -> Any:
+        """The connection, in a new write transaction."""
+        ...
+
+    def commit(self, conn: Any) -> None:
+        """Commit the transaction."""
+        ...
+
+    def rollback(self, conn: Any) -> None:
+        """Roll it back (quietly: the write's own error is what is reported)."""
+        ...
+
+    def broken(self, conn: Any) -> bool:
+        """Whether the connection is lost (no write can be tried again on it)."""
+        ...
+
+    def failed(self, what: str, cause: BaseException) -> AuditWriteError:
+        """The error of writes that could not be done (``what``: "write to", "commit to")."""
+        ...
+
+    def after(self) -> None:
+        """Once a batch is committed (SQLite: keep the WAL small)."""
+        ...
+
+    def idle(self) -> None:
+        """Housekeeping while nothing is queued."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
+
+
+class Writes:
+    """The one write path: what the writer thread of a database commits, and how."""
+
+    def __init__(self, link: Link, chain: Chain) -> None:
+        """Commit on ``link``'s connection, sealing ``chain``'s events before each commit."""
+        self.link, self.chain = link, chain
+
+    def commit(self, jobs: list[Job]) -> None:
+        """Commit a batch: the durable writes (pending rows, which callers wait for) first.
+
+        Their callers go on while the rest (completions, which nobody waits for)
+        commits after them, synced in full only if one of them asks for it. No write of
+        a batch depends on another of it: a completion is queued once its pending row is
+        committed. The connection is set up for the second transaction before the
+        callers are woken: once they run, every call into the driver waits for the GIL.
+        """
+        durable = [job for job in jobs if job.durable]
+        relaxed = [job for job in jobs if not job.durable]
+        full = any(job.full for job in relaxed)
+        done = self.run(durable, full=True) if durable else []
+        if relaxed:
+            self.link.ready(full=full)
+        settle(done)
+        if relaxed:
+            settle(self.run(relaxed, full=full))
+        self.link.after()
+
+    def run(self, jobs: list[Job], *, full: bool) -> list[Outcome]:
+        """Run ``jobs`` in one transaction; (job, result or error, failed) for each.
+
+        The chain's events are sealed just before the commit, under the write lock, so
+        they follow the last ones committed by any process. If one job fails they run
+        again, each in its own transaction, so that only the bad one fails.
+        """
+        self.chain.discard()  # events of a transaction that did not commit
+        unbegun: tuple[type[Exception], ...] = (StoreError, *self.link.errors)
+        try:
+            conn = self.link.begin(full=full)
+        except unbegun as exc:  # no lock, no server: all fail
+            return all_failed(jobs, self.link.failed("write to", exc))
+        try:
+            results = [job.work(conn) for job in jobs]
+        except Exception as exc:
+            self.link.rollback(conn)
+            if len(jobs) == 1 or self.link.broken(conn):
+                return all_failed(jobs, exc)
+            return [outcome for job in jobs for outcome in self.run([job], full=full)]
+        try:
+            self.chain.seal(conn)
+            self.link.commit(conn)
+        except self.link.errors as exc:
+            self.link.rollback(conn)
+            return all_failed(jobs, self.link.failed("commit to", exc))
+        return [(job, result, False) for job, result in zip(jobs, results, strict=True)]
+
+    def idle(self) -> None:
+        """The backend's housekeeping."""
+        self.link.idle()
+
+    def close(self) -> None:
+        """Close the writer's connection."""
+        self.link.close()
 
 
 class Store(Protocol):
