@@ -36,8 +36,7 @@ from audited_openai._schema import (
     older,
     replays_in_metadata,
 )
-from audited_openai._store import Writes, checked_durability, redacted
-from audited_openai._writer import Owner
+from audited_openai._store import Rows, Writes, checked_durability, redacted
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -267,10 +266,11 @@ def _forget_pools_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_pools_after_fork)
 
 
-class PostgresStore(Owner):
+class PostgresStore(Rows):
     """``generation_logs`` in a PostgreSQL database; see the module docstring."""
 
     dialect = _sql.POSTGRES
+    chain = WRITTEN
 
     def __init__(
         self,
@@ -496,48 +496,6 @@ class PostgresStore(Owner):
         """The writer side of this database (one per process, shared by its store objects)."""
         link = Link(self.psycopg, self._url, self._options, self._where, self.location)
         return Writes(link, WRITTEN)
-
-    def insert(self, row: dict[str, Any], *, durable: bool = True) -> Future[int]:
-        """Queue an INSERT of ``row``; the future gives its id once committed."""
-        sql, values = _sql.insert(tuple(row), self.dialect), tuple(row.values())
-        what = (
-            "write the pending log"
-            if row.get("generation_status") == "pending"
-            else "write the log"
-        )
-
-        def work(conn: psycopg.Connection[Any]) -> int:
-            return int(WRITTEN.written(conn, sql, values, "insert")[0][0])
-
-        return self.submit(work, durable=durable, what=what)
-
-    def complete(self, log_id: int, values: dict[str, Any], *, only_pending: bool) -> Future[bool]:
-        """Queue the completion of row ``log_id``; the future tells whether a row changed."""
-        sql = _sql.complete(tuple(values), self.dialect, only_pending=only_pending)
-        params = (*values.values(), log_id)
-        return self.submit(
-            lambda conn: bool(WRITTEN.written(conn, sql, params, "complete")),
-            durable=False,
-            what=f"complete log {log_id}",
-        )
-
-    def link(self, log_id: int, definitie_id: int) -> Future[bool]:
-        """Queue linking row ``log_id`` to a definitie."""
-        sql = _sql.link(self.dialect)
-        return self.submit(
-            lambda conn: bool(WRITTEN.written(conn, sql, (definitie_id, log_id), "link")),
-            durable=False,
-            what=f"link log {log_id}",
-        )
-
-    def reconcile(self, now: str, cutoff: str) -> int:
-        """Settle rows pending since before ``cutoff`` as 'timeout'; return how many."""
-        sql = _sql.reconcile(self.dialect)
-
-        def work(conn: psycopg.Connection[Any]) -> int:
-            return len(WRITTEN.written(conn, sql, (now, cutoff), "reconcile", _chain.command()))
-
-        return int(self.submit(work, durable=True, what="reconcile").result())
 
     def erase_definitie(self, definitie_id: int) -> int:
         """Delete a definitie's rows: gone from every query and from pg_dump."""

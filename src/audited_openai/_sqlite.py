@@ -29,8 +29,8 @@ import tenacity
 
 from audited_openai import _chain, _schema, _sql
 from audited_openai._errors import AuditWriteError, InvalidLogError, StoreError
-from audited_openai._store import Durability, Writes, checked_durability
-from audited_openai._writer import Job, Owner, settle
+from audited_openai._store import Durability, Rows, Writes, checked_durability
+from audited_openai._writer import Job, settle
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -62,10 +62,11 @@ def retry_busy(action: Callable[[], Any], timeout_s: float) -> Any:
     )(action)
 
 
-class SQLiteStore(Owner):
+class SQLiteStore(Rows):
     """``generation_logs`` in a SQLite file; see the module docstring."""
 
     dialect = _sql.SQLITE
+    chain = CHAIN
 
     def __init__(
         self,
@@ -240,50 +241,6 @@ class SQLiteStore(Owner):
             super().flush()
 
     # -- writes ------------------------------------------------------------------------------
-
-    def insert(self, row: dict[str, Any], *, durable: bool = True) -> Future[int]:
-        """Queue an INSERT of ``row``; the future gives its id once committed."""
-        columns = tuple(row)
-        sql, values = _sql.insert(columns, self.dialect), tuple(row.values())
-
-        def work(conn: sqlite3.Connection) -> int:
-            return int(CHAIN.written(conn, sql, values, "insert")[0][0])
-
-        return self.submit(
-            work,
-            durable=durable,
-            what="write the pending log"
-            if row.get("generation_status") == "pending"
-            else "write the log",
-        )
-
-    def complete(self, log_id: int, values: dict[str, Any], *, only_pending: bool) -> Future[bool]:
-        """Queue the completion of row ``log_id``; the future tells whether a row changed."""
-        sql = _sql.complete(tuple(values), self.dialect, only_pending=only_pending)
-        params = (*values.values(), log_id)
-        return self.submit(
-            lambda conn: bool(CHAIN.written(conn, sql, params, "complete")),
-            durable=False,
-            what=f"complete log {log_id}",
-        )
-
-    def link(self, log_id: int, definitie_id: int) -> Future[bool]:
-        """Queue linking row ``log_id`` to a definitie; the future tells whether it exists."""
-        sql = _sql.link(self.dialect)
-        return self.submit(
-            lambda conn: bool(CHAIN.written(conn, sql, (definitie_id, log_id), "link")),
-            durable=False,
-            what=f"link log {log_id}",
-        )
-
-    def reconcile(self, now: str, cutoff: str) -> int:
-        """Settle rows pending since before ``cutoff`` as 'timeout'; return how many."""
-        sql = _sql.reconcile(self.dialect)
-
-        def work(conn: sqlite3.Connection) -> int:
-            return len(CHAIN.written(conn, sql, (now, cutoff), "reconcile", _chain.command()))
-
-        return int(self.submit(work, durable=True, what="reconcile").result())
 
     @contextlib.contextmanager
     def _maintenance(self) -> Iterator[sqlite3.Connection]:

@@ -19,12 +19,15 @@ import re
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from audited_openai import _sql
+from audited_openai._chain import command
 from audited_openai._errors import AuditWriteError, InvalidLogError, StoreError
-from audited_openai._writer import all_failed, settle
+from audited_openai._writer import Owner, all_failed, settle
 
 if TYPE_CHECKING:
     import contextlib
     import sqlite3
+    from collections.abc import Callable
     from concurrent.futures import Future
 
     from audited_openai._chain import Chain, Snapshot
@@ -163,6 +166,56 @@ class Writes:
     def close(self) -> None:
         """Close the writer's connection."""
         self.link.close()
+
+
+class Rows(Owner):
+    """What every store writes the same way: each write and its events, on the one path."""
+
+    dialect: Dialect
+    chain: Chain
+
+    def submit(self, work: Callable[[Any], Any], *, durable: bool, what: str) -> Future[Any]:
+        """Queue ``work`` for the writer (the backend's: its errors in the library's words)."""
+        raise NotImplementedError
+
+    def insert(self, row: dict[str, Any], *, durable: bool = True) -> Future[int]:
+        """Queue an INSERT of ``row``; the future gives its id once committed."""
+        sql, values = _sql.insert(tuple(row), self.dialect), tuple(row.values())
+        pending = row.get("generation_status") == "pending"
+
+        def work(conn: Any) -> int:
+            return int(self.chain.written(conn, sql, values, "insert")[0][0])
+
+        what = "write the pending log" if pending else "write the log"
+        return self.submit(work, durable=durable, what=what)
+
+    def complete(self, log_id: int, values: dict[str, Any], *, only_pending: bool) -> Future[bool]:
+        """Queue the completion of row ``log_id``; the future tells whether a row changed."""
+        sql = _sql.complete(tuple(values), self.dialect, only_pending=only_pending)
+        params = (*values.values(), log_id)
+        return self.submit(
+            lambda conn: bool(self.chain.written(conn, sql, params, "complete")),
+            durable=False,
+            what=f"complete log {log_id}",
+        )
+
+    def link(self, log_id: int, definitie_id: int) -> Future[bool]:
+        """Queue linking row ``log_id`` to a definitie; the future tells whether it exists."""
+        sql = _sql.link(self.dialect)
+        return self.submit(
+            lambda conn: bool(self.chain.written(conn, sql, (definitie_id, log_id), "link")),
+            durable=False,
+            what=f"link log {log_id}",
+        )
+
+    def reconcile(self, now: str, cutoff: str) -> int:
+        """Settle rows pending since before ``cutoff`` as 'timeout'; return how many."""
+        sql, note = _sql.reconcile(self.dialect), command()
+
+        def work(conn: Any) -> int:
+            return len(self.chain.written(conn, sql, (now, cutoff), "reconcile", note))
+
+        return int(self.submit(work, durable=True, what="reconcile").result())
 
 
 class Store(Protocol):
