@@ -28,13 +28,16 @@ from urllib.parse import urlsplit
 import tenacity
 
 from audited_openai import _chain, _sql
-from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import AuditWriteError, InvalidLogError, SchemaVersionError, StoreError
 from audited_openai._schema import (
     MARKED_AS_REPLAY,
     REPLAYS_IN_METADATA,
+    Ledger,
+    Migration,
+    current_version,
     older,
     replays_in_metadata,
+    run_migrations,
 )
 from audited_openai._store import Rows, Writes, checked_durability, redacted
 
@@ -159,12 +162,6 @@ DROP INDEX idx_generation_logs_definitie;
 CREATE INDEX idx_generation_logs_definitie ON generation_logs(definitie_id, replay_of);
 DROP VIEW IF EXISTS definities_with_generation;
 """
-_STEPS = (
-    (5, "create_generation_logs_postgres", _SCHEMA),
-    (6, "written_updated_at", _V6),
-    (7, "audit_chain", _chain.POSTGRES_TABLE),
-    (8, "replays", _V8),
-)
 _CHAIN_LOCK = 151_2026  # the advisory lock under which events are appended: one chain
 CHAIN = _chain.Chain(_sql.POSTGRES)
 # The chain of the writers' transactions: events held until the writer seals them.
@@ -349,64 +346,14 @@ class PostgresStore(Rows):
     # -- the schema -----------------------------------------------------------------------
 
     def _version(self, conn: psycopg.Connection[Any]) -> int:
-        if not conn.execute("SELECT to_regclass(%s)", (LEDGER,)).fetchone()[0]:  # type: ignore[index]
-            return 0
-        return int(conn.execute(f"SELECT coalesce(max(version), 0) FROM {LEDGER}").fetchone()[0])  # type: ignore[index]
+        return current_version(conn, _LEDGER)
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         """Create the schema once; two processes doing it at once take turns."""
-        found = self._version(conn)
-        if found > SCHEMA_VERSION:
-            raise SchemaVersionError(found=found, supported=SCHEMA_VERSION, path=self.location)
-        if found == SCHEMA_VERSION:
-            return
         try:
-            self._steps(conn)
+            run_migrations(conn, _STEPS, _LEDGER, _step, path=self.location)
         except self.psycopg.Error as exc:
             raise StoreError(self._cannot("migrate", exc), path=self.location) from exc
-
-    def _steps(self, conn: psycopg.Connection[Any]) -> None:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {LEDGER} (version INTEGER PRIMARY KEY, "
-                "name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-            )
-            found = self._version(conn)  # another process may have migrated meanwhile
-            for version, name, sql in _STEPS:
-                if found < version:
-                    conn.execute(sql)
-                    if name == "audit_chain":
-                        self._adopt(conn)
-                    if name == "replays":
-                        self._mark_replays(conn)
-                    conn.execute(
-                        f"INSERT INTO {LEDGER} (version, name, applied_at) VALUES (%s, %s, %s)",
-                        (version, name, format_ts(utc_now())),
-                    )
-
-    def _adopt(self, conn: psycopg.Connection[Any]) -> None:
-        """Chain the rows already there (written by an older version) as ``adopt`` events."""
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
-        with conn.cursor(name="audited_openai_adopt") as rows:
-            rows.itersize = 500
-            rows.execute(
-                f"SELECT {', '.join(_chain.FIRST_CHAINED)} FROM generation_logs ORDER BY id"
-            )
-            CHAIN.adopt(conn, rows)
-
-    def _mark_replays(self, conn: psycopg.Connection[Any]) -> None:
-        """Replays recorded before schema 8 said so in their metadata: marked, and chained.
-
-        Only rows that hold against their last event (as in SQLite's migration).
-        """
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
-        sql = _sql.mark_replay(_sql.POSTGRES)
-        found = conn.execute(REPLAYS_IN_METADATA).fetchall()
-        for log_id, original in replays_in_metadata(found):
-            if CHAIN.as_chained(conn, log_id):
-                CHAIN.written(conn, sql, (original, log_id), "migrate", MARKED_AS_REPLAY)
-        CHAIN.seal(conn)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[_chain.Snapshot]:
@@ -532,6 +479,36 @@ class PostgresStore(Rows):
             self._pool = None
 
 
+def _step(conn: psycopg.Connection[Any], migration: Migration) -> str:
+    conn.execute(migration.sql)
+    if migration.then is not None:
+        migration.then(conn)
+    return migration.name
+
+
+def _adopt(conn: psycopg.Connection[Any]) -> None:
+    """Chain the rows already there (written by an older version) as ``adopt`` events."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
+    with conn.cursor(name="audited_openai_adopt") as rows:
+        rows.itersize = 500
+        rows.execute(f"SELECT {', '.join(_chain.FIRST_CHAINED)} FROM generation_logs ORDER BY id")
+        CHAIN.adopt(conn, rows)
+
+
+def _mark_replays(conn: psycopg.Connection[Any]) -> None:
+    """Replays recorded before schema 8 said so in their metadata: marked, and chained.
+
+    Only rows that hold against their last event (as in SQLite's migration).
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
+    sql = _sql.mark_replay(_sql.POSTGRES)
+    found = conn.execute(REPLAYS_IN_METADATA).fetchall()
+    for log_id, original in replays_in_metadata(found):
+        if CHAIN.as_chained(conn, log_id):
+            CHAIN.written(conn, sql, (original, log_id), "migrate", MARKED_AS_REPLAY)
+    CHAIN.seal(conn)
+
+
 def _cannot(what: str, where: str, exc: BaseException) -> str:
     said = " ".join(str(exc).split()) or type(exc).__name__
     return f"cannot {what} PostgreSQL at {where}: {said}"
@@ -637,3 +614,17 @@ class Link:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+# The migrations of this schema, after the functions two of them call.
+_STEPS = (
+    Migration(5, "create_generation_logs_postgres", _SCHEMA),
+    Migration(6, "written_updated_at", _V6),
+    Migration(7, "audit_chain", _chain.POSTGRES_TABLE, _adopt),
+    Migration(8, "replays", _V8, _mark_replays),
+)
+_LEDGER = Ledger(
+    "SELECT 1 WHERE to_regclass(%s) IS NOT NULL",
+    ("BEGIN", f"SELECT pg_advisory_xact_lock({_LOCK})"),
+    "%s",
+)

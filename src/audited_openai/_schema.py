@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from audited_openai import _chain
 from audited_openai._clock import SQL_NOW, format_ts, utc_now
@@ -24,7 +24,6 @@ from audited_openai._rows import TABLE_COLUMNS, TEXT_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
-    from typing import Any
 
 LEDGER = "audited_openai_migrations"
 _CANONICAL = (
@@ -329,7 +328,7 @@ class Migration:
     version: int
     name: str
     sql: str
-    then: Callable[[sqlite3.Connection], None] | None = None  # Python after the SQL
+    then: Callable[[Any], None] | None = None  # Python after the SQL
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -445,54 +444,66 @@ HOST_OBJECT_NAMES = (
 )
 
 
-def current_version(conn: sqlite3.Connection) -> int:
-    """Return the highest migration recorded in the ledger (0 for a fresh file)."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (LEDGER,)
-    ).fetchone()
-    if not exists:
+@dataclass(frozen=True)
+class Ledger:
+    """How a database keeps the ledger of migrations: what differs between them."""
+
+    exists: str  # one row if the ledger table exists (its name bound)
+    begin: tuple[str, ...]  # a migration's transaction: begun, holding the migrations' lock
+    param: str  # the placeholder
+
+
+SQLITE_LEDGER = Ledger(
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", ("BEGIN IMMEDIATE",), "?"
+)
+
+
+def current_version(conn: Any, ledger: Ledger = SQLITE_LEDGER) -> int:
+    """Return the highest migration recorded in the ledger (0 for a fresh database)."""
+    if not conn.execute(ledger.exists, (LEDGER,)).fetchone():
         return 0
     row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {LEDGER}").fetchone()
     return int(row[0])
 
 
-def migrate(conn: sqlite3.Connection, *, path: str | None = None) -> list[int]:
+def run_migrations(
+    conn: Any,
+    migrations: Sequence[Migration],
+    ledger: Ledger,
+    step: Callable[[Any, Migration], str],
+    *,
+    path: str | None = None,
+) -> list[int]:
     """Apply every missing migration, each in its own transaction with its ledger row.
 
-    ``conn`` must be in autocommit mode (``isolation_level=None``). Returns the
-    versions applied (empty when the schema was already current). Raises
-    :class:`SchemaVersionError` for a database written by a newer library.
+    ``step(conn, migration)`` runs it and returns the name the ledger records. Under the
+    lock the ledger is read again, so two processes migrating at once take turns and the
+    second finds the work done. ``conn`` is in autocommit mode. Returns the versions
+    applied; a database written by a newer library raises :class:`SchemaVersionError`.
     """
-    found = current_version(conn)
-    if found > SCHEMA_VERSION:
-        raise SchemaVersionError(found=found, supported=SCHEMA_VERSION, path=path)
+    supported = migrations[-1].version
+    found = current_version(conn, ledger)
+    if found > supported:
+        raise SchemaVersionError(found=found, supported=supported, path=path)
     applied: list[int] = []
-    for migration in MIGRATIONS:
+    for migration in migrations:
         if migration.version <= found:
             continue
-        conn.execute("BEGIN IMMEDIATE")
+        for statement in ledger.begin:
+            conn.execute(statement)
         try:
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {LEDGER} ("
                 "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            # Another process may have applied it while we waited for the lock.
-            if conn.execute(
-                f"SELECT 1 FROM {LEDGER} WHERE version = ?", (migration.version,)
-            ).fetchone():
+            done = f"SELECT 1 FROM {LEDGER} WHERE version = {ledger.param}"
+            if conn.execute(done, (migration.version,)).fetchone():  # another process did it
                 conn.execute("COMMIT")
                 continue
-            name = migration.name
-            if migration.version == 1 and _holds_the_specs_table(conn):
-                _adopt(conn)
-                name = ADOPTED
-            else:
-                for statement in _statements(migration.sql):
-                    conn.execute(statement)
-                if migration.then is not None:
-                    migration.then(conn)
+            name = step(conn, migration)
+            marks = ", ".join([ledger.param] * 3)
             conn.execute(
-                f"INSERT INTO {LEDGER} (version, name, applied_at) VALUES (?, ?, ?)",
+                f"INSERT INTO {LEDGER} (version, name, applied_at) VALUES ({marks})",
                 (migration.version, name, format_ts(utc_now())),
             )
             conn.execute("COMMIT")
@@ -501,6 +512,22 @@ def migrate(conn: sqlite3.Connection, *, path: str | None = None) -> list[int]:
             raise
         applied.append(migration.version)
     return applied
+
+
+def migrate(conn: sqlite3.Connection, *, path: str | None = None) -> list[int]:
+    """Apply every missing SQLite migration (see :func:`run_migrations`)."""
+    return run_migrations(conn, MIGRATIONS, SQLITE_LEDGER, _sqlite_step, path=path)
+
+
+def _sqlite_step(conn: sqlite3.Connection, migration: Migration) -> str:
+    if migration.version == 1 and _holds_the_specs_table(conn):
+        _adopt(conn)
+        return ADOPTED
+    for statement in _statements(migration.sql):
+        conn.execute(statement)
+    if migration.then is not None:
+        migration.then(conn)
+    return migration.name
 
 
 ADOPTED = "adopt_def151_table"  # the ledger's name of migration 1 when it adopted a table
