@@ -42,8 +42,7 @@ from audited_openai._schema import (
 from audited_openai._store import Rows, Writes, checked_durability, redacted
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
-    from concurrent.futures import Future
+    from collections.abc import Iterator, Sequence
 
     import psycopg
     from psycopg_pool import ConnectionPool
@@ -285,6 +284,8 @@ class PostgresStore(Rows):
         """
         checked_durability(durability)
         self.psycopg = _driver()
+        self.refused: tuple[type[Exception], ...] = (self.psycopg.errors.IntegrityError,)
+        self.errors: tuple[type[Exception], ...] = (self.psycopg.Error,)
         self.durability: Durability = durability
         self.read_only = read_only
         self._url = url
@@ -423,21 +424,9 @@ class PostgresStore(Rows):
 
     # -- writes -----------------------------------------------------------------------------
 
-    def submit(self, work: Callable[[Any], Any], *, durable: bool, what: str) -> Future[Any]:
-        """Queue ``work`` for the writer; errors come as the library's own."""
-        if self.read_only:
-            raise AuditWriteError(f"{self.location} was opened read-only", path=self.location)
-        errors = self.psycopg
-
-        def mapped(conn: Any) -> Any:
-            try:
-                return work(conn)
-            except errors.errors.IntegrityError as exc:
-                raise InvalidLogError(f"row refused by the database: {exc}") from exc
-            except errors.Error as exc:
-                raise AuditWriteError(self._cannot(what + " in", exc), path=self.location) from exc
-
-        return self.writer().submit(mapped, durable=durable, full=self.durability == "full")
+    def could_not(self, what: str, cause: BaseException) -> str:
+        """``cannot write the log in PostgreSQL at HOST:PORT, database NAME: ...``."""
+        return self._cannot(what + " in", cause)
 
     def committer(self) -> Writes:
         """The writer side of this database (one per process, shared by its store objects)."""

@@ -28,13 +28,11 @@ from urllib.parse import quote
 import tenacity
 
 from audited_openai import _chain, _schema, _sql
-from audited_openai._errors import AuditWriteError, InvalidLogError, StoreError
+from audited_openai._errors import AuditWriteError, StoreError
 from audited_openai._store import Durability, Rows, Writes, checked_durability
-from audited_openai._writer import Job, settle
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from concurrent.futures import Future
 
 FILE_MODE = 0o600
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
@@ -203,27 +201,22 @@ class SQLiteStore(Rows):
 
     # -- the writer ----------------------------------------------------------------------
 
-    def submit(
-        self, work: Callable[[sqlite3.Connection], Any], *, durable: bool, what: str
-    ) -> Future[Any]:
-        """Queue ``work`` for the writer; its future settles after the commit.
+    refused: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
-        A caller's in-memory connection has no disk to wait for and may belong to one
-        thread: its writes run here and now. Errors come as the library's own:
-        :class:`InvalidLogError` for a row the database refuses, else
-        :class:`AuditWriteError` saying what could not be done (``what``).
+    def could_not(self, what: str, cause: BaseException) -> str:
+        """``could not write the log in FILE: ...``."""
+        return f"could not {what} in {self.location}: {cause}"
+
+    def inline(self) -> Writes | None:
+        """A caller's in-memory connection: its writes run here and now.
+
+        It has no disk to wait for and may belong to one thread: a transaction of ours,
+        under its lock (:meth:`_guard`).
         """
-        if self.read_only:
-            raise AuditWriteError(f"{self.location} was opened read-only", path=self.location)
-        job = Job(lambda conn: _mapped(work, conn, what, self.location), durable=durable)
-        if self._shared is not None:  # its isolation level is the caller's: a transaction of ours
-            inline = Writes(
-                Link(self.location, self.file, self.open_connection, self._shared), CHAIN
-            )
-            with self._lock:
-                settle(inline.run([job], full=True))
-            return job.future
-        return self.writer().submit(job.work, durable=durable, full=self.durability == "full")
+        if self._shared is None:
+            return None
+        return Writes(Link(self.location, self.file, self.open_connection, self._shared), CHAIN)
 
     @property
     def writer_key(self) -> str:
@@ -495,17 +488,6 @@ def finish_erasures(conn: sqlite3.Connection) -> list[int]:
     finally:  # the writer's own connection writes on without zeroing what it frees
         conn.execute(f"PRAGMA secure_delete = {int(before)}")
     return ids
-
-
-def _mapped(
-    work: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connection, what: str, location: str
-) -> Any:
-    try:
-        return work(conn)
-    except sqlite3.IntegrityError as exc:
-        raise InvalidLogError(f"row refused by the database: {exc}") from exc
-    except sqlite3.Error as exc:
-        raise AuditWriteError(f"could not {what} in {location}: {exc}", path=location) from exc
 
 
 def _write_error(message: str, cause: BaseException, location: str) -> AuditWriteError:

@@ -14,6 +14,7 @@ commits and rolls back on its connection, and says in its words what failed.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -22,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from audited_openai import _sql
 from audited_openai._chain import command
 from audited_openai._errors import AuditWriteError, InvalidLogError, StoreError
-from audited_openai._writer import Owner, all_failed, settle
+from audited_openai._writer import Job, Owner, all_failed, settle
 
 if TYPE_CHECKING:
     import contextlib
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
     from audited_openai._chain import Chain, Snapshot
     from audited_openai._sql import Dialect
-    from audited_openai._writer import Job, Outcome
+    from audited_openai._writer import Outcome
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -169,14 +170,50 @@ class Writes:
 
 
 class Rows(Owner):
-    """What every store writes the same way: each write and its events, on the one path."""
+    """What every store writes the same way: each write and its events, on the one path.
+
+    A backend names its chain, its driver's errors (``refused``: a row the database
+    refuses; ``errors``: any other) and their words (:meth:`could_not`).
+    """
 
     dialect: Dialect
     chain: Chain
+    location: str
+    read_only: bool
+    durability: Durability
+    refused: tuple[type[Exception], ...]
+    errors: tuple[type[Exception], ...]
+
+    def could_not(self, what: str, cause: BaseException) -> str:
+        """Words for a write that failed: what could not be done, where, and why."""
+        raise NotImplementedError
+
+    def inline(self) -> Writes | None:
+        """Where writes run at once instead of on the writer (a caller's own connection)."""
+        return None
 
     def submit(self, work: Callable[[Any], Any], *, durable: bool, what: str) -> Future[Any]:
-        """Queue ``work`` for the writer (the backend's: its errors in the library's words)."""
-        raise NotImplementedError
+        """Queue ``work`` for the writer; its future settles after the commit.
+
+        Errors come as the library's own: :class:`InvalidLogError` for a row the
+        database refuses, else :class:`AuditWriteError` saying what could not be done.
+        """
+        if self.read_only:
+            raise AuditWriteError(f"{self.location} was opened read-only", path=self.location)
+        job = Job(functools.partial(self._mapped, work, what), durable=durable)
+        inline = self.inline()
+        if inline is not None:
+            settle(inline.run([job], full=True))
+            return job.future
+        return self.writer().submit(job.work, durable=durable, full=self.durability == "full")
+
+    def _mapped(self, work: Callable[[Any], Any], what: str, conn: Any) -> Any:
+        try:
+            return work(conn)
+        except self.refused as exc:
+            raise InvalidLogError(f"row refused by the database: {exc}") from exc
+        except self.errors as exc:
+            raise AuditWriteError(self.could_not(what, exc), path=self.location) from exc
 
     def insert(self, row: dict[str, Any], *, durable: bool = True) -> Future[int]:
         """Queue an INSERT of ``row``; the future gives its id once committed."""
