@@ -167,6 +167,20 @@ def request_attributes(
     return {k: v for k, v in found.items() if v is not None}
 
 
+def _audit_attributes(ctx: GenerationContext, log_id: int | None) -> dict[str, Any]:
+    """The audit's own attributes: the row, its call and attempt, definitie and template."""
+    return {
+        "audited_openai.log_id": log_id,
+        "audited_openai.call_id": ctx.call_id,
+        "audited_openai.attempt": ctx.attempt,
+        "audited_openai.definitie_id": ctx.definitie_id,
+        "audited_openai.template.name": ctx.prompt.template_name,
+        "audited_openai.template.version": ctx.prompt.template_version,
+        "audited_openai.template.modules": list(ctx.prompt.modules_used or []) or None,
+        "audited_openai.status": ctx.status,
+    }
+
+
 def outcome_attributes(
     ctx: GenerationContext,
     log_id: int | None,
@@ -181,16 +195,7 @@ def outcome_attributes(
     """
     new = latest() if new is None else new
     content = capture_content() if content is None else content
-    found: dict[str, Any] = {
-        "audited_openai.log_id": log_id,
-        "audited_openai.call_id": ctx.call_id,
-        "audited_openai.attempt": ctx.attempt,
-        "audited_openai.definitie_id": ctx.definitie_id,
-        "audited_openai.template.name": ctx.prompt.template_name,
-        "audited_openai.template.version": ctx.prompt.template_version,
-        "audited_openai.template.modules": list(ctx.prompt.modules_used or []) or None,
-        "audited_openai.status": ctx.status,
-    }
+    found = _audit_attributes(ctx, log_id)
     response, error = ctx.response, ctx.error
     if response is not None:
         found.update(

@@ -434,16 +434,7 @@ def show_generation_details(
     ]
     log = produced or logs[-1]
     with st.expander("📊 Generatie Details", expanded=expanded):
-        if produced is None:
-            st.warning(
-                "Geen geslaagde generatie voor deze definitie: de tekst komt niet uit een "
-                f"generatie. Mislukte pogingen: {_ids(later)}; hieronder de laatste."
-            )
-        elif later:
-            st.warning(
-                f"Een latere generatie voor deze definitie is mislukt ({_ids(later)}); "
-                f"de definitie komt uit log {produced.id}, hieronder."
-            )
+        _not_the_source(st, produced, later)
         _metrics(st, log)
         st.caption(
             f"Log {log.id} · {_status(log.status)} · poging {log.attempt} · template "
@@ -460,6 +451,22 @@ def show_generation_details(
             _table(st, _fields(log, zone))
         if st.button("Open in het logboek", key=f"audited-open-{definitie_id}"):
             _go(log=log.id or 0)
+
+
+def _not_the_source(
+    st: Any, produced: GenerationContext | None, later: list[GenerationContext]
+) -> None:
+    """Say so when the row shown did not make the definitie, or a later one failed."""
+    if produced is None:
+        st.warning(
+            "Geen geslaagde generatie voor deze definitie: de tekst komt niet uit een "
+            f"generatie. Mislukte pogingen: {_ids(later)}; hieronder de laatste."
+        )
+    elif later:
+        st.warning(
+            f"Een latere generatie voor deze definitie is mislukt ({_ids(later)}); "
+            f"de definitie komt uit log {produced.id}, hieronder."
+        )
 
 
 def _ids(logs: Sequence[GenerationContext]) -> str:
@@ -569,20 +576,22 @@ def token_dashboard(
         ],
     )
     st.subheader("Duurste generaties")
-    _table(
-        st,
-        [
-            {
-                "log": row["id"],
-                "definitie": "geen" if row["definitie_id"] is None else str(row["definitie_id"]),
-                "model": row["model_name"],
-                "template": _template(row["prompt_template_name"], row["prompt_template_version"]),
-                "tokens": nl_number(row["tokens_total"]),
-                "duur (ms)": nl_number(row["duration_ms"]),
-            }
-            for row in query.most_expensive(repo, 10)
-        ],
-    )
+    _table(st, [_expensive(row) for row in query.most_expensive(repo, 10)])
+    _recent_failures(st, repo, zone)
+
+
+def _expensive(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "log": row["id"],
+        "definitie": "geen" if row["definitie_id"] is None else str(row["definitie_id"]),
+        "model": row["model_name"],
+        "template": _template(row["prompt_template_name"], row["prompt_template_version"]),
+        "tokens": nl_number(row["tokens_total"]),
+        "duur (ms)": nl_number(row["duration_ms"]),
+    }
+
+
+def _recent_failures(st: Any, repo: GenerationLogRepository, zone: tzinfo | None) -> None:
     st.subheader("Recente fouten")
     failures = sorted(
         (
