@@ -462,7 +462,9 @@ def test_one_row_is_checked_quickly(repo: GenerationLogRepository, target: str) 
     one = query.verify_log(target, ids[1])
     assert (one.ok, one.rows, one.events) == (True, 1, 6)
     execute(target, "UPDATE generation_logs SET response_content = 'x' WHERE id = ?", (ids[1],))
-    assert "response_content" in query.verify_log(target, ids[1]).problems[0].message
+    assert query.verify_log(target, ids[1]).problems[0].message == (
+        f"log {ids[1]}: response_content no longer match event 4 (complete)"
+    )
     execute(target, "DELETE FROM generation_logs WHERE id = ?", (ids[2],))
     assert _kinds(query.verify_log(target, ids[2])) == ["row_deleted"]
     execute(
@@ -482,6 +484,10 @@ def test_erased_rows_are_known_to_verify_log(repo: GenerationLogRepository, targ
     repo.erase_definitie(3)
     one = query.verify_log(target, ids[0])
     assert (one.ok, one.erased) == (True, 1)
+    execute(target, "INSERT INTO generation_logs (id, prompt_full_text, model_name) VALUES (?, 'x', 'm')", (ids[0],))  # fmt: skip
+    (back,) = query.verify_log(target, ids[0]).problems
+    assert (back.kind, back.seq) == ("row_changed", 3)
+    assert back.message == f"log {ids[0]} was erased (event 3) but is there"
 
 
 def test_keys_that_cannot_be_read_or_signing_without_cryptography(
@@ -753,3 +759,57 @@ def test_the_summary_names_the_head_and_a_valid_signature(
         f"verified: 10 events, 5 rows, head {verified.head[:16]}; "
         "the checkpoint of 10 events holds (signature valid)"
     )
+
+
+def test_one_row_checked_says_exactly_what_it_found(
+    repo: GenerationLogRepository, target: str
+) -> None:
+    """verify_log (the details view's check): the chain's length and head as verify
+    has them; the very first event links to the genesis; each problem names its kind,
+    event and row in its words; a row erased or gone with its definitie is no problem."""
+    from audited_openai._chain import GENESIS
+
+    empty = query.verify_log(target, 1)
+    assert (empty.ok, empty.events, empty.head, empty.rows) == (True, 0, GENESIS, 0)
+    first = repo.create_pending_log(make_context())  # one event: seq 1
+    repo.flush()
+    only = query.verify_log(target, first)
+    assert (only.ok, only.rows, only.events) == (True, 1, 1)
+    ids = [first, *_trail(repo, 2)]
+    whole = query.verify(target)
+    one = query.verify_log(target, ids[1])
+    assert (one.ok, one.rows, one.events, one.head) == (True, 1, whole.events, whole.head)
+
+    execute(target, f"DELETE FROM {EVENTS} WHERE seq = 2")  # the event before log 2's last
+    (missing,) = query.verify_log(target, ids[1]).problems
+    assert (missing.kind, missing.seq, missing.log_id) == ("event", 3, ids[1])
+    assert missing.message == f"event 3 (log {ids[1]}) does not follow from the event before it"
+
+    execute(
+        target,
+        "INSERT INTO generation_logs (prompt_full_text, model_name) VALUES ('x', 'gpt-4')",
+    )
+    (extra,) = [int(str(r["id"])) for r in rows(target) if r["prompt_full_text"] == "x"]
+    inserted = query.verify_log(target, extra)
+    assert inserted.rows == 1
+    assert [(p.kind, p.message, p.log_id) for p in inserted.problems] == [
+        ("row_inserted", f"log {extra} has no event", extra)
+    ]
+
+
+def test_one_row_gone_with_its_definitie_is_no_problem(
+    repo: GenerationLogRepository, target: str
+) -> None:
+    """A row the host's delete of its definitie took (no erase event) is counted so, as
+    verify counts it; a row deleted behind the library's back is a problem."""
+    conn = host(target, (4, "getuige"), (5, "verdachte"))
+    assert repo.refresh_host_objects()
+    gone = repo.create_pending_log(make_context(definitie_id=4))
+    deleted = repo.create_pending_log(make_context(definitie_id=5))  # its definitie stays
+    repo.flush()
+    conn.execute("DELETE FROM definities WHERE id = 4")
+    conn.close()
+    execute(target, "DELETE FROM generation_logs WHERE id = ?", (deleted,))
+    went = query.verify_log(target, gone)
+    assert (went.ok, went.host_erased, went.erased) == (True, 1, 0)
+    assert _kinds(query.verify_log(target, deleted)) == ["row_deleted"]

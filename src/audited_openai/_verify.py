@@ -459,9 +459,7 @@ def verify_one(snapshot: Snapshot, log_id: int) -> Verification:
     if row is not None:
         found.rows = 1
         _compare(found, row, event)
-    elif last[3] == "erase":
-        found.erased = 1
-    else:
+    else:  # erased, gone with its definitie, or deleted
         _gone(found, snapshot, event)
     return found
 
