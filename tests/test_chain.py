@@ -813,3 +813,25 @@ def test_one_row_gone_with_its_definitie_is_no_problem(
     went = query.verify_log(target, gone)
     assert (went.ok, went.host_erased, went.erased) == (True, 1, 0)
     assert _kinds(query.verify_log(target, deleted)) == ["row_deleted"]
+
+
+def test_a_later_column_changed_is_caught_and_named(
+    repo: GenerationLogRepository, target: str
+) -> None:
+    """replay_of (added after the chain began, in a state only when set) changed, set or
+    cleared behind the library's back: each is a changed row, naming the column."""
+    original = repo.create_pending_log(make_context())
+    replay = repo.create_pending_log(make_context(replay_of=original))
+    plain = repo.create_pending_log(make_context())
+    repo.flush()
+    assert query.verify(target).ok
+    execute(target, "UPDATE generation_logs SET replay_of = 99 WHERE id = ?", (replay,))
+    execute(target, "UPDATE generation_logs SET replay_of = ? WHERE id = ?", (original, plain))
+    verified = query.verify(target)
+    assert [(p.kind, p.log_id) for p in verified.problems] == [
+        ("row_changed", replay),
+        ("row_changed", plain),
+    ]
+    assert all("replay_of no longer match" in p.message for p in verified.problems)
+    execute(target, "UPDATE generation_logs SET replay_of = NULL WHERE id = ?", (replay,))
+    assert "replay_of" in query.verify_log(target, replay).problems[0].message
