@@ -835,3 +835,20 @@ def test_a_later_column_changed_is_caught_and_named(
     assert all("replay_of no longer match" in p.message for p in verified.problems)
     execute(target, "UPDATE generation_logs SET replay_of = NULL WHERE id = ?", (replay,))
     assert "replay_of" in query.verify_log(target, replay).problems[0].message
+
+
+def test_verify_workers_run_the_code_that_started_them(
+    trail: tuple[str, list[int]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A worker process imports the audited_openai of the process that started it, even
+    where the environment would find another one first."""
+    import audited_openai
+
+    decoy = tmp_path / "decoy" / "audited_openai"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the wrong audited_openai')\n")
+    monkeypatch.setenv("PYTHONPATH", str(decoy.parent))
+    monkeypatch.setattr(_verify, "PARALLEL_FROM", 1)
+    target, _ = trail
+    assert query.verify(target, workers=2).ok
+    assert Path(audited_openai.__file__).resolve().parent != decoy

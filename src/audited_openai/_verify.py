@@ -16,6 +16,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audited_openai import _checkpoint
@@ -468,14 +469,21 @@ def verify_one(snapshot: Snapshot, log_id: int) -> Verification:
 
 
 def _in_a_process(target: str, part: Part) -> tuple[Verification, str | None]:
-    """Verify one share in a process of its own (the target reaches it on stdin)."""
+    """Verify one share in a process of its own (the target reaches it on stdin).
+
+    The worker imports this very ``audited_openai`` (its directory first on the path),
+    not whichever one the environment would find.
+    """
     order = json.dumps({"target": target, "part": dataclasses.asdict(part)})
+    here = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
     done = subprocess.run(
         [sys.executable, "-c", "from audited_openai import _verify; _verify.part_main()"],
         input=order,
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "PYTHONPATH": path},
     )
     if done.returncode != 0:
         said = (done.stderr.strip().splitlines() or ["no message"])[-1]
