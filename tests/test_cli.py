@@ -810,13 +810,17 @@ def test_no_input_prints_a_traceback(
 
 @pytest.mark.parametrize("db", BAD_DBS)
 @pytest.mark.parametrize("command", ["logs", "reconcile", "migrate", "verify"])
-def test_a_database_no_store_can_be_is_one_line(command: str, db: str, tmp_path: Path) -> None:
+def test_a_database_no_store_can_be_is_one_line(
+    command: str, db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An empty name, a directory, a device, another database's URL, a port that is no
     port: exit 2 (bad usage) or 3 (cannot be used), in one line, nothing created."""
+    monkeypatch.chdir(tmp_path)  # a relative name that slipped through lands here
     result = CliRunner().invoke(cli.main, ["--db", db, command])
     _one_line_and_no_bug(result, [db, command])
     assert result.exit_code in (2, 3), result.output
     assert "pw@" not in result.output  # no password shown
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("huge", HUGE)

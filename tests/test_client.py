@@ -656,12 +656,24 @@ def test_cancelled_task_leaves_a_failed_row(router: respx.MockRouter, db_path: P
     assert row["error_type"] == "CancelledError"
 
 
-async def _start_and_cancel(client: AsyncAuditedOpenAI) -> None:
-    """Start a call, cancel it 50 ms later, and see the cancellation propagate."""
-    task = asyncio.create_task(
-        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
-    )
-    await asyncio.sleep(0.05)
+async def _start_and_cancel(client: AsyncAuditedOpenAI, writer: Any) -> None:
+    """Start a call, cancel it once its pending write is handed to ``writer`` (before
+    that, the call would rightly leave no row at all), see the cancellation propagate."""
+    submitted, submit = threading.Event(), writer.submit
+
+    def handing_over(*args: Any, **kwargs: Any) -> Any:
+        future = submit(*args, **kwargs)
+        submitted.set()
+        return future
+
+    writer.submit = handing_over
+    try:
+        task = asyncio.create_task(
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+        )
+        assert await asyncio.to_thread(submitted.wait, 5), "no write reached the writer"
+    finally:
+        del writer.submit
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -685,7 +697,7 @@ def test_cancelled_while_the_pending_row_is_written(
     async def main() -> None:
         async with async_client(db_path) as client:
             holder = _hold_the_write_lock(db_path)
-            await _start_and_cancel(client)
+            await _start_and_cancel(client, GenerationLogRepository(db_path).store.writer())
             holder.execute("COMMIT")
             holder.close()
 
@@ -707,7 +719,7 @@ def test_cancelled_while_a_failing_pending_write_runs_under_raise(
     async def main() -> None:
         async with async_client(repo) as client:
             holder = _hold_the_write_lock(db_path)
-            await _start_and_cancel(client)
+            await _start_and_cancel(client, repo.store.writer())
             await asyncio.to_thread(repo.flush)  # the write has failed on the lock by now
             holder.execute("COMMIT")
             holder.close()
@@ -738,7 +750,7 @@ def test_cancelled_while_the_pending_row_waits_for_the_writer(
             # a batch commits its pending rows first: the pending write must come after
             # the slow one is running, not beside it in the queue
             assert await asyncio.to_thread(running.wait, 5)
-            await _start_and_cancel(client)
+            await _start_and_cancel(client, store.store.writer())
             gate.set()
             assert await asyncio.wrap_future(slow) is True
             await asyncio.wait_for(
