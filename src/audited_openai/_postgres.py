@@ -30,6 +30,7 @@ import tenacity
 from audited_openai import _chain, _sql
 from audited_openai._errors import AuditWriteError, InvalidLogError, SchemaVersionError, StoreError
 from audited_openai._schema import (
+    CHECKS,
     MARKED_AS_REPLAY,
     REPLAYS_IN_METADATA,
     Ledger,
@@ -102,19 +103,7 @@ CREATE TABLE generation_logs (
             to_tsvector('dutch', {_TEXTS}) || to_tsvector('simple', {_TEXTS})
         END
     ) STORED,
-    CHECK (generation_status IN ('pending', 'success', 'failed', 'timeout')),
-    CHECK (model_temperature >= 0.0 AND model_temperature <= 2.0),
-    CHECK (tokens_prompt >= 0),
-    CHECK (tokens_completion >= 0),
-    CHECK (tokens_total >= 0),
-    CHECK (tokens_cached >= 0),
-    CHECK (tokens_reasoning >= 0),
-    CHECK (duration_ms >= 0),
-    CHECK (ttft_ms >= 0),
-    CHECK (attempt >= 1),
-    CHECK (stream IN (0, 1)),
-    CHECK (http_status BETWEEN 100 AND 599)
-);
+{CHECKS});
 CREATE INDEX idx_generation_logs_definitie ON generation_logs(definitie_id);
 CREATE INDEX idx_generation_logs_timestamp ON generation_logs(logged_at);
 CREATE INDEX idx_generation_logs_model ON generation_logs(model_name);

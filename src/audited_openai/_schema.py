@@ -39,6 +39,22 @@ def _to_utc(expression: str) -> str:
     return f"strftime('%Y-%m-%dT%H:%M:%fZ', {expression})"
 
 
+# The rows' constraints, the same on both backends (PostgreSQL's table uses them too).
+CHECKS = """\
+    CHECK (generation_status IN ('pending', 'success', 'failed', 'timeout')),
+    CHECK (model_temperature >= 0.0 AND model_temperature <= 2.0),
+    CHECK (tokens_prompt >= 0),
+    CHECK (tokens_completion >= 0),
+    CHECK (tokens_total >= 0),
+    CHECK (tokens_cached >= 0),
+    CHECK (tokens_reasoning >= 0),
+    CHECK (duration_ms >= 0),
+    CHECK (ttft_ms >= 0),
+    CHECK (attempt >= 1),
+    CHECK (stream IN (0, 1)),
+    CHECK (http_status BETWEEN 100 AND 599)
+"""
+
 _V1_GENERATION_LOGS = f"""
 -- Audit trail for AI-generated definitions. Stores the complete prompt, the model
 -- parameters and the response metadata, for reproducibility and compliance.
@@ -105,19 +121,7 @@ CREATE TABLE generation_logs (
     error_traceback TEXT,
     additional_metadata TEXT,              -- JSON object
 
-    CHECK (generation_status IN ('pending', 'success', 'failed', 'timeout')),
-    CHECK (model_temperature >= 0.0 AND model_temperature <= 2.0),
-    CHECK (tokens_prompt >= 0),
-    CHECK (tokens_completion >= 0),
-    CHECK (tokens_total >= 0),
-    CHECK (tokens_cached >= 0),
-    CHECK (tokens_reasoning >= 0),
-    CHECK (duration_ms >= 0),
-    CHECK (ttft_ms >= 0),
-    CHECK (attempt >= 1),
-    CHECK (stream IN (0, 1)),
-    CHECK (http_status BETWEEN 100 AND 599)
-);
+{CHECKS});
 
 CREATE INDEX idx_generation_logs_definitie ON generation_logs(definitie_id);
 CREATE INDEX idx_generation_logs_timestamp ON generation_logs(logged_at);
