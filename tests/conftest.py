@@ -93,10 +93,10 @@ def fresh_postgres() -> Iterator[str]:
         yield url
     finally:
         _writer.flush_all(timeout=30)
-        from audited_openai import _postgres
+        from audited_openai import _postgres_connect
 
-        for key in [key for key in _postgres._POOLS if key[0] == url]:
-            _postgres._POOLS.pop(key)[0].close()  # stores left open by the test
+        for key in [key for key in _postgres_connect._POOLS if key[0] == url]:
+            _postgres_connect._POOLS.pop(key)[0].close()  # stores left open by the test
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

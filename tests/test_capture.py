@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from audited_openai import _capture, _clock, _spool, _sqlite
+from audited_openai import _capture, _clock, _spool, _sqlite_connect
 
 
 def test_prompt_of_odd_bodies() -> None:
@@ -141,14 +141,14 @@ def test_retry_locked_gives_up_and_passes_other_errors() -> None:
         raise sqlite3.OperationalError("database is locked")
 
     with pytest.raises(sqlite3.OperationalError, match="locked"):
-        _sqlite.retry_busy(locked, timeout_s=0.02)
+        _sqlite_connect.retry_busy(locked, timeout_s=0.02)
     assert len(calls) > 1
 
     def broken() -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
     with pytest.raises(sqlite3.OperationalError, match="disk"):
-        _sqlite.retry_busy(broken, timeout_s=1)
+        _sqlite_connect.retry_busy(broken, timeout_s=1)
 
 
 def test_spool_paths() -> None:

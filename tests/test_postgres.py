@@ -26,7 +26,7 @@ from audited_openai import (
     ResponseMetadata,
     SchemaVersionError,
     StoreError,
-    _postgres,
+    _postgres_schema,
     audit_context,
     cli,
     query,
@@ -222,7 +222,7 @@ def test_processes_migrating_at_once_all_succeed(postgres_db: str, tmp_path: Pat
     with psycopg.connect(postgres_db) as conn:
         ledger = conn.execute("SELECT version FROM audited_openai_migrations").fetchall()
     assert sorted(ledger) == [(5,), (6,), (7,), (8,)]
-    assert set(versions) == {_postgres.SCHEMA_VERSION}
+    assert set(versions) == {_postgres_schema.SCHEMA_VERSION}
 
 
 def test_a_newer_schema_is_refused(postgres_db: str) -> None:

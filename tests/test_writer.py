@@ -369,7 +369,7 @@ def test_a_closed_writer_refuses_new_writes(sqlite_repo: GenerationLogRepository
 def test_the_writer_truncates_a_big_wal(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past WAL_LIMIT the writer checkpoints and truncates the WAL: it stays small, where
     SQLite's own passive checkpoints would let it grow to megabytes."""
-    monkeypatch.setattr("audited_openai._sqlite.WAL_LIMIT", 64 * 1024)
+    monkeypatch.setattr("audited_openai._sqlite_connect.WAL_LIMIT", 64 * 1024)
     repo = GenerationLogRepository(db_path)
     for _ in range(60):
         ctx = make_context()
@@ -400,7 +400,7 @@ def test_a_checkpoint_that_fails_leaves_the_wal_for_the_next_commit(
         "audited_openai._sqlite.sqlite3.connect",
         functools.partial(sqlite3.connect, factory=_CheckpointBusy),
     )
-    monkeypatch.setattr("audited_openai._sqlite.WAL_LIMIT", 64 * 1024)
+    monkeypatch.setattr("audited_openai._sqlite_connect.WAL_LIMIT", 64 * 1024)
     monkeypatch.setattr(_CheckpointBusy, "failing", True)
     repo = GenerationLogRepository(db_path)
     wal = db_path.with_name(db_path.name + "-wal")

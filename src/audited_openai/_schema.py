@@ -55,6 +55,16 @@ CHECKS = """\
     CHECK (http_status BETWEEN 100 AND 599)
 """
 
+# The first indexes, the same on both backends.
+INDEXES = """\
+CREATE INDEX idx_generation_logs_definitie ON generation_logs(definitie_id);
+CREATE INDEX idx_generation_logs_timestamp ON generation_logs(logged_at);
+CREATE INDEX idx_generation_logs_model ON generation_logs(model_name);
+CREATE INDEX idx_generation_logs_template ON generation_logs(prompt_template_version);
+CREATE INDEX idx_generation_logs_status ON generation_logs(generation_status);
+CREATE UNIQUE INDEX idx_generation_logs_call ON generation_logs(call_id, attempt);
+"""
+
 _V1_GENERATION_LOGS = f"""
 -- Audit trail for AI-generated definitions. Stores the complete prompt, the model
 -- parameters and the response metadata, for reproducibility and compliance.
@@ -123,13 +133,7 @@ CREATE TABLE generation_logs (
 
 {CHECKS});
 
-CREATE INDEX idx_generation_logs_definitie ON generation_logs(definitie_id);
-CREATE INDEX idx_generation_logs_timestamp ON generation_logs(logged_at);
-CREATE INDEX idx_generation_logs_model ON generation_logs(model_name);
-CREATE INDEX idx_generation_logs_template ON generation_logs(prompt_template_version);
-CREATE INDEX idx_generation_logs_status ON generation_logs(generation_status);
-CREATE UNIQUE INDEX idx_generation_logs_call ON generation_logs(call_id, attempt);
-CREATE INDEX idx_generation_logs_template_name
+{INDEXES}CREATE INDEX idx_generation_logs_template_name
     ON generation_logs(prompt_template_name, prompt_template_version, logged_at);
 
 -- Touch updated_at on every update that did not set it itself.

@@ -1,13 +1,12 @@
 """The SQLite store: a file (or a caller's in-memory connection) holding ``generation_logs``.
 
 Writes go through one writer thread per file and process (see ``_writer``), shared by
-every store object of the file, on a connection of its own (:class:`Writes`), each batch
-in one ``BEGIN IMMEDIATE`` transaction: writers of
-other processes queue on SQLite's lock with a busy timeout instead of failing with
-"database is locked". A batch holding a pending row commits with
-``synchronous=FULL``; one of completions only with ``NORMAL`` (WAL: a process crash
-loses nothing, a power cut at worst a completion). Reads use one connection per
-thread; no connection crosses ``fork()``.
+every store object of the file, on a connection of its own (``_sqlite_connect.Link``),
+each batch in one ``BEGIN IMMEDIATE`` transaction: writers of other processes queue on
+SQLite's lock with a busy timeout instead of failing with "database is locked". A batch
+holding a pending row commits with ``synchronous=FULL``; one of completions only with
+``NORMAL`` (WAL: a process crash loses nothing, a power cut at worst a completion).
+Reads use one connection per thread; no connection crosses ``fork()``.
 
 While a process has the file open and the host app's ``definities`` table is there,
 the writer's idle time finishes the erasures the host's own connection started (see
@@ -20,44 +19,28 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
-
-import tenacity
 
 from audited_openai import _chain, _schema, _sql
 from audited_openai._errors import AuditWriteError, StoreError
+from audited_openai._sqlite_connect import (
+    CHAIN,
+    Link,
+    connect,
+    connect_read_only,
+    erase,
+    finish_erasures,
+    main_file,
+    transaction,
+)
 from audited_openai._store import Durability, Rows, Writes, checked_durability
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
-FILE_MODE = 0o600
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
 IN_MEMORY = ":memory:"
-WAL_LIMIT = 32 * 2**20  # bytes: past this the writer truncates the WAL
-CHAIN = _chain.Chain(_sql.SQLITE)
-
-
-def retry_busy(action: Callable[[], Any], timeout_s: float) -> Any:
-    """Run ``action`` again while SQLite says the database is locked or busy, up to a deadline.
-
-    Two processes switching a fresh file to WAL at once can get SQLITE_BUSY without
-    the busy handler being asked; every other error passes at once.
-    """
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception(
-            lambda exc: (
-                isinstance(exc, sqlite3.OperationalError)
-                and ("locked" in str(exc) or "busy" in str(exc))
-            )
-        ),
-        stop=tenacity.stop_after_delay(timeout_s),
-        wait=tenacity.wait_random(0.001, 0.01),
-        reraise=True,
-    )(action)
 
 
 class SQLiteStore(Rows):
@@ -105,7 +88,7 @@ class SQLiteStore(Rows):
 
     def _locate(self, target: object) -> str:
         if isinstance(target, sqlite3.Connection):
-            location = _main_file(target) or IN_MEMORY
+            location = main_file(target) or IN_MEMORY
             if location == IN_MEMORY:  # the caller's connection is the only way in
                 self._shared = target
                 target.execute("PRAGMA foreign_keys = ON")
@@ -129,7 +112,9 @@ class SQLiteStore(Rows):
                 _schema.check(self._reader(), path=where, current=True)
                 return False
             if not self.create and own_file:  # looked at before anything is written to it
-                with contextlib.closing(self._connect_read_only()) as looking:
+                with contextlib.closing(
+                    connect_read_only(self.file, self.busy_timeout_ms)
+                ) as looking:
                     _schema.check(looking, path=where)
             conn = self._reader()
             _schema.migrate(conn, path=where)
@@ -150,30 +135,8 @@ class SQLiteStore(Rows):
     def open_connection(self) -> sqlite3.Connection:
         """A new connection to the file, read-only if the store is."""
         if self.read_only:
-            return self._connect_read_only()
+            return connect_read_only(self.file, self.busy_timeout_ms)
         return connect(self.location, self.busy_timeout_ms)
-
-    def _connect_read_only(self) -> sqlite3.Connection:
-        """Open the file for reading only; on a read-only file system as immutable.
-
-        SQLite must create the ``-shm`` file to read a WAL database; where it cannot
-        (and none is there), the file can only be read as one nobody changes.
-        """
-        uri = "file:" + quote(self.file) + "?mode=ro"
-        for suffix in ("", "&immutable=1"):
-            conn = sqlite3.connect(
-                uri + suffix, uri=True, isolation_level=None, check_same_thread=False
-            )
-            try:
-                conn.execute("PRAGMA schema_version").fetchone()
-            except sqlite3.OperationalError:
-                conn.close()
-                if suffix:
-                    raise
-                continue
-            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            return conn
-        raise AssertionError  # pragma: no cover - the loop returns or raises
 
     def _reader(self) -> sqlite3.Connection:
         """The connection of this thread (a fresh one after ``fork()``)."""
@@ -249,23 +212,7 @@ class SQLiteStore(Rows):
     def erase_definitie(self, definitie_id: int) -> int:
         """Delete a definitie's rows so that their text is in neither file; return how many."""
         with self._maintenance() as conn:
-            conn.execute("PRAGMA secure_delete = ON")
-            with _transaction(conn):
-                ids = sorted(
-                    row[0]
-                    for row in conn.execute(
-                        "DELETE FROM generation_logs WHERE definitie_id = ? RETURNING id",
-                        (definitie_id,),
-                    ).fetchall()
-                )
-                note = f"erase --definitie {definitie_id}: {_chain.command()}"
-                for log_id in ids:
-                    CHAIN.append(conn, "erase", log_id, erased_from=definitie_id, note=note)
-                deleted = len(ids)
-                if deleted:  # a deletion only marks the index; merging drops the old terms
-                    conn.execute(_schema.MERGE_FTS)
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        return int(deleted)
+            return erase(conn, definitie_id)
 
     def finish_erasures(self) -> list[int]:
         """Finish what deleting a definitie through the host's own connection started.
@@ -283,7 +230,7 @@ class SQLiteStore(Rows):
         """Remove the bytes of rows deleted by any connection (index merged, VACUUM, WAL)."""
         self.finish_erasures()
         with self._maintenance() as conn:
-            with _transaction(conn):
+            with transaction(conn):
                 conn.execute(_schema.MERGE_FTS)
             conn.execute("VACUUM")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
@@ -351,173 +298,3 @@ class SQLiteStore(Rows):
                     conn.close()
         self._all.clear()
         self._local = threading.local()
-
-
-def connect(location: str, busy_timeout_ms: int) -> sqlite3.Connection:
-    """A read-write connection: WAL, a busy timeout, foreign keys; the file made 0600."""
-    if not location.startswith("file:") and not Path(location).exists():
-        # Created here so it is 0600 whatever the umask (the -wal and -shm files
-        # take the database file's mode).
-        os.close(os.open(location, os.O_RDWR | os.O_CREAT, FILE_MODE))
-    conn = sqlite3.connect(
-        location,
-        uri=location.startswith("file:"),
-        isolation_level=None,
-        check_same_thread=False,
-        timeout=busy_timeout_ms / 1000,
-    )
-    conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-    retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(), busy_timeout_ms / 1000)
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
-
-
-class Link:
-    """SQLite's side of the one write path: the writer's one connection to a file.
-
-    One connection, not one per sync level: a second one would find its page cache
-    stale after every write of the first. A caller's in-memory connection (``conn``) is
-    used as it is: its settings are the caller's.
-    """
-
-    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
-
-    def __init__(
-        self,
-        location: str,
-        file: str,
-        connect: Callable[[], sqlite3.Connection],
-        conn: sqlite3.Connection | None = None,
-    ) -> None:
-        """Write to ``location`` (the path ``file``) on a connection from ``connect()``.
-
-        It connects at the first commit.
-        """
-        self.location, self.file, self._connect = location, file, connect
-        self._conn, self._own = conn, conn is None
-        self._level = ""
-
-    def _connection(self, *, full: bool) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = self._connect()
-        wanted = "FULL" if full else "NORMAL"
-        if self._own and self._level != wanted:
-            self._conn.execute(f"PRAGMA synchronous = {wanted}")
-            self._level = wanted
-        return self._conn
-
-    def ready(self, *, full: bool) -> None:
-        """Switch the connection's sync level."""
-        self._connection(full=full)
-
-    def begin(self, *, full: bool) -> sqlite3.Connection:
-        """``BEGIN IMMEDIATE``: the transaction takes the database's write lock first."""
-        conn = self._connection(full=full)
-        conn.execute("BEGIN IMMEDIATE")
-        return conn
-
-    def commit(self, conn: sqlite3.Connection) -> None:
-        """``COMMIT``."""
-        conn.execute("COMMIT")
-
-    def rollback(self, conn: sqlite3.Connection) -> None:
-        """Roll back, if a transaction is open."""
-        _rollback(conn)
-
-    def broken(self, conn: sqlite3.Connection) -> bool:
-        """Never: a file connection is not lost between statements."""
-        del conn
-        return False
-
-    def failed(self, what: str, cause: BaseException) -> AuditWriteError:
-        """``could not write to FILE: ...``."""
-        return _write_error(f"could not {what} {self.location}", cause, self.location)
-
-    def after(self) -> None:
-        """Truncate the WAL once it passes ``WAL_LIMIT``.
-
-        SQLite's own checkpoints are passive: with writers in other processes and a
-        reader always at work, they never catch up, and the WAL grows without bound. A
-        TRUNCATE checkpoint waits (the busy timeout) for the readers of old snapshots.
-        """
-        try:
-            if Path(self.file + "-wal").stat().st_size < WAL_LIMIT:
-                return
-        except OSError:  # no WAL (yet)
-            return
-        with contextlib.suppress(sqlite3.Error):  # a busy WAL stays for the next commit
-            self._connection(full=False).execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def idle(self) -> None:
-        """The writer's housekeeping: finish erasures the host's connection requested."""
-        finish_erasures(self._connection(full=False))
-
-    def close(self) -> None:
-        """Close the writer's connection (not a caller's)."""
-        if self._conn is not None and self._own:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
-            self._conn = None
-
-
-def finish_erasures(conn: sqlite3.Connection) -> list[int]:
-    """Merge the index and truncate the WAL for the erasures the host requested.
-
-    The definitie ids finished; none if none was requested, or if a reader kept the
-    WAL from restarting (then they stay requested).
-    """
-    try:
-        if not conn.execute("SELECT 1 FROM generation_log_erasures LIMIT 1").fetchone():
-            return []
-    except sqlite3.OperationalError:  # no definities table: never requested
-        return []
-    before = conn.execute("PRAGMA secure_delete").fetchone()[0]
-    conn.execute("PRAGMA secure_delete = ON")  # the old index pages are zeroed
-    try:
-        with _transaction(conn):
-            ids = sorted(
-                {r[0] for r in conn.execute("SELECT definitie_id FROM generation_log_erasures")}
-            )
-            conn.execute(_schema.MERGE_FTS)
-        if conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
-            return []
-        with _transaction(conn):
-            conn.executemany(
-                "DELETE FROM generation_log_erasures WHERE definitie_id = ?", [(i,) for i in ids]
-            )
-    finally:  # the writer's own connection writes on without zeroing what it frees
-        conn.execute(f"PRAGMA secure_delete = {int(before)}")
-    return ids
-
-
-def _write_error(message: str, cause: BaseException, location: str) -> AuditWriteError:
-    error = AuditWriteError(f"{message}: {cause}", path=location)
-    error.__cause__ = cause
-    return error
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction outside the writer; the chain's events sealed before its end."""
-    CHAIN.discard()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        CHAIN.seal(conn)
-    except BaseException:
-        _rollback(conn)
-        raise
-    conn.execute("COMMIT")
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-
-
-def _main_file(conn: sqlite3.Connection) -> str:
-    for row in conn.execute("PRAGMA database_list"):
-        if row[1] == "main":
-            return str(row[2] or "")
-    return ""  # pragma: no cover - every connection has a main database
