@@ -31,8 +31,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from audited_openai._errors import StoreError
+
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from audited_openai._models import GenerationContext
 
@@ -456,3 +458,48 @@ def backfill_resource() -> tuple[Any, Any]:
 
     given = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": "audited-openai"}
     return Resource.create(given), InstrumentationScope("audited_openai", _version(), SCHEMA_URL)
+
+
+def backfill(
+    logs: Iterable[GenerationContext],
+    endpoint: str | None,
+    *,
+    progress: Callable[[int], None] | None = None,
+    batch: int = 500,
+) -> int:
+    """Send completed rows to an OTLP/HTTP endpoint as spans with their original times.
+
+    In batches of ``batch``, ``progress(n)`` after each; how many were sent. An endpoint
+    that refuses a batch raises :class:`StoreError`, naming it.
+    """
+    sender = exporter(endpoint)
+    resource, scope = backfill_resource()
+    sent, spans = 0, []
+    try:
+        for log in logs:
+            if log.status == "pending":
+                continue
+            spans.append(row_span(log, log.id or 0, resource, scope))
+            if len(spans) == batch:
+                sent += _send(sender, spans, endpoint)
+                if progress is not None:
+                    progress(sent)
+        sent += _send(sender, spans, endpoint)
+    finally:
+        sender.shutdown()
+    if progress is not None:
+        progress(sent)
+    return sent
+
+
+def _send(sender: Any, spans: list[Any], endpoint: str | None) -> int:
+    from opentelemetry.sdk.trace.export import SpanExportResult  # noqa: PLC0415
+
+    if not spans:
+        return 0
+    if sender.export(spans) is not SpanExportResult.SUCCESS:
+        where = endpoint or "the OTLP endpoint of OTEL_EXPORTER_OTLP_*"
+        raise StoreError(f"{where} did not take {len(spans)} spans (see the log for why)")
+    count = len(spans)
+    spans.clear()
+    return count

@@ -32,7 +32,10 @@ COLUMNS = _rows.TABLE_COLUMNS  # every column of generation_logs, in table order
 __all__ = [
     "COLUMNS",
     "Filters",
+    "GenerationContext",
     "GenerationLogRepository",
+    "InvalidLogError",
+    "LogNotFoundError",
     "Problem",
     "Verification",
     "redacted",
@@ -361,6 +364,21 @@ class GenerationLogRepository:
         """:meth:`iter_rows` as contexts."""
         for values in self.iter_rows(batch, **filters):
             yield _rows.row_to_context(dict(zip(COLUMNS, values, strict=True)))
+
+    def export_otlp(
+        self,
+        endpoint: str | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+        batch: int = 500,
+        **filters: Any,
+    ) -> int:
+        """The matching completed rows sent to an OTLP/HTTP endpoint as spans (``_otel``)."""
+        from audited_openai import _otel  # noqa: PLC0415 - the optional extra
+
+        return _otel.backfill(
+            self.iter_logs(batch, **filters), endpoint, progress=progress, batch=batch
+        )
 
     def attempts_of(self, call_ids: list[str]) -> dict[tuple[str, int], dict[str, Any]]:
         """The id and status of every row of these calls, by (call id, attempt)."""

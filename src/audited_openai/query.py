@@ -16,11 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from audited_openai._errors import InvalidLogError, LogNotFoundError, StoreError
 from audited_openai._repository import (
     COLUMNS,
     Filters,
     GenerationLogRepository,
+    InvalidLogError,
+    LogNotFoundError,
     Problem,
     Verification,
 )
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from typing import IO
 
-    from audited_openai._models import GenerationContext
+    from audited_openai._repository import GenerationContext
 
 __all__ = [
     "COLUMNS",
@@ -592,37 +593,5 @@ def export_otlp(
     Sent in batches; ``progress(n)`` after each. Returns how many were sent; an endpoint
     that refuses a batch raises :class:`StoreError`, naming it.
     """
-    from audited_openai import _otel  # noqa: PLC0415 - the optional extra
-
-    sender = _otel.exporter(endpoint)
-    resource, scope = _otel.backfill_resource()
-    sent, spans = 0, []
-    try:
-        with reading(db) as repo:
-            for log in repo.iter_logs(batch, **filters):
-                if log.status == "pending":
-                    continue
-                spans.append(_otel.row_span(log, log.id or 0, resource, scope))
-                if len(spans) == batch:
-                    sent += _send(sender, spans, endpoint)
-                    if progress is not None:
-                        progress(sent)
-            sent += _send(sender, spans, endpoint)
-    finally:
-        sender.shutdown()
-    if progress is not None:
-        progress(sent)
-    return sent
-
-
-def _send(sender: Any, spans: list[Any], endpoint: str | None) -> int:
-    from opentelemetry.sdk.trace.export import SpanExportResult  # noqa: PLC0415
-
-    if not spans:
-        return 0
-    if sender.export(spans) is not SpanExportResult.SUCCESS:
-        where = endpoint or "the OTLP endpoint of OTEL_EXPORTER_OTLP_*"
-        raise StoreError(f"{where} did not take {len(spans)} spans (see the log for why)")
-    count = len(spans)
-    spans.clear()
-    return count
+    with reading(db) as repo:
+        return repo.export_otlp(endpoint, progress=progress, batch=batch, **filters)
