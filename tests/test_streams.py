@@ -9,6 +9,7 @@ import asyncio
 import gc
 import gzip
 import json
+import threading
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,13 @@ import pydantic
 import pytest
 import respx
 
-from audited_openai import AsyncAuditedAzureOpenAI, AuditedAzureOpenAI, AuditedOpenAI
+from audited_openai import (
+    AsyncAuditedAzureOpenAI,
+    AuditedAzureOpenAI,
+    AuditedOpenAI,
+    GenerationLogRepository,
+    _writer,
+)
 from tests.conftest import API_KEY, BASE_URL, async_client, chat_body, rows
 
 if TYPE_CHECKING:
@@ -256,6 +263,30 @@ def test_unread_stream_collected_is_abandoned(
     stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
     del stream
     gc.collect()
+    _abandoned(db_path, None)
+
+
+def test_a_stream_dropped_while_its_thread_holds_the_writers_locks(
+    client: AuditedOpenAI, router: respx.MockRouter, db_path: Path
+) -> None:
+    """A finalizer may run at any allocation, so also inside the writer's critical
+    sections in the very thread that holds them (``Writer.submit`` starting the thread,
+    ``Owner.writer`` taking the shared writer): the dropped stream's completion is queued
+    all the same. This is why those locks are re-entrant: with a plain ``Lock`` this
+    thread deadlocks and the test fails (measured by swapping them)."""
+    stream_route(router, db_path, sse(*TEXT_CHUNKS), [])
+    held = [client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)]  # type: ignore[arg-type]
+    writer = GenerationLogRepository(db_path).store.writer()
+    finished = threading.Event()
+
+    def drop() -> None:
+        with _writer._OWNERS_LOCK, writer._lock:  # as a thread inside submit() holds them
+            held.clear()
+            gc.collect()
+        finished.set()
+
+    threading.Thread(target=drop, daemon=True).start()
+    assert finished.wait(10), "the finalizer's write waited for a lock its own thread held"
     _abandoned(db_path, None)
 
 
