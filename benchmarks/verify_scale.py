@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import query_scale
 
 from audited_openai import GenerationLogRepository, _chain
+from audited_openai._rows import CHAINED
 from audited_openai._sql import POSTGRES, SQLITE
 
 HERE = Path(__file__).parent
@@ -38,8 +39,8 @@ def chain_rows(target: Path | str) -> None:
     postgres = isinstance(target, str)
     chain = _chain.Chain(POSTGRES if postgres else SQLITE)
     started = time.perf_counter()
-    cols = ", ".join(_chain.CHAINED)
-    status = _chain.CHAINED.index("generation_status")
+    cols = ", ".join(CHAINED)
+    status = CHAINED.index("generation_status")
     if postgres:
         import psycopg
 
@@ -62,7 +63,7 @@ def chain_rows(target: Path | str) -> None:
         pending[status] = "pending"
         for kind, state in (("insert", pending), ("complete", values)):
             seq += 1
-            at = values[_chain.CHAINED.index("logged_at")]
+            at = values[CHAINED.index("logged_at")]
             event = (seq, values[0], values[1], kind, at, None, _chain.state(state))
             prev = _chain.link_hash(prev, event)
             batch.append((*event, prev))

@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from audited_openai import GenerationLogRepository, ResponseMetadata, _verify, query
-from audited_openai._chain import CHAINED, EVENTS, digest, state
+from audited_openai._chain import digest, state
 from audited_openai._errors import InvalidLogError, StoreError
+from audited_openai._rows import CHAINED, EVENTS
 from audited_openai.cli import EXIT_UNVERIFIED, main
 from tests.conftest import as_schema, execute, fetch, host, host_connection, make_context, rows
 

@@ -389,13 +389,13 @@ def test_full_text_index_follows_completion_update_and_delete(
 def test_migration_2_indexes_existing_rows(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Upgrading a version-1 database indexes the completed rows it already holds, and
     chains them (migration 7) as adopted."""
-    from audited_openai import ResponseMetadata, _chain, query
+    from audited_openai import ResponseMetadata, _chain, _rows, _sql, query
     from tests.conftest import make_context
 
     monkeypatch.setattr(_schema, "MIGRATIONS", _schema.MIGRATIONS[:1])
     monkeypatch.setattr(_schema, "SCHEMA_VERSION", 1)
     monkeypatch.setattr(_chain.Chain, "append", lambda *_args, **_kwargs: None)  # no chain yet
-    monkeypatch.setattr(_chain, "RETURNING", " RETURNING " + ", ".join(_chain.FIRST_CHAINED))
+    monkeypatch.setattr(_sql, "RETURNING", " RETURNING " + ", ".join(_rows.FIRST_CHAINED))
     old = GenerationLogRepository(db_path)
     done = make_context()
     done.prompt.full_text = "verjaringstermijn"

@@ -31,45 +31,22 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from audited_openai import _sql
 from audited_openai._clock import format_ts, utc_now
-from audited_openai._rows import LATER_COLUMNS, TABLE_COLUMNS, TEXT_COLUMNS
+from audited_openai._rows import CHAINED, FIRST_CHAINED, LATER_COLUMNS, TEXT_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from audited_openai._sql import Dialect
 
-EVENTS = "generation_log_events"
 SINCE_VERSION = 7  # the schema version that added the chain
 GENESIS = "0" * 64  # the "hash before" of the first event
-CHAINED = tuple(c for c in TABLE_COLUMNS if c != "updated_at")
-FIRST_CHAINED = CHAINED[: len(CHAINED) - len(LATER_COLUMNS)]  # the columns of schema 7
 DIGESTED = frozenset(("prompt_modules_used", *TEXT_COLUMNS))
 _DEFINITIE = CHAINED.index("definitie_id")
 _DIGESTED_AT = tuple(name in DIGESTED for name in CHAINED)
 _FIRST = len(FIRST_CHAINED)
 NOTE_LIMIT = 500  # characters of the command line kept in an event
-
-RETURNING = f" RETURNING {', '.join(CHAINED)}"
-HEAD = f"SELECT seq, hash FROM {EVENTS} ORDER BY seq DESC LIMIT 1"
-EVENT_COLUMNS = "seq, log_id, definitie_id, kind, at, note, state, hash"
-INSERT_EVENT = f"INSERT INTO {EVENTS} ({EVENT_COLUMNS}) VALUES ({{marks}})"
-
-SQLITE_TABLE = f"""
--- The tamper-evident chain (see audited_openai._chain): one hashed event per write.
-CREATE TABLE {EVENTS} (
-    seq INTEGER PRIMARY KEY,      -- 1, 2, 3, ... in the order the writes committed
-    log_id INTEGER NOT NULL,      -- the row written (no foreign key: erased rows go)
-    definitie_id INTEGER,
-    kind TEXT NOT NULL,           -- adopt, insert, complete, link, reconcile, erase
-    at TEXT NOT NULL,
-    note TEXT,                    -- the command that adopted, reconciled or erased
-    state TEXT,                   -- the row after the write, texts as digests (NULL: erased)
-    hash TEXT NOT NULL            -- sha256(hash before + this event)
-);
-CREATE INDEX idx_{EVENTS}_log ON {EVENTS}(log_id, seq);
-"""
-POSTGRES_TABLE = SQLITE_TABLE.replace("INTEGER", "BIGINT")
 
 
 def command() -> str:
@@ -150,8 +127,8 @@ class Chain:
 
     def __init__(self, dialect: Dialect, *, lock: str | None = None) -> None:
         """SQL in ``dialect``'s placeholders; ``lock`` as above."""
-        self.insert_event = INSERT_EVENT.format(marks=", ".join([dialect.param] * 8))
-        self.param = dialect.param
+        self.insert_event = _sql.insert_event(dialect)
+        self.dialect = dialect
         self.lock = lock
         self._local = threading.local()
 
@@ -212,7 +189,7 @@ class Chain:
         else:
             assert values is not None  # noqa: S101 - written() passes what RETURNING gave
             row_state, definitie_id = state(values), values[_DEFINITIE]
-        head = conn.execute(HEAD).fetchone()
+        head = conn.execute(_sql.EVENT_HEAD).fetchone()
         seq, prev = (int(head[0]) + 1, head[1]) if head else (1, GENESIS)
         event = (seq, log_id, definitie_id, kind, format_ts(utc_now()), note, row_state)
         conn.execute(self.insert_event, (*event, link_hash(prev, event)))
@@ -225,10 +202,18 @@ class Chain:
         Returns the rows in id order (``CHAINED`` columns, as ``RETURNING`` gives them).
         ``updated_at``, which AFTER triggers may still change, is not in them.
         """
-        rows = sorted(conn.execute(sql + RETURNING, params).fetchall(), key=lambda r: r[0])
+        rows = sorted(conn.execute(sql + _sql.RETURNING, params).fetchall(), key=lambda r: r[0])
         for values in rows:
             self.append(conn, kind, int(values[0]), note=note, values=values)
         return rows
+
+    def erase(self, conn: Any, definitie_id: int) -> list[int]:
+        """Delete a definitie's rows, an ``erase`` event for each; their ids, in order."""
+        ids = sorted(row[0] for row in conn.execute(_sql.erase(self.dialect), (definitie_id,)))
+        note = f"erase --definitie {definitie_id}: {command()}"
+        for log_id in ids:
+            self.append(conn, "erase", log_id, erased_from=definitie_id, note=note)
+        return ids
 
     def as_chained(self, conn: Any, log_id: int) -> bool:
         """Whether row ``log_id`` is as its last event says.
@@ -236,18 +221,13 @@ class Chain:
         A write on top of a row changed behind the library's back would hide the change:
         a migration marks only rows that hold.
         """
-        row = conn.execute(
-            f"SELECT {', '.join(CHAINED)} FROM generation_logs WHERE id = {self.param}", (log_id,)
-        ).fetchone()
-        event = conn.execute(
-            f"SELECT state FROM {EVENTS} WHERE log_id = {self.param} ORDER BY seq DESC LIMIT 1",
-            (log_id,),
-        ).fetchone()
+        row = conn.execute(_sql.chained_row(self.dialect), (log_id,)).fetchone()
+        event = conn.execute(_sql.last_state(self.dialect), (log_id,)).fetchone()
         return row is not None and event is not None and state(row) == event[0]
 
     def adopt(self, conn: Any, rows: Iterable[Sequence[Any]]) -> None:
         """Chain rows written before the chain existed, in id order, as ``adopt`` events."""
-        head = conn.execute(HEAD).fetchone()
+        head = conn.execute(_sql.EVENT_HEAD).fetchone()
         seq, prev = (int(head[0]), head[1]) if head else (0, GENESIS)
         at, note = format_ts(utc_now()), f"chained when adopted: {command()}"
         for values in rows:

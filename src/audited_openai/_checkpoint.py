@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from audited_openai._chain import GENESIS, HEAD
+from audited_openai import _sql
+from audited_openai._chain import GENESIS
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import InvalidLogError
 
@@ -113,6 +114,6 @@ def signature_holds(checkpoint: dict[str, Any], public_key_file: str | os.PathLi
 def of_store(store: Store, key: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The checkpoint of a store's chain as it is now (signed with ``key``, if given)."""
     with store.snapshot() as snapshot:
-        head = next(snapshot.rows(HEAD), None)
+        head = next(snapshot.rows(_sql.EVENT_HEAD), None)
     events, hashed = (int(head[0]), str(head[1])) if head else (0, GENESIS)
     return make_checkpoint(store.location, events, hashed, key)

@@ -188,14 +188,9 @@ class PostgresStore(Rows):
 
     def erase_definitie(self, definitie_id: int) -> int:
         """Delete a definitie's rows: gone from every query and from pg_dump."""
-        sql = "DELETE FROM generation_logs WHERE definitie_id = %s RETURNING id"
 
         def work(conn: psycopg.Connection[Any]) -> int:
-            ids = sorted(row[0] for row in conn.execute(sql, (definitie_id,)).fetchall())
-            note = f"erase --definitie {definitie_id}: {_chain.command()}"
-            for log_id in ids:
-                WRITTEN.append(conn, "erase", log_id, erased_from=definitie_id, note=note)
-            return len(ids)
+            return len(WRITTEN.erase(conn, definitie_id))
 
         return int(self.submit(work, durable=True, what="erase").result())
 

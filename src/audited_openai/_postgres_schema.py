@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from audited_openai import _chain, _sql
 from audited_openai._errors import SchemaVersionError, StoreError
+from audited_openai._rows import FIRST_CHAINED
 from audited_openai._schema import (
     CHECKS,
+    EVENTS_TABLE,
     INDEXES,
     MARKED_AS_REPLAY,
     REPLAYS_IN_METADATA,
@@ -159,7 +161,7 @@ def _adopt(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
     with conn.cursor(name="audited_openai_adopt") as rows:
         rows.itersize = 500
-        rows.execute(f"SELECT {', '.join(_chain.FIRST_CHAINED)} FROM generation_logs ORDER BY id")
+        rows.execute(f"SELECT {', '.join(FIRST_CHAINED)} FROM generation_logs ORDER BY id")
         CHAIN.adopt(conn, rows)
 
 
@@ -181,7 +183,7 @@ def _mark_replays(conn: psycopg.Connection[Any]) -> None:
 _STEPS = (
     Migration(5, "create_generation_logs_postgres", _SCHEMA),
     Migration(6, "written_updated_at", _V6),
-    Migration(7, "audit_chain", _chain.POSTGRES_TABLE, _adopt),
+    Migration(7, "audit_chain", EVENTS_TABLE.replace("INTEGER", "BIGINT"), _adopt),
     Migration(8, "replays", _V8, _mark_replays),
 )
 _LEDGER = Ledger(

@@ -96,6 +96,13 @@ TABLE_COLUMNS: tuple[str, ...] = (
     *LATER_COLUMNS,
 )
 
+# The chain's table and columns (see _chain): every column but updated_at is chained;
+# FIRST_CHAINED are those of schema 7, when the chain began.
+EVENTS = "generation_log_events"
+EVENT_COLUMNS = "seq, log_id, definitie_id, kind, at, note, state, hash"
+CHAINED = tuple(c for c in TABLE_COLUMNS if c != "updated_at")
+FIRST_CHAINED = CHAINED[: len(CHAINED) - len(LATER_COLUMNS)]
+
 
 MAX_ID = 2**63 - 1  # the largest id either store can hold (INTEGER, BIGINT)
 

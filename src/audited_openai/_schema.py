@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from audited_openai import _chain
 from audited_openai._clock import SQL_NOW, format_ts, utc_now
 from audited_openai._errors import SchemaVersionError, StoreError
-from audited_openai._rows import TABLE_COLUMNS, TEXT_COLUMNS
+from audited_openai._rows import EVENTS, FIRST_CHAINED, TABLE_COLUMNS, TEXT_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -286,6 +286,23 @@ DROP VIEW IF EXISTS definities_with_generation;
 """
 
 
+# Version 7: the tamper-evident chain's events (PostgreSQL's: BIGINT for INTEGER).
+EVENTS_TABLE = f"""
+-- The tamper-evident chain (see audited_openai._chain): one hashed event per write.
+CREATE TABLE {EVENTS} (
+    seq INTEGER PRIMARY KEY,      -- 1, 2, 3, ... in the order the writes committed
+    log_id INTEGER NOT NULL,      -- the row written (no foreign key: erased rows go)
+    definitie_id INTEGER,
+    kind TEXT NOT NULL,           -- adopt, insert, complete, link, reconcile, erase
+    at TEXT NOT NULL,
+    note TEXT,                    -- the command that adopted, reconciled or erased
+    state TEXT,                   -- the row after the write, texts as digests (NULL: erased)
+    hash TEXT NOT NULL            -- sha256(hash before + this event)
+);
+CREATE INDEX idx_{EVENTS}_log ON {EVENTS}(log_id, seq);
+"""
+
+
 def _mark_replays(conn: sqlite3.Connection) -> None:
     """Replays recorded before schema 8 said so in their metadata: marked, and chained.
 
@@ -323,9 +340,7 @@ def _adopt_into_chain(conn: sqlite3.Connection) -> None:
     """Chain the rows already there (an adopted or older trail) as ``adopt`` events."""
     from audited_openai._sql import SQLITE  # noqa: PLC0415 - _sql imports this module's peers
 
-    rows = conn.execute(
-        f"SELECT {', '.join(_chain.FIRST_CHAINED)} FROM generation_logs ORDER BY id"
-    )
+    rows = conn.execute(f"SELECT {', '.join(FIRST_CHAINED)} FROM generation_logs ORDER BY id")
     _chain.Chain(SQLITE).adopt(conn, rows)
 
 
@@ -346,7 +361,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "leaner_writes", _V4_LEANER_WRITES),
     Migration(5, "one_time_format", _V5_ONE_TIME_FORMAT),
     Migration(6, "written_updated_at", _V6_WRITTEN_UPDATED_AT),
-    Migration(7, "audit_chain", _chain.SQLITE_TABLE, _adopt_into_chain),
+    Migration(7, "audit_chain", EVENTS_TABLE, _adopt_into_chain),
     Migration(8, "replays", _V8_REPLAYS, _mark_replays),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,4 +1,4 @@
-"""The SQL of ``generation_logs``: every statement the stores run, in one place.
+"""The SQL of the trail (``generation_logs`` and its events): the statements the stores run.
 
 Filters come from an allowlist and every value is bound, so no filter value can change
 a statement. What differs between databases (the placeholder, full-text search, the
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 COLUMNS = _rows.TABLE_COLUMNS
+EVENTS, EVENT_COLUMNS, CHAINED = _rows.EVENTS, _rows.EVENT_COLUMNS, ", ".join(_rows.CHAINED)
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,11 @@ def mark_replay(dialect: Dialect) -> str:
     return f"UPDATE generation_logs SET replay_of = {dialect.param} WHERE id = {dialect.param}"
 
 
+def erase(dialect: Dialect) -> str:
+    """``DELETE`` of a definitie's rows (its id), returning their ids."""
+    return f"DELETE FROM generation_logs WHERE definitie_id = {dialect.param} RETURNING id"
+
+
 def reconcile(dialect: Dialect) -> str:
     """``UPDATE`` settling rows pending since before a moment (now, then the moment)."""
     return (
@@ -393,3 +399,77 @@ def by_definitie(dialect: Dialect) -> str:
     """Every row of a definitie, oldest first."""
     p = dialect.param
     return f"SELECT gl.* FROM generation_logs gl WHERE gl.definitie_id = {p} ORDER BY gl.id"
+
+
+# -- the chain (_chain appends, _verify reads; a snapshot's queries bind nothing) ---------
+
+RETURNING = f" RETURNING {CHAINED}"  # after a write of generation_logs: the rows it wrote
+EVENT_HEAD = f"SELECT seq, hash FROM {EVENTS} ORDER BY seq DESC LIMIT 1"
+EVENTS_TOP = f"SELECT coalesce(max(seq), 0) FROM {EVENTS}"
+# the highest log id of a row or an event: the newest rows deleted still have events
+LOG_TOP = (
+    "SELECT max(top) FROM (SELECT coalesce(max(id), 0) AS top FROM generation_logs"
+    f" UNION ALL SELECT coalesce(max(log_id), 0) FROM {EVENTS}) AS tops"
+)
+
+
+def insert_event(dialect: Dialect) -> str:
+    """``INSERT`` of one event (its columns in ``EVENT_COLUMNS`` order)."""
+    return f"INSERT INTO {EVENTS} ({EVENT_COLUMNS}) VALUES ({', '.join([dialect.param] * 8)})"
+
+
+def chained_row(dialect: Dialect) -> str:
+    """A row's chained columns (its id)."""
+    return f"SELECT {CHAINED} FROM generation_logs WHERE id = {dialect.param}"
+
+
+def last_state(dialect: Dialect) -> str:
+    """The state of a row's last event (its id)."""
+    return f"SELECT state FROM {EVENTS} WHERE log_id = {dialect.param} ORDER BY seq DESC LIMIT 1"
+
+
+def event_hash(seq: int) -> str:
+    """The hash of the event ``seq``."""
+    return f"SELECT hash FROM {EVENTS} WHERE seq = {int(seq)}"
+
+
+def events_between(first: int, last: int) -> str:
+    """The events ``first`` to ``last``, in order."""
+    return (
+        f"SELECT {EVENT_COLUMNS} FROM {EVENTS}"
+        f" WHERE seq BETWEEN {int(first)} AND {int(last)} ORDER BY seq"
+    )
+
+
+def chained_rows_between(first: int, last: int) -> str:
+    """The chained columns of the rows with ids ``first`` to ``last``, in id order."""
+    return (
+        f"SELECT {CHAINED} FROM generation_logs"
+        f" WHERE id BETWEEN {int(first)} AND {int(last)} ORDER BY id"
+    )
+
+
+def events_of_rows_between(first: int, last: int) -> str:
+    """(log id, seq, kind, definitie, state) of the events of log ids ``first`` to ``last``."""
+    return (
+        f"SELECT log_id, seq, kind, definitie_id, state FROM {EVENTS}"
+        f" WHERE log_id BETWEEN {int(first)} AND {int(last)} ORDER BY log_id, seq"
+    )
+
+
+def last_event_of(log_id: int) -> str:
+    """The last event of a row."""
+    return (
+        f"SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE log_id = {int(log_id)}"
+        " ORDER BY seq DESC LIMIT 1"
+    )
+
+
+def chained_row_of(log_id: int) -> str:
+    """A row's chained columns (its id, in the text)."""
+    return f"SELECT {CHAINED} FROM generation_logs WHERE id = {int(log_id)}"
+
+
+def definitie_there(definitie_id: int) -> str:
+    """Whether the host's definitie is there."""
+    return f"SELECT 1 FROM definities WHERE id = {int(definitie_id)}"

@@ -180,15 +180,7 @@ def erase(conn: sqlite3.Connection, definitie_id: int) -> int:
     """Delete a definitie's rows so that their text is in neither file; return how many."""
     conn.execute("PRAGMA secure_delete = ON")
     with transaction(conn):
-        ids = sorted(
-            row[0]
-            for row in conn.execute(
-                "DELETE FROM generation_logs WHERE definitie_id = ? RETURNING id", (definitie_id,)
-            ).fetchall()
-        )
-        note = f"erase --definitie {definitie_id}: {_chain.command()}"
-        for log_id in ids:
-            CHAIN.append(conn, "erase", log_id, erased_from=definitie_id, note=note)
+        ids = CHAIN.erase(conn, definitie_id)
         if ids:  # a deletion only marks the index; merging drops the old terms
             conn.execute(_schema.MERGE_FTS)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()

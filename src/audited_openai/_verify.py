@@ -19,20 +19,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from audited_openai import _checkpoint
+from audited_openai import _checkpoint, _sql
 from audited_openai._chain import (
-    CHAINED,
-    EVENT_COLUMNS,
-    EVENTS,
-    FIRST_CHAINED,
     GENESIS,
-    HEAD,
     Snapshot,
     link_hash,
     named,
     state,
 )
 from audited_openai._errors import StoreError
+from audited_openai._rows import CHAINED, FIRST_CHAINED
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -133,13 +129,8 @@ def bounds(snapshot: Snapshot) -> tuple[int, int]:
     The highest log id is that of a row or of an event, whichever is higher: the newest
     rows deleted behind the library's back still have their events, and are checked.
     """
-    head = next(snapshot.rows(f"SELECT coalesce(max(seq), 0) FROM {EVENTS}"))[0]
-    top = next(
-        snapshot.rows(
-            "SELECT max(top) FROM (SELECT coalesce(max(id), 0) AS top FROM generation_logs"
-            f" UNION ALL SELECT coalesce(max(log_id), 0) FROM {EVENTS}) AS tops"
-        )
-    )[0]
+    head = next(snapshot.rows(_sql.EVENTS_TOP))[0]
+    top = next(snapshot.rows(_sql.LOG_TOP))[0]
     return int(head), int(top)
 
 
@@ -245,11 +236,11 @@ def _walk_events(
     first, last = part.seqs
     prev: str = GENESIS
     if first > 1:
-        before = next(snapshot.rows(f"SELECT hash FROM {EVENTS} WHERE seq = {first - 1}"), None)
+        before = next(snapshot.rows(_sql.event_hash(first - 1)), None)
         prev = "" if before is None else str(before[0])  # missing: the share before says so
     expected, at_checkpoint = first, None
     for seq, log_id, definitie_id, kind, at, note, row_state, stored in snapshot.rows(
-        f"SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE seq BETWEEN {first} AND {last} ORDER BY seq"
+        _sql.events_between(first, last)
     ):
         tick()
         if seq != expected:
@@ -294,10 +285,7 @@ def _walk_rows(
 ) -> None:
     """Each row of the share beside the last event of its log id (both in id order)."""
     first, last = part.ids
-    rows = snapshot.rows(
-        f"SELECT {', '.join(CHAINED)} FROM generation_logs "
-        f"WHERE id BETWEEN {first} AND {last} ORDER BY id"
-    )
+    rows = snapshot.rows(_sql.chained_rows_between(first, last))
     events = _last_events(snapshot, first, last)
     row = next(rows, None)
     event = next(events, None)
@@ -334,8 +322,7 @@ def _gone(found: Verification, snapshot: Snapshot, event: tuple[Any, ...]) -> No
     elif (
         definitie_id is not None
         and snapshot.has_definities
-        and next(snapshot.rows(f"SELECT 1 FROM definities WHERE id = {int(definitie_id)}"), None)
-        is None
+        and next(snapshot.rows(_sql.definitie_there(definitie_id)), None) is None
     ):
         found.host_erased += 1
     else:
@@ -352,10 +339,7 @@ def _gone(found: Verification, snapshot: Snapshot, event: tuple[Any, ...]) -> No
 def _last_events(snapshot: Snapshot, first: int, last: int) -> Iterator[tuple[Any, ...]]:
     """(log_id, seq, kind, definitie_id, state) of the last event of each row, by log id."""
     held: tuple[Any, ...] | None = None
-    for event in snapshot.rows(
-        f"SELECT log_id, seq, kind, definitie_id, state FROM {EVENTS} "
-        f"WHERE log_id BETWEEN {first} AND {last} ORDER BY log_id, seq"
-    ):
+    for event in snapshot.rows(_sql.events_of_rows_between(first, last)):
         if held is not None and held[0] != event[0]:
             yield held
         held = tuple(event)
@@ -423,20 +407,11 @@ def verify_one(snapshot: Snapshot, log_id: int) -> Verification:
     Quick whatever the trail's size (two index lookups); :func:`verify` checks it all.
     """
     found = Verification()
-    head = next(snapshot.rows(HEAD), None)
+    head = next(snapshot.rows(_sql.EVENT_HEAD), None)
     found.events, found.head = (int(head[0]), str(head[1])) if head else (0, GENESIS)
     log_id = int(log_id)
-    last = next(
-        snapshot.rows(
-            f"SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE log_id = {log_id} "
-            "ORDER BY seq DESC LIMIT 1"
-        ),
-        None,
-    )
-    row = next(
-        snapshot.rows(f"SELECT {', '.join(CHAINED)} FROM generation_logs WHERE id = {log_id}"),
-        None,
-    )
+    last = next(snapshot.rows(_sql.last_event_of(log_id)), None)
+    row = next(snapshot.rows(_sql.chained_row_of(log_id)), None)
     if last is None:
         if row is not None:
             found.rows = 1
@@ -445,7 +420,7 @@ def verify_one(snapshot: Snapshot, log_id: int) -> Verification:
             )
         return found
     seq = int(last[0])
-    before = next(snapshot.rows(f"SELECT hash FROM {EVENTS} WHERE seq = {seq - 1}"), None)
+    before = next(snapshot.rows(_sql.event_hash(seq - 1)), None)
     prev = GENESIS if seq == 1 else (before[0] if before else None)
     if prev is None or link_hash(prev, last[:7]) != last[7]:
         found.problems.append(
