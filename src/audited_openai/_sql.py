@@ -30,7 +30,6 @@ class Dialect:
 
     param: str  # the placeholder of a bound value
     day: str  # the UTC day (YYYY-MM-DD) of gl.logged_at
-    same: str  # null-safe equality
     search: Callable[[str], tuple[str, list[str]]]  # query text -> (condition on gl, values)
     # A listing with a search, driven by the index: (FROM ..., condition, ORDER BY ...)
     search_listing: tuple[str, str, str] | None = None
@@ -57,7 +56,6 @@ def _postgres_search(text: str) -> tuple[str, list[str]]:
 SQLITE = Dialect(
     param="?",
     day="substr(gl.logged_at, 1, 10)",
-    same="IS",
     search=_sqlite_search,
     # The index yields matches in rowid order, so a listing with a limit stops early.
     search_listing=(
@@ -69,7 +67,6 @@ SQLITE = Dialect(
 POSTGRES = Dialect(
     param="%s",
     day="substr(gl.logged_at, 1, 10)",
-    same="IS NOT DISTINCT FROM",
     search=_postgres_search,
     # PostgreSQL cannot tell a rare word from a common one (its statistics keep only
     # the most common lexemes), so a listing first looks among the newest rows, where a
