@@ -83,6 +83,7 @@ BODY = {
 }
 VARIANTS = ("bare", "audited", "audited-nochain", "audited-otel", "langfuse", "floor")
 REQUEST_JSON = json.dumps({"messages": MESSAGES, "model": "gpt-4o"})
+ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = "AUDITED_OPENAI_BENCH_POSTGRES"  # the database of the -pg variants, for the workers
 
 
@@ -484,6 +485,11 @@ def main() -> None:
     parser.add_argument(
         "--variants", help="a comma-separated list instead of the default (e.g. bare,audited,floor)"
     )
+    parser.add_argument(
+        "--json",
+        metavar="PATH",
+        help="where the figures go (default: docs/performance.json; none for --quick)",
+    )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -536,6 +542,12 @@ def main() -> None:
             workers.close()
     sink.shutdown()
     report(variants, single_rounds, http_rounds, thread_rounds, task_rounds)
+    target = args.json or (None if quick else str(ROOT / "docs" / "performance.json"))
+    if target:
+        figures = summary(variants, single_rounds, http_rounds, thread_rounds, task_rounds)
+        figures["run"]["quick"] = quick
+        Path(target).write_text(json.dumps(figures, indent=1) + "\n")
+        print(f"\nthe figures: {target} (python benchmarks/tables.py writes the docs' tables)")
 
 
 @contextlib.contextmanager
@@ -651,6 +663,99 @@ def report(
             f"{over['audited'] / over['audited-nochain']:.2f}x audited-nochain's (over HTTP), "
             f"{single_over['audited'] / single_over['audited-nochain']:.2f}x over respx"
         )
+
+
+def _the_run() -> dict[str, Any]:
+    """Which code was measured, where and when."""
+    import openai
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", *args],  # noqa: S607 - git as the PATH finds it
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        except OSError:  # no git here
+            return ""
+        return done.stdout.strip()
+
+    try:
+        import langfuse
+
+        langfuse_version: str | None = getattr(langfuse, "__version__", None) or "installed"
+    except ImportError:
+        langfuse_version = None
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or None,
+        "changed": bool(git("status", "--porcelain", "--", "src", "benchmarks")),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "openai": openai.__version__,
+        "langfuse": langfuse_version,
+        "command": " ".join(["python benchmarks/overhead.py", *sys.argv[1:]]),
+    }
+
+
+def summary(
+    variants: list[str],
+    single_rounds: dict[str, list[dict[str, Any]]],
+    http_rounds: dict[str, list[dict[str, Any]]],
+    thread_rounds: dict[str, list[dict[str, Any]]],
+    task_rounds: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """The run's figures (milliseconds), as docs/performance.json keeps them."""
+
+    def single(results: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+        bare = statistics.median(joined(results["bare"], "latencies"))
+        out = {}
+        for v in variants:
+            lat = joined(results[v], "latencies")
+            out[v] = {
+                "median_ms": ms(statistics.median(lat)),
+                "p99_ms": ms(pct(lat, 99)),
+                "overhead_ms": ms(statistics.median(lat) - bare),
+                "n": len(lat),
+            }
+        return out
+
+    p99_bare = pct(joined(thread_rounds["bare"], "latencies"), 99)
+    threads = {}
+    for v in variants:
+        lat, errors = joined(thread_rounds[v], "latencies"), joined(thread_rounds[v], "errors")
+        threads[v] = {
+            "median_ms": ms(statistics.median(lat)),
+            "p99_ms": ms(pct(lat, 99)),
+            "p99_overhead_ms": ms(pct(lat, 99) - p99_bare),
+            "errors": len(errors),
+            "lock_errors": sum("locked" in e for e in errors),
+        }
+    tasks = {}
+    for v in variants:
+        ratios = [
+            b["wall"] / r["wall"] for b, r in zip(task_rounds["bare"], task_rounds[v], strict=True)
+        ]
+        q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        tasks[v] = {
+            "throughput": statistics.median(ratios),
+            "q1": q[0],
+            "q3": q[2],
+            "loop_block_p99_ms": ms(pct(joined(task_rounds[v], "blocks"), 99)),
+            "errors": len(joined(task_rounds[v], "errors")),
+        }
+    return {
+        "run": _the_run(),
+        "variants": variants,
+        "single": single(single_rounds),
+        "http": single(http_rounds),
+        "threads": threads,
+        "tasks": tasks,
+    }
 
 
 if __name__ == "__main__":
