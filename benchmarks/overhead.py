@@ -5,6 +5,8 @@
     python benchmarks/overhead.py --postgres postgresql://postgres@127.0.0.1/postgres
 
 Langfuse's wrapper needs ``pip install -e '.[bench]'`` (it is skipped, saying so, without).
+A full run writes its figures, with the commit, date and machine, to
+``docs/performance.json``; ``python benchmarks/tables.py`` makes the docs' tables from it.
 
 Every variant runs in a worker process of its own (Langfuse patches the SDK globally),
 and the workers take turns in short rounds, so that each figure is a ratio from one run

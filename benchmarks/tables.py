@@ -186,7 +186,7 @@ def rewritten(text: str, block: list[str], name: str) -> str:
         raise SystemExit(f"{name}: needs one line {BEGIN!r} and one {END!r}")
     head, _, rest = text.partition(BEGIN + "\n")
     _, _, tail = rest.partition(END)
-    return head + BEGIN + "\n" + "\n".join(block) + "\n" + END + tail
+    return head + BEGIN + "\n\n" + "\n".join(block) + "\n\n" + END + tail
 
 
 def main() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,32 @@ def test_overhead_benchmark_runs_quickly() -> None:
     rows = [line for line in result.stdout.splitlines() if line.startswith("| audited |")]
     assert rows[2].endswith("| 0 | 0 |"), "16 threads: no error, no lock error"
     assert rows[3].endswith("| 0 |"), "200 tasks: no error"
+
+
+def test_the_performance_tables_are_those_of_the_recorded_run(tmp_path: Path) -> None:
+    """The README's and docs/performance.md's tables are what benchmarks/tables.py makes
+    from docs/performance.json, a full run on a named commit; figures that differ from
+    the file are found stale, and --check changes nothing."""
+    figures_path = BENCH.parent / "docs" / "performance.json"
+    figures = json.loads(figures_path.read_text())
+    assert figures["run"]["quick"] is False
+    assert figures["run"]["commit"]
+    assert figures["single"]["audited"]["n"] >= 1000
+
+    def check(path: Path) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, str(BENCH / "tables.py"), "--check", "--figures", str(path)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+    assert check(figures_path).returncode == 0, check(figures_path).stdout
+    figures["single"]["audited"]["overhead_ms"] += 0.001
+    other = tmp_path / "performance.json"
+    other.write_text(json.dumps(figures))
+    before = [(BENCH.parent / name).read_bytes() for name in ("README.md", "docs/performance.md")]
+    result = check(other)
+    assert result.returncode == 1
+    assert "stale tables in README.md, performance.md" in result.stdout
+    after = [(BENCH.parent / name).read_bytes() for name in ("README.md", "docs/performance.md")]
+    assert after == before
 
 
 def test_query_scale_benchmark_runs_on_a_small_trail(tmp_path: Path) -> None:
