@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from audited_openai import _chain, _sql
-from audited_openai._errors import SchemaVersionError, StoreError
+from audited_openai._errors import StoreError
 from audited_openai._rows import FIRST_CHAINED
 from audited_openai._schema import (
     CHECKS,
@@ -20,9 +20,9 @@ from audited_openai._schema import (
     Ledger,
     Migration,
     current_version,
-    older,
     replays_in_metadata,
     run_migrations,
+    usable_version,
 )
 
 if TYPE_CHECKING:
@@ -207,11 +207,7 @@ def check(conn: psycopg.Connection[Any], *, path: str, current: bool) -> None:
     """The trail is there and can be used (``current``: read as it is)."""
     if not conn.execute("SELECT to_regclass('generation_logs')").fetchone()[0]:  # type: ignore[index]
         raise StoreError(f"no audit trail in {path}", path=path)
-    found = version(conn)
-    if found > SCHEMA_VERSION:
-        raise SchemaVersionError(found=found, supported=SCHEMA_VERSION, path=path)
-    if current and found < SCHEMA_VERSION:
-        raise StoreError(older(path, found, SCHEMA_VERSION), path=path)
+    usable_version(version(conn), SCHEMA_VERSION, path=path, current=current)
 
 
 def add_host_objects(conn: psycopg.Connection[Any]) -> bool:

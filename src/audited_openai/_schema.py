@@ -604,19 +604,19 @@ def check(conn: sqlite3.Connection, *, path: str, current: bool = False) -> None
     ).fetchone()
     if not tables:
         raise StoreError(f"no audit trail in {path}", path=path)
-    found = current_version(conn)
-    if found > SCHEMA_VERSION:
-        raise SchemaVersionError(found=found, supported=SCHEMA_VERSION, path=path)
-    if current and found < SCHEMA_VERSION:
-        raise StoreError(older(path, found, SCHEMA_VERSION), path=path)
+    usable_version(current_version(conn), SCHEMA_VERSION, path=path, current=current)
 
 
-def older(path: str, found: int, current: int) -> str:
-    """Why a trail of an older schema is not read as it is, and what to do."""
-    return (
-        f"{path} has schema version {found}, this audited_openai reads {current}: run "
-        "`audited-openai migrate` once to bring it up to date"
-    )
+def usable_version(found: int, supported: int, *, path: str, current: bool) -> None:
+    """Refuse a trail of a newer schema, and of an older one where it must be read as it is."""
+    if found > supported:
+        raise SchemaVersionError(found=found, supported=supported, path=path)
+    if current and found < supported:
+        raise StoreError(
+            f"{path} has schema version {found}, this audited_openai reads {supported}: run "
+            "`audited-openai migrate` once to bring it up to date",
+            path=path,
+        )
 
 
 def has_host_table(conn: sqlite3.Connection) -> bool:
