@@ -543,11 +543,11 @@ def main() -> None:
         finally:
             workers.close()
     sink.shutdown()
-    report(variants, single_rounds, http_rounds, thread_rounds, task_rounds)
+    figures = summary(variants, single_rounds, http_rounds, thread_rounds, task_rounds)
+    figures["run"]["quick"] = quick
+    report(figures)
     target = args.json or (None if quick else str(ROOT / "docs" / "performance.json"))
     if target:
-        figures = summary(variants, single_rounds, http_rounds, thread_rounds, task_rounds)
-        figures["run"]["quick"] = quick
         Path(target).write_text(json.dumps(figures, indent=1) + "\n")
         print(f"\nthe figures: {target} (python benchmarks/tables.py writes the docs' tables)")
 
@@ -577,93 +577,78 @@ def floor_of(variant: str) -> str:
     return "floor-pg" if variant.endswith("-pg") else "floor"
 
 
-def single_table(
-    title: str, variants: list[str], results: dict[str, list[dict[str, Any]]]
-) -> dict[str, float]:
-    """Print one single-call table; return the overhead of each variant (seconds)."""
-    single = {v: joined(results[v], "latencies") for v in variants}
-    bare = statistics.median(single["bare"])
-    over = {v: statistics.median(single[v]) - bare for v in variants}
-    print(f"\nsingle call {title}, 10 KB prompt, n = {len(single['bare'])} per variant")
+def single_table(title: str, variants: list[str], rows: dict[str, dict[str, float]]) -> None:
+    """Print one single-call table from the summary's figures."""
+    print(f"\nsingle call {title}, 10 KB prompt, n = {rows['bare']['n']} per variant")
     print("| variant | median ms | p99 ms | overhead ms | overhead / floor |")
     print("|---|---|---|---|---|")
     for v in variants:
-        ratio = "" if v == "bare" else f"{over[v] / over[floor_of(v)]:.2f}x"
-        extra = "" if v == "bare" else f"{ms(over[v]):+.3f}"
-        print(
-            f"| {v} | {ms(statistics.median(single[v])):.3f} | {ms(pct(single[v], 99)):.3f} "
-            f"| {extra} | {ratio} |"
-        )
-    return over
+        over = rows[v]["overhead_ms"]
+        ratio = "" if v == "bare" else f"{over / rows[floor_of(v)]['overhead_ms']:.2f}x"
+        extra = "" if v == "bare" else f"{over:+.3f}"
+        print(f"| {v} | {rows[v]['median_ms']:.3f} | {rows[v]['p99_ms']:.3f} | {extra} | {ratio} |")
 
 
-def report(
-    variants: list[str],
-    single_rounds: dict[str, list[dict[str, Any]]],
-    http_rounds: dict[str, list[dict[str, Any]]],
-    thread_rounds: dict[str, list[dict[str, Any]]],
-    task_rounds: dict[str, list[dict[str, Any]]],
-) -> None:
-    import openai
-
+def report(figures: dict[str, Any]) -> None:
+    """Print the run's tables (the figures :func:`summary` made)."""
+    run, variants = figures["run"], figures["variants"]
+    single, http = figures["single"], figures["http"]
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, openai {openai.__version__}"
+        f"machine: {run['machine']}, {run['cores']} cores, Python {run['python']}, "
+        f"SQLite {run['sqlite']}, openai {run['openai']}"
     )
-    single_over = single_table(
-        "over respx (a mocked reply: the call never waits)", variants, single_rounds
-    )
-    over = single_table("over the loopback HTTP server in its own process", variants, http_rounds)
+    single_table("over respx (a mocked reply: the call never waits)", variants, single)
+    single_table("over the loopback HTTP server in its own process", variants, http)
 
     print("\n16 threads at once, loopback HTTP server in its own process")
     print("| variant | median ms | p99 ms | p99 overhead ms | / floor | errors | lock errors |")
     print("|---|---|---|---|---|---|---|")
-    p99_bare = pct(joined(thread_rounds["bare"], "latencies"), 99)
     for v in variants:
-        lat = joined(thread_rounds[v], "latencies")
-        errors = joined(thread_rounds[v], "errors")
-        locked = sum("locked" in e for e in errors)
-        extra = "" if v == "bare" else f"{ms(pct(lat, 99) - p99_bare):+.2f}"
-        ratio = "" if v == "bare" else f"{(pct(lat, 99) - p99_bare) / over[floor_of(v)]:.1f}x"
+        row = figures["threads"][v]
+        extra = "" if v == "bare" else f"{row['p99_overhead_ms']:+.2f}"
+        floor = http[floor_of(v)]["overhead_ms"]
+        ratio = "" if v == "bare" else f"{row['p99_overhead_ms'] / floor:.1f}x"
         print(
-            f"| {v} | {ms(statistics.median(lat)):.2f} | {ms(pct(lat, 99)):.2f} | {extra} | {ratio} "
-            f"| {len(errors)} | {locked} |"
+            f"| {v} | {row['median_ms']:.2f} | {row['p99_ms']:.2f} | {extra} | {ratio} "
+            f"| {row['errors']} | {row['lock_errors']} |"
         )
 
-    count = len(task_rounds["bare"])
-    print(f"\n200 asyncio tasks at once, loopback HTTP server in its own process, {count} rounds")
+    print(
+        "\n200 asyncio tasks at once, loopback HTTP server in its own process, "
+        f"{figures['tasks']['bare']['rounds']} rounds"
+    )
     print("| variant | throughput vs bare (median, quartiles) | loop block p99 ms | errors |")
     print("|---|---|---|---|")
     for v in variants:
-        ratios = [
-            b["wall"] / r["wall"] for b, r in zip(task_rounds["bare"], task_rounds[v], strict=True)
-        ]
-        q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        row = figures["tasks"][v]
         print(
-            f"| {v} | {statistics.median(ratios):.2f}x ({q[0]:.2f}-{q[2]:.2f}) "
-            f"| {ms(pct(joined(task_rounds[v], 'blocks'), 99)):.2f} "
-            f"| {len(joined(task_rounds[v], 'errors'))} |"
+            f"| {v} | {row['throughput']:.2f}x ({row['q1']:.2f}-{row['q3']:.2f}) "
+            f"| {row['loop_block_p99_ms']:.2f} | {row['errors']} |"
         )
     for v in variants:
         if v.startswith("floor"):
-            print(f"\nthe {v} overhead per call (over HTTP): {ms(over[v]):.3f} ms")
+            print(f"\nthe {v} overhead per call (over HTTP): {http[v]['overhead_ms']:.3f} ms")
+
+    def over(rows: dict[str, dict[str, float]], v: str) -> float:
+        return rows[v]["overhead_ms"]
+
     if "official-otel" in variants:
         print(
             "the official instrumentation's spans cost "
-            f"{ms(single_over['official-otel']):+.3f} ms a call over respx, "
-            f"{ms(over['official-otel']):+.3f} ms over HTTP (over bare)"
+            f"{over(single, 'official-otel'):+.3f} ms a call over respx, "
+            f"{over(http, 'official-otel'):+.3f} ms over HTTP (over bare)"
         )
     if "audited-otel" in variants and "audited" in variants:
         print(
             "live OpenTelemetry spans cost "
-            f"{ms(single_over['audited-otel'] - single_over['audited']):+.3f} ms a call over respx, "
-            f"{ms(over['audited-otel'] - over['audited']):+.3f} ms over HTTP"
+            f"{over(single, 'audited-otel') - over(single, 'audited'):+.3f} ms a call over respx, "
+            f"{over(http, 'audited-otel') - over(http, 'audited'):+.3f} ms over HTTP"
         )
     if "audited-nochain" in variants:
         print(
             "the chain's cost: audited's overhead is "
-            f"{over['audited'] / over['audited-nochain']:.2f}x audited-nochain's (over HTTP), "
-            f"{single_over['audited'] / single_over['audited-nochain']:.2f}x over respx"
+            f"{over(http, 'audited') / over(http, 'audited-nochain'):.2f}x audited-nochain's "
+            f"(over HTTP), {over(single, 'audited') / over(single, 'audited-nochain'):.2f}x over respx"
         )
 
 
@@ -749,6 +734,7 @@ def summary(
             "q3": q[2],
             "loop_block_p99_ms": ms(pct(joined(task_rounds[v], "blocks"), 99)),
             "errors": len(joined(task_rounds[v], "errors")),
+            "rounds": len(ratios),
         }
     return {
         "run": _the_run(),
