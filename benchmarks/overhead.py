@@ -39,7 +39,13 @@ Measures:
 2. 16 threads at once, over the loopback server in its own process: p99 latency, the
    p99 overhead against bare, and "database is locked" errors;
 3. 200 asyncio tasks at once, over the loopback server: throughput against bare (the
-   median of the rounds' paired ratios) and the event loop's longest blocks (p99).
+   median of the rounds' paired ratios) and the event loop's longest blocks (p99);
+   again against a loopback model that answers after 200 ms, and one that streams 50
+   chunks in about 200 ms (each call reads its stream to the end): what apps live with.
+
+With the single calls, each variant's CPU time per call: the whole process's (every
+thread, ``time.process_time()``) over a round of calls until its queued work is done
+(the audit's writes committed, Langfuse's batch exported), less bare's.
 """
 
 from __future__ import annotations
@@ -87,6 +93,14 @@ VARIANTS = ("bare", "audited", "audited-nochain", "audited-otel", "langfuse", "f
 REQUEST_JSON = json.dumps({"messages": MESSAGES, "model": "gpt-4o"})
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = "AUDITED_OPENAI_BENCH_POSTGRES"  # the database of the -pg variants, for the workers
+TASKS = (
+    "tasks",
+    "model",
+    "stream",
+)  # 200 tasks: a server answering at once, after 200 ms, streaming
+MODEL_LATENCY_S = 0.2  # the slow server's answer
+STREAM_WORDS = 48  # a streamed answer: the role's chunk, 48 words, the finish: 50 chunks
+CHUNK_DELAY_S = 0.004  # between chunks: 50 chunks in about 200 ms
 
 
 def pct(values: list[float], p: float) -> float:
@@ -257,8 +271,11 @@ def _tracing() -> None:
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
 
-def worker(variant: str, workdir: Path, server: str) -> None:
-    """Serve measurements for one variant: a command per line in, a JSON line out."""
+def worker(variant: str, workdir: Path, server: str, model: str, streamer: str) -> None:
+    """Serve measurements for one variant: a command per line in, a JSON line out.
+
+    ``server`` answers at once, ``model`` after 200 ms, ``streamer`` streams 50 chunks.
+    """
     import respx
 
     floor = (
@@ -272,12 +289,23 @@ def worker(variant: str, workdir: Path, server: str) -> None:
     sync_http = make_clients(variant, workdir, server, asynchronous=False)
     loop = asyncio.new_event_loop()
     async_http = loop.run_until_complete(_make_async(variant, workdir, server))
+    async_model = loop.run_until_complete(_make_async(variant, workdir, model))
+    async_stream = loop.run_until_complete(_make_async(variant, workdir, streamer))
 
     def call(client: Any) -> None:
         row = floor.before() if floor else None
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
         if floor:
             floor.after(row)
+
+    def settle() -> None:
+        """What the calls made still owe: the audit's queued writes, Langfuse's batch."""
+        if variant.startswith("audited"):
+            sync_mock.audit_store.flush()
+        elif variant == "langfuse":
+            from langfuse import get_client
+
+            get_client().flush()
 
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
         route = router.post("/chat/completions").respond(json=BODY)
@@ -290,14 +318,15 @@ def worker(variant: str, workdir: Path, server: str) -> None:
             route.calls.clear()  # respx keeps every request: a full GC would walk them all
             gc.collect()
             if command == "single":
-                result = single(call, sync_mock, int(args[0]))
+                result = single(call, sync_mock, int(args[0]), settle)
             elif command == "single-http":
-                result = single(call, sync_http, int(args[0]))
+                result = single(call, sync_http, int(args[0]), settle)
             elif command == "threads":
                 result = threads(lambda: call(sync_http), int(args[0]), int(args[1]))
-            elif command == "tasks":
+            elif command in TASKS:
+                client = {"tasks": async_http, "model": async_model, "stream": async_stream}
                 result = loop.run_until_complete(
-                    tasks(async_http, floor, int(args[0]), int(args[1]))
+                    tasks(client[command], floor, int(args[0]), int(args[1]), command == "stream")
                 )
             else:
                 result = {"error": f"unknown command {command}"}
@@ -313,13 +342,22 @@ async def _make_async(variant: str, workdir: Path, server: str) -> Any:
     return client
 
 
-def single(call: Callable[[Any], None], client: Any, n: int) -> dict[str, Any]:
+def single(
+    call: Callable[[Any], None], client: Any, n: int, settle: Callable[[], None]
+) -> dict[str, Any]:
+    """``n`` calls one after another: each one's latency, and the CPU time of them all.
+
+    The CPU time is the whole process's (every thread), up to the moment the calls' last
+    queued work is done (``settle``): what a batch of calls costs the machine.
+    """
     latencies = []
+    cpu = time.process_time()
     for _ in range(n):
         start = time.perf_counter()
         call(client)
         latencies.append(time.perf_counter() - start)
-    return {"latencies": latencies}
+    settle()
+    return {"latencies": latencies, "cpu": time.process_time() - cpu}
 
 
 def threads(call: Callable[[], None], workers: int, calls: int) -> dict[str, Any]:
@@ -346,8 +384,13 @@ def threads(call: Callable[[], None], workers: int, calls: int) -> dict[str, Any
     return {"latencies": latencies, "wall": time.perf_counter() - start, "errors": errors}
 
 
-async def tasks(client: Any, floor: Floor | None, count: int, calls: int) -> dict[str, Any]:
-    """``count`` tasks at once; a loop block is how long one callback ran without yielding."""
+async def tasks(
+    client: Any, floor: Floor | None, count: int, calls: int, stream: bool = False
+) -> dict[str, Any]:
+    """``count`` tasks at once; a loop block is how long one callback ran without yielding.
+
+    With ``stream`` each call streams its answer and reads it to the end.
+    """
     latencies: list[float] = []
     blocks: list[float] = []
     errors: list[str] = []
@@ -363,7 +406,14 @@ async def tasks(client: Any, floor: Floor | None, count: int, calls: int) -> dic
             start = time.perf_counter()
             try:
                 row = await asyncio.to_thread(floor.before) if floor else None
-                await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+                if stream:
+                    chunks = await client.chat.completions.create(
+                        model="gpt-4o", messages=MESSAGES, stream=True
+                    )
+                    async for _chunk in chunks:
+                        pass
+                else:
+                    await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
                 if floor:
                     await asyncio.to_thread(floor.after, row)
             except Exception as exc:
@@ -386,8 +436,11 @@ async def tasks(client: Any, floor: Floor | None, count: int, calls: int) -> dic
 class _Sink(BaseHTTPRequestHandler):
     """Langfuse's export target: takes every batch, answers 200."""
 
+    batches = 0  # what Langfuse exported: a run whose sink got nothing measured no export
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
+        _Sink.batches += 1
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", "2")
@@ -399,12 +452,13 @@ class _Sink(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def loopback_process() -> Iterator[str]:
-    """The loopback server in a process of its own (its threads take no GIL of ours)."""
+def loopback_process(reply: str = "Reply('Een definitie.')") -> Iterator[str]:
+    """The loopback server in a process of its own (its threads take no GIL of ours),
+    answering every request with ``reply`` (the code of a :class:`testing.Reply`)."""
     code = (
         "import sys\n"
         "from audited_openai.testing import LoopbackServer, Reply\n"
-        "with LoopbackServer(default=Reply('Een definitie.')) as server:\n"
+        f"with LoopbackServer(default={reply}) as server:\n"
         "    print(server.base_url, flush=True)\n"
         "    sys.stdin.read()\n"
     )
@@ -423,7 +477,7 @@ def loopback_process() -> Iterator[str]:
 class Workers:
     """One worker process per variant; ``run`` asks each in turn."""
 
-    def __init__(self, variants: list[str], workdir: Path, server: str, sink: str) -> None:
+    def __init__(self, variants: list[str], workdir: Path, servers: list[str], sink: str) -> None:
         env = {
             **os.environ,
             "LANGFUSE_PUBLIC_KEY": "pk-lf-bench",
@@ -436,7 +490,7 @@ class Workers:
             directory = workdir / variant
             directory.mkdir()
             self.procs[variant] = subprocess.Popen(
-                [sys.executable, __file__, "--worker", variant, str(directory), server],
+                [sys.executable, __file__, "--worker", variant, str(directory), *servers],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -492,11 +546,11 @@ def main() -> None:
         metavar="PATH",
         help="where the figures go (default: docs/performance.json; none for --quick)",
     )
-    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        variant, directory, server = args.worker
-        worker(variant, Path(directory), server)
+        variant, directory, *servers = args.worker
+        worker(variant, Path(directory), *servers)
         return
     try:
         import langfuse  # noqa: F401
@@ -519,11 +573,15 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         loopback_process() as server,
+        loopback_process(f"Reply('Een definitie.', latency={MODEL_LATENCY_S})") as model,
+        loopback_process(
+            f"Reply(' '.join(['woord'] * {STREAM_WORDS}), chunk_delay={CHUNK_DELAY_S})"
+        ) as streamer,
         postgres_database(args.postgres) as url,
     ):
         if url:
             os.environ[POSTGRES] = url
-        workers = Workers(variants, Path(tmp), server, sink_url)
+        workers = Workers(variants, Path(tmp), [server, model, streamer], sink_url)
         try:
             single_rounds = rounds(
                 workers, variants, f"single {20 if quick else 100}", 2 if quick else 10
@@ -534,16 +592,20 @@ def main() -> None:
             thread_rounds = rounds(
                 workers, variants, f"threads 16 {3 if quick else 10}", 1 if quick else 10
             )
-            task_rounds = rounds(
-                workers,
-                variants,
-                f"tasks {50 if quick else 200} {1 if quick else 2}",
-                1 if quick else 10,
-            )
+            task_rounds = {
+                command: rounds(
+                    workers,
+                    variants,
+                    f"{command} {50 if quick else 200} {1 if quick else 2}",
+                    1 if quick else 10,
+                )
+                for command in TASKS
+            }
         finally:
             workers.close()
     sink.shutdown()
     figures = summary(variants, single_rounds, http_rounds, thread_rounds, task_rounds)
+    figures["run"]["langfuse_batches"] = _Sink.batches if "langfuse" in variants else None
     figures["run"]["quick"] = quick
     report(figures)
     target = args.json or (None if quick else str(ROOT / "docs" / "performance.json"))
@@ -580,13 +642,20 @@ def floor_of(variant: str) -> str:
 def single_table(title: str, variants: list[str], rows: dict[str, dict[str, float]]) -> None:
     """Print one single-call table from the summary's figures."""
     print(f"\nsingle call {title}, 10 KB prompt, n = {rows['bare']['n']} per variant")
-    print("| variant | median ms | p99 ms | overhead ms | overhead / floor |")
-    print("|---|---|---|---|---|")
+    print(
+        "| variant | median ms | p99 ms | overhead ms | overhead / floor | CPU ms | CPU overhead ms |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for v in variants:
-        over = rows[v]["overhead_ms"]
+        row = rows[v]
+        over = row["overhead_ms"]
         ratio = "" if v == "bare" else f"{over / rows[floor_of(v)]['overhead_ms']:.2f}x"
         extra = "" if v == "bare" else f"{over:+.3f}"
-        print(f"| {v} | {rows[v]['median_ms']:.3f} | {rows[v]['p99_ms']:.3f} | {extra} | {ratio} |")
+        cpu = "" if v == "bare" else f"{row['cpu_overhead_ms']:+.3f}"
+        print(
+            f"| {v} | {row['median_ms']:.3f} | {row['p99_ms']:.3f} | {extra} | {ratio} "
+            f"| {row['cpu_ms']:.3f} | {cpu} |"
+        )
 
 
 def report(figures: dict[str, Any]) -> None:
@@ -613,18 +682,25 @@ def report(figures: dict[str, Any]) -> None:
             f"| {row['errors']} | {row['lock_errors']} |"
         )
 
-    print(
-        "\n200 asyncio tasks at once, loopback HTTP server in its own process, "
-        f"{figures['tasks']['bare']['rounds']} rounds"
-    )
-    print("| variant | throughput vs bare (median, quartiles) | loop block p99 ms | errors |")
-    print("|---|---|---|---|")
-    for v in variants:
-        row = figures["tasks"][v]
+    for key, server in (
+        ("tasks", "a loopback HTTP server answering at once"),
+        ("model_tasks", f"a loopback model answering after {MODEL_LATENCY_S * 1000:.0f} ms"),
+        ("stream_tasks", "a loopback model streaming 50 chunks in about 200 ms"),
+    ):
         print(
-            f"| {v} | {row['throughput']:.2f}x ({row['q1']:.2f}-{row['q3']:.2f}) "
-            f"| {row['loop_block_p99_ms']:.2f} | {row['errors']} |"
+            f"\n200 asyncio tasks at once, {server} in its own process, "
+            f"{figures[key]['bare']['rounds']} rounds"
         )
+        print(
+            "| variant | throughput vs bare (median, quartiles) | calls/s | loop block p99 ms | errors |"
+        )
+        print("|---|---|---|---|---|")
+        for v in variants:
+            row = figures[key][v]
+            print(
+                f"| {v} | {row['throughput']:.2f}x ({row['q1']:.2f}-{row['q3']:.2f}) "
+                f"| {row['calls_per_s']:.0f} | {row['loop_block_p99_ms']:.2f} | {row['errors']} |"
+            )
     for v in variants:
         if v.startswith("floor"):
             print(f"\nthe {v} overhead per call (over HTTP): {http[v]['overhead_ms']:.3f} ms")
@@ -694,19 +770,28 @@ def summary(
     single_rounds: dict[str, list[dict[str, Any]]],
     http_rounds: dict[str, list[dict[str, Any]]],
     thread_rounds: dict[str, list[dict[str, Any]]],
-    task_rounds: dict[str, list[dict[str, Any]]],
+    task_rounds: dict[str, dict[str, list[dict[str, Any]]]],
 ) -> dict[str, Any]:
-    """The run's figures (milliseconds), as docs/performance.json keeps them."""
+    """The run's figures (milliseconds), as docs/performance.json keeps them.
+
+    ``task_rounds`` by command (:data:`TASKS`): ``tasks`` (a server answering at once),
+    ``model`` (after 200 ms) and ``stream`` (50 chunks), kept as ``tasks``,
+    ``model_tasks`` and ``stream_tasks``.
+    """
 
     def single(results: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
         bare = statistics.median(joined(results["bare"], "latencies"))
+        bare_cpu = statistics.median(r["cpu"] / len(r["latencies"]) for r in results["bare"])
         out = {}
         for v in variants:
             lat = joined(results[v], "latencies")
+            cpu = statistics.median(r["cpu"] / len(r["latencies"]) for r in results[v])
             out[v] = {
                 "median_ms": ms(statistics.median(lat)),
                 "p99_ms": ms(pct(lat, 99)),
                 "overhead_ms": ms(statistics.median(lat) - bare),
+                "cpu_ms": ms(cpu),
+                "cpu_overhead_ms": ms(cpu - bare_cpu),
                 "n": len(lat),
             }
         return out
@@ -722,27 +807,36 @@ def summary(
             "errors": len(errors),
             "lock_errors": sum("locked" in e for e in errors),
         }
-    tasks = {}
-    for v in variants:
-        ratios = [
-            b["wall"] / r["wall"] for b, r in zip(task_rounds["bare"], task_rounds[v], strict=True)
-        ]
-        q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
-        tasks[v] = {
-            "throughput": statistics.median(ratios),
-            "q1": q[0],
-            "q3": q[2],
-            "loop_block_p99_ms": ms(pct(joined(task_rounds[v], "blocks"), 99)),
-            "errors": len(joined(task_rounds[v], "errors")),
-            "rounds": len(ratios),
-        }
+
+    def tasks(results: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+        out = {}
+        for v in variants:
+            ratios = [
+                b["wall"] / r["wall"] for b, r in zip(results["bare"], results[v], strict=True)
+            ]
+            q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+            out[v] = {
+                "throughput": statistics.median(ratios),
+                "q1": q[0],
+                "q3": q[2],
+                "calls_per_s": statistics.median(
+                    len(r["latencies"]) / r["wall"] for r in results[v]
+                ),
+                "loop_block_p99_ms": ms(pct(joined(results[v], "blocks"), 99)),
+                "errors": len(joined(results[v], "errors")),
+                "rounds": len(ratios),
+            }
+        return out
+
     return {
         "run": _the_run(),
         "variants": variants,
         "single": single(single_rounds),
         "http": single(http_rounds),
         "threads": threads,
-        "tasks": tasks,
+        "tasks": tasks(task_rounds["tasks"]),
+        "model_tasks": tasks(task_rounds["model"]),
+        "stream_tasks": tasks(task_rounds["stream"]),
     }
 
 

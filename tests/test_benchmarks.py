@@ -24,15 +24,20 @@ def test_overhead_benchmark_runs_quickly() -> None:
         "single call over respx",
         "single call over the loopback HTTP server",
         "16 threads at once",
-        "200 asyncio tasks at once",
+        "200 asyncio tasks at once, a loopback HTTP server answering at once",
+        "200 asyncio tasks at once, a loopback model answering after 200 ms",
+        "200 asyncio tasks at once, a loopback model streaming 50 chunks",
     ):
         assert title in result.stdout
     for variant in ("bare", "audited", "audited-nochain", "floor"):
-        assert result.stdout.count(f"| {variant} |") == 4
+        assert result.stdout.count(f"| {variant} |") == 6
     assert "the chain's cost: audited's overhead is" in result.stdout
     rows = [line for line in result.stdout.splitlines() if line.startswith("| audited |")]
     assert rows[2].endswith("| 0 | 0 |"), "16 threads: no error, no lock error"
-    assert rows[3].endswith("| 0 |"), "200 tasks: no error"
+    for row in rows[3:]:
+        assert row.endswith("| 0 |"), "200 tasks, each server: no error"
+    cpu = float(rows[0].split("|")[6])
+    assert cpu > 0, "the CPU time per call is measured"
 
 
 def test_the_performance_tables_are_those_of_the_recorded_run(tmp_path: Path) -> None:
