@@ -200,12 +200,13 @@ class Rows(Owner):
         """
         if self.read_only:
             raise AuditWriteError(f"{self.location} was opened read-only", path=self.location)
-        job = Job(functools.partial(self._mapped, work, what), durable=durable)
+        mapped = functools.partial(self._mapped, work, what)
         inline = self.inline()
-        if inline is not None:
-            settle(inline.run([job], full=True))
-            return job.future
-        return self.writer().submit(job.work, durable=durable, full=self.durability == "full")
+        if inline is None:
+            return self.writer().submit(mapped, durable=durable, full=self.durability == "full")
+        job = Job(mapped, durable=durable)
+        settle(inline.run([job], full=True))
+        return job.future
 
     def _mapped(self, work: Callable[[Any], Any], what: str, conn: Any) -> Any:
         try:
