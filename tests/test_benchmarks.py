@@ -40,6 +40,29 @@ def test_overhead_benchmark_runs_quickly() -> None:
     assert cpu > 0, "the CPU time per call is measured"
 
 
+def test_breakdown_benchmark_runs_quickly() -> None:
+    """benchmarks/breakdown.py times the caller's thread and each statement of the writer."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "breakdown.py"), "--calls", "30"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if "|" in line}
+    for case in ("bare", "audited, store answering at once", "audited"):
+        assert case in rows
+    assert "COMMIT" in rows["the trail as it is"]
+    assert "INSERT INTO generation_log_events" in rows["the trail as it is"]
+    assert "INSERT INTO generation_log_events" not in rows["the floor (overhead.Floor)"]
+    totals = {
+        case: float(rows[case].split("|")[-2])
+        for case in ("the trail as it is", "the floor (overhead.Floor)")
+    }
+    assert all(total > 0 for total in totals.values())
+
+
 def test_the_performance_tables_are_those_of_the_recorded_run(tmp_path: Path) -> None:
     """The README's and docs/performance.md's tables are what benchmarks/tables.py makes
     from docs/performance.json, a full run on a named commit; figures that differ from
