@@ -21,6 +21,9 @@ on one machine whose speed drifts. A 10 KB prompt throughout. The variants:
 * ``audited-nochain``: the same with the write path as it was before the tamper-evident
   chain (no events; a lone write in SQLite's own transaction), to show what the chain
   costs;
+* ``audited-process``: ``audited`` with its writes committed by a writer process (the
+  experiment of ``writer_process.py``; only with ``--variants``); its CPU counts both
+  processes;
 * ``langfuse``: ``langfuse.openai``'s clients, exporting to a sink on 127.0.0.1;
 * ``floor``: the bare client plus what any write-ahead audit must do at the least: a raw
   ``sqlite3`` insert of the same row with ``synchronous=FULL`` before the call and its
@@ -90,6 +93,7 @@ BODY = {
     "usage": {"prompt_tokens": 2500, "completion_tokens": 5, "total_tokens": 2505},
 }
 VARIANTS = ("bare", "audited", "audited-nochain", "audited-otel", "langfuse", "floor")
+EXPERIMENTS = ("official-otel", "audited-process")  # only with --variants
 REQUEST_JSON = json.dumps({"messages": MESSAGES, "model": "gpt-4o"})
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = "AUDITED_OPENAI_BENCH_POSTGRES"  # the database of the -pg variants, for the workers
@@ -216,7 +220,13 @@ def make_clients(variant: str, workdir: Path, base_url: str, *, asynchronous: bo
         if variant == "audited-otel":
             _tracing()
         store = os.environ[POSTGRES] if variant == "audited-pg" else workdir / f"{variant}.db"
-        return cls(store, **options)
+        client = cls(store, **options)
+        if variant == "audited-process":
+            import writer_process  # beside this file: the experiment of a writer process
+
+            if writer_process._REMOTE is None:
+                writer_process.install(str(store))
+        return client
     if variant == "official-otel":
         _tracing()
         from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
@@ -298,8 +308,20 @@ def worker(variant: str, workdir: Path, server: str, model: str, streamer: str) 
         if floor:
             floor.after(row)
 
+    def cpu() -> float:
+        """The CPU time of this process and, for audited-process, of its writer process."""
+        if variant == "audited-process":
+            import writer_process
+
+            return time.process_time() + writer_process.cpu_seconds()
+        return time.process_time()
+
     def settle() -> None:
         """What the calls made still owe: the audit's queued writes, Langfuse's batch."""
+        if variant == "audited-process":
+            import writer_process
+
+            writer_process.flush()
         if variant.startswith("audited"):
             sync_mock.audit_store.flush()
         elif variant == "langfuse":
@@ -318,9 +340,9 @@ def worker(variant: str, workdir: Path, server: str, model: str, streamer: str) 
             route.calls.clear()  # respx keeps every request: a full GC would walk them all
             gc.collect()
             if command == "single":
-                result = single(call, sync_mock, int(args[0]), settle)
+                result = single(call, sync_mock, int(args[0]), settle, cpu)
             elif command == "single-http":
-                result = single(call, sync_http, int(args[0]), settle)
+                result = single(call, sync_http, int(args[0]), settle, cpu)
             elif command == "threads":
                 result = threads(lambda: call(sync_http), int(args[0]), int(args[1]))
             elif command in TASKS:
@@ -343,7 +365,11 @@ async def _make_async(variant: str, workdir: Path, server: str) -> Any:
 
 
 def single(
-    call: Callable[[Any], None], client: Any, n: int, settle: Callable[[], None]
+    call: Callable[[Any], None],
+    client: Any,
+    n: int,
+    settle: Callable[[], None],
+    clock: Callable[[], float] = time.process_time,
 ) -> dict[str, Any]:
     """``n`` calls one after another: each one's latency, and the CPU time of them all.
 
@@ -351,13 +377,13 @@ def single(
     queued work is done (``settle``): what a batch of calls costs the machine.
     """
     latencies = []
-    cpu = time.process_time()
+    cpu = clock()
     for _ in range(n):
         start = time.perf_counter()
         call(client)
         latencies.append(time.perf_counter() - start)
     settle()
-    return {"latencies": latencies, "cpu": time.process_time() - cpu}
+    return {"latencies": latencies, "cpu": clock() - cpu}
 
 
 def threads(call: Callable[[], None], workers: int, calls: int) -> dict[str, Any]:
@@ -562,7 +588,7 @@ def main() -> None:
     quick = args.quick
     if args.variants:
         variants = args.variants.split(",")
-        unknown = set(variants) - {*VARIANTS, "official-otel", "audited-pg", "floor-pg"}
+        unknown = set(variants) - {*VARIANTS, *EXPERIMENTS, "audited-pg", "floor-pg"}
         if unknown or "bare" not in variants or "floor" not in variants:
             parser.error(f"--variants needs bare and floor, and knows no {sorted(unknown)}")
     if args.postgres:
