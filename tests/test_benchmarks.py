@@ -40,6 +40,30 @@ def test_overhead_benchmark_runs_quickly() -> None:
     assert cpu > 0, "the CPU time per call is measured"
 
 
+def test_the_writer_process_experiment_runs_and_writes_its_rows() -> None:
+    """overhead.py's audited-process variant (benchmarks/writer_process.py) measures every
+    part without an error, its CPU counting the writer process too."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "overhead.py"),
+            "--quick",
+            "--variants",
+            "bare,audited-process,floor",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| audited-process |")]
+    assert len(rows) == 6
+    assert rows[2].endswith("| 0 | 0 |"), "16 threads: no error, no lock error"
+    for row in rows[3:]:
+        assert row.endswith("| 0 |"), "200 tasks, each server: no error"
+
+
 def test_breakdown_benchmark_runs_quickly() -> None:
     """benchmarks/breakdown.py times the caller's thread and each statement of the writer."""
     result = subprocess.run(
