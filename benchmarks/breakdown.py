@@ -2,6 +2,7 @@
 
     python benchmarks/breakdown.py              # about two minutes
     python benchmarks/breakdown.py --calls 200  # seconds, to see it run
+    python benchmarks/breakdown.py --postgres postgresql://postgres@127.0.0.1/postgres
 
 Single calls over respx (a mocked reply), a 10 KB prompt, as in ``overhead.py``; each
 case in a fresh process of its own, its rounds' medians:
@@ -14,6 +15,12 @@ case in a fresh process of its own, its rounds' medians:
    triggers; the secondary indexes; both and the events' index), with a 23-byte prompt,
    and the floor's statements (``overhead.Floor``).
 
+With ``--postgres URL`` (a server it may create and drop databases on), also
+3. **PostgreSQL**: the wall time per call of bare, of the audited client on a fresh
+   database, of the same without its search column (the generated ``tsvector`` and its
+   GIN index, dropped after the trail was made), and of the floor on PostgreSQL
+   (``overhead.PostgresFloor``), alternating, the median of the rounds.
+
 The dropped variants are experiments, not configurations: a trail without its index
 cannot be searched. They say what each part of the schema costs a call.
 """
@@ -24,6 +31,7 @@ import argparse
 import collections
 import gc
 import json
+import os
 import sqlite3
 import statistics
 import subprocess
@@ -50,6 +58,7 @@ WRITER = {
     ),
 }
 SHORT = "with a 23-byte prompt"
+POSTGRES = ("bare", "audited-pg", "audited-pg without its search column", "floor-pg")
 FLOOR = "the floor (overhead.Floor)"
 ROUNDS = 5
 
@@ -148,6 +157,41 @@ def writer(case: str, n: int) -> dict[str, float]:
     return {sql: seconds / n * 1e3 for sql, seconds in tally.most_common()}
 
 
+def postgres(case: str, n: int) -> dict[str, Any]:
+    """Wall time per call on a fresh database of ``$AUDITED_OPENAI_BENCH_SERVER``."""
+    import psycopg
+    import respx
+
+    server = os.environ["AUDITED_OPENAI_BENCH_SERVER"]
+    walls = []
+    with overhead.postgres_database(server) as url:
+        assert url is not None
+        os.environ[overhead.POSTGRES] = url
+        variant = "bare" if case in ("bare", "floor-pg") else "audited-pg"
+        client = overhead.make_clients(
+            variant, Path(tempfile.mkdtemp()), overhead.BASE, asynchronous=False
+        )
+        floor = overhead.PostgresFloor(url + "_floor") if case == "floor-pg" else None
+        if case == POSTGRES[2]:
+            client.audit_store.flush()
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("ALTER TABLE generation_logs DROP COLUMN search_vector")
+        run = (floor.before, floor.after) if floor else (None, None)
+        with respx.mock(base_url=overhead.BASE, assert_all_called=False) as router:
+            route = router.post("/chat/completions").respond(json=overhead.BODY)
+            _calls(client, 20, *run)
+            for _ in range(ROUNDS):
+                route.calls.clear()
+                gc.collect()
+                wall = time.perf_counter()
+                _calls(client, n, *run)
+                walls.append((time.perf_counter() - wall) / n)
+        if variant != "bare":
+            client.audit_store.flush()
+            client.audit_store.close()
+    return {"wall_ms": statistics.median(walls) * 1e3}
+
+
 def _drop(path: Path, prefixes: tuple[str, ...]) -> None:
     conn = sqlite3.connect(path)
     objects = conn.execute(
@@ -173,11 +217,15 @@ def _in_a_process(part: str, case: str, n: int) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per round (default 2000)")
+    parser.add_argument(
+        "--postgres", metavar="URL", help="also PostgreSQL's cases, on databases made here"
+    )
     parser.add_argument("--part", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.part:
         part, case = args.part
-        print(json.dumps((caller if part == "caller" else writer)(case, args.calls)))
+        measure = {"caller": caller, "writer": writer, "postgres": postgres}[part]
+        print(json.dumps(measure(case, args.calls)))
         return
     print(f"single calls over respx, 10 KB prompt, {args.calls} calls a round\n")
     print("| the caller's thread, per call | wall ms | its CPU ms |")
@@ -193,6 +241,18 @@ def main() -> None:
         row = _in_a_process("writer", case, args.calls)
         parts = ", ".join(f"{sql} {ms:.3f}" for sql, ms in row.items() if ms >= 0.005)
         print(f"| {case} | {parts} | {sum(row.values()):.3f} |")
+    if args.postgres:
+        os.environ["AUDITED_OPENAI_BENCH_SERVER"] = args.postgres
+        walls: dict[str, list[float]] = {case: [] for case in POSTGRES}
+        for _ in range(3):  # alternating: the server's speed drifts
+            for case in POSTGRES:
+                walls[case].append(_in_a_process("postgres", case, args.calls)["wall_ms"])
+        bare = statistics.median(walls["bare"])
+        print("\n| PostgreSQL, single calls over respx | median ms | overhead ms |")
+        print("|---|---|---|")
+        for case in POSTGRES:
+            wall = statistics.median(walls[case])
+            print(f"| {case} | {wall:.3f} | {'' if case == 'bare' else f'{wall - bare:+.3f}'} |")
 
 
 if __name__ == "__main__":
