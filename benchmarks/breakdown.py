@@ -88,10 +88,27 @@ def _calls(client: Any, n: int, before: Any = None, after: Any = None) -> None:
             after(row)
 
 
-def caller(case: str, n: int) -> dict[str, Any]:
-    """Wall and calling-thread CPU per call, the median of the rounds."""
+def _rounds(client: Any, n: int, before: Any = None, after: Any = None) -> dict[str, float]:
+    """Single calls over respx, after a warm-up: the medians of :data:`ROUNDS` rounds of
+    ``n``, per call, of the wall time and of the calling thread's CPU (ms)."""
     import respx
 
+    walls, cpus = [], []
+    with respx.mock(base_url=overhead.BASE, assert_all_called=False) as router:
+        route = router.post("/chat/completions").respond(json=overhead.BODY)
+        _calls(client, 20, before, after)
+        for _ in range(ROUNDS):
+            route.calls.clear()  # respx keeps every request: a full GC would walk them all
+            gc.collect()
+            wall, cpu = time.perf_counter(), time.thread_time()
+            _calls(client, n, before, after)
+            walls.append((time.perf_counter() - wall) / n)
+            cpus.append((time.thread_time() - cpu) / n)
+    return {"wall_ms": statistics.median(walls) * 1e3, "cpu_ms": statistics.median(cpus) * 1e3}
+
+
+def caller(case: str, n: int) -> dict[str, Any]:
+    """Wall and calling-thread CPU per call, the median of the rounds."""
     workdir = Path(tempfile.mkdtemp())
     variant = "bare" if case == "bare" else "audited"
     client = overhead.make_clients(variant, workdir, overhead.BASE, asynchronous=False)
@@ -107,18 +124,7 @@ def caller(case: str, n: int) -> dict[str, Any]:
             return future
 
         _store.Rows.submit = settled  # type: ignore[method-assign]
-    walls, cpus = [], []
-    with respx.mock(base_url=overhead.BASE, assert_all_called=False) as router:
-        route = router.post("/chat/completions").respond(json=overhead.BODY)
-        _calls(client, 20)
-        for _ in range(ROUNDS):
-            route.calls.clear()
-            gc.collect()
-            wall, cpu = time.perf_counter(), time.thread_time()
-            _calls(client, n)
-            walls.append((time.perf_counter() - wall) / n)
-            cpus.append((time.thread_time() - cpu) / n)
-    return {"wall_ms": statistics.median(walls) * 1e3, "cpu_ms": statistics.median(cpus) * 1e3}
+    return _rounds(client, n)
 
 
 def writer(case: str, n: int) -> dict[str, float]:
@@ -160,10 +166,8 @@ def writer(case: str, n: int) -> dict[str, float]:
 def postgres(case: str, n: int) -> dict[str, Any]:
     """Wall time per call on a fresh database of ``$AUDITED_OPENAI_BENCH_SERVER``."""
     import psycopg
-    import respx
 
     server = os.environ["AUDITED_OPENAI_BENCH_SERVER"]
-    walls = []
     with overhead.postgres_database(server) as url:
         assert url is not None
         os.environ[overhead.POSTGRES] = url
@@ -176,20 +180,11 @@ def postgres(case: str, n: int) -> dict[str, Any]:
             client.audit_store.flush()
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("ALTER TABLE generation_logs DROP COLUMN search_vector")
-        run = (floor.before, floor.after) if floor else (None, None)
-        with respx.mock(base_url=overhead.BASE, assert_all_called=False) as router:
-            route = router.post("/chat/completions").respond(json=overhead.BODY)
-            _calls(client, 20, *run)
-            for _ in range(ROUNDS):
-                route.calls.clear()
-                gc.collect()
-                wall = time.perf_counter()
-                _calls(client, n, *run)
-                walls.append((time.perf_counter() - wall) / n)
+        timed = _rounds(client, n, *((floor.before, floor.after) if floor else ()))
         if variant != "bare":
             client.audit_store.flush()
             client.audit_store.close()
-    return {"wall_ms": statistics.median(walls) * 1e3}
+    return timed
 
 
 def _drop(path: Path, prefixes: tuple[str, ...]) -> None:

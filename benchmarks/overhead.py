@@ -97,11 +97,8 @@ EXPERIMENTS = ("official-otel", "audited-process")  # only with --variants
 REQUEST_JSON = json.dumps({"messages": MESSAGES, "model": "gpt-4o"})
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = "AUDITED_OPENAI_BENCH_POSTGRES"  # the database of the -pg variants, for the workers
-TASKS = (
-    "tasks",
-    "model",
-    "stream",
-)  # 200 tasks: a server answering at once, after 200 ms, streaming
+# 200 tasks against three servers: one answering at once, after 200 ms, and streaming
+TASKS = ("tasks", "model", "stream")
 MODEL_LATENCY_S = 0.2  # the slow server's answer
 STREAM_WORDS = 48  # a streamed answer: the role's chunk, 48 words, the finish: 50 chunks
 CHUNK_DELAY_S = 0.004  # between chunks: 50 chunks in about 200 ms
@@ -299,8 +296,14 @@ def worker(variant: str, workdir: Path, server: str, model: str, streamer: str) 
     sync_http = make_clients(variant, workdir, server, asynchronous=False)
     loop = asyncio.new_event_loop()
     async_http = loop.run_until_complete(_make_async(variant, workdir, server))
-    async_model = loop.run_until_complete(_make_async(variant, workdir, model))
-    async_stream = loop.run_until_complete(_make_async(variant, workdir, streamer))
+    async_clients = {
+        "tasks": async_http,
+        "model": loop.run_until_complete(_make_async(variant, workdir, model)),
+        "stream": loop.run_until_complete(_make_async(variant, workdir, streamer)),
+    }
+    remote = None
+    if variant == "audited-process":
+        import writer_process as remote  # beside this file: its writer process
 
     def call(client: Any) -> None:
         row = floor.before() if floor else None
@@ -310,18 +313,12 @@ def worker(variant: str, workdir: Path, server: str, model: str, streamer: str) 
 
     def cpu() -> float:
         """The CPU time of this process and, for audited-process, of its writer process."""
-        if variant == "audited-process":
-            import writer_process
-
-            return time.process_time() + writer_process.cpu_seconds()
-        return time.process_time()
+        return time.process_time() + (remote.cpu_seconds() if remote else 0.0)
 
     def settle() -> None:
         """What the calls made still owe: the audit's queued writes, Langfuse's batch."""
-        if variant == "audited-process":
-            import writer_process
-
-            writer_process.flush()
+        if remote:
+            remote.flush()
         if variant.startswith("audited"):
             sync_mock.audit_store.flush()
         elif variant == "langfuse":
@@ -346,9 +343,9 @@ def worker(variant: str, workdir: Path, server: str, model: str, streamer: str) 
             elif command == "threads":
                 result = threads(lambda: call(sync_http), int(args[0]), int(args[1]))
             elif command in TASKS:
-                client = {"tasks": async_http, "model": async_model, "stream": async_stream}
+                client = async_clients[command]
                 result = loop.run_until_complete(
-                    tasks(client[command], floor, int(args[0]), int(args[1]), command == "stream")
+                    tasks(client, floor, int(args[0]), int(args[1]), command == "stream")
                 )
             else:
                 result = {"error": f"unknown command {command}"}
