@@ -339,26 +339,40 @@ def child_env() -> dict[str, str]:
 
 
 def as_schema(target: str | Path, version: int) -> None:
-    """Take a store back to an older schema (7: before replays; 6: before the chain), as
-    an older audited_openai left it, rows and all."""
+    """Take a store back to an older schema (8: before status's table and index; 7:
+    before replays; 6: before the chain), as an older audited_openai left it, rows and all."""
     postgres = str(target).startswith("postgresql://")
     steps = [
+        "DROP INDEX idx_generation_logs_generated",
+        "DROP TABLE generation_log_checks",
+        "DELETE FROM audited_openai_migrations WHERE version >= 9",
+    ]
+    if version < 8:
+        steps += _before_replays()
+    if version < 7:
+        steps += [
+            "DROP TABLE generation_log_events",
+            "DELETE FROM audited_openai_migrations WHERE version >= 7",
+        ]
+    _as_schema_steps(target, steps, old_view=not postgres and version < 8)
+
+
+def _before_replays() -> list[str]:
+    return [
         "DROP VIEW IF EXISTS definities_with_generation",
         "DROP INDEX idx_generation_logs_definitie",
         "ALTER TABLE generation_logs DROP COLUMN replay_of",
         "CREATE INDEX idx_generation_logs_definitie ON generation_logs(definitie_id)",
         "DELETE FROM audited_openai_migrations WHERE version >= 8",
     ]
-    if version < 7:
-        steps += [
-            "DROP TABLE generation_log_events",
-            "DELETE FROM audited_openai_migrations WHERE version >= 7",
-        ]
+
+
+def _as_schema_steps(target: str | Path, steps: list[str], *, old_view: bool) -> None:
     conn = host_connection(target)
     try:
         for step in steps:
             conn.execute(step)
-        if not postgres:  # the view as schema 7 had it, over the host's table if there
+        if old_view:  # SQLite's view as schema 7 had it, over the host's table if there
             from audited_openai import _schema
 
             if _schema.has_host_table(conn):

@@ -82,6 +82,7 @@ def test_the_command_list_is_pinned() -> None:
         "scrub",
         "show",
         "stats",
+        "status",
         "verify",
     ]
 

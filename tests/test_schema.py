@@ -59,6 +59,7 @@ COLUMNS = [
 INDEXES = {
     "idx_generation_logs_call": (1, ["call_id", "attempt"]),
     "idx_generation_logs_definitie": (0, ["definitie_id", "replay_of"]),
+    "idx_generation_logs_generated": (0, ["definitie_id", "replay_of"]),  # successful rows
     "idx_generation_logs_model": (0, ["model_name"]),
     "idx_generation_logs_status": (0, ["generation_status"]),
     "idx_generation_logs_template": (0, ["prompt_template_version"]),
@@ -101,6 +102,7 @@ TABLES = {
     "audited_openai_migrations",
     "generation_logs",
     "generation_logs_fts",
+    "generation_log_checks",
     "generation_log_events",
     "sqlite_sequence",
 }

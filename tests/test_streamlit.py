@@ -747,3 +747,61 @@ def test_generating_shows_a_spinner_then_the_definitie_as_text(tmp_path: Path) -
         ).first.wait_for()  # rendered after
         browser.close()
     assert GenerationLogRepository(db).get_by_definitie_id(1) is not None
+
+
+# -- Status ------------------------------------------------------------------------------------
+
+
+def _status_page(db: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from audited_openai import GenerationLogRepository
+    from audited_openai.streamlit import status_panel
+
+    status_panel(GenerationLogRepository(db), zone=ZoneInfo("Europe/Amsterdam"))
+
+
+def test_the_status_panel_shows_the_numbers_of_status_in_dutch(
+    own: dict[str, int], target: str
+) -> None:
+    """The panel's figures are query.status's, in nl-NL; each problem is one Dutch error
+    (a generated definitie without a log, a row pending for an hour)."""
+    from datetime import timedelta
+
+    from tests.test_health import add_definitie, log
+
+    add_definitie(target, 900, "generated")
+    with GenerationLogRepository(target) as repo:
+        stale = log(repo, "pending", ago=timedelta(hours=1))
+        found = query.status(repo)
+    at = _run(_status_page, target)
+    metrics = {metric.label: metric.value for metric in at.metric}
+    week = found["periods"]["week"]
+    assert metrics["Definities zonder log"] == nl_number(len(found["definities"]["without_log"]))
+    assert 900 in found["definities"]["without_log"]
+    assert metrics["Rijen te lang in behandeling"] == "1"
+    assert metrics["Foutpercentage (7 dagen)"] == nl_percent(week["failure_rate"])
+    assert metrics["Duur p95 (7 dagen)"] == nl_number(week["p95_ms"], 0, "ms")
+    assert metrics["Rijen per dag"] == nl_number(found["size"]["rows_per_day"], 1)
+    assert metrics["Laatste verificatie"] == "niet vastgelegd"
+    errors = [error.value for error in at.error]
+    assert len(errors) == len(found["problems"]) == 2
+    assert errors[0].startswith(
+        f"{nl_number(len(found['definities']['without_log']))} gegenereerde definitie"
+    )
+    assert "zonder geslaagde generatielog" in errors[0]
+    assert errors[1].startswith(
+        f"1 rij langer dan 15 minuten in behandeling (de oudste: log {stale}"
+    )
+    table = at.table[-1].value
+    assert list(table["periode"]) == ["Laatste 24 uur", "Laatste 7 dagen", "De 7 dagen daarvoor"]
+    assert list(table["pogingen"])[1] == nl_number(week["completed"])
+
+
+def test_the_app_has_a_status_view(
+    own: dict[str, int], target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """?view=Status opens the panel; a clean trail says so."""
+    at = _app(target, monkeypatch, view="Status")
+    assert at.subheader[0].value == "Status van het audit trail"
+    assert [s.value for s in at.success] == ["Geen problemen gevonden."]

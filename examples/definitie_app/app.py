@@ -28,11 +28,16 @@ from generator import GenerationResult, UnifiedDefinitionGenerator
 from prompts import PromptOrchestrator
 
 from audited_openai import AuditedOpenAI, GenerationLogRepository, audit_context
-from audited_openai.streamlit import logboek, show_generation_details, token_dashboard
+from audited_openai.streamlit import (
+    logboek,
+    show_generation_details,
+    status_panel,
+    token_dashboard,
+)
 from audited_openai.testing import LoopbackServer, Reply
 
 DB = os.environ.get("DEFINITIE_DB", "data/definities.db")
-VIEWS = ["Genereer", "Definities", "Logboek", "Tokengebruik"]
+VIEWS = ["Genereer", "Definities", "Logboek", "Tokengebruik", "Status"]
 OFFLINE_LATENCY_S = float(os.environ.get("OFFLINE_LATENCY_S", "1.0"))  # a model takes time
 
 
@@ -161,8 +166,10 @@ def main() -> None:
         detail_view()
     elif view == "Logboek":
         logboek(GenerationLogRepository(DB))
-    else:
+    elif view == "Tokengebruik":
         token_dashboard(GenerationLogRepository(DB))
+    else:
+        status_panel(GenerationLogRepository(DB))
 
 
 main()

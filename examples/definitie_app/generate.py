@@ -104,7 +104,8 @@ def main() -> int:
                     console.print(f"[red]✗[/] {begrip}: {type(exc).__name__}: {exc}")
                 progress.advance(task)
         rows = query.history(client.audit_store, limit=len(BEGRIPPEN) + 5)
-        verified = query.verify(client.audit_store)
+        verified = query.verify(client.audit_store, record=True)
+        health = query.status(client.audit_store)
         client.audit_store.close()
     table = Table(title=f"generation_logs in {shown}")
     for column in ("id", "status", "attempt", "definitie", "tokens", "ms", "error"):
@@ -124,6 +125,17 @@ def main() -> int:
     console.print(f"The prompt behind a row: audited-openai --db {shown} show {newest}")
     console.print(f"{failures} of {len(BEGRIPPEN)} definities failed; every attempt has its row.")
     console.print(f"Tamper evidence: {verified.summary()} (audited-openai --db {shown} verify)")
+    without_log = health["definities"]["without_log"]
+    console.print(
+        f"Status: {health['definities']['generated']} generated definities, "
+        f"{len(without_log)} without a log, {health['pending']['stale']} rows pending too long; "
+        + (
+            "; ".join(problem["message"] for problem in health["problems"])
+            if health["problems"]
+            else "no problems"
+        )
+        + f" (audited-openai --db {shown} status --check)"
+    )
     return 0
 
 

@@ -175,6 +175,18 @@ class PostgresStore(Rows):
         with self.reading() as conn:
             return schema.version(conn)
 
+    def sizes(self) -> dict[str, int | None]:
+        """The database's bytes and the trail's (rows, events, indexes, TOAST).
+
+        The server's volume is not this client's to see.
+        """
+        found = self.fetch(
+            "SELECT pg_database_size(current_database()) AS database,"
+            " pg_total_relation_size('generation_logs')"
+            f" + pg_total_relation_size('{_sql.EVENTS}') AS trail"
+        )[0]
+        return {"database": found["database"], "wal": None, "table": found["trail"], "free": None}
+
     # -- writes -----------------------------------------------------------------------------
 
     def could_not(self, what: str, cause: BaseException) -> str:

@@ -11,7 +11,7 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from audited_openai import _checkpoint, _rows, _spool, _sql, _verify
+from audited_openai import _checkpoint, _health, _rows, _spool, _sql, _verify
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import InvalidLogError, LogNotFoundError
 from audited_openai._models import STATUSES, GenerationContext, Status
@@ -379,6 +379,88 @@ class GenerationLogRepository:
         return _otel.backfill(
             self.iter_logs(batch, **filters), endpoint, progress=progress, batch=batch
         )
+
+    # -- health (``query.status``) ---------------------------------------------------------
+
+    def status(
+        self,
+        *,
+        since: datetime | None = None,
+        pending_after: timedelta = _health.PENDING_AFTER,
+        disk_days: float = _health.DISK_DAYS,
+    ) -> dict[str, Any]:
+        """The trail's health (``query.status``), from the reads below (``_health``)."""
+        return _health.report(self, since=since, pending_after=pending_after, disk_days=disk_days)
+
+    def host_columns(self) -> frozenset[str]:
+        """The columns of the host app's ``definities`` table (none when it is not there)."""
+        return frozenset(row["name"] for row in self.store.fetch(self.store.dialect.host_columns))
+
+    def generated_definities(self, since: datetime | None = None) -> tuple[int, list[int]]:
+        """How many definities were generated, and the ids of those without a log.
+
+        ``since``: only those created then or later (``created_at``). A log is a
+        successful generation that is no replay.
+        """
+        dialect, params = self.store.dialect, [format_ts(since)] if since else []
+        total = self.store.fetch(_sql.generated(dialect, since=since is not None), params)
+        missing = self.store.fetch(_sql.without_log(dialect, since=since is not None), params)
+        return int(total[0]["n"]), [int(row["id"]) for row in missing]
+
+    def pending_rows(self, before: datetime) -> dict[str, Any]:
+        """Pending rows: ``n``, ``stale`` (logged before ``before``), the ``oldest`` time and id."""
+        found = self.store.fetch(_sql.pending(self.store.dialect), [format_ts(before)])[0]
+        oldest = self.store.fetch(_sql.OLDEST_PENDING) if found["n"] else []
+        return {
+            "n": int(found["n"]),
+            "stale": int(found["stale"]),
+            "oldest": found["oldest"],
+            "oldest_id": oldest[0]["id"] if oldest else None,
+        }
+
+    def outcomes(self, day: datetime, week: datetime, before: datetime) -> list[dict[str, Any]]:
+        """Rows since ``before`` counted per period, status and error type.
+
+        The periods (``_sql.outcomes``): ``day``, ``week`` (the rest of it) and ``before``.
+        """
+        moments = [format_ts(moment) for moment in (day, week, before)]
+        return self.store.fetch(_sql.outcomes(self.store.dialect), moments)
+
+    def duration_between(self, start: datetime, end: datetime | None, rank: int) -> int | None:
+        """The ``rank``-th smallest successful duration logged from ``start`` to ``end``."""
+        # not "9999": logged_at has numeric affinity in SQLite, which would make it a number
+        bounds = [format_ts(start), format_ts(end) if end else "9999-12-31T23:59:59.999Z"]
+        found = self.store.fetch(_sql.duration_between(self.store.dialect), [*bounds, rank - 1])
+        return found[0]["duration_ms"] if found else None
+
+    def row_count(self) -> int:
+        """How many rows the trail holds."""
+        return int(self.store.fetch(_sql.ROW_COUNT)[0]["n"])
+
+    def chain_head(self) -> tuple[int, str | None]:
+        """The chain's length and its last hash (None when it is empty)."""
+        found = self.store.fetch(_sql.EVENT_HEAD)
+        return (int(found[0]["seq"]), str(found[0]["hash"])) if found else (0, None)
+
+    def last_check(self, kind: str) -> dict[str, Any] | None:
+        """The newest ``verify`` or ``checkpoint`` record (``record_check``), or None."""
+        found = self.store.fetch(_sql.last_check(self.store.dialect), [kind])
+        return found[0] if found else None
+
+    def record_check(
+        self, kind: str, *, events: int, summary: str, problems: int = 0, ok: bool | None = None
+    ) -> None:
+        """Record a verification (``ok``, its ``problems``) or a checkpoint, for ``status``."""
+        if kind not in ("verify", "checkpoint"):
+            raise InvalidLogError(f"a check is 'verify' or 'checkpoint', not {kind!r}", "kind")
+        flag = None if ok is None else int(ok)
+        self.store.record_check(
+            (kind, format_ts(utc_now()), flag, int(events), int(problems), summary)
+        )
+
+    def sizes(self) -> dict[str, int | None]:
+        """The store's bytes (``database``, ``wal``, ``table``) and ``free`` room, where known."""
+        return self.store.sizes()
 
     def attempts_of(self, call_ids: list[str]) -> dict[tuple[str, int], dict[str, Any]]:
         """The id and status of every row of these calls, by (call id, attempt)."""

@@ -286,6 +286,28 @@ DROP VIEW IF EXISTS definities_with_generation;
 """
 
 
+# Version 9: what `status` reads. (PostgreSQL's: an identity column for the AUTOINCREMENT.)
+V9_STATUS = """
+-- The definities that have their log (the spec's first success criterion): one probe a
+-- definitie in an index of successful rows only, never a row read. A pending row enters
+-- it at its completion, once.
+CREATE INDEX idx_generation_logs_generated ON generation_logs(definitie_id, replay_of)
+    WHERE generation_status = 'success';
+
+-- The results of `verify --record` and the checkpoints of `checkpoint --record`, which
+-- `status` shows. A note for operations, not evidence: verify itself is the evidence.
+CREATE TABLE generation_log_checks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('verify', 'checkpoint')),
+    at TEXT NOT NULL,                     -- UTC, as logged_at
+    ok SMALLINT CHECK (ok IN (0, 1)),     -- verify: whether everything held; else NULL
+    events BIGINT NOT NULL,               -- the chain's length it covered
+    problems BIGINT NOT NULL DEFAULT 0,   -- verify: how many problems it found
+    summary TEXT NOT NULL                 -- verify's one line, or the checkpoint's hash
+);
+"""
+
+
 # Version 7: the tamper-evident chain's events (PostgreSQL's: BIGINT for INTEGER).
 EVENTS_TABLE = f"""
 -- The tamper-evident chain (see audited_openai._chain): one hashed event per write.
@@ -363,6 +385,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "written_updated_at", _V6_WRITTEN_UPDATED_AT),
     Migration(7, "audit_chain", EVENTS_TABLE, _adopt_into_chain),
     Migration(8, "replays", _V8_REPLAYS, _mark_replays),
+    Migration(9, "status", V9_STATUS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

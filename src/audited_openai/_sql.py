@@ -28,6 +28,7 @@ EVENTS, EVENT_COLUMNS, CHAINED = _rows.EVENTS, _rows.EVENT_COLUMNS, ", ".join(_r
 class Dialect:
     """How one database spells what standard SQL leaves open."""
 
+    name: str  # "sqlite" or "postgresql"
     param: str  # the placeholder of a bound value
     day: str  # the UTC day (YYYY-MM-DD) of gl.logged_at
     search: Callable[[str], tuple[str, list[str]]]  # query text -> (condition on gl, values)
@@ -35,6 +36,10 @@ class Dialect:
     search_listing: tuple[str, str, str] | None = None
     # Or: first among this many newest rows, then (too few found) through the index
     search_window: int | None = None
+    # The names of the host's definities columns (none when there is no such table)
+    host_columns: str = ""
+    # A moment of d.created_at (any of the host's formats) compared with a bound UTC time
+    created_since: str = ""
 
 
 def _sqlite_search(text: str) -> tuple[str, list[str]]:
@@ -54,9 +59,12 @@ def _postgres_search(text: str) -> tuple[str, list[str]]:
 
 
 SQLITE = Dialect(
+    name="sqlite",
     param="?",
     day="substr(gl.logged_at, 1, 10)",
     search=_sqlite_search,
+    host_columns="SELECT name FROM pragma_table_info('definities')",
+    created_since="julianday(d.created_at) >= julianday(?)",
     # The index yields matches in rowid order, so a listing with a limit stops early.
     search_listing=(
         "generation_logs_fts JOIN generation_logs gl ON gl.id = generation_logs_fts.rowid",
@@ -65,9 +73,15 @@ SQLITE = Dialect(
     ),
 )
 POSTGRES = Dialect(
+    name="postgresql",
     param="%s",
     day="substr(gl.logged_at, 1, 10)",
     search=_postgres_search,
+    host_columns=(
+        "SELECT column_name AS name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = 'definities'"
+    ),
+    created_since="CAST(d.created_at AS timestamptz) >= CAST(%s AS timestamptz)",
     # PostgreSQL cannot tell a rare word from a common one (its statistics keep only
     # the most common lexemes), so a listing first looks among the newest rows, where a
     # common word is found at once, and only then asks the GIN index, which is quick
@@ -396,6 +410,94 @@ def by_definitie(dialect: Dialect) -> str:
     """Every row of a definitie, oldest first."""
     p = dialect.param
     return f"SELECT gl.* FROM generation_logs gl WHERE gl.definitie_id = {p} ORDER BY gl.id"
+
+
+# -- health (``status``) -------------------------------------------------------------------
+
+
+def generated(dialect: Dialect, *, since: bool) -> str:
+    """How many definities the host's table says were generated.
+
+    Bound: the moment of ``created_at`` they are counted from, when ``since``.
+    """
+    created = f" AND {dialect.created_since}" if since else ""
+    return f"SELECT count(*) AS n FROM definities d WHERE d.source_type = 'generated'{created}"
+
+
+def without_log(dialect: Dialect, *, since: bool) -> str:
+    """Generated definities with no successful generation (no replay): their ids.
+
+    Bound: the moment of ``created_at`` they are counted from, when ``since``.
+    """
+    created = f" AND {dialect.created_since}" if since else ""
+    return (
+        "SELECT d.id FROM definities d WHERE d.source_type = 'generated'"
+        f"{created} AND NOT EXISTS (SELECT 1 FROM generation_logs gl"
+        " WHERE gl.definitie_id = d.id AND gl.replay_of IS NULL"
+        " AND gl.generation_status = 'success') ORDER BY d.id"
+    )
+
+
+def pending(dialect: Dialect) -> str:
+    """Pending rows: how many, how many since before a moment (bound), and the oldest."""
+    return (
+        "SELECT count(*) AS n,"
+        f" coalesce(sum(CASE WHEN gl.logged_at < {dialect.param} THEN 1 ELSE 0 END), 0) AS stale,"
+        " min(gl.logged_at) AS oldest FROM generation_logs gl"
+        " WHERE gl.generation_status = 'pending'"
+    )
+
+
+# The id of the oldest pending row.
+OLDEST_PENDING = (
+    "SELECT gl.id FROM generation_logs gl WHERE gl.generation_status = 'pending'"
+    " ORDER BY gl.logged_at, gl.id LIMIT 1"
+)
+
+
+def outcomes(dialect: Dialect) -> str:
+    """Rows since two weeks ago per period, status and error type (and how many are timed).
+
+    Bound: a day ago, a week ago, two weeks ago. The periods: ``day`` (the last 24
+    hours), ``week`` (the rest of the last 7 days) and ``before`` (the 7 days before).
+    """
+    p = dialect.param
+    return (
+        f"SELECT CASE WHEN gl.logged_at >= {p} THEN 'day' WHEN gl.logged_at >= {p}"
+        " THEN 'week' ELSE 'before' END AS period, gl.generation_status AS status,"
+        " gl.error_type AS error_type, count(*) AS n, count(gl.duration_ms) AS timed"
+        f" FROM generation_logs gl WHERE gl.logged_at >= {p} GROUP BY 1, 2, 3"
+    )
+
+
+def duration_between(dialect: Dialect) -> str:
+    """The ``rank``-th smallest successful duration logged in [start, end) (bound, and rank - 1)."""
+    p = dialect.param
+    return (
+        "SELECT gl.duration_ms FROM generation_logs gl WHERE gl.generation_status = 'success'"
+        f" AND gl.duration_ms IS NOT NULL AND gl.logged_at >= {p} AND gl.logged_at < {p}"
+        f" ORDER BY gl.duration_ms LIMIT 1 OFFSET {p}"
+    )
+
+
+def last_check(dialect: Dialect) -> str:
+    """The newest record of a kind (bound) in ``generation_log_checks``."""
+    return (
+        "SELECT kind, at, ok, events, problems, summary FROM generation_log_checks"
+        f" WHERE kind = {dialect.param} ORDER BY id DESC LIMIT 1"
+    )
+
+
+def record_check(dialect: Dialect) -> str:
+    """``INSERT`` of a record (kind, at, ok, events, problems, summary)."""
+    marks = ", ".join([dialect.param] * 6)
+    return (
+        "INSERT INTO generation_log_checks (kind, at, ok, events, problems, summary)"
+        f" VALUES ({marks})"
+    )
+
+
+ROW_COUNT = "SELECT count(*) AS n FROM generation_logs"
 
 
 # -- the chain (_chain appends, _verify reads; a snapshot's queries bind nothing) ---------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import threading
 from pathlib import Path
@@ -287,6 +288,18 @@ class SQLiteStore(Rows):
         """The newest migration applied."""
         with self.reading() as conn:
             return _schema.current_version(conn)
+
+    def sizes(self) -> dict[str, int | None]:
+        """The file's and its WAL's bytes, and the room left on their volume."""
+        if self._shared is not None:  # in memory
+            return {"database": None, "wal": None, "table": None, "free": None}
+        wal = Path(self.file + "-wal")
+        return {
+            "database": Path(self.file).stat().st_size,
+            "wal": wal.stat().st_size if wal.exists() else 0,
+            "table": None,
+            "free": shutil.disk_usage(Path(self.file).parent).free,
+        }
 
     def close(self) -> None:
         """Commit what is queued, give the writer back, close this store's own connections."""

@@ -255,6 +255,15 @@ class Rows(Owner):
 
         return int(self.submit(work, durable=True, what="reconcile").result())
 
+    def record_check(self, values: tuple[Any, ...]) -> None:
+        """Record a verification or a checkpoint (``_sql.record_check``'s columns) and wait."""
+        sql = _sql.record_check(self.dialect)
+
+        def work(conn: Any) -> None:
+            conn.execute(sql, values)
+
+        self.submit(work, durable=True, what="record the check").result()
+
 
 class Store(Protocol):
     """Where generation logs live; see the module docstring."""
@@ -313,6 +322,14 @@ class Store(Protocol):
 
     def schema_version(self) -> int:
         """The newest migration applied."""
+        ...
+
+    def record_check(self, values: tuple[Any, ...]) -> None:
+        """Record a verification or a checkpoint, for ``status``."""
+        ...
+
+    def sizes(self) -> dict[str, int | None]:
+        """Bytes: ``database``, ``wal`` (SQLite), ``table`` (PostgreSQL), ``free`` on its volume."""
         ...
 
     def close(self) -> None:

@@ -3,9 +3,10 @@
 Exit codes: 0 success, 1 nothing matched the id(s) given, 2 usage error (bad option or
 value), 3 the database cannot be used (missing, locked, corrupt, no audit trail, or
 written by a newer audited_openai), 4 an unexpected error (a bug: please report it),
-130 interrupted. Errors are one line on stderr, never a traceback. Commands that only
-read (logs, show, diff, export, stats) open the database read-only: they change
-nothing, and read-only files and file systems can be read.
+5 verify found the trail changed, 6 ``status --check`` found a problem, 130 interrupted.
+Errors are one line on stderr, never a traceback. Commands that only read (logs, show,
+diff, export, stats, status) open the database read-only: they change nothing, and
+read-only files and file systems can be read.
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound="Callable[..., Any]")
 EXIT_NO_MATCH, EXIT_USAGE, EXIT_DATABASE, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
-EXIT_UNVERIFIED = 5
+EXIT_UNVERIFIED, EXIT_UNHEALTHY = 5, 6
 EXIT_CODES = (
     "Exit codes: 0 done; 1 nothing matched the id given; 2 bad usage; 3 the database "
     "cannot be used; 4 an unexpected error (a bug); 5 verify found the trail changed; "
-    "130 interrupted."
+    "6 status --check found a problem; 130 interrupted."
 )
 CLI_BUSY_TIMEOUT_MS = 5_000
 _SPAN = re.compile(r"^\s*(\d{1,9})\s*([smhdw])\s*$")
@@ -600,7 +601,7 @@ def erase(ctx: click.Context, definitie: int, dry_run: bool, yes: bool) -> None:
         if not click.confirm(f"Erase {what}? This cannot be undone"):
             click.echo("nothing erased")
             return
-    with _status(f"erasing {what}"):
+    with _spinner(f"erasing {what}"):
         count = repo.erase_definitie(definitie)
     click.echo(f"erased {_plural(count, 'log')} of definitie {definitie}")
 
@@ -609,7 +610,7 @@ def erase(ctx: click.Context, definitie: int, dry_run: bool, yes: bool) -> None:
 def scrub(ctx: click.Context) -> None:
     """Remove the leftover bytes of deleted rows from the file and its WAL (VACUUM)."""
     repo = _repo(ctx)
-    with _status(f"scrubbing {repo.path} (rewrites the whole file)"):
+    with _spinner(f"scrubbing {repo.path} (rewrites the whole file)"):
         repo.scrub()
     click.echo(f"scrubbed {repo.path}")
 
@@ -619,7 +620,7 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _status(message: str) -> Any:
+def _spinner(message: str) -> Any:
     """A spinner with ``message`` on a terminal, nothing when piped."""
     console = Console(stderr=True)
     return console.status(message) if console.is_terminal else nullcontext()
@@ -680,13 +681,14 @@ def copy(ctx: click.Context, source: str, target: str) -> None:
     type=click.Path(dir_okay=False),
     help="Sign it with this Ed25519 private key (PEM, e.g. `openssl genpkey -algorithm ed25519`).",
 )
-def checkpoint(ctx: click.Context, output: str, key: str | None) -> None:
+@click.option("--record", is_flag=True, help="Note it in the database too, for `status`.")
+def checkpoint(ctx: click.Context, output: str, key: str | None, record: bool) -> None:
     """Write the chain's head (events, hash, time) to keep away from the database.
 
     `verify --checkpoint FILE` later shows whether the trail up to it was rewritten
     or its tail cut off; signed, the checkpoint itself cannot be forged.
     """
-    found = query.checkpoint(_repo(ctx), key=key)
+    found = query.checkpoint(_repo(ctx, read_only=not record), key=key, record=record)
     with _target(output) as out:
         out.write(json.dumps(found, indent=2) + "\n")
     if output != "-":
@@ -697,19 +699,25 @@ def checkpoint(ctx: click.Context, output: str, key: str | None) -> None:
 @command()
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False))
 @click.option("--public-key", type=click.Path(dir_okay=False), help="Check its signature.")
+@click.option("--record", is_flag=True, help="Note the result in the database, for `status`.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def verify(
-    ctx: click.Context, checkpoint_file: str | None, public_key: str | None, as_json: bool
+    ctx: click.Context,
+    checkpoint_file: str | None,
+    public_key: str | None,
+    record: bool,
+    as_json: bool,
 ) -> None:
     """Recompute the tamper-evident chain and check every row against it.
 
     Reports every row changed, deleted or inserted outside the library, every event
     changed, swapped, inserted or missing, and (with --checkpoint) a rewritten or
-    truncated chain. Exit 0 only when all holds, 5 when not.
+    truncated chain. Exit 0 only when all holds, 5 when not. With --record the result
+    is noted in the database, where `status` shows it.
     """
     if public_key is not None and checkpoint_file is None:
         _fail("--public-key checks the signature of a --checkpoint: give one", EXIT_USAGE)
-    repo = _repo(ctx)
+    repo = _repo(ctx, read_only=not record)
     console = Console(stderr=True)
     if console.is_terminal and not as_json:
         from rich.progress import MofNCompleteColumn, Progress  # noqa: PLC0415 - a terminal
@@ -723,9 +731,12 @@ def verify(
                 checkpoint=checkpoint_file,
                 public_key=public_key,
                 progress=lambda n, total: bar.update(task, completed=n, total=total),
+                record=record,
             )
     else:
-        result = query.verify(repo, checkpoint=checkpoint_file, public_key=public_key)
+        result = query.verify(
+            repo, checkpoint=checkpoint_file, public_key=public_key, record=record
+        )
     if as_json:
         _json(result.as_dict())
     else:
@@ -736,3 +747,134 @@ def verify(
         click.echo(result.summary())
     if not result.ok:
         sys.exit(EXIT_UNVERIFIED)
+
+
+@command()
+@click.option("--since", callback=_since, help="Count definities created from then (7d, a date).")
+@click.option(
+    "--pending-after",
+    callback=_span,
+    default="15m",
+    show_default=True,
+    help="A row pending longer than this is stale (its process died).",
+)
+@click.option(
+    "--disk-days",
+    type=click.FloatRange(min=0),
+    default=7.0,
+    show_default=True,
+    help="Warn when the volume fills up within this many days at the current rate.",
+)
+@click.option("--check", is_flag=True, help="Print only the problems; exit 6 if there are any.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default when piped).")
+def status(
+    ctx: click.Context,
+    *,
+    since: datetime | None,
+    pending_after: timedelta,
+    disk_days: float,
+    check: bool,
+    as_json: bool,
+) -> None:
+    """The trail's health: definities without a log, stale rows, failures, size, chain.
+
+    With --check (for cron or a monitoring system) it prints one line per problem and
+    exits 6 when there is one: a generated definitie without a successful generation
+    log, a row pending past --pending-after, a failed last `verify --record`, a volume
+    full within --disk-days. Nothing is printed when all is well.
+    """
+    found = query.status(_repo(ctx), since=since, pending_after=pending_after, disk_days=disk_days)
+    if check:
+        for problem in found["problems"]:
+            click.echo(f"problem: {problem['message']}")
+    elif as_json or not _console().is_terminal:
+        _json(found)
+    else:
+        for line in _health_lines(found):
+            click.echo(line)
+    if check and found["problems"]:
+        sys.exit(EXIT_UNHEALTHY)
+
+
+def _health_lines(found: dict[str, Any]) -> list[str]:
+    """The status report for a person at a terminal (80 columns)."""
+    schema = found["schema"]
+    current = "current" if schema["current"] else f"this library reads {schema['supported']}"
+    lines = [f"{found['store']} ({found['backend']}, schema {schema['version']}, {current})"]
+    definities = found["definities"]
+    if definities["host_table"]:
+        since = f" since {definities['since']}" if definities["since"] else ""
+        lines.append(
+            f"definities: {definities['generated']} generated{since}, "
+            f"{len(definities['without_log'])} without a successful generation log"
+        )
+    else:
+        lines.append("definities: no definities table in this database (not checked)")
+    pending = found["pending"]
+    lines.append(
+        f"pending: {pending['n']} in all, {pending['stale']} for more than "
+        f"{int(pending['after_s'] // 60)} min"
+        + (f" (oldest: log {pending['oldest_id']}, {pending['oldest']})" if pending["n"] else "")
+    )
+    lines.append("")
+    lines.append(
+        f"{'':16}{'attempts':>9}{'failed':>8}{'rate':>8}{'p50 ms':>8}{'p95 ms':>8}  top error"
+    )
+    words = {"day": "last 24 hours", "week": "last 7 days", "previous_week": "7 days before"}
+    for name, period in found["periods"].items():
+        rate = "—" if period["failure_rate"] is None else f"{period['failure_rate']:.1f}%"
+        top = period["top_errors"][0] if period["top_errors"] else None
+        error = f"{top['error_type']} ({top['n']})" if top else ""
+        lines.append(
+            f"{words[name]:16}{period['completed']:>9}{period['failures']:>8}{rate:>8}"
+            f"{_or_dash(period['p50_ms']):>8}{_or_dash(period['p95_ms']):>8}  {error[:22]}"
+        )
+    lines.append("")
+    size = found["size"]
+    stored = [f"{_bytes(size['database_bytes'])} database"]
+    if size["wal_bytes"] is not None:
+        stored.append(f"{_bytes(size['wal_bytes'])} WAL")
+    if size["table_bytes"] is not None:
+        stored.append(f"{_bytes(size['table_bytes'])} trail")
+    lines.append(f"size: {', '.join(stored)}; {size['rows']} rows, {size['rows_per_day']} a day")
+    if size["free_bytes"] is not None:
+        room = "no rows lately" if size["days_left"] is None else f"{size['days_left']} days"
+        lines.append(f"room: {_bytes(size['free_bytes'])} free on the volume ({room} at that rate)")
+    chain = found["chain"]
+    head = chain["head"][:16] if chain["head"] else "(empty)"
+    lines.append(f"chain: {chain['events']} events, head {head}")
+    for kind in ("checkpoint", "verify"):
+        record = chain[f"last_{kind}"]
+        said = "none recorded (--record)"
+        if record is not None:
+            said = f"{_age(record['age_s'])} ago ({record['at']}), {record['events']} events"
+            if kind == "verify":
+                said += f": {record['summary']}"
+        lines.append(f"last {kind}: {said}")
+    lines.append("")
+    lines.extend(f"problem: {problem['message']}" for problem in found["problems"])
+    if not found["problems"]:
+        lines.append("no problems")
+    return lines
+
+
+def _or_dash(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+def _bytes(count: int | None) -> str:
+    if count is None:
+        return "?"
+    size, unit = float(count), "B"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":  # noqa: PLR2004
+            break
+        size /= 1024
+    return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"

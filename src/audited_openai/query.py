@@ -14,6 +14,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from audited_openai._repository import (
@@ -52,6 +53,7 @@ __all__ = [
     "most_expensive",
     "replay",
     "stats",
+    "status",
     "token_usage_by_day",
     "verify",
     "verify_log",
@@ -60,13 +62,16 @@ __all__ = [
 
 @contextlib.contextmanager
 def _writing(
-    db: str | os.PathLike[str] | GenerationLogRepository,
+    db: str | os.PathLike[str] | GenerationLogRepository, *, create: bool = True
 ) -> Iterator[GenerationLogRepository]:
-    """``db`` itself, or a repository over that path (created if need be), closed afterwards."""
+    """``db`` itself, or a repository over that path, closed afterwards.
+
+    The path's database is created if need be, unless not ``create``.
+    """
     if isinstance(db, GenerationLogRepository):
         yield db
         return
-    repo = GenerationLogRepository(db)
+    repo = GenerationLogRepository(db, create=create)
     try:
         yield repo
     finally:
@@ -535,6 +540,7 @@ def verify(
     public_key: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    record: bool = False,
 ) -> Verification:
     """Recompute the tamper-evident chain and check every row against it.
 
@@ -548,25 +554,66 @@ def verify(
     shared out to ``workers`` processes (default: one per core), each over ranges of
     events and rows in a snapshot of its own; what was written after the verification
     began is left to the next one.
+
+    ``record`` notes the result in the database, where :func:`status` shows it (a note
+    for operations: the verification itself is the evidence).
     """
-    with reading(db) as repo:
-        return repo.verify(
+    with _writing(db, create=False) if record else reading(db) as repo:
+        result = repo.verify(
             checkpoint=checkpoint, public_key=public_key, progress=progress, workers=workers
         )
+        if record:
+            repo.record_check(
+                "verify",
+                events=result.events,
+                summary=result.summary(),
+                problems=len(result.problems),
+                ok=result.ok,
+            )
+        return result
 
 
 def checkpoint(
     db: str | os.PathLike[str] | GenerationLogRepository,
     *,
     key: str | os.PathLike[str] | None = None,
+    record: bool = False,
 ) -> dict[str, Any]:
     """The chain's head (event count, hash, time), signed with an Ed25519 PEM ``key`` if given.
 
     Keep it away from the database (another machine, a write-once bucket, a ticket):
-    :func:`verify` against it then shows a rewritten or truncated trail.
+    :func:`verify` against it then shows a rewritten or truncated trail. ``record``
+    notes it in the database too, so that :func:`status` can say how old it is.
+    """
+    with _writing(db, create=False) if record else reading(db) as repo:
+        found = repo.checkpoint(key=key)
+        if record:
+            repo.record_check("checkpoint", events=found["events"], summary=found["hash"])
+        return found
+
+
+def status(
+    db: str | os.PathLike[str] | GenerationLogRepository,
+    *,
+    since: datetime | None = None,
+    pending_after: timedelta = timedelta(minutes=15),
+    disk_days: float = 7.0,
+) -> dict[str, Any]:
+    """The trail's health at a glance: what ``audited-openai status`` shows.
+
+    ``definities``: the generated ones (``source_type = 'generated'`` in the host's
+    table, created ``since`` if given) and the ids of those without a successful
+    generation log; ``pending``: rows still pending, and how many for longer than
+    ``pending_after``; ``periods``: failures, the top error types and duration
+    percentiles over the last day, the last week and the week before; ``size``: bytes,
+    rows a day and (SQLite) the days of room left on the volume at that rate;
+    ``chain``: its head and the last recorded checkpoint and verification (``record=True``);
+    ``schema``: its version. ``problems``: each condition to alert on, a ``kind`` and a
+    one-line ``message`` (the definities without a log, stale pending rows, a failed
+    last verification, a volume full within ``disk_days``). Only reads.
     """
     with reading(db) as repo:
-        return repo.checkpoint(key=key)
+        return repo.status(since=since, pending_after=pending_after, disk_days=disk_days)
 
 
 def verify_log(db: str | os.PathLike[str] | GenerationLogRepository, log_id: int) -> Verification:

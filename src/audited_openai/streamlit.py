@@ -8,6 +8,9 @@
   side, its definitie (``?definitie=ID``) or "geen definitie", a diff with another row.
 - ``token_dashboard(repo)``: tokens per day, failure rate per template, the most
   expensive generations and the recent failures.
+- ``status_panel(repo)``: the trail's health (``query.status``): definities without a
+  log, rows pending too long, failures and durations, size and room, the last checks,
+  and every problem ``audited-openai status --check`` would exit 6 on.
 
 All only read. Labels are Dutch, numbers in the nl-NL format (14.000; 38,5 %), times
 in the viewer's time zone with the zone named. Deep links are query parameters:
@@ -43,6 +46,7 @@ __all__ = [
     "nl_percent",
     "show_generation_details",
     "show_log",
+    "status_panel",
     "token_dashboard",
 ]
 
@@ -638,4 +642,137 @@ def _usage_chart(usage: list[dict[str, Any]], days: int) -> Any:
             y=alt.Y("tokens:Q", title="Tokens", axis=alt.Axis(labelExpr=dutch)),
             tooltip=[alt.Tooltip("datum:N", title="Dag"), alt.Tooltip("label:N", title="Tokens")],
         )
+    )
+
+
+# -- the status panel ---------------------------------------------------------------------
+
+PERIOD_LABELS = {
+    "day": "Laatste 24 uur",
+    "week": "Laatste 7 dagen",
+    "previous_week": "De 7 dagen daarvoor",
+}
+
+
+def status_panel(
+    repo: GenerationLogRepository,
+    *,
+    pending_after: timedelta = timedelta(minutes=15),
+    zone: tzinfo | None = None,
+) -> dict[str, Any]:
+    """The trail's health in Dutch: the figures and problems of ``query.status``.
+
+    Returns the report it showed (``query.status``'s dictionary).
+    """
+    st = _st()
+    zone = zone or _zone()
+    found = query.status(repo, pending_after=pending_after)
+    st.subheader("Status van het audit trail")
+    definities, pending, size = found["definities"], found["pending"], found["size"]
+    week, before = found["periods"]["week"], found["periods"]["previous_week"]
+    col1, col2, col3, col4 = st.columns(4)
+    col1.metric(
+        "Definities zonder log",
+        nl_number(len(definities["without_log"])) if definities["host_table"] else "—",
+    )
+    col2.metric("Rijen te lang in behandeling", nl_number(pending["stale"]))
+    col3.metric(
+        "Foutpercentage (7 dagen)",
+        nl_percent(week["failure_rate"]),
+        delta=_points(week["failure_rate"], before["failure_rate"]),
+        delta_color="inverse",
+    )
+    col4.metric("Duur p95 (7 dagen)", nl_number(week["p95_ms"], 0, "ms"))
+    col1.metric("Database", _nl_bytes(size["database_bytes"] or size["table_bytes"]))
+    col2.metric("Rijen per dag", nl_number(size["rows_per_day"], 1))
+    col3.metric("Ruimte over", nl_number(size["days_left"], 0, "dagen"))
+    verified = found["chain"]["last_verify"]
+    col4.metric("Laatste verificatie", _checked(verified, zone))
+    for problem in found["problems"]:
+        st.error(_dutch_problem(problem["kind"], found, zone))
+    if not found["problems"]:
+        st.success("Geen problemen gevonden.")
+    _table(
+        st,
+        [
+            {
+                "periode": PERIOD_LABELS[name],
+                "pogingen": nl_number(period["completed"]),
+                "mislukt": nl_number(period["failures"]),
+                "foutpercentage": nl_percent(period["failure_rate"]),
+                "p50 (ms)": nl_number(period["p50_ms"]),
+                "p95 (ms)": nl_number(period["p95_ms"]),
+                "meest voorkomende fout": ", ".join(
+                    f"{error['error_type']} ({nl_number(error['n'])})"
+                    for error in period["top_errors"]
+                )
+                or "—",
+            }
+            for name, period in found["periods"].items()
+        ],
+    )
+    schema = found["schema"]
+    st.caption(
+        f"Schemaversie {schema['version']}"
+        + ("" if schema["current"] else f" (deze versie leest {schema['supported']})")
+        + f"; keten: {nl_number(found['chain']['events'])} gebeurtenissen; "
+        f"laatste checkpoint: {_checked(found['chain']['last_checkpoint'], zone)}. "
+        "Een rij telt als mislukt bij een fout of time-out; in behandeling telt niet mee."
+    )
+    return found
+
+
+def _points(now: float | None, before: float | None) -> str | None:
+    """The change in percentage points, or None when either is unknown."""
+    if now is None or before is None:
+        return None
+    return f"{nl_number(now - before, 1)} procentpunt t.o.v. de week ervoor"
+
+
+def _nl_bytes(count: int | None) -> str:
+    if count is None:
+        return "—"
+    for unit, size in (("GB", 2**30), ("MB", 2**20), ("kB", 2**10)):
+        if count >= size:
+            return nl_number(count / size, 1, unit)
+    return nl_number(count, 0, "bytes")
+
+
+def _checked(record: dict[str, Any] | None, zone: tzinfo | None) -> str:
+    if record is None:
+        return "niet vastgelegd"
+    when = local_time(datetime.fromisoformat(record["at"].replace("Z", "+00:00")), zone)
+    if record["ok"] is None:
+        return when
+    return f"{when}, {'in orde' if record['ok'] else 'NIET in orde'}"
+
+
+def _dutch_problem(kind: str, found: dict[str, Any], zone: tzinfo | None) -> str:
+    """The problem ``kind`` of the report in Dutch (the CLI's line says it in English)."""
+    if kind == "without_log":
+        missing = found["definities"]["without_log"]
+        ids = ", ".join(str(i) for i in missing[:20]) + (", ..." if len(missing) > 20 else "")  # noqa: PLR2004
+        noun = "definitie" if len(missing) == 1 else "definities"
+        return f"{nl_number(len(missing))} gegenereerde {noun} zonder geslaagde generatielog: {ids}"
+    if kind == "stale_pending":
+        pending = found["pending"]
+        oldest = datetime.fromisoformat(pending["oldest"].replace("Z", "+00:00"))
+        rows = "rij" if pending["stale"] == 1 else "rijen"
+        return (
+            f"{nl_number(pending['stale'])} {rows} langer dan "
+            f"{nl_number(pending['after_s'] / 60)} minuten in behandeling (de oudste: log "
+            f"{pending['oldest_id']}, sinds {local_time(oldest, zone)}): een proces stopte "
+            "voordat het de rij afmaakte; `audited-openai reconcile` sluit zulke rijen af."
+        )
+    if kind == "verify_failed":
+        verified = found["chain"]["last_verify"]
+        return (
+            f"De laatst vastgelegde verificatie ({_checked(verified, zone)}) vond "
+            f"{nl_number(verified['problems'])} probleem/problemen: het audit trail is "
+            "buiten de bibliotheek om veranderd. Draai `audited-openai verify` voor de details."
+        )
+    size = found["size"]
+    return (
+        f"Het volume van de database heeft nog ruimte voor {nl_number(size['days_left'], 1)} "
+        f"dagen bij {nl_number(size['rows_per_day'], 1)} rijen per dag."
     )
