@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import fetch
+
 BENCH = Path(__file__).parent.parent / "benchmarks"
 
 
@@ -156,3 +158,37 @@ def test_verify_scale_benchmark_runs_on_a_small_trail(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert '"ok": true, "events": 4000, "rows": 2000' in result.stdout
     assert '"ok": true, "events": 400, "rows": 200' in result.stdout
+
+
+def test_status_scale_benchmark_runs_on_a_small_trail(target: str) -> None:
+    """benchmarks/status_scale.py builds a trail beside the host's definities, on either
+    store, and times the report; the definities it names are those a plain query finds."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "status_scale.py"),
+            "--rows",
+            "2000",
+            "--definities",
+            "200",
+            "--repeat",
+            "1",
+            "--db",
+            target if "://" in target else str(Path(target).with_name("s.db")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "trail: 2,000 rows over 365 days, 190 generated definities" in result.stdout
+    db = target if "://" in target else Path(target).with_name("s.db")
+    missing = fetch(
+        db,
+        "SELECT count(*) FROM definities d WHERE d.source_type = 'generated' AND d.id NOT IN"
+        " (SELECT definitie_id FROM generation_logs WHERE generation_status = 'success'"
+        " AND definitie_id IS NOT NULL)",
+    )[0][0]
+    assert missing >= 1  # definitie 199 has no row at all
+    assert f"named {missing} definities without a log" in result.stdout

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sqlite3
 import threading
 from pathlib import Path
@@ -31,6 +30,7 @@ from audited_openai._sqlite_connect import (
     connect,
     connect_read_only,
     erase,
+    file_sizes,
     finish_erasures,
     main_file,
     transaction,
@@ -291,15 +291,7 @@ class SQLiteStore(Rows):
 
     def sizes(self) -> dict[str, int | None]:
         """The file's and its WAL's bytes, and the room left on their volume."""
-        if self._shared is not None:  # in memory
-            return {"database": None, "wal": None, "table": None, "free": None}
-        wal = Path(self.file + "-wal")
-        return {
-            "database": Path(self.file).stat().st_size,
-            "wal": wal.stat().st_size if wal.exists() else 0,
-            "table": None,
-            "free": shutil.disk_usage(Path(self.file).parent).free,
-        }
+        return file_sizes(None if self._shared is not None else self.file)
 
     def close(self) -> None:
         """Commit what is queued, give the writer back, close this store's own connections."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -248,3 +249,16 @@ def main_file(conn: sqlite3.Connection) -> str:
         if row[1] == "main":
             return str(row[2] or "")
     return ""  # pragma: no cover - every connection has a main database
+
+
+def file_sizes(file: str | None) -> dict[str, int | None]:
+    """A database file's and its WAL's bytes and the room on their volume (None: in memory)."""
+    if file is None:
+        return dict.fromkeys(("database", "wal", "table", "free"))
+    wal = Path(file + "-wal")
+    return {
+        "database": Path(file).stat().st_size,
+        "wal": wal.stat().st_size if wal.exists() else 0,
+        "table": None,
+        "free": shutil.disk_usage(Path(file).parent).free,
+    }
