@@ -33,7 +33,8 @@ from audited_openai._sqlite_connect import (
     file_sizes,
     finish_erasures,
     main_file,
-    transaction,
+    scrub,
+    truncate_wal,
 )
 from audited_openai._store import Durability, Rows, Writes, checked_durability
 
@@ -78,8 +79,7 @@ class SQLiteStore(Rows):
         # What open_store needs to open this file again, in another process.
         self.reopen_target = None if self._shared is not None else self.location
         # One name for the file however it was spelt: every store of it flushes together.
-        self.file = os.path.realpath(self.location.removeprefix("file:").split("?", 1)[0])
-        self.name = self.file
+        self.file = self.name = os.path.realpath(self.location.removeprefix("file:").split("?")[0])
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self.closed = False
@@ -113,10 +113,8 @@ class SQLiteStore(Rows):
                 _schema.check(self._reader(), path=where, current=True)
                 return False
             if not self.create and own_file:  # looked at before anything is written to it
-                with contextlib.closing(
-                    connect_read_only(self.file, self.busy_timeout_ms)
-                ) as looking:
-                    _schema.check(looking, path=where)
+                with contextlib.closing(connect_read_only(self.file, self.busy_timeout_ms)) as c:
+                    _schema.check(c, path=where)
             conn = self._reader()
             _schema.migrate(conn, path=where)
             return _schema.ensure_host_objects(conn)
@@ -231,15 +229,12 @@ class SQLiteStore(Rows):
         """Remove the bytes of rows deleted by any connection (index merged, VACUUM, WAL)."""
         self.finish_erasures()
         with self._maintenance() as conn:
-            with transaction(conn):
-                conn.execute(_schema.MERGE_FTS)
-            conn.execute("VACUUM")
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            scrub(conn)
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and truncate it."""
         with self._maintenance() as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            truncate_wal(conn)
 
     def refresh_host_objects(self) -> bool:
         """Create the views and erasure triggers if a ``definities`` table now exists."""

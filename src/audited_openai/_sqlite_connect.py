@@ -184,8 +184,21 @@ def erase(conn: sqlite3.Connection, definitie_id: int) -> int:
         ids = CHAIN.erase(conn, definitie_id)
         if ids:  # a deletion only marks the index; merging drops the old terms
             conn.execute(_schema.MERGE_FTS)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    truncate_wal(conn)
     return len(ids)
+
+
+def scrub(conn: sqlite3.Connection) -> None:
+    """Remove the bytes of deleted rows: the index merged, ``VACUUM``, the WAL truncated."""
+    with transaction(conn):
+        conn.execute(_schema.MERGE_FTS)
+    conn.execute("VACUUM")
+    truncate_wal(conn)
+
+
+def truncate_wal(conn: sqlite3.Connection) -> bool:
+    """Copy the WAL into the database file and truncate it; False if a reader kept it."""
+    return not conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
 
 
 def finish_erasures(conn: sqlite3.Connection) -> list[int]:
@@ -207,7 +220,7 @@ def finish_erasures(conn: sqlite3.Connection) -> list[int]:
                 {r[0] for r in conn.execute("SELECT definitie_id FROM generation_log_erasures")}
             )
             conn.execute(_schema.MERGE_FTS)
-        if conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+        if not truncate_wal(conn):
             return []
         with transaction(conn):
             conn.executemany(
