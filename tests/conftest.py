@@ -339,14 +339,17 @@ def child_env() -> dict[str, str]:
 
 
 def as_schema(target: str | Path, version: int) -> None:
-    """Take a store back to an older schema (8: before status's table and index; 7:
-    before replays; 6: before the chain), as an older audited_openai left it, rows and all."""
+    """Take a store back to an older schema (9: the narrow timestamp index; 8: before
+    status's table and index; 7: before replays; 6: before the chain), as an older
+    audited_openai left it, rows and all."""
     postgres = str(target).startswith("postgresql://")
     steps = [
-        "DROP INDEX idx_generation_logs_generated",
-        "DROP TABLE generation_log_checks",
-        "DELETE FROM audited_openai_migrations WHERE version >= 9",
+        "DROP INDEX idx_generation_logs_timestamp",
+        "CREATE INDEX idx_generation_logs_timestamp ON generation_logs(logged_at)",
+        "DELETE FROM audited_openai_migrations WHERE version >= 10",
     ]
+    if version < 9:
+        steps += _before_status()
     if version < 8:
         steps += _before_replays()
     if version < 7:
@@ -355,6 +358,14 @@ def as_schema(target: str | Path, version: int) -> None:
             "DELETE FROM audited_openai_migrations WHERE version >= 7",
         ]
     _as_schema_steps(target, steps, old_view=not postgres and version < 8)
+
+
+def _before_status() -> list[str]:
+    return [
+        "DROP INDEX idx_generation_logs_generated",
+        "DROP TABLE generation_log_checks",
+        "DELETE FROM audited_openai_migrations WHERE version >= 9",
+    ]
 
 
 def _before_replays() -> list[str]:

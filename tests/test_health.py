@@ -164,6 +164,22 @@ def test_failures_and_durations_over_the_day_the_week_and_the_week_before(
     assert query.status(repo)["size"]["rows_per_day"] == 1.0
 
 
+def test_percentiles_count_repeated_durations_and_successes_only(
+    repo: GenerationLogRepository,
+) -> None:
+    """Many rows share a millisecond: the nearest rank counts each of them; a failure's
+    duration is not a success's."""
+    for _ in range(18):
+        log(repo, "success", duration=10)
+    log(repo, "success", duration=500)
+    log(repo, "success", duration=700)
+    log(repo, "failed", duration=90_000)
+    log(repo, "success", duration=None)  # not timed
+    day = query.status(repo)["periods"]["day"]
+    assert (day["p50_ms"], day["p95_ms"]) == (10, 500)  # ranks 10 and 19 of 20
+    assert day["completed"] == 22
+
+
 def test_the_last_recorded_verify_and_checkpoint_are_shown_and_a_failed_one_is_a_problem(
     repo: GenerationLogRepository, target: str
 ) -> None:
@@ -305,6 +321,6 @@ def test_a_trail_of_schema_8_is_migrated_then_read(target: str) -> None:
     assert "schema version 8" in err
     assert "run `audited-openai migrate`" in err
     GenerationLogRepository(target).close()
-    assert query.status(target)["schema"] == {"version": 9, "supported": 9, "current": True}
+    assert query.status(target)["schema"] == {"version": 10, "supported": 10, "current": True}
     assert query.verify(target, record=True).ok
     assert query.status(target)["chain"]["last_verify"]["ok"] is True

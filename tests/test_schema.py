@@ -63,7 +63,10 @@ INDEXES = {
     "idx_generation_logs_model": (0, ["model_name"]),
     "idx_generation_logs_status": (0, ["generation_status"]),
     "idx_generation_logs_template": (0, ["prompt_template_version"]),
-    "idx_generation_logs_timestamp": (0, ["logged_at"]),
+    "idx_generation_logs_timestamp": (  # widened by schema 10 for status's periods
+        0,
+        ["logged_at", "generation_status", "error_type", "duration_ms"],
+    ),
     "idx_generation_logs_usage": (
         0,
         [

@@ -99,7 +99,7 @@ def _periods(repo: GenerationLogRepository, now: datetime) -> dict[str, dict[str
     # the query's periods are apart (day, the rest of the week, the week before); the
     # report's week holds its day
     parts = {"day": ("day",), "week": ("day", "week"), "previous_week": ("before",)}
-    bounds = {"day": (day, None), "week": (week, None), "previous_week": (fortnight, week)}
+    starts = {"day": day, "week": week, "previous_week": fortnight}
     periods: dict[str, dict[str, Any]] = {}
     for name, _words in PERIODS:
         rows = [row for row in counted if row["period"] in parts[name]]
@@ -110,10 +110,11 @@ def _periods(repo: GenerationLogRepository, now: datetime) -> dict[str, dict[str
             if row["status"] in FAILED:
                 key = row["error_type"] or "unknown"
                 errors[key] = errors.get(key, 0) + row["n"]
-        timed = sum(row["timed"] for row in rows if row["status"] == "success")
-        start, end = bounds[name]
+        counts = sorted(
+            (row["duration_ms"], row["n"]) for row in rows if row["duration_ms"] is not None
+        )
         periods[name] = {
-            "from": format_ts(start),
+            "from": format_ts(starts[name]),
             "rows": sum(row["n"] for row in rows),
             "completed": completed,
             "failures": failures,
@@ -122,13 +123,24 @@ def _periods(repo: GenerationLogRepository, now: datetime) -> dict[str, dict[str
                 {"error_type": error, "n": n}
                 for error, n in sorted(errors.items(), key=lambda item: (-item[1], item[0]))[:3]
             ],
-            "p50_ms": repo.duration_between(start, end, -(-50 * timed // 100)) if timed else None,
-            "p95_ms": repo.duration_between(start, end, -(-95 * timed // 100)) if timed else None,
+            "p50_ms": _percentile(counts, 50),
+            "p95_ms": _percentile(counts, 95),
             # not recorded per row: the trail keeps the request's duration, not the time
             # from the pending row's commit to the request leaving (docs/performance.md)
             "audit_ms": None,
         }
     return periods
+
+
+def _percentile(counts: list[tuple[int, int]], percent: int) -> int | None:
+    """The nearest-rank percentile of durations given as (milliseconds, how many), sorted."""
+    rank = -(-percent * sum(n for _, n in counts) // 100)  # the smallest rank covering it
+    seen = 0
+    for duration, n in counts:
+        seen += n
+        if seen >= rank:
+            return int(duration)
+    return None
 
 
 def _size(repo: GenerationLogRepository, week_rows: int) -> dict[str, Any]:

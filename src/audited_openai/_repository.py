@@ -419,19 +419,12 @@ class GenerationLogRepository:
         }
 
     def outcomes(self, day: datetime, week: datetime, before: datetime) -> list[dict[str, Any]]:
-        """Rows since ``before`` counted per period, status and error type.
+        """Rows since ``before`` counted per period, status, error type and success's duration.
 
         The periods (``_sql.outcomes``): ``day``, ``week`` (the rest of it) and ``before``.
         """
         moments = [format_ts(moment) for moment in (day, week, before)]
         return self.store.fetch(_sql.outcomes(self.store.dialect), moments)
-
-    def duration_between(self, start: datetime, end: datetime | None, rank: int) -> int | None:
-        """The ``rank``-th smallest successful duration logged from ``start`` to ``end``."""
-        # not "9999": logged_at has numeric affinity in SQLite, which would make it a number
-        bounds = [format_ts(start), format_ts(end) if end else "9999-12-31T23:59:59.999Z"]
-        found = self.store.fetch(_sql.duration_between(self.store.dialect), [*bounds, rank - 1])
-        return found[0]["duration_ms"] if found else None
 
     def row_count(self) -> int:
         """How many rows the trail holds."""
