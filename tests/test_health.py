@@ -12,7 +12,7 @@ import pytest
 from audited_openai import ErrorContext, GenerationLogRepository, ResponseMetadata, query
 from audited_openai._clock import utc_now
 from audited_openai._errors import InvalidLogError
-from tests.conftest import execute, host, make_context
+from tests.conftest import execute, fetch, host, make_context
 from tests.test_cli import run
 
 if TYPE_CHECKING:
@@ -324,3 +324,41 @@ def test_a_trail_of_schema_8_is_migrated_then_read(target: str) -> None:
     assert query.status(target)["schema"] == {"version": 10, "supported": 10, "current": True}
     assert query.verify(target, record=True).ok
     assert query.status(target)["chain"]["last_verify"]["ok"] is True
+
+
+def test_a_trail_of_schema_9_gets_the_wide_timestamp_index_and_keeps_its_counts(
+    target: str,
+) -> None:
+    """Schema 10 rebuilds the timestamp index with what the periods count; the report
+    over the same rows is the same before and after, and the chain still holds."""
+    from tests.conftest import as_schema
+
+    with GenerationLogRepository(target) as repo:
+        for duration in (100, 200, 300):
+            log(repo, "success", duration=duration)
+        log(repo, "failed", error_type="APITimeoutError")
+    as_schema(target, 9)
+    assert _timestamp_index(target) == ["logged_at"]
+    GenerationLogRepository(target).close()
+    assert _timestamp_index(target) == [
+        "logged_at",
+        "generation_status",
+        "error_type",
+        "duration_ms",
+    ]
+    day = query.status(target)["periods"]["day"]
+    assert (day["completed"], day["failures"], day["p50_ms"], day["p95_ms"]) == (4, 1, 200, 300)
+    assert query.verify(target).ok
+
+
+def _timestamp_index(target: str) -> list[str]:
+    """The columns of idx_generation_logs_timestamp, in order."""
+    if "://" in target:
+        (definition,) = fetch(
+            target,
+            "SELECT indexdef FROM pg_indexes WHERE indexname = ?",
+            ("idx_generation_logs_timestamp",),
+        )[0]
+        return [c.strip() for c in definition.split("(", 1)[1].rstrip(")").split(",")]
+    found = fetch(target, "SELECT name FROM pragma_index_info('idx_generation_logs_timestamp')")
+    return [row[0] for row in found]
