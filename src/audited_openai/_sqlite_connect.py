@@ -163,7 +163,7 @@ class Link:
         except OSError:  # no WAL (yet)
             return
         with contextlib.suppress(sqlite3.Error):  # a busy WAL stays for the next commit
-            self._connection(full=False).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            truncate_wal(self._connection(full=False))
 
     def idle(self) -> None:
         """The writer's housekeeping: finish erasures the host's connection requested."""
