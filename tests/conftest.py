@@ -24,6 +24,7 @@ from audited_openai import (
     ModelParameters,
     PromptContext,
     _context,
+    _rows,
     _writer,
 )
 from tests import pg_server
@@ -338,12 +339,23 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(package), str(tests_root)])}
 
 
+@pytest.fixture
+def unpriced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows completed as an audited_openai before schema 11 did: with no cost columns
+    (a trail :func:`as_schema` takes back to an older schema must not have them)."""
+    monkeypatch.setattr(GenerationLogRepository, "_priced", lambda _repo, _ctx: {})
+
+
 def as_schema(target: str | Path, version: int) -> None:
-    """Take a store back to an older schema (9: the narrow timestamp index; 8: before
+    """Take a store back to an older schema (10: before cost; 9: the narrow timestamp index; 8: before
     status's table and index; 7: before replays; 6: before the chain), as an older
     audited_openai left it, rows and all."""
     postgres = str(target).startswith("postgresql://")
-    steps = [
+    steps = _before_cost(postgres) if version < 11 else []
+    if version >= 10:
+        _as_schema_steps(target, steps, old_view=False)
+        return
+    steps += [
         "DROP INDEX idx_generation_logs_timestamp",
         "CREATE INDEX idx_generation_logs_timestamp ON generation_logs(logged_at)",
         "DELETE FROM audited_openai_migrations WHERE version >= 10",
@@ -358,6 +370,19 @@ def as_schema(target: str | Path, version: int) -> None:
             "DELETE FROM audited_openai_migrations WHERE version >= 7",
         ]
     _as_schema_steps(target, steps, old_view=not postgres and version < 8)
+
+
+def _before_cost(postgres: bool) -> list[str]:
+    status = "" if postgres else ", generation_status"
+    return [
+        "DROP INDEX idx_generation_logs_compare",
+        "DROP INDEX idx_generation_logs_usage",
+        "CREATE INDEX idx_generation_logs_usage ON generation_logs(substr(logged_at, 1, 10),"
+        " tokens_prompt, tokens_completion, tokens_total, logged_at" + status + ")"
+        " WHERE generation_status = 'success'",
+        *(f"ALTER TABLE generation_logs DROP COLUMN {c}" for c in _rows.COST_COLUMNS),
+        "DELETE FROM audited_openai_migrations WHERE version >= 11",
+    ]
 
 
 def _before_status() -> list[str]:

@@ -313,7 +313,7 @@ def test_a_spec_database_is_chained_from_its_adoption(tmp_path: Path) -> None:
     assert "not covered" in verified.notes()[0]
 
 
-def test_a_trail_without_the_chain_says_to_migrate(tmp_path: Path) -> None:
+def test_a_trail_without_the_chain_says_to_migrate(tmp_path: Path, unpriced: None) -> None:
     db = tmp_path / "old.db"
     with GenerationLogRepository(db) as repo:
         _trail(repo, 1)

@@ -70,6 +70,7 @@ def test_the_command_list_is_pinned() -> None:
     """Every command the issue names exists, and no other."""
     assert COMMANDS == [
         "checkpoint",
+        "compare",
         "copy",
         "diff",
         "erase",

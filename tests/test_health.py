@@ -307,7 +307,7 @@ def test_the_screen_for_a_person(
     assert max(len(line) for line in lines[1:-1]) <= 80
 
 
-def test_a_trail_of_schema_8_is_migrated_then_read(target: str) -> None:
+def test_a_trail_of_schema_8_is_migrated_then_read(target: str, unpriced: None) -> None:
     """A trail an older audited_openai left (schema 8) is refused read-only with the
     command to run; opened for writing it gets the table and index status reads, and
     its chain still holds."""
@@ -321,13 +321,13 @@ def test_a_trail_of_schema_8_is_migrated_then_read(target: str) -> None:
     assert "schema version 8" in err
     assert "run `audited-openai migrate`" in err
     GenerationLogRepository(target).close()
-    assert query.status(target)["schema"] == {"version": 10, "supported": 10, "current": True}
+    assert query.status(target)["schema"] == {"version": 11, "supported": 11, "current": True}
     assert query.verify(target, record=True).ok
     assert query.status(target)["chain"]["last_verify"]["ok"] is True
 
 
 def test_a_trail_of_schema_9_gets_the_wide_timestamp_index_and_keeps_its_counts(
-    target: str,
+    target: str, unpriced: None
 ) -> None:
     """Schema 10 rebuilds the timestamp index with what the periods count; the report
     over the same rows is the same before and after, and the chain still holds."""

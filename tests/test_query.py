@@ -504,7 +504,9 @@ def test_the_details_of_a_definitie_show_the_generation_not_its_replay(tmp_path:
     assert not at.warning
 
 
-def test_replays_recorded_before_schema_8_are_marked_when_migrated(target: str) -> None:
+def test_replays_recorded_before_schema_8_are_marked_when_migrated(
+    target: str, unpriced: None
+) -> None:
     """A trail of schema 7, where a replay said so only in its metadata, migrates: the
     replay is marked (the change chained), and the log of the definitie is right again.
     A replay claim written behind the library's back is not laundered into the chain."""

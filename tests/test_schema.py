@@ -53,6 +53,9 @@ COLUMNS = [
     ("error_traceback", "TEXT", 0, None),
     ("additional_metadata", "TEXT", 0, None),
     ("replay_of", "INTEGER", 0, None),
+    ("cost_nanos", "INTEGER", 0, None),  # schema 11: billionths of cost_currency
+    ("cost_currency", "TEXT", 0, None),
+    ("price_version", "TEXT", 0, None),
 ]
 
 # index name -> (unique, columns)
@@ -74,8 +77,25 @@ INDEXES = {
             "tokens_prompt",
             "tokens_completion",
             "tokens_total",
+            "cost_nanos",  # schema 11: cost per day beside tokens
+            "cost_currency",
             "logged_at",
             "generation_status",
+        ],
+    ),
+    "idx_generation_logs_compare": (  # schema 11: compare per template version
+        0,
+        [
+            "prompt_template_version",
+            "generation_status",
+            "duration_ms",
+            "tokens_total",
+            "cost_nanos",
+            "attempt",
+            "response_finish_reason",
+            "definitie_id",
+            "logged_at",
+            "replay_of",
         ],
     ),
     "idx_generation_logs_failures": (
@@ -401,6 +421,7 @@ def test_migration_2_indexes_existing_rows(db_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(_schema, "SCHEMA_VERSION", 1)
     monkeypatch.setattr(_chain.Chain, "append", lambda *_args, **_kwargs: None)  # no chain yet
     monkeypatch.setattr(_sql, "RETURNING", " RETURNING " + ", ".join(_rows.FIRST_CHAINED))
+    monkeypatch.setattr(GenerationLogRepository, "_priced", lambda _repo, _ctx: {})  # no cost yet
     old = GenerationLogRepository(db_path)
     done = make_context()
     done.prompt.full_text = "verjaringstermijn"

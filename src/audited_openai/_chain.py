@@ -125,12 +125,30 @@ class Chain:
     are held per thread: a thread runs one transaction at a time.
     """
 
-    def __init__(self, dialect: Dialect, *, lock: str | None = None) -> None:
-        """SQL in ``dialect``'s placeholders; ``lock`` as above."""
+    def __init__(
+        self, dialect: Dialect, *, lock: str | None = None, columns: Sequence[str] | None = None
+    ) -> None:
+        """SQL in ``dialect``'s placeholders; ``lock`` as above.
+
+        ``columns``: the chained columns the table has, if not all of ``CHAINED`` (a
+        migration's chain: those of its schema).
+        """
         self.insert_event = _sql.insert_event(dialect)
         self.dialect = dialect
         self.lock = lock
+        self.columns = columns
         self._local = threading.local()
+
+    @property
+    def returning(self) -> str:
+        """What an INSERT or UPDATE returns: the chained columns of the rows it wrote."""
+        return _sql.RETURNING if self.columns is None else " RETURNING " + ", ".join(self.columns)
+
+    @property
+    def chained_row(self) -> str:
+        """A row's chained columns (its id)."""
+        chained = _sql.CHAINED if self.columns is None else ", ".join(self.columns)
+        return f"SELECT {chained} FROM generation_logs WHERE id = {self.dialect.param}"
 
     @property
     def held(self) -> list[tuple[str, int, int | None, str | None, Sequence[Any] | None]]:
@@ -202,7 +220,7 @@ class Chain:
         Returns the rows in id order (``CHAINED`` columns, as ``RETURNING`` gives them).
         ``updated_at``, which AFTER triggers may still change, is not in them.
         """
-        rows = sorted(conn.execute(sql + _sql.RETURNING, params).fetchall(), key=lambda r: r[0])
+        rows = sorted(conn.execute(sql + self.returning, params).fetchall(), key=lambda r: r[0])
         for values in rows:
             self.append(conn, kind, int(values[0]), note=note, values=values)
         return rows
@@ -221,7 +239,7 @@ class Chain:
         A write on top of a row changed behind the library's back would hide the change:
         a migration marks only rows that hold.
         """
-        row = conn.execute(_sql.chained_row(self.dialect), (log_id,)).fetchone()
+        row = conn.execute(self.chained_row, (log_id,)).fetchone()
         event = conn.execute(_sql.last_state(self.dialect), (log_id,)).fetchone()
         return row is not None and event is not None and state(row) == event[0]
 

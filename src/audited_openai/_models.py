@@ -85,6 +85,19 @@ class ErrorContext:
 
 
 @dataclass
+class Cost:
+    """What a completed call cost, priced at its completion (see :mod:`audited_openai.prices`).
+
+    ``amount`` is ``None`` when it is unknown: the table had no price for the model, or
+    the response gave no usage. ``price_version`` names the table that was used.
+    """
+
+    amount: Decimal | None
+    currency: str | None
+    price_version: str
+
+
+@dataclass
 class GenerationContext:
     """One attempt at generating a definitie: the row of ``generation_logs``.
 
@@ -107,6 +120,7 @@ class GenerationContext:
     request_json: str | None = None
     stream: bool = False
     replay_of: int | None = None  # a replay: the id of the row whose request it sent again
+    cost: Cost | None = None  # priced when completed; None: not priced (failed, or older rows)
 
     def mark_success(self, response: ResponseMetadata) -> None:
         """Record a successful response."""
@@ -140,6 +154,11 @@ def to_decimal(value: float | None) -> Decimal | None:
     return None if value is None else Decimal(repr(float(value)))
 
 
+def to_amount(value: float | str | None) -> Decimal | None:
+    """A cost given as a number or text, as a Decimal (``None`` stays ``None``)."""
+    return None if value is None else Decimal(str(value))
+
+
 def context_from_dict(data: dict[str, Any]) -> GenerationContext:
     """Rebuild a context from :meth:`GenerationContext.to_dict` output."""
     prompt, response, error = data["prompt"], data.get("response"), data.get("error")
@@ -158,7 +177,9 @@ def context_from_dict(data: dict[str, Any]) -> GenerationContext:
         "replay_of",
     )
     fields: dict[str, Any] = {key: data.get(key) for key in kept}
+    cost = data.get("cost")
     return GenerationContext(
+        cost=None if cost is None else Cost(**{**cost, "amount": to_amount(cost["amount"])}),
         prompt=PromptContext(**{**prompt, "model_params": ModelParameters(**params)}),
         response=None if response is None else ResponseMetadata(**response),
         error=None if error is None else ErrorContext(**error),

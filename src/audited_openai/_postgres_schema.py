@@ -17,8 +17,10 @@ from audited_openai._schema import (
     INDEXES,
     MARKED_AS_REPLAY,
     REPLAYS_IN_METADATA,
+    SCHEMA_8_CHAINED,
     V9_STATUS,
     V10_PERIODS,
+    V11_COST,
     Ledger,
     Migration,
     current_version,
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     import psycopg
 
 LEDGER = "audited_openai_migrations"
-SCHEMA_VERSION = 10  # the SQLite schema's version with the same columns and behaviour
+SCHEMA_VERSION = 11  # the SQLite schema's version with the same columns and behaviour
 _LOCK = 151_2025  # the advisory lock under which migrations run, one process at a time
 _NOW = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 _TEXTS = "coalesce(prompt_full_text, '') || ' ' || coalesce(response_content, '')"
@@ -173,12 +175,15 @@ def _mark_replays(conn: psycopg.Connection[Any]) -> None:
     Only rows that hold against their last event (as in SQLite's migration).
     """
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
-    sql = _sql.mark_replay(_sql.POSTGRES)
+    sql, chain = (
+        _sql.mark_replay(_sql.POSTGRES),
+        _chain.Chain(_sql.POSTGRES, columns=SCHEMA_8_CHAINED),
+    )
     found = conn.execute(REPLAYS_IN_METADATA).fetchall()
     for log_id, original in replays_in_metadata(found):
-        if CHAIN.as_chained(conn, log_id):
-            CHAIN.written(conn, sql, (original, log_id), "migrate", MARKED_AS_REPLAY)
-    CHAIN.seal(conn)
+        if chain.as_chained(conn, log_id):
+            chain.written(conn, sql, (original, log_id), "migrate", MARKED_AS_REPLAY)
+    chain.seal(conn)
 
 
 # The migrations of this schema, after the functions two of them call.
@@ -196,6 +201,13 @@ _STEPS = (
         ),
     ),
     Migration(10, "status_periods", V10_PERIODS),
+    Migration(
+        11,
+        "cost",
+        V11_COST.replace("cost_nanos INTEGER", "cost_nanos BIGINT").replace(
+            "cost_currency, logged_at, generation_status)", "cost_currency, logged_at)"
+        ),
+    ),
 )
 _LEDGER = Ledger(
     "SELECT 1 WHERE to_regclass(%s) IS NOT NULL",

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from audited_openai import _checkpoint, _health, _rows, _spool, _sql, _verify
+from audited_openai import _checkpoint, _compare, _health, _rows, _spool, _sql, _verify
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import InvalidLogError, LogNotFoundError
-from audited_openai._models import STATUSES, GenerationContext, Status
+from audited_openai._models import STATUSES, Cost, GenerationContext, Status
 from audited_openai._sql import Filters
 from audited_openai._store import Store, open_store, redacted
 from audited_openai._verify import Problem, Verification
+from audited_openai.prices import PriceTable, resolve_prices
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -51,6 +53,9 @@ class GenerationLogRepository:
     opened and migrated here, so a path that cannot hold it fails now, not at the
     first model call. ``read_only=True`` writes nothing, not even a migration;
     ``create=False`` refuses a database that holds no audit trail, leaving it untouched.
+    ``prices`` names the price table successful rows are priced with when completed (a
+    :class:`~audited_openai.prices.PriceTable` or a TOML/JSON file; default
+    ``$AUDITED_OPENAI_PRICES``, else :data:`audited_openai.prices.DEFAULT`).
     """
 
     def __init__(
@@ -61,8 +66,10 @@ class GenerationLogRepository:
         busy_timeout_ms: int | None = None,
         read_only: bool = False,
         create: bool = True,
+        prices: PriceTable | str | os.PathLike[str] | None = None,
     ) -> None:
         """Open the store at ``db`` and bring its schema up to date."""
+        self.prices = resolve_prices(prices)  # a bad table fails before the store opens
         if isinstance(db, (str, os.PathLike, sqlite3.Connection)):
             self.store: Store = open_store(
                 db,
@@ -157,7 +164,29 @@ class GenerationLogRepository:
         log_id = _rows.validate_log_id(log_id)
         if context.status == "pending":
             raise InvalidLogError("a completed log cannot be 'pending'", "generation_status")
-        return self.store.complete(log_id, _rows.completion_row(context), only_pending=only_pending)
+        row = _rows.completion_row(context)
+        if context.status != "success" or context.cost is not None:
+            return self.store.complete(log_id, row, only_pending=only_pending)
+        return self.store.complete(
+            log_id, row, only_pending=only_pending, priced=lambda: self._priced(context)
+        )
+
+    def _priced(self, context: GenerationContext) -> dict[str, Any]:
+        """The cost columns of a successful context (on the writer's thread, off the call)."""
+        response, table = context.response, self.prices
+        context.cost = Cost(
+            amount=table.cost(
+                getattr(response, "response_model", None),
+                requested=context.prompt.model_params.name,
+                tokens_prompt=getattr(response, "tokens_prompt", None),
+                tokens_completion=getattr(response, "tokens_completion", None),
+                tokens_cached=getattr(response, "tokens_cached", None),
+                tokens_reasoning=getattr(response, "tokens_reasoning", None),
+            ),
+            currency=table.currency,
+            price_version=table.version,
+        )
+        return _rows.cost_row(context.cost)
 
     def link_to_definitie(self, log_id: int, definitie_id: int) -> None:
         """Link a log to the definitie it produced, once that definitie is saved."""
@@ -379,6 +408,40 @@ class GenerationLogRepository:
         return _otel.backfill(
             self.iter_logs(batch, **filters), endpoint, progress=progress, batch=batch
         )
+
+    def compare(
+        self,
+        a: str,
+        b: str,
+        *,
+        by: str | None = None,
+        experiment: str | None = None,
+        filters: Filters | None = None,
+    ) -> dict[str, Any]:
+        """Variants ``a`` and ``b`` compared (``query.compare``), from the reads below."""
+        return _compare.compare(self, a, b, by=by, experiment=experiment, filters=filters)
+
+    def compare_groups(
+        self,
+        by: str,
+        variants: tuple[str, str],
+        filters: Filters,
+        experiment: str | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """What ``query.compare`` counts, per variant.
+
+        ``outcomes``, ``definities`` and a histogram of each of ``_sql.MEASURES``: five
+        grouped reads, run side by side.
+        """
+        args = (by, variants, filters, self.store.dialect, experiment)
+        reads = {
+            "outcomes": _sql.compare_outcomes(*args),
+            "definities": _sql.compare_definities(*args),
+            **{measure: _sql.compare_histogram(*args, measure) for measure in _sql.MEASURES},
+        }
+        with ThreadPoolExecutor(max_workers=min(len(reads), os.cpu_count() or 1)) as pool:
+            found = {name: pool.submit(self.store.fetch, *read) for name, read in reads.items()}
+            return {name: future.result() for name, future in found.items()}
 
     # -- health (``query.status``) ---------------------------------------------------------
 

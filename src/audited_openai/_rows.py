@@ -15,6 +15,7 @@ from audited_openai._clock import format_ts, parse_ts
 from audited_openai._errors import InvalidLogError
 from audited_openai._models import (
     STATUSES,
+    Cost,
     ErrorContext,
     GenerationContext,
     ModelParameters,
@@ -66,7 +67,8 @@ TEXT_COLUMNS = (
     "additional_metadata",
 )
 # Columns added after the chain began (schema 8 on), in table order: after the texts.
-LATER_COLUMNS = ("replay_of",)
+COST_COLUMNS = ("cost_nanos", "cost_currency", "price_version")  # schema 11
+LATER_COLUMNS = ("replay_of", *COST_COLUMNS)
 # Every column, in table order (tests/test_schema.py pins it).
 TABLE_COLUMNS: tuple[str, ...] = (
     "id",
@@ -104,6 +106,7 @@ CHAINED = tuple(c for c in TABLE_COLUMNS if c != "updated_at")
 FIRST_CHAINED = CHAINED[: len(CHAINED) - len(LATER_COLUMNS)]
 
 
+NANOS = Decimal(1_000_000_000)  # a cost is stored in billionths of its currency
 MAX_ID = 2**63 - 1  # the largest id either store can hold (INTEGER, BIGINT)
 
 
@@ -201,7 +204,35 @@ def completion_row(ctx: GenerationContext) -> dict[str, Any]:
     row["generation_status"] = ctx.status
     row["additional_metadata"] = _metadata_json(ctx.metadata)
     row["updated_at"] = format_ts(ctx.updated_at)
+    if ctx.cost is not None:
+        row.update(cost_row(ctx.cost))
     return row
+
+
+def cost_row(cost: Cost) -> dict[str, Any]:
+    """The cost columns of a priced row (schema 11)."""
+    amount = cost.amount
+    if amount is not None and (
+        not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0
+    ):
+        raise InvalidLogError(f"cost must be a Decimal of 0 or more, not {amount!r}", "cost_nanos")
+    if not isinstance(cost.price_version, str) or not cost.price_version:
+        raise InvalidLogError("a cost needs the price table's version", field="price_version")
+    nanos = None if amount is None else int((amount * NANOS).to_integral_value())
+    return {
+        "cost_nanos": _in_range(nanos, "cost_nanos"),
+        "cost_currency": cost.currency,
+        "price_version": cost.price_version,
+    }
+
+
+def _cost(row: Mapping[str, Any]) -> Cost | None:
+    version = row.get("price_version")
+    if version is None:
+        return None
+    nanos = row.get("cost_nanos")
+    amount = None if nanos is None else Decimal(nanos) / NANOS
+    return Cost(amount=amount, currency=row.get("cost_currency"), price_version=version)
 
 
 def row_to_context(row: Mapping[str, Any]) -> GenerationContext:
@@ -249,6 +280,7 @@ def row_to_context(row: Mapping[str, Any]) -> GenerationContext:
         request_json=row["request_json"],
         stream=bool(row["stream"]),
         replay_of=row.get("replay_of"),
+        cost=_cost(row),
     )
 
 

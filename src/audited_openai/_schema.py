@@ -319,6 +319,33 @@ CREATE INDEX idx_generation_logs_timestamp
 """
 
 
+# Version 11: what a call cost, and what `compare` reads (PostgreSQL's: BIGINT, and its
+# usage index without the status column SQLite needs to cover its query).
+V11_COST = """
+-- What a successful call cost, priced when it was completed (audited_openai.prices): in
+-- billionths of cost_currency, with the version of the price table used. NULL cost with
+-- a price_version: the table had no price for the model or the response gave no usage.
+ALTER TABLE generation_logs ADD COLUMN cost_nanos INTEGER CHECK (cost_nanos >= 0);
+ALTER TABLE generation_logs ADD COLUMN cost_currency TEXT;
+ALTER TABLE generation_logs ADD COLUMN price_version TEXT;
+
+-- `compare` per template version reads this index alone: the outcome, the measures and
+-- the attempt of every completed row. A pending row enters it at its completion, once.
+CREATE INDEX idx_generation_logs_compare
+    ON generation_logs(prompt_template_version, generation_status, duration_ms, tokens_total,
+                       cost_nanos, attempt, response_finish_reason, definitie_id, logged_at,
+                       replay_of)
+    WHERE generation_status != 'pending';
+
+-- Cost per day beside tokens, from the usage index alone.
+DROP INDEX idx_generation_logs_usage;
+CREATE INDEX idx_generation_logs_usage
+    ON generation_logs(substr(logged_at, 1, 10), tokens_prompt, tokens_completion,
+                       tokens_total, cost_nanos, cost_currency, logged_at, generation_status)
+    WHERE generation_status = 'success';
+"""
+
+
 # Version 7: the tamper-evident chain's events (PostgreSQL's: BIGINT for INTEGER).
 EVENTS_TABLE = f"""
 -- The tamper-evident chain (see audited_openai._chain): one hashed event per write.
@@ -344,13 +371,14 @@ def _mark_replays(conn: sqlite3.Connection) -> None:
     """
     from audited_openai._sql import SQLITE, mark_replay  # noqa: PLC0415 - as in _adopt_into_chain
 
-    chain, sql = _chain.Chain(SQLITE), mark_replay(SQLITE)
+    chain, sql = _chain.Chain(SQLITE, columns=SCHEMA_8_CHAINED), mark_replay(SQLITE)
     for log_id, original in replays_in_metadata(conn.execute(REPLAYS_IN_METADATA).fetchall()):
         if chain.as_chained(conn, log_id):
             chain.written(conn, sql, (original, log_id), "migrate", MARKED_AS_REPLAY)
     chain.seal(conn)
 
 
+SCHEMA_8_CHAINED = (*FIRST_CHAINED, "replay_of")  # the chained columns when replays came
 REPLAYS_IN_METADATA = (
     "SELECT id, additional_metadata FROM generation_logs "
     "WHERE additional_metadata LIKE '%\"replay_of\"%' ORDER BY id"
@@ -398,6 +426,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "replays", _V8_REPLAYS, _mark_replays),
     Migration(9, "status", V9_STATUS),
     Migration(10, "status_periods", V10_PERIODS),
+    Migration(11, "cost", V11_COST),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -412,6 +412,96 @@ def by_definitie(dialect: Dialect) -> str:
     return f"SELECT gl.* FROM generation_logs gl WHERE gl.definitie_id = {p} ORDER BY gl.id"
 
 
+# -- compare (``query.compare``) -------------------------------------------------------------
+
+# What a variant can be: a column, or (any other name) a key of additional_metadata.
+COMPARED_COLUMNS = {
+    "template_version": "gl.prompt_template_version",
+    "template_name": "gl.prompt_template_name",
+    "model": "gl.model_name",
+}
+MEASURES = ("duration_ms", "tokens_total", "cost_nanos")  # compared as distributions
+
+
+def metadata_value(key: str, dialect: Dialect) -> tuple[str, list[Any]]:
+    """A key of a row's metadata as text (NULL where absent), and its bound value."""
+    if dialect.name == "sqlite":
+        return "CAST(json_extract(gl.additional_metadata, ?) AS TEXT)", ['$."' + key + '"']
+    return "(gl.additional_metadata::jsonb ->> %s)", [key]
+
+
+def _compared(
+    by: str, variants: tuple[str, str], filters: Filters, dialect: Dialect, experiment: str | None
+) -> tuple[str, list[Any], str, list[Any]]:
+    """The variant's expression and values, and the FROM ... WHERE of the compared rows.
+
+    Completed rows that are no replays, of either variant; the literal ``!= 'pending'``
+    lets SQLite take the partial idx_generation_logs_compare.
+    """
+    p = dialect.param
+    values: list[Any] = []
+    if by in COMPARED_COLUMNS:
+        variant = COMPARED_COLUMNS[by]
+    else:
+        variant, values = metadata_value(by, dialect)
+    extra, extra_values = [f"{variant} IN ({p}, {p})"], [*values, *variants]
+    if experiment is not None:
+        named, named_values = metadata_value("experiment", dialect)
+        extra.append(f"{named} = {p}")
+        extra_values += [*named_values, experiment]
+    clause, params = where(
+        filters, dialect, *extra, "gl.generation_status != 'pending'", "gl.replay_of IS NULL"
+    )
+    return variant, values, f"FROM generation_logs gl {clause}", [*params, *extra_values]
+
+
+def compare_outcomes(
+    by: str, variants: tuple[str, str], filters: Filters, dialect: Dialect, experiment: str | None
+) -> tuple[str, list[Any]]:
+    """Completed rows per variant, status, first attempt or not, and finish reason."""
+    variant, values, source, params = _compared(by, variants, filters, dialect, experiment)
+    sql = (
+        f"SELECT {variant} AS variant, gl.generation_status AS status,"
+        " CASE WHEN gl.attempt = 1 THEN 1 ELSE 0 END AS first,"
+        " gl.response_finish_reason AS finish_reason, count(*) AS n"
+        f" {source} GROUP BY 1, 2, 3, 4"
+    )
+    return sql, [*values, *params]
+
+
+def compare_definities(
+    by: str, variants: tuple[str, str], filters: Filters, dialect: Dialect, experiment: str | None
+) -> tuple[str, list[Any]]:
+    """How many definities each variant's rows belong to."""
+    variant, values, source, params = _compared(by, variants, filters, dialect, experiment)
+    sql = f"SELECT {variant} AS variant, count(DISTINCT gl.definitie_id) AS n {source} GROUP BY 1"
+    return sql, [*values, *params]
+
+
+def compare_histogram(  # noqa: PLR0917 - compare_outcomes' arguments and the measure
+    by: str,
+    variants: tuple[str, str],
+    filters: Filters,
+    dialect: Dialect,
+    experiment: str | None,
+    measure: str,
+) -> tuple[str, list[Any]]:
+    """A measure of the successful rows per variant: (variant, value, how many), sorted.
+
+    The cost comes per currency (``unit``); the others with a NULL unit.
+    """
+    if measure not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}")
+    variant, values, source, params = _compared(by, variants, filters, dialect, experiment)
+    unit = "gl.cost_currency" if measure == "cost_nanos" else "NULL"
+    sql = (
+        f"SELECT {variant} AS variant, {unit} AS unit, gl.{measure} AS value, count(*) AS n"
+        f" {source} AND gl.generation_status = 'success' AND gl.{measure} IS NOT NULL"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    )
+    return sql, [*values, *params]
+
+
 # -- health (``status``) -------------------------------------------------------------------
 
 
@@ -509,11 +599,6 @@ LOG_TOP = (
 def insert_event(dialect: Dialect) -> str:
     """``INSERT`` of one event (its columns in ``EVENT_COLUMNS`` order)."""
     return f"INSERT INTO {EVENTS} ({EVENT_COLUMNS}) VALUES ({', '.join([dialect.param] * 8)})"
-
-
-def chained_row(dialect: Dialect) -> str:
-    """A row's chained columns (its id)."""
-    return f"SELECT {CHAINED} FROM generation_logs WHERE id = {dialect.param}"
 
 
 def last_state(dialect: Dialect) -> str:

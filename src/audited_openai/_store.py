@@ -227,15 +227,25 @@ class Rows(Owner):
         what = "write the pending log" if pending else "write the log"
         return self.submit(work, durable=durable, what=what)
 
-    def complete(self, log_id: int, values: dict[str, Any], *, only_pending: bool) -> Future[bool]:
-        """Queue the completion of row ``log_id``; the future tells whether a row changed."""
-        sql = _sql.complete(tuple(values), self.dialect, only_pending=only_pending)
-        params = (*values.values(), log_id)
-        return self.submit(
-            lambda conn: bool(self.chain.written(conn, sql, params, "complete")),
-            durable=False,
-            what=f"complete log {log_id}",
-        )
+    def complete(
+        self,
+        log_id: int,
+        values: dict[str, Any],
+        *,
+        only_pending: bool,
+        priced: Callable[[], dict[str, Any]] | None = None,
+    ) -> Future[bool]:
+        """Queue the completion of row ``log_id``; the future tells whether a row changed.
+
+        ``priced`` gives more columns (the cost), computed on the writer's thread.
+        """
+
+        def work(conn: Any) -> bool:
+            row = values if priced is None else {**values, **priced()}
+            sql = _sql.complete(tuple(row), self.dialect, only_pending=only_pending)
+            return bool(self.chain.written(conn, sql, (*row.values(), log_id), "complete"))
+
+        return self.submit(work, durable=False, what=f"complete log {log_id}")
 
     def link(self, log_id: int, definitie_id: int) -> Future[bool]:
         """Queue linking row ``log_id`` to a definitie; the future tells whether it exists."""
@@ -276,8 +286,15 @@ class Store(Protocol):
         """Queue an INSERT; ``durable`` commits it with a full sync (a pending row)."""
         ...
 
-    def complete(self, log_id: int, values: dict[str, Any], *, only_pending: bool) -> Future[bool]:
-        """Queue writing the completion columns of a row."""
+    def complete(
+        self,
+        log_id: int,
+        values: dict[str, Any],
+        *,
+        only_pending: bool,
+        priced: Callable[[], dict[str, Any]] | None = None,
+    ) -> Future[bool]:
+        """Queue writing the completion columns of a row (and ``priced()``'s, on its thread)."""
         ...
 
     def link(self, log_id: int, definitie_id: int) -> Future[bool]:

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+import textwrap
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -367,7 +368,7 @@ def show(ctx: click.Context, log_id: int, as_json: bool) -> None:
         return
     prompt = data.pop("prompt")
     response, error = data.pop("response"), data.pop("error")
-    request_json = data.pop("request_json")
+    request_json, cost = data.pop("request_json"), data.pop("cost")
     for key, value in {**data, **{k: v for k, v in prompt.items() if k != "full_text"}}.items():
         shown = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
         click.echo(f"{key}: {shown}")
@@ -375,6 +376,7 @@ def show(ctx: click.Context, log_id: int, as_json: bool) -> None:
         for key, value in (values or {}).items():
             if key not in ("content", "traceback") and value is not None:
                 click.echo(f"{part}.{key}: {value}")
+    click.echo(f"cost: {_cost(cost)}")
     click.echo("\n--- prompt ---")
     click.echo(prompt["full_text"])
     if response and response.get("content") is not None:
@@ -385,6 +387,17 @@ def show(ctx: click.Context, log_id: int, as_json: bool) -> None:
         click.echo(error["traceback"].rstrip())
     click.echo("\n--- request_json ---")
     click.echo(request_json or "")
+
+
+def _cost(cost: dict[str, Any] | None) -> str:
+    """A row's cost in words: an amount, unknown (and why it can be), or not priced."""
+    if cost is None:
+        return "not priced (not a success, or written before schema 11)"
+    if cost["amount"] is None:
+        return f"unknown: no price for the model or no usage (prices {cost['price_version']})"
+    return f"{cost['amount']:.9f}".rstrip("0").rstrip(".") + (
+        f" {cost['currency']} (prices {cost['price_version']})"
+    )
 
 
 @command(ids=True)
@@ -538,6 +551,94 @@ def stats(ctx: click.Context, as_json: bool, since: datetime | None) -> None:
     for key, title in sections:
         if data[key]:
             _emit_table(data[key], tuple(data[key][0]), title=title)
+
+
+@command()
+@click.argument("a")
+@click.argument("b")
+@click.option(
+    "--by",
+    help="template_version (default), template_name, model, or a metadata key.",
+)
+@click.option("--experiment", help="Only this ab.experiment's rows; --by defaults to its arm.")
+@click.option("--since", callback=_since, help="From this date, datetime or span (7d).")
+@click.option("--until", callback=_until, help="Up to this datetime, or through this date.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default when piped).")
+def compare(
+    ctx: click.Context,
+    *,
+    a: str,
+    b: str,
+    by: str | None,
+    experiment: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    as_json: bool,
+) -> None:
+    """Two variants compared: failures, latency, tokens and cost, with a verdict each.
+
+    A and B are two template versions (or values of --by). Rates get 95 % Wilson
+    intervals and a two-proportion z test (Fisher's exact test for small counts);
+    latency, tokens and cost a Mann-Whitney U test. "No difference shown" means the
+    rows so far cannot tell the variants apart at the 5 % level.
+    """
+    found = query.compare(_repo(ctx), a, b, by=by, experiment=experiment, since=since, until=until)
+    if as_json or not _console().is_terminal:
+        _json(found)
+        return
+    for line in compare_lines(found):
+        click.echo(line)
+
+
+def compare_lines(found: dict[str, Any]) -> list[str]:
+    """The comparison for a person at a terminal (80 columns)."""
+    first, second = found["variants"]
+    scope = f" in experiment {found['experiment']}" if found["experiment"] else ""
+    money = found["currency"] or "?"
+
+    def cell(text: str) -> str:
+        return text if len(text) <= 27 else text[:26].rstrip() + "\u2026"  # noqa: PLR2004
+
+    def rate(figures: dict[str, Any]) -> str:
+        if figures["rate"] is None:
+            return "-"
+        low, high = figures["low"] * 100, figures["high"] * 100
+        return f"{figures['rate'] * 100:.1f} % ({low:.1f}-{high:.1f})"
+
+    def pair(figures: dict[str, Any], scale: str = ",.0f") -> str:
+        if figures["n"] == 0:
+            return "-"
+        return f"{figures['p50']:{scale}} / {figures['p95']:{scale}}"
+
+    def reasons(v: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {n}" for k, n in list(v["finish_reasons"].items())[:2]) or "-"
+
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        ("calls", lambda v: f"{v['calls']:,}"),
+        ("attempts", lambda v: f"{v['attempts']:,}"),
+        ("definities", lambda v: f"{v['definities']:,}"),
+        ("failed per attempt", lambda v: rate(v["attempt_failure"])),
+        ("failed per call", lambda v: rate(v["call_failure"])),
+        ("latency p50/p95 ms", lambda v: pair(v["latency"])),
+        ("tokens p50/p95", lambda v: pair(v["tokens"])),
+        (f"cost p50/p95 {money}", lambda v: pair(v["cost"], ".5f")),
+        (f"cost total {money}", lambda v: f"{v['cost']['total'] or 0:,.4f}"),
+        ("cost unknown", lambda v: f"{v['cost']['unknown']:,}"),
+        ("finish reasons", reasons),
+    ]
+    lines = [f"compare by {found['by']}{scope}: completed rows, no replays", ""]
+    lines.append(f"{'':22}{cell(first['variant']):<28}{cell(second['variant'])}")
+    lines += [f"{label:22}{cell(shown(first)):<28}{cell(shown(second))}" for label, shown in rows]
+    lines += ["", "verdicts (5 % level):"]
+    for difference in found["differences"]:
+        lines += textwrap.wrap(
+            difference["verdict"],
+            width=80,
+            initial_indent="- ",
+            subsequent_indent="  ",
+        )
+    lines += [f"note: {note}" for note in found["notes"]]
+    return lines
 
 
 @command(reads=False, ids=True)

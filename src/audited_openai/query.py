@@ -616,6 +616,38 @@ def status(
         return repo.status(since=since, pending_after=pending_after, disk_days=disk_days)
 
 
+def compare(
+    db: str | os.PathLike[str] | GenerationLogRepository,
+    a: str,
+    b: str,
+    *,
+    by: str | None = None,
+    experiment: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    **filters: Any,
+) -> dict[str, Any]:
+    """Variants ``a`` and ``b`` compared: what ``audited-openai compare`` shows.
+
+    ``by``: ``"template_version"`` (the default), ``"template_name"``, ``"model"``, or
+    any key of the rows' metadata; with ``experiment`` (an :func:`audited_openai.ab.experiment`
+    name) it defaults to ``"arm"`` and only that experiment's rows count. ``since`` /
+    ``until`` and the other filters of :func:`history` narrow the rows. Completed rows
+    that are no replays are compared.
+
+    ``variants``: per variant, calls, attempts, definities, the failure rate per attempt
+    and per call (``rate`` with its 95 % Wilson interval ``low``-``high``), latency,
+    tokens and cost (``n``, ``mean``, ``p50``, ``p95``, ``total``; cost in ``currency``,
+    ``unknown``: successes without a price), finish reasons. ``differences``: per
+    measure the test, its ``p``, whether a difference is ``shown`` (p < 0.05), the
+    ``better`` variant and a one-line ``verdict``; for rates the difference with its
+    Newcombe interval. Only reads, from the covering index when ``by`` is the version.
+    """
+    found = Filters(since=since, until=until, **filters)
+    with reading(db) as repo:
+        return repo.compare(a, b, by=by, experiment=experiment, filters=found)
+
+
 def verify_log(db: str | os.PathLike[str] | GenerationLogRepository, log_id: int) -> Verification:
     """Check one row against its last event, and that event's link: quick at any size.
 
