@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from audited_openai import _postgres_schema, _schema
+from audited_openai import _postgres_schema, _schema, _stats
 from audited_openai._clock import format_ts, parse_ts, utc_now
 from audited_openai._errors import InvalidLogError
 
@@ -134,13 +134,8 @@ def _periods(repo: GenerationLogRepository, now: datetime) -> dict[str, dict[str
 
 def _percentile(counts: list[tuple[int, int]], percent: int) -> int | None:
     """The nearest-rank percentile of durations given as (milliseconds, how many), sorted."""
-    rank = -(-percent * sum(n for _, n in counts) // 100)  # the smallest rank covering it
-    seen = 0
-    for duration, n in counts:
-        seen += n
-        if seen >= rank:
-            return int(duration)
-    return None
+    found = _stats.percentile(counts, percent)
+    return None if found is None else int(found)
 
 
 def _size(repo: GenerationLogRepository, week_rows: int) -> dict[str, Any]:
