@@ -73,7 +73,12 @@ def test_the_demo_runs_offline(tmp_path: Path, target: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "loopback model server" in result.stdout
     assert "1 of 6 definities failed" in result.stdout
-    assert "Tamper evidence: verified: 20 events, 7 rows" in " ".join(result.stdout.split())
+    said = " ".join(result.stdout.split())
+    assert "Tamper evidence: verified: 20 events, 7 rows" in said
+    # the A/B test of 2.1 and 2.2: getuige is dealt to 2.1, the other five to 2.2
+    assert "A/B test definitie-v2.2 (2.1: 1 call and 2.2: 5 calls):" in said
+    assert "no difference shown in the failure rate per call at this sample size" in said
+    assert "compare --experiment definitie-v2.2 2.1 2.2" in said
     db: str | Path = target if on_server else tmp_path / "data" / "definities.db"
     assert f"audited-openai --db {'' if on_server else 'data/definities.db'}" in result.stdout
     if not on_server:

@@ -15,6 +15,7 @@ import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import openai
 from rich.console import Console
@@ -25,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from definities import DefinitionRepository
 from generator import UnifiedDefinitionGenerator
-from prompts import PromptOrchestrator
+from prompts import CANDIDATE_VERSION, TEMPLATE_VERSION, PromptOrchestrator
 
-from audited_openai import AuditedOpenAI, query
+from audited_openai import AuditedOpenAI, ab, query
 from audited_openai.testing import Fail, LoopbackServer, Reply
 
 BEGRIPPEN = {
@@ -43,8 +44,14 @@ BEGRIPPEN = {
     "hoger beroep": "rechtsmiddel waarmee een procespartij een zaak opnieuw aan een hogere "
     "rechter voorlegt",
 }
+if TYPE_CHECKING:
+    from audited_openai import GenerationContext
+    from audited_openai.query import Verification
+
 RETRIED = "dagvaarding"  # offline: rate limited once, then answered
 REJECTED = "sepot"  # offline: rejected by the API (400 Bad Request), never saved
+EXPERIMENT = "definitie-v2.2"  # each begrip is dealt to 2.1 or 2.2 by its name (ab)
+ARMS = {TEMPLATE_VERSION: 0.5, CANDIDATE_VERSION: 0.5}
 
 
 def offline_script(server: LoopbackServer) -> None:
@@ -93,7 +100,10 @@ def main() -> int:
             for begrip in BEGRIPPEN:
                 progress.update(task, description=f"generating '{begrip}'")
                 try:
-                    result = generator.generate_definition({"begrip": begrip})
+                    with ab.experiment(EXPERIMENT, begrip, ARMS) as version:
+                        result = generator.generate_definition(
+                            {"begrip": begrip, "template_version": version}
+                        )
                     console.print(
                         f"[green]✓[/] {begrip}: definitie {result.definitie_id}, "
                         f"log {result.generation_log_id}, {result.tokens_used} tokens, "
@@ -106,7 +116,15 @@ def main() -> int:
         rows = query.history(client.audit_store, limit=len(BEGRIPPEN) + 5)
         verified = query.verify(client.audit_store, record=True)
         health = query.status(client.audit_store)
+        compared = query.compare(client.audit_store, *ARMS, experiment=EXPERIMENT)
         client.audit_store.close()
+    report(console, shown, rows, failures)
+    verdicts(console, shown, verified, health, compared)
+    return 0
+
+
+def report(console: Console, shown: str, rows: list[GenerationContext], failures: int) -> None:
+    """The rows written, and where to read one in full."""
     table = Table(title=f"generation_logs in {shown}")
     for column in ("id", "status", "attempt", "definitie", "tokens", "ms", "error"):
         table.add_column(column)
@@ -124,6 +142,16 @@ def main() -> int:
     newest = rows[0].id if rows else 1
     console.print(f"The prompt behind a row: audited-openai --db {shown} show {newest}")
     console.print(f"{failures} of {len(BEGRIPPEN)} definities failed; every attempt has its row.")
+
+
+def verdicts(
+    console: Console,
+    shown: str,
+    verified: Verification,
+    health: dict[str, Any],
+    compared: dict[str, Any],
+) -> None:
+    """What verify, status and compare say about the trail just written."""
     console.print(f"Tamper evidence: {verified.summary()} (audited-openai --db {shown} verify)")
     without_log = health["definities"]["without_log"]
     console.print(
@@ -136,7 +164,15 @@ def main() -> int:
         )
         + f" (audited-openai --db {shown} status --check)"
     )
-    return 0
+    calls = " and ".join(
+        f"{v['variant']}: {v['calls']} call{'' if v['calls'] == 1 else 's'}"
+        for v in compared["variants"]
+    )
+    console.print(f"A/B test {EXPERIMENT} ({calls}):")
+    for difference in compared["differences"]:
+        console.print(f"  {difference['verdict']}")
+    versions = " ".join(ARMS)
+    console.print(f"(audited-openai --db {shown} compare --experiment {EXPERIMENT} {versions})")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,14 @@ from dataclasses import dataclass
 
 TEMPLATE_NAME = "unified_definition_v2"
 TEMPLATE_VERSION = "2.1"
+CANDIDATE_VERSION = "2.2"  # the version the demo's A/B test tries against 2.1
+
+# 2.2's extra module: one sentence, the genus first
+SHORT = """## Vorm (versie 2.2)
+
+Schrijf de definitie in één zin die begint met het bovenbegrip (persoon, beslissing,
+rechtsmiddel, ...), gevolgd door wat dit begrip van de andere soorten onderscheidt.
+"""
 
 BASE = """# DEFINITIE GENERATIE
 
@@ -150,6 +158,11 @@ class PromptOrchestrator:
             "rules": RULES,
             "validation": VALIDATION,
         }
+        version = input_data.get("template_version", TEMPLATE_VERSION)
+        if version == CANDIDATE_VERSION:
+            modules["short"] = SHORT
         begrip = input_data["begrip"]
         text = "\n".join(modules.values()) + f"\n## Opdracht\n\nBegrip: {begrip}\n"
-        return BuiltPrompt(complete_prompt=text, modules_used=list(modules))
+        return BuiltPrompt(
+            complete_prompt=text, modules_used=list(modules), template_version=version
+        )
