@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 import respx
+from click.testing import CliRunner
 
 from audited_openai import (
     AuditedOpenAI,
     ErrorContext,
     GenerationLogRepository,
     ResponseMetadata,
+    cli,
     prices,
     query,
 )
@@ -143,6 +145,24 @@ def test_the_environment_names_the_table(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv(prices.ENV_PRICES, str(table))
     with GenerationLogRepository(tmp_path / "a.db") as repo:
         assert (repo.prices.version, repo.prices.currency) == ("contract-2026", "EUR")
+
+
+def test_a_bad_table_in_the_environment_does_not_stop_the_readers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading never prices: logs, show and compare work; a writer still refuses the file."""
+    db = tmp_path / "a.db"
+    GenerationLogRepository(db).close()
+    bad = tmp_path / "prices.json"
+    bad.write_text("{not json")
+    monkeypatch.setenv(prices.ENV_PRICES, str(bad))
+    for command in (["logs"], ["stats"], ["compare", "2.1", "2.2"]):
+        result = CliRunner().invoke(cli.main, ["--db", str(db), *command])
+        assert result.exit_code == 0, result.output
+    with pytest.raises(prices.PricesError, match=r"prices\.json"):
+        GenerationLogRepository(db)
+    with GenerationLogRepository(db, read_only=True) as repo, pytest.raises(prices.PricesError):
+        repo.prices  # noqa: B018 - asked for, it is read
 
 
 def test_the_cost_is_computed_on_the_writers_thread(

@@ -91,6 +91,7 @@ INDEXES = {
             "duration_ms",
             "tokens_total",
             "cost_nanos",
+            "cost_currency",
             "attempt",
             "response_finish_reason",
             "definitie_id",

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from audited_openai import _sql, _stats
 from audited_openai._errors import InvalidLogError
+from audited_openai._rows import NANOS
 
 if TYPE_CHECKING:
     from audited_openai._repository import GenerationLogRepository
 
 ALPHA = 0.05
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
-NANOS = 1_000_000_000
 # measure -> (what it is, the unit shown, the verb of the better variant)
 DISTRIBUTIONS = {
     "duration_ms": ("latency", "ms", "is faster"),

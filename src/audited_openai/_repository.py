@@ -69,7 +69,9 @@ class GenerationLogRepository:
         prices: PriceTable | str | os.PathLike[str] | None = None,
     ) -> None:
         """Open the store at ``db`` and bring its schema up to date."""
-        self.prices = resolve_prices(prices)  # a bad table fails before the store opens
+        # A bad table fails before the store opens; a reader never prices, so it does
+        # not read $AUDITED_OPENAI_PRICES unless asked (a bad file there cannot stop it).
+        self._prices = None if read_only and prices is None else resolve_prices(prices)
         if isinstance(db, (str, os.PathLike, sqlite3.Connection)):
             self.store: Store = open_store(
                 db,
@@ -82,6 +84,13 @@ class GenerationLogRepository:
             self.store = db
         else:
             raise TypeError(f"the audit database must be a path, not {type(db).__name__} {db!r}")
+
+    @property
+    def prices(self) -> PriceTable:
+        """The price table successful completions are priced with."""
+        if self._prices is None:
+            self._prices = resolve_prices(None)
+        return self._prices
 
     @property
     def path(self) -> str:

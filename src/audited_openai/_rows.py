@@ -106,7 +106,7 @@ CHAINED = tuple(c for c in TABLE_COLUMNS if c != "updated_at")
 FIRST_CHAINED = CHAINED[: len(CHAINED) - len(LATER_COLUMNS)]
 
 
-NANOS = Decimal(1_000_000_000)  # a cost is stored in billionths of its currency
+NANOS = 1_000_000_000  # a cost is stored in billionths of its currency
 MAX_ID = 2**63 - 1  # the largest id either store can hold (INTEGER, BIGINT)
 
 

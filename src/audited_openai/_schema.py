@@ -333,8 +333,8 @@ ALTER TABLE generation_logs ADD COLUMN price_version TEXT;
 -- the attempt of every completed row. A pending row enters it at its completion, once.
 CREATE INDEX idx_generation_logs_compare
     ON generation_logs(prompt_template_version, generation_status, duration_ms, tokens_total,
-                       cost_nanos, attempt, response_finish_reason, definitie_id, logged_at,
-                       replay_of)
+                       cost_nanos, cost_currency, attempt, response_finish_reason,
+                       definitie_id, logged_at, replay_of)
     WHERE generation_status != 'pending';
 
 -- Cost per day beside tokens, from the usage index alone.
