@@ -119,6 +119,8 @@ def test_logs_plain_and_json(seeded_db: Path) -> None:
             "tokens_total": 500,
             "duration_ms": 600,
             "error_type": None,
+            "cost": "0.00125",  # exact, as a string: 500 prompt tokens at 2.50 USD a million
+            "cost_currency": "USD",
         },
         {
             "id": 3,
@@ -132,6 +134,8 @@ def test_logs_plain_and_json(seeded_db: Path) -> None:
             "tokens_total": 300,
             "duration_ms": 400,
             "error_type": None,
+            "cost": "0.00075",
+            "cost_currency": "USD",
         },
     ]
 
@@ -252,15 +256,20 @@ def test_stats_plain_and_json(seeded_db: Path) -> None:
     assert code == 0
     for title in (
         "generations by status",
-        "tokens per day",
+        "tokens and cost per day",
         "failure rate by template",
         "duration percentiles",
         "most expensive",
     ):
         assert title in out
+    assert "\t0.002 USD\t2\n" in out  # 2025-11-11: two gpt-4o rows of 500 and 300 tokens
+    assert "\t0.003 USD\n" in out  # the most expensive include the gpt-4 row's cost
     code, out, _ = run(seeded_db, "stats", "--json", "--since", "2025-11-11")
     data = json.loads(out)
     assert data["by_status"] == {"pending": 1, "success": 2, "timeout": 1}
+    assert [(d["cost"], d["cost_currency"]) for d in data["token_usage_by_day"]] == [
+        ("0.002", "USD")
+    ]
 
 
 def test_reconcile_and_erase(seeded_db: Path) -> None:

@@ -184,6 +184,13 @@ def test_compare_counts_what_was_written(repo: GenerationLogRepository) -> None:
     assert verdicts["latency"]["verdict"].startswith("2.1 is faster: median 700 ms vs 120 ms")
     assert verdicts["tokens"]["better"] == "2.1"
     assert verdicts["cost"]["verdict"].startswith("2.1 costs less")
+    # the chart's bins: 20 from 100 ms to the 99th percentile (999 ms), 44.95 ms wide
+    latency = found["histograms"]["latency"]
+    assert (len(latency["edges"]), latency["edges"][0], latency["edges"][-1]) == (21, 100, 999)
+    assert latency["counts"]["2.1"][:2] == [5, 1]  # 100-140 ms, then 150 ms
+    assert [i for i, n in enumerate(latency["counts"]["2.0"]) if n] == [8, 11, 13, 15, 19]
+    assert latency["counts"]["2.0"][19] == 2  # 999 ms twice: the last bin holds its edge
+    assert found["histograms"]["cost"]["edges"][0] == pytest.approx(0.0025)  # 1,000 tokens
 
 
 def test_a_clear_difference_in_failures_is_shown(repo: GenerationLogRepository) -> None:

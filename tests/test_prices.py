@@ -139,6 +139,29 @@ def test_a_later_price_change_does_not_rewrite_what_a_row_cost(tmp_path: Path) -
     assert query.verify(db).ok
 
 
+def test_the_cost_per_day_sums_one_currency_and_names_what_is_unpriced(tmp_path: Path) -> None:
+    """stats' days: the sum of the priced rows; a day in two currencies has no sum."""
+    db, table = tmp_path / "a.db", tmp_path / "prices.toml"
+    table.write_text(TABLE)
+    usage = ResponseMetadata(tokens_prompt=1_000_000, tokens_completion=0)
+    with GenerationLogRepository(db) as repo:
+        priced(repo, usage)
+        priced(repo, usage, model="gpt-4o-2024-08-06")
+        priced(repo, usage, model="a-model-nobody-prices")
+        ((day,),) = [query.token_usage_by_day(repo)]
+        assert (day["cost"], day["cost_currency"], day["priced"]) == (Decimal(5), "USD", 2)
+        assert day["generations"] == 3  # one of them without a price
+        assert [row["cost"] for row in query.most_expensive(repo, 3)] == [
+            None,
+            Decimal("2.5"),
+            Decimal("2.5"),
+        ]
+    with GenerationLogRepository(db, prices=table) as repo:
+        priced(repo, usage)
+        ((day,),) = [query.token_usage_by_day(repo)]
+        assert (day["cost"], day["cost_currency"], day["priced"]) == (None, None, 3)
+
+
 def test_the_environment_names_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     table = tmp_path / "prices.toml"
     table.write_text(TABLE)

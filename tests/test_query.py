@@ -132,6 +132,9 @@ def test_aggregates(seeded: tuple[GenerationLogRepository, list[int]]) -> None:
             "tokens_total": 800,
             "avg_tokens": 400.0,
             "max_tokens": 500,
+            "cost": Decimal("0.002"),  # gpt-4o: 800 prompt tokens at 2.50 USD a million
+            "cost_currency": "USD",
+            "priced": 2,
         },
         {
             "day": "2025-11-10",
@@ -141,9 +144,16 @@ def test_aggregates(seeded: tuple[GenerationLogRepository, list[int]]) -> None:
             "tokens_total": 100,
             "avg_tokens": 100.0,
             "max_tokens": 100,
+            "cost": Decimal("0.003"),  # gpt-4: 100 prompt tokens at 30.00 USD a million
+            "cost_currency": "USD",
+            "priced": 1,
         },
     ]
-    assert [r["id"] for r in query.most_expensive(repo, 2)] == [ids[3], ids[2]]
+    expensive = query.most_expensive(repo, 2)
+    assert [(r["id"], r["cost"], r["cost_currency"]) for r in expensive] == [
+        (ids[3], Decimal("0.00125"), "USD"),
+        (ids[2], Decimal("0.00075"), "USD"),
+    ]
     assert query.failure_rate_by_template(repo) == [
         {
             "template_name": "unified_definition_v2",

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -27,7 +28,7 @@ pytest.importorskip("streamlit", reason="the streamlit extra is not installed")
 from streamlit.testing.v1 import AppTest
 
 from audited_openai import AuditedOpenAI, GenerationLogRepository, audit_context, query
-from audited_openai.streamlit import local_time, nl_number, nl_percent
+from audited_openai.streamlit import local_time, nl_money, nl_number, nl_percent
 from audited_openai.testing import Fail, LoopbackServer
 from tests.conftest import BACKENDS, execute, fresh_postgres
 
@@ -78,6 +79,12 @@ def test_numbers_percentages_and_times_in_dutch() -> None:
     assert nl_number(None) == "—"
     assert nl_number(52, 0, "ms") == "52 ms"
     assert nl_percent(38.4615) == "38,5 %"
+    # money: cents from 1 up; below, three significant digits (a call is a fraction of a cent)
+    assert nl_money(Decimal("1234.5"), "EUR") == "€ 1.234,50"
+    assert nl_money(Decimal("0.000356"), "USD") == "US$ 0,000356"
+    assert nl_money(0.0075, "USD") == "US$ 0,0075"
+    assert nl_money(0.03, "CHF") == "CHF 0,03"
+    assert (nl_money(0, "EUR"), nl_money(None, "EUR")) == ("€ 0,00", "—")
     moment = datetime(2026, 11, 30, 5, 31, 2, tzinfo=timezone.utc)
     assert local_time(moment, AMSTERDAM) == "30-11-2026 06:31:02 CET"
     assert local_time(datetime(2026, 7, 1, 12, tzinfo=timezone.utc), AMSTERDAM).endswith(
@@ -427,7 +434,7 @@ def _chart(at: AppTest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The chart's Vega-Lite spec and its data (sent beside it as Arrow)."""
     import pyarrow as pa
 
-    (chart,) = at.get("vega_lite_chart")
+    chart = at.get("vega_lite_chart")[0]  # the tokens; the cost beside them
     values = pa.ipc.open_stream(chart.proto.data.data).read_all().to_pylist()
     return json.loads(chart.proto.spec), values
 
@@ -465,6 +472,7 @@ def test_dashboard_tables_in_dutch(seeded: tuple[str, dict[str, int]]) -> None:
     at = _run(_dashboard_page, db)
     assert [s.value for s in at.subheader] == [
         "Tokens per dag",
+        "Kosten per dag",
         "Foutpercentage per template",
         "Duurste generaties",
         "Recente fouten",
@@ -478,10 +486,17 @@ def test_dashboard_tables_in_dutch(seeded: tuple[str, dict[str, int]]) -> None:
     assert list(rates["foutpercentage"]) == [expected]
     assert "," in expected
     assert expected.endswith(" %")
-    assert "opnieuw werd geprobeerd" in at.caption[1].value
+    assert "Elke geslaagde generatie heeft een prijs." in at.caption[1].value
+    assert "opnieuw werd geprobeerd" in at.caption[2].value
     expensive = at.table[1].value
     assert "failure_rate" not in expensive.columns
     assert "tokens" in expensive.columns
+    assert all(cost.startswith("US$ 0,") for cost in expensive["kosten"])
+    _, cost = _charts(at)[1]
+    assert sum(v["kosten"] for v in cost) == pytest.approx(
+        float(sum(d["cost"] for d in query.token_usage_by_day(db)))
+    )
+    assert all(v["label"].startswith("US$ ") for v in cost)
     recent = at.table[2].value
     assert ids["retried_failure"] in [int(i) for i in recent["log"]]
     assert set(recent["status"]) <= {"mislukt", "time-out"}
@@ -640,6 +655,19 @@ def _served_app(db: str) -> Iterator[str]:
         server.wait(10)
 
 
+def _shot(page: Any, name: str, last: str) -> None:
+    """A full-page screenshot once the view's last element is there and the script has
+    finished (Streamlit scrolls inside its main block, so the window is made as tall as
+    that block first)."""
+    page.get_by_text(last).first.wait_for()
+    page.locator("[data-testid=stStatusWidget]").wait_for(state="detached")
+    height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": 1280, "height": max(900, int(height))})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
 def _choose(page: Any, box: str, option: str) -> None:
     """Pick an option of a Streamlit selectbox (a click on the box may only focus it)."""
     combobox = page.get_by_role("combobox", name=box)
@@ -680,16 +708,7 @@ def test_an_auditor_clicks_from_a_failed_row_to_its_definitie(tmp_path: Path) ->
         page.set_default_timeout(60_000)
 
         def shot(name: str, last: str) -> None:
-            """A full-page screenshot once the view's last element is there and the
-            script has finished (Streamlit scrolls inside its main block, so the window
-            is made as tall as that block first)."""
-            page.get_by_text(last).first.wait_for()
-            page.locator("[data-testid=stStatusWidget]").wait_for(state="detached")
-            height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
-            page.set_viewport_size({"width": 1280, "height": max(900, int(height))})
-            page.wait_for_timeout(300)
-            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-            page.set_viewport_size({"width": 1280, "height": 900})
+            _shot(page, name, last)
 
         page.goto(url)
         page.get_by_text("Logboek", exact=True).click()
@@ -805,3 +824,106 @@ def test_the_app_has_a_status_view(
     at = _app(target, monkeypatch, view="Status")
     assert at.subheader[0].value == "Status van het audit trail"
     assert [s.value for s in at.success] == ["Geen problemen gevonden."]
+
+
+# -- two variants compared ---------------------------------------------------------------------
+
+
+def _vergelijk_page(db: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from audited_openai import GenerationLogRepository
+    from audited_openai.streamlit import vergelijk
+
+    vergelijk(GenerationLogRepository(db), zone=ZoneInfo("Europe/Amsterdam"))
+
+
+def _charts(at: AppTest) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    import pyarrow as pa
+
+    return [
+        (json.loads(c.proto.spec), pa.ipc.open_stream(c.proto.data.data).read_all().to_pylist())
+        for c in at.get("vega_lite_chart")
+    ]
+
+
+def test_vergelijk_shows_the_table_the_verdicts_and_the_charts_in_dutch(target: str) -> None:
+    """test_compare's trail: 2.0 slower and failing a first attempt twice; 2.1 faster.
+    The newest two versions are preselected; a third version is not compared."""
+    from tests.test_compare import write
+
+    with GenerationLogRepository(target) as repo:
+        write(repo, "1.0", [100])
+        write(repo, "2.0", [500, 600, None, 700, None, 800], tokens=2000)
+        write(repo, "2.1", [100, 110, 120, 130, 140, 150])
+    at = _run(_vergelijk_page, target)
+    assert at.subheader[0].value == "Vergelijk twee varianten"
+    assert (at.selectbox(key="vergelijk-a").value, at.selectbox(key="vergelijk-b").value) == (
+        "2.0",
+        "2.1",
+    )
+    table = at.table[0].value
+    assert list(table.columns) == ["", "2.0", "2.1"]
+    figures = dict(zip(table[""], table["2.0"], strict=True))
+    assert figures["Pogingen"] == "8"
+    assert figures["Foutpercentage per poging (95 %-interval)"] == "25,0 % (7,1 tot 59,1 %)"
+    assert figures["Duur, mediaan"] == "700 ms"
+    assert figures["Kosten, totaal"] == "US$ 0,03"  # 6 x 2,000 tokens at 2.50 a million
+    verdicts = at.markdown[1].value
+    assert "- 2.1 is sneller: mediaan 700 ms tegen 120 ms (p = 0,00" in verdicts
+    assert "- Geen verschil aangetoond in het foutpercentage per poging bij deze" in verdicts
+    assert "- De kosten van 2.1 zijn lager: mediaan US$ 0,005 tegen US$ 0,0025" in verdicts
+    rates, latency, cost = _charts(at)
+    assert {(v["variant"], v["maat"], v["label"]) for v in rates[1]} >= {
+        ("2.0", "per poging", "25,0 % (7,1 tot 59,1 %)"),
+        ("2.1", "per aanroep", "0,0 % (0,0 tot 39,0 %)"),
+    }
+    assert latency[0]["encoding"]["x"]["title"] == "Duur (ms)"
+    assert sum(v["aantal"] for v in latency[1] if v["variant"] == "2.0") == 6
+    assert cost[0]["encoding"]["x"]["title"] == "Kosten (USD)"
+    at.selectbox(key="vergelijk-b").set_value("2.0").run(timeout=30)
+    assert [w.value for w in at.warning] == ["Kies twee verschillende varianten."]
+
+
+def test_vergelijk_with_one_variant_says_there_is_nothing_to_compare(target: str) -> None:
+    from tests.test_compare import write
+
+    with GenerationLogRepository(target) as repo:
+        write(repo, "2.0", [500])
+    at = _run(_vergelijk_page, target)
+    assert [i.value for i in at.info] == ["Er is nog maar 1 templateversie: niets te vergelijken."]
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None or sync_playwright is None,
+    reason="needs Chromium and Playwright (.ci/run installs Debian's chromium and the dev extra)",
+)
+def test_the_app_compares_the_demos_two_template_versions(tmp_path: Path) -> None:
+    """In Chromium, ?view=Vergelijk after the offline demo: 2.1 against 2.2 (its A/B test),
+    verdicts and charts in Dutch; a full-page screenshot goes to tests/artifacts/
+    (the README's docs/img/vergelijk.png)."""
+    db = str(tmp_path / "definities.db")
+    env = {**os.environ, "OPENAI_API_KEY": ""}
+    demo = [sys.executable, str(APP / "generate.py"), "--db", db]
+    subprocess.run(demo, env=env, check=True, capture_output=True, timeout=120)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "vergelijk.png").unlink(missing_ok=True)
+    with _served_app(db) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        context = browser.new_context(
+            timezone_id="Europe/Amsterdam", viewport={"width": 1280, "height": 900}
+        )
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(f"{url}/?view=Vergelijk")
+        page.get_by_role("heading", name="Vergelijk twee varianten").wait_for()
+        page.get_by_text("Geen verschil aangetoond in de duur").first.wait_for()
+        charts = page.locator("[data-testid=stVegaLiteChart]")
+        charts.nth(2).wait_for()  # the failure rates, the durations, the costs
+        assert charts.count() == 3
+        text = page.locator("[data-testid=stMain]").inner_text()
+        assert "Foutpercentage per poging (95 %-interval)" in text
+        assert "US$ 0," in text
+        _shot(page, "vergelijk", "Geen verschil aangetoond in de kosten")
+        browser.close()
+    assert (ARTIFACTS / "vergelijk.png").stat().st_size > 20_000, "a rendered page"

@@ -33,11 +33,12 @@ from audited_openai.streamlit import (
     show_generation_details,
     status_panel,
     token_dashboard,
+    vergelijk,
 )
 from audited_openai.testing import LoopbackServer, Reply
 
 DB = os.environ.get("DEFINITIE_DB", "data/definities.db")
-VIEWS = ["Genereer", "Definities", "Logboek", "Tokengebruik", "Status"]
+VIEWS = ["Genereer", "Definities", "Logboek", "Tokengebruik", "Vergelijk", "Status"]
 OFFLINE_LATENCY_S = float(os.environ.get("OFFLINE_LATENCY_S", "1.0"))  # a model takes time
 
 
@@ -168,6 +169,8 @@ def main() -> None:
         logboek(GenerationLogRepository(DB))
     elif view == "Tokengebruik":
         token_dashboard(GenerationLogRepository(DB))
+    elif view == "Vergelijk":
+        vergelijk(GenerationLogRepository(DB))
     else:
         status_panel(GenerationLogRepository(DB))
 

@@ -4,7 +4,8 @@
     DEFINITIE_DB=data/demo.db streamlit run examples/definitie_app/app.py
 
 On top of generate.py's offline demo (six begrippen: one rate limited and retried, one
-rejected with a 400), a loopback server plays the model for:
+rejected with a 400; all with template 2.1 here, without the demo's A/B test), a
+loopback server plays the model for:
 - a call answered after a server error, linked the spec's way (``link_to_definitie``
   with the generation's log id: its last attempt only, the failed one stays without
   a definitie);

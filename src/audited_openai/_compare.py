@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from audited_openai._repository import GenerationLogRepository
 
 ALPHA = 0.05
+BINS = 20  # of each measure's chart
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 # measure -> (what it is, the unit shown, the verb of the better variant)
 DISTRIBUTIONS = {
@@ -71,7 +72,35 @@ def compare(
         "variants": per,
         "differences": differences,
         "notes": notes,
+        "histograms": {
+            label: _bins(found[measure], variants, NANOS if measure == "cost_nanos" else 1)
+            for measure, (label, _unit, _verb) in DISTRIBUTIONS.items()
+        },
     }
+
+
+def _bins(rows: list[dict[str, Any]], variants: tuple[str, str], scale: int) -> dict[str, Any]:
+    """Both variants' values in the same ``BINS`` equal bins, for a chart.
+
+    ``edges`` (one more than the bins, in the measure's unit) run from the smallest
+    value to the 99th percentile of both; the rare values above it count in the last bin.
+    """
+    first, second = (_histogram(rows, name) for name in variants)
+    both = dict(first)
+    for value, n in second.items():
+        both[value] = both.get(value, 0) + n
+    if not both:
+        return {"edges": [], "counts": {name: [] for name in variants}}
+    low = min(both)
+    high = _stats.percentile(sorted(both.items()), 99) or low
+    width = (high - low) / BINS or 1
+    counts = {}
+    for name, histogram in zip(variants, (first, second), strict=True):
+        bins = [0] * BINS
+        for value, n in histogram.items():
+            bins[min(BINS - 1, int((value - low) / width))] += n
+        counts[name] = bins
+    return {"edges": [_unit(low + i * width, scale) for i in range(BINS + 1)], "counts": counts}
 
 
 def _validated(by: str, a: object, b: object, experiment: object) -> tuple[str, str]:

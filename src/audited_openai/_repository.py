@@ -10,6 +10,7 @@ import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from audited_openai import _checkpoint, _compare, _health, _rows, _spool, _sql, _verify
@@ -364,13 +365,31 @@ class GenerationLogRepository:
     # -- aggregates and pages (every figure computed by the database) -----------------------
 
     def usage_by_day(self, **filters: Any) -> list[dict[str, Any]]:
-        """Tokens of successful generations per UTC day, newest day first."""
-        return self.store.fetch(*_sql.usage_by_day(Filters(**filters), self.store.dialect))
+        """Tokens and cost of successful generations per UTC day, newest day first.
+
+        ``cost`` is the sum of the ``priced`` generations' costs (a ``Decimal`` in
+        ``cost_currency``): ``None`` when none was priced or the day mixes currencies.
+        """
+        found = self.store.fetch(*_sql.usage_by_day(Filters(**filters), self.store.dialect))
+        for row in found:
+            nanos, currencies = row.pop("cost_nanos"), row.pop("currencies")
+            mixed = int(currencies) > 1
+            row["cost"] = None if nanos is None or mixed else Decimal(nanos) / _rows.NANOS
+            row["cost_currency"] = None if mixed else row.pop("cost_currency")
+            row["priced"] = int(row.pop("priced"))
+        return found
 
     def most_expensive(self, n: int = 10, **filters: Any) -> list[dict[str, Any]]:
-        """The ``n`` successful generations (no replays) that used the most tokens."""
+        """The ``n`` successful generations (no replays) that used the most tokens.
+
+        With the ``cost`` of each (a ``Decimal`` in ``cost_currency``, or ``None``).
+        """
         n = _rows.validate_count(n, "n")
-        return self.store.fetch(*_sql.most_expensive(Filters(**filters), self.store.dialect, n))
+        found = self.store.fetch(*_sql.most_expensive(Filters(**filters), self.store.dialect, n))
+        for row in found:
+            nanos = row.pop("cost_nanos")
+            row["cost"] = None if nanos is None else Decimal(nanos) / _rows.NANOS
+        return found
 
     def census(self, **filters: Any) -> list[dict[str, Any]]:
         """Rows counted per template, status and model (and how many have a duration)."""

@@ -331,7 +331,7 @@ def census(filters: Filters, dialect: Dialect) -> tuple[str, list[Any]]:
 
 
 def usage_by_day(filters: Filters, dialect: Dialect) -> tuple[str, list[Any]]:
-    """Tokens of successful generations per UTC day, newest day first."""
+    """Tokens and cost of successful generations per UTC day, newest day first."""
     clause, params = where(filters, dialect, "gl.generation_status = 'success'")
     sql = (
         f"SELECT {dialect.day} AS day, count(*) AS generations,"
@@ -339,7 +339,10 @@ def usage_by_day(filters: Filters, dialect: Dialect) -> tuple[str, list[Any]]:
         " coalesce(sum(gl.tokens_completion), 0) AS tokens_completion,"
         " coalesce(sum(gl.tokens_total), 0) AS tokens_total,"
         " CAST(round(avg(gl.tokens_total), 1) AS DOUBLE PRECISION) AS avg_tokens,"
-        " max(gl.tokens_total) AS max_tokens"
+        " max(gl.tokens_total) AS max_tokens,"
+        " sum(gl.cost_nanos) AS cost_nanos, count(gl.cost_nanos) AS priced,"
+        " min(gl.cost_currency) AS cost_currency,"
+        " count(DISTINCT gl.cost_currency) AS currencies"
         # the very expression of idx_generation_logs_usage: a streaming aggregate
         f" FROM generation_logs gl {clause} GROUP BY {dialect.day} ORDER BY day DESC"
     )
@@ -353,7 +356,8 @@ def most_expensive(filters: Filters, dialect: Dialect, n: int) -> tuple[str, lis
     )
     sql = (
         "SELECT gl.id, gl.definitie_id, gl.model_name, gl.prompt_template_name,"
-        " gl.prompt_template_version, gl.tokens_total, gl.duration_ms, gl.logged_at"
+        " gl.prompt_template_version, gl.tokens_total, gl.duration_ms, gl.logged_at,"
+        " gl.cost_nanos, gl.cost_currency"
         f" FROM generation_logs gl {clause}"
         f" ORDER BY gl.tokens_total DESC, gl.id DESC LIMIT {dialect.param}"
     )
@@ -486,18 +490,21 @@ def compare_histogram(  # noqa: PLR0917 - compare_outcomes' arguments and the me
     experiment: str | None,
     measure: str,
 ) -> tuple[str, list[Any]]:
-    """A measure of the successful rows per variant: (variant, value, how many), sorted.
+    """A measure of the successful rows per variant: (variant, unit, value, how many).
 
-    The cost comes per currency (``unit``); the others with a NULL unit.
+    The cost comes per currency (``unit``); the others with a NULL unit, not grouped
+    by, so that SQLite reads the latency in the order of idx_generation_logs_compare
+    without sorting. Unordered: the histogram is sorted in Python, per variant.
     """
     if measure not in MEASURES:
         raise ValueError(f"unknown measure {measure!r}")
     variant, values, source, params = _compared(by, variants, filters, dialect, experiment)
-    unit = "gl.cost_currency" if measure == "cost_nanos" else "NULL"
+    cost = measure == "cost_nanos"
+    unit, groups = ("gl.cost_currency", "1, 2, 3") if cost else ("NULL", "1, 3")
     sql = (
         f"SELECT {variant} AS variant, {unit} AS unit, gl.{measure} AS value, count(*) AS n"
         f" {source} AND gl.generation_status = 'success' AND gl.{measure} IS NOT NULL"
-        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        f" GROUP BY {groups}"
     )
     return sql, [*values, *params]
 

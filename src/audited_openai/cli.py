@@ -32,6 +32,7 @@ from audited_openai._repository import GenerationLogRepository, redacted
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from decimal import Decimal
 
     from audited_openai._models import GenerationContext
 
@@ -59,6 +60,8 @@ SUMMARY = (
     "tokens_total",
     "duration_ms",
     "error_type",
+    "cost",
+    "cost_currency",
 )
 # On a terminal: (column, header, shown below 100 columns, may be cut short) of a listing.
 SHORT = (
@@ -71,6 +74,7 @@ SHORT = (
     ("attempt", "try", True, False),
     ("tokens_total", "tokens", False, False),
     ("duration_ms", "ms", False, False),
+    ("money", "cost", False, False),
     ("error_type", "error", True, True),
 )
 
@@ -270,6 +274,8 @@ def _summary(log: GenerationContext) -> dict[str, Any]:
         "duration_ms": (response.duration_ms if response else None)
         or (error.duration_ms if error else None),
         "error_type": error.error_type if error else None,
+        "cost": log.cost.amount if log.cost else None,
+        "cost_currency": log.cost.currency if log.cost and log.cost.amount is not None else None,
     }
 
 
@@ -347,6 +353,7 @@ def _listing(rows: list[dict[str, Any]]) -> None:
         row["logged_at"] = str(row["logged_at"])[:16].replace("T", " ")
         version, name = row["prompt_template_version"], row["prompt_template_name"]
         row["template"] = " ".join(str(v) for v in (version, name) if v)
+        row["money"] = _money(row["cost"], row["cost_currency"])
     for column, header, cut in shown:
         widest = max([len(header), *(len(str(r.get(column) or "")) for r in rows)])
         least = min(widest, 14 if column == "error_type" else 5) if cut else widest
@@ -395,9 +402,14 @@ def _cost(cost: dict[str, Any] | None) -> str:
         return "not priced (not a success, or written before schema 11)"
     if cost["amount"] is None:
         return f"unknown: no price for the model or no usage (prices {cost['price_version']})"
-    return f"{cost['amount']:.9f}".rstrip("0").rstrip(".") + (
-        f" {cost['currency']} (prices {cost['price_version']})"
-    )
+    return f"{_money(cost['amount'], cost['currency'])} (prices {cost['price_version']})"
+
+
+def _money(amount: Decimal | None, currency: str | None) -> str | None:
+    """``0.007475 USD``: every stored digit, no trailing zeros (None when unpriced)."""
+    if amount is None:
+        return None
+    return f"{amount:.9f}".rstrip("0").rstrip(".") + (f" {currency}" if currency else "")
 
 
 @command(ids=True)
@@ -539,8 +551,15 @@ def stats(ctx: click.Context, as_json: bool, since: datetime | None) -> None:
     )
     for row in data["failure_rate_by_template"]:
         row["failure_rate"] = f"{row['failure_rate']:.2f} %"
+    for row in data["token_usage_by_day"]:  # the cost in its currency, of the priced rows
+        row["cost"] = _money(row["cost"], row.pop("cost_currency"))
+    for row in data["most_expensive"]:
+        row["cost"] = _money(row["cost"], row.pop("cost_currency"))
     sections = (
-        ("token_usage_by_day", "tokens per day (successful generations)"),
+        (
+            "token_usage_by_day",
+            "tokens and cost per day (successful generations; cost: of the priced ones)",
+        ),
         (
             "failure_rate_by_template",
             "failure rate by template (failed or timed out, of all attempts)",

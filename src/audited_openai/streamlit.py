@@ -8,6 +8,9 @@
   side, its definitie (``?definitie=ID``) or "geen definitie", a diff with another row.
 - ``token_dashboard(repo)``: tokens per day, failure rate per template, the most
   expensive generations and the recent failures.
+- ``vergelijk(repo)``: two template versions (templates, models) compared: the
+  table of ``query.compare``, its verdicts in Dutch, the failure rates with their
+  intervals and the distributions of duration and cost.
 - ``status_panel(repo)``: the trail's health (``query.status``): definities without a
   log, rows pending too long, failures and durations, size and room, the last checks,
   and every problem ``audited-openai status --check`` would exit 6 on.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -28,11 +32,12 @@ from zoneinfo import ZoneInfo
 
 from audited_openai import _chain, query
 from audited_openai._errors import AuditedOpenAIError, InvalidLogError, LogNotFoundError
-from audited_openai._models import ResponseMetadata
+from audited_openai._models import Cost, ResponseMetadata
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from datetime import tzinfo
+    from decimal import Decimal
 
     from audited_openai._models import GenerationContext
     from audited_openai._repository import GenerationLogRepository
@@ -42,12 +47,14 @@ __all__ = [
     "STATUS_LABELS",
     "local_time",
     "logboek",
+    "nl_money",
     "nl_number",
     "nl_percent",
     "show_generation_details",
     "show_log",
     "status_panel",
     "token_dashboard",
+    "vergelijk",
 ]
 
 NO_LOG_MESSAGE = "Geen generatie metadata beschikbaar (geïmporteerde of legacy definitie)"
@@ -84,6 +91,38 @@ def nl_number(value: float | None, decimals: int = 0, unit: str = "") -> str:
 def nl_percent(value: float | None) -> str:
     """``38.4615`` -> ``"38,5 %"``."""
     return "—" if value is None else nl_number(value, 1, "%")
+
+
+CURRENCY_SYMBOLS = {"EUR": "€", "USD": "US$", "GBP": "£"}
+
+
+def nl_money(amount: float | Decimal | None, currency: str | None) -> str:
+    """``0.000356`` USD -> ``"US$ 0,000356"``, ``1234.5`` EUR -> ``"€ 1.234,50"``.
+
+    Two decimals from 1 up; below that three significant digits (a call costs fractions
+    of a cent), trailing zeros dropped down to two decimals. ``None`` -> ``"—"``.
+    """
+    if amount is None:
+        return "—"
+    value = float(amount)
+    decimals = 2
+    if 0 < abs(value) < 1:
+        decimals = max(2, 2 - math.floor(math.log10(abs(value))))
+    text = nl_number(value, decimals)
+    if decimals > 2:  # noqa: PLR2004 - the cents stay
+        text = text.rstrip("0")
+        text += "0" * max(0, 2 - len(text.partition(",")[2]))
+    symbol = CURRENCY_SYMBOLS.get(currency or "", currency or "")
+    return f"{symbol} {text}".strip()
+
+
+def _cost(cost: Cost | None) -> str:
+    """A row's cost in Dutch: the amount, unknown (and why it can be), or not priced."""
+    if cost is None:
+        return "niet berekend (geen geslaagde generatie, of van vóór schema 11)"
+    if cost.amount is None:
+        return f"onbekend: geen prijs voor het model of geen gebruik (prijzen {cost.price_version})"
+    return f"{nl_money(cost.amount, cost.currency)} (prijzen {cost.price_version})"
 
 
 def _decimal(value: object) -> str:
@@ -171,6 +210,7 @@ def _fields(log: GenerationContext, zone: tzinfo | None) -> list[dict[str, str]]
         ("HTTP-status", (response and response.http_status) or (error and error.http_status)),
         ("Duur", nl_number(_duration(log), 0, "ms")),
         ("Tijd tot eerste token", nl_number(r.ttft_ms, 0, "ms")),
+        ("Kosten", _cost(log.cost)),
         ("Fouttype", error.error_type if error else None),
         ("Metadata", json.dumps(log.metadata, ensure_ascii=False) if log.metadata else None),
     ]
@@ -493,6 +533,8 @@ def _metrics(st: Any, log: GenerationContext) -> None:
     col2.metric("Tokens Gebruikt", nl_number(response.tokens_total if response else None))
     col2.metric("Prompttokens", nl_number(response.tokens_prompt if response else None))
     col2.metric("Antwoordtokens", nl_number(response.tokens_completion if response else None))
+    cost = log.cost
+    col2.metric("Kosten", nl_money(cost.amount, cost.currency) if cost else "—")
     col3.metric("Generatietijd", nl_number(duration, 0, "ms"))
     col3.metric("Template Versie", log.prompt.template_version or "—")
     col3.metric("Eindreden", (response.finish_reason if response else None) or "—")
@@ -561,6 +603,7 @@ def token_dashboard(
         st.altair_chart(_usage_chart(usage, days), width="stretch")
     else:
         st.info("Nog geen geslaagde generaties.")
+    _cost_per_day(st, usage, days)
     st.subheader("Foutpercentage per template")
     st.caption(
         "Per poging: een poging die mislukte en daarna opnieuw werd geprobeerd telt als "
@@ -584,6 +627,31 @@ def token_dashboard(
     _recent_failures(st, repo, zone)
 
 
+def _cost_per_day(st: Any, usage: list[dict[str, Any]], days: int) -> None:
+    if not usage:  # no successes: the tokens' section has said so
+        return
+    st.subheader("Kosten per dag")
+    priced = [row for row in usage if row["priced"]]
+    currencies = {row["cost_currency"] for row in priced}
+    if not priced:
+        st.info("Nog geen generaties met een prijs.")
+        return
+    if len(currencies) > 1 or None in currencies:
+        st.warning("De kosten staan in meer dan één valuta: ze worden niet bij elkaar opgeteld.")
+        return
+    (currency,) = currencies
+    unpriced = sum(row["generations"] - row["priced"] for row in usage)
+    st.caption(
+        "Kosten van de geslaagde generaties, berekend met de prijstabel bij het voltooien. "
+        + (
+            f"{nl_number(unpriced)} generaties zonder prijs (onbekend model) tellen niet mee."
+            if unpriced
+            else "Elke geslaagde generatie heeft een prijs."
+        )
+    )
+    st.altair_chart(_cost_chart(usage, days, currency), width="stretch")
+
+
 def _expensive(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "log": row["id"],
@@ -592,6 +660,7 @@ def _expensive(row: dict[str, Any]) -> dict[str, Any]:
         "template": _template(row["prompt_template_name"], row["prompt_template_version"]),
         "tokens": nl_number(row["tokens_total"]),
         "duur (ms)": nl_number(row["duration_ms"]),
+        "kosten": nl_money(row["cost"], row["cost_currency"]),
     }
 
 
@@ -614,22 +683,46 @@ def _recent_failures(st: Any, repo: GenerationLogRepository, zone: tzinfo | None
 
 
 def _usage_chart(usage: list[dict[str, Any]], days: int) -> Any:
+    """Tokens per day: bars on a time axis, empty days as 0, nl-NL numbers."""
+    tokens = {_day(row): int(row["tokens_total"]) for row in usage}
+    return _day_chart(tokens, days, "tokens", "Tokens", nl_number)
+
+
+def _cost_chart(usage: list[dict[str, Any]], days: int, currency: str | None) -> Any:
+    """The cost per day, beside the tokens: the same days, the amounts in ``currency``."""
+    cost = {_day(row): float(row["cost"] or 0) for row in usage}
+    return _day_chart(
+        cost, days, "kosten", f"Kosten ({currency})", lambda v: nl_money(v, currency), decimals=4
+    )
+
+
+def _day(row: dict[str, Any]) -> date:
+    return date.fromisoformat(str(row["day"])[:10])
+
+
+def _day_chart(
+    per_day: Mapping[date, float],
+    days: int,
+    field: str,
+    title: str,
+    label: Any,
+    *,
+    decimals: int = 0,
+) -> Any:
     """Bars on a time axis: every day of the period, empty days as 0, nl-NL numbers."""
     import altair as alt  # noqa: PLC0415 - Streamlit's own dependency
 
-    tokens = {date.fromisoformat(str(row["day"])[:10]): int(row["tokens_total"]) for row in usage}
-    last = max(tokens)
-    first = max(min(tokens), last - timedelta(days=days - 1))
+    last = max(per_day)
+    first = max(min(per_day), last - timedelta(days=days - 1))
     values = [
         {
             "dag": datetime.combine(day, datetime.min.time(), timezone.utc).isoformat(),
-            "tokens": tokens.get(day, 0),
-            "label": nl_number(tokens.get(day, 0)),
+            field: per_day.get(day, 0),
+            "label": label(per_day.get(day, 0)),
             "datum": f"{day:%d-%m-%Y}",
         }
         for day in (first + timedelta(days=n) for n in range((last - first).days + 1))
     ]
-    dutch = "replace(format(datum.value, ',d'), regexp(',', 'g'), '.')"
     return (
         alt.Chart(alt.Data(values=values))  # type: ignore[no-untyped-call]
         .mark_bar()
@@ -639,9 +732,252 @@ def _usage_chart(usage: list[dict[str, Any]], days: int) -> Any:
                 title="Dag",
                 axis=alt.Axis(format="%d-%m", labelAngle=0, formatType="utc"),
             ),
-            y=alt.Y("tokens:Q", title="Tokens", axis=alt.Axis(labelExpr=dutch)),
-            tooltip=[alt.Tooltip("datum:N", title="Dag"), alt.Tooltip("label:N", title="Tokens")],
+            y=alt.Y(f"{field}:Q", title=title, axis=alt.Axis(labelExpr=_dutch_axis(decimals))),
+            tooltip=[alt.Tooltip("datum:N", title="Dag"), alt.Tooltip("label:N", title=title)],
         )
+    )
+
+
+def _dutch_axis(decimals: int = 0) -> str:
+    """A Vega expression writing an axis label as nl-NL does: 14.000; 0,0125."""
+    if not decimals:
+        return "replace(format(datum.value, ',d'), regexp(',', 'g'), '.')"
+    swapped = f"replace(format(datum.value, ',.{decimals}~f'), regexp(',', 'g'), '_')"
+    return f"replace(replace({swapped}, '.', ','), regexp('_', 'g'), '.')"
+
+
+# -- two variants compared ---------------------------------------------------------------
+
+COMPARED_BY = {
+    "template_version": "Templateversie",
+    "template_name": "Template",
+    "model": "Model",
+}
+_CENSUS_KEY = {"template_version": "template_version", "template_name": "template_name"}
+MEASURE_LABELS = {
+    "attempt_failure": ("het foutpercentage per poging", "faalt minder vaak per poging"),
+    "call_failure": ("het foutpercentage per aanroep", "faalt minder vaak per aanroep"),
+    "latency": ("de duur", "is sneller"),
+    "tokens": ("het tokengebruik", "gebruikt minder tokens"),
+    "cost": ("de kosten", "zijn goedkoper"),
+}
+
+
+def vergelijk(repo: GenerationLogRepository, *, zone: tzinfo | None = None) -> None:
+    """Two variants compared (``query.compare``): the table, the verdicts, the charts.
+
+    Pick what to compare on (template version, template or model), the two variants
+    and a period; shown per variant are calls, attempts, definities, the failure rates
+    with their 95 % intervals, duration, tokens and cost, and per measure whether the
+    difference is more than chance, in words. Charts: the failure rates with their
+    intervals, and the distributions of duration and cost.
+    """
+    st = _st()
+    zone = zone or _zone()
+    st.subheader("Vergelijk twee varianten")
+    left, middle, right = st.columns(3)
+    by = left.selectbox(
+        "Vergelijk op", list(COMPARED_BY), format_func=COMPARED_BY.get, key="vergelijk-by"
+    )
+    options = _variants(repo, by)
+    if len(options) < 2:  # noqa: PLR2004 - a comparison needs two
+        st.info(f"Er is nog maar {len(options)} {COMPARED_BY[by].lower()}: niets te vergelijken.")
+        return
+    a = middle.selectbox("Variant A", options, index=len(options) - 2, key="vergelijk-a")
+    b = right.selectbox("Variant B", options, index=len(options) - 1, key="vergelijk-b")
+    period = left.date_input("Periode", value=(), format="DD-MM-YYYY", key="vergelijk-dates")
+    if a == b:
+        st.warning("Kies twee verschillende varianten.")
+        return
+    days = _period(period, zone)
+    found = query.compare(repo, a, b, by=by, since=days.get("since"), until=days.get("until"))
+    _table(st, _compared_rows(found))
+    st.markdown("**Conclusies** (95 %-betrouwbaarheid; een verschil is aangetoond bij p < 0,05)")
+    st.markdown("\n".join(f"- {_verdict(d, found)}" for d in found["differences"]))
+    if found["notes"]:
+        st.warning("De kosten staan in meer dan één valuta: die worden niet vergeleken.")
+    st.altair_chart(_rates_chart(found), width="stretch")
+    for label, title in (("latency", "Duur (ms)"), ("cost", f"Kosten ({found['currency']})")):
+        if found["histograms"][label]["edges"]:
+            st.altair_chart(_histogram_chart(found, label, title), width="stretch")
+
+
+def _variants(repo: GenerationLogRepository, by: str) -> list[str]:
+    """The values of ``by`` in the trail, sorted (from the census: one grouped read)."""
+    key = _CENSUS_KEY.get(by, "model")
+    return sorted({str(row[key]) for row in repo.census() if row[key] is not None})
+
+
+def _period(period: object, zone: tzinfo | None) -> dict[str, datetime]:
+    days: list[date] = list(period) if isinstance(period, (tuple, list)) else []
+    if isinstance(period, date):
+        days = [period]
+    if not days:
+        return {}
+    local = zone or datetime.now().astimezone().tzinfo
+    return {
+        "since": datetime.combine(days[0], datetime.min.time(), local),
+        "until": datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), local),
+    }
+
+
+def _compared_rows(found: dict[str, Any]) -> list[dict[str, str]]:
+    """The comparison's table: one row a figure, one column a variant."""
+    a, b = found["variants"]
+
+    def rate(v: dict[str, Any], key: str) -> str:
+        return _interval(v[key])
+
+    def money(value: float | None) -> str:
+        return nl_money(value, found["currency"])
+
+    def ms(value: float | None) -> str:
+        return nl_number(value, 0, "ms")
+
+    figures: list[tuple[str, Any]] = [
+        ("Aanroepen", lambda v: nl_number(v["calls"])),
+        ("Pogingen", lambda v: nl_number(v["attempts"])),
+        ("Definities", lambda v: nl_number(v["definities"])),
+        ("Foutpercentage per poging (95 %-interval)", lambda v: rate(v, "attempt_failure")),
+        ("Foutpercentage per aanroep (95 %-interval)", lambda v: rate(v, "call_failure")),
+        ("Duur, mediaan", lambda v: ms(v["latency"]["p50"])),
+        ("Duur, 95e percentiel", lambda v: ms(v["latency"]["p95"])),
+        ("Tokens, gemiddeld", lambda v: nl_number(v["tokens"]["mean"])),
+        ("Tokens, mediaan", lambda v: nl_number(v["tokens"]["p50"])),
+        ("Tokens, 95e percentiel", lambda v: nl_number(v["tokens"]["p95"])),
+        ("Kosten, gemiddeld", lambda v: money(v["cost"]["mean"])),
+        ("Kosten, mediaan", lambda v: money(v["cost"]["p50"])),
+        ("Kosten, 95e percentiel", lambda v: money(v["cost"]["p95"])),
+        ("Kosten, totaal", lambda v: money(v["cost"]["total"])),
+        ("Zonder prijs", lambda v: nl_number(v["cost"]["unknown"])),
+        (
+            "Eindredenen",
+            lambda v: (
+                ", ".join(f"{k} {nl_number(n)}" for k, n in v["finish_reasons"].items()) or "—"
+            ),
+        ),
+    ]
+    return [{"": name, a["variant"]: shown(a), b["variant"]: shown(b)} for name, shown in figures]
+
+
+def _interval(rate: dict[str, Any]) -> str:
+    """``8,1 % (7,9 tot 8,3 %)``: a rate with its 95 % interval."""
+    if rate["rate"] is None:
+        return "—"
+    low, high = nl_number(rate["low"] * 100, 1), nl_percent(rate["high"] * 100)
+    return f"{nl_percent(rate['rate'] * 100)} ({low} tot {high})"
+
+
+def _verdict(difference: dict[str, Any], found: dict[str, Any]) -> str:
+    """One measure's verdict in Dutch, from the test's figures."""
+    label, verb = MEASURE_LABELS[difference["measure"]]
+    if "test" not in difference:
+        return f"{label.capitalize()}: niet vergeleken (te weinig rijen in een variant)."
+    a, b = found["variants"]
+    if difference["kind"] == "rate":
+        key = difference["measure"]
+        shown = [nl_percent(v[key]["rate"] * 100) for v in (a, b)]
+    else:
+        measure = difference["measure"]
+        values = [v[measure]["p50"] for v in (a, b)]
+        if measure == "latency":
+            shown = [nl_number(x, 0, "ms") for x in values]
+        elif measure == "tokens":
+            shown = [nl_number(x, 0, "tokens") for x in values]
+        else:
+            shown = [nl_money(x, found["currency"]) for x in values]
+        shown[0] = f"mediaan {shown[0]}"
+    p = difference["p"]
+    said = "p < 0,001" if p < 0.001 else f"p = {p:.3f}".replace(".", ",")  # noqa: PLR2004
+    figures = f"{shown[0]} tegen {shown[1]}"
+    if not difference["shown"]:
+        return f"Geen verschil aangetoond in {label} bij deze steekproefomvang: {figures} ({said})."
+    if difference["kind"] == "rate":
+        overlap = difference["intervals_overlap"]
+        said += "; de intervallen overlappen" + ("" if overlap else " niet")
+    if difference["measure"] == "cost":
+        return f"De kosten van {difference['better']} zijn lager: {figures} ({said})."
+    return f"{difference['better']} {verb}: {figures} ({said})."
+
+
+def _rates_chart(found: dict[str, Any]) -> Any:
+    """The failure rates per variant, each with its 95 % interval as a line."""
+    import altair as alt  # noqa: PLC0415 - Streamlit's own dependency
+
+    values = [
+        {
+            "variant": v["variant"],
+            "maat": maat,
+            "percentage": (v[key]["rate"] or 0) * 100,
+            "van": (v[key]["low"] or 0) * 100,
+            "tot": (v[key]["high"] or 0) * 100,
+            "label": _interval(v[key]),
+        }
+        for v in found["variants"]
+        for key, maat in (("attempt_failure", "per poging"), ("call_failure", "per aanroep"))
+    ]
+    base = alt.Chart(alt.Data(values=values)).encode(  # type: ignore[no-untyped-call]
+        y=alt.Y("variant:N", title="Variant"),
+        yOffset=alt.YOffset("maat:N"),
+        color=alt.Color("maat:N", title="Foutpercentage"),
+        tooltip=[
+            alt.Tooltip("variant:N", title="Variant"),
+            alt.Tooltip("maat:N", title="Foutpercentage"),
+            alt.Tooltip("label:N", title="Met 95 %-interval"),
+        ],
+    )
+    axis = alt.Axis(labelExpr=_dutch_axis(1) + " + ' %'")
+    rules = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("van:Q", title="Foutpercentage (%), met 95 %-interval", axis=axis),
+        x2="tot:Q",
+    )
+    points = base.mark_point(filled=True, size=80).encode(x="percentage:Q")
+    return (rules + points).properties(title="Foutpercentage met 95 %-interval")
+
+
+def _histogram_chart(found: dict[str, Any], label: str, title: str) -> Any:
+    """The distribution of ``label`` per variant, in the same bins, overlaid."""
+    import altair as alt  # noqa: PLC0415 - Streamlit's own dependency
+
+    bins = found["histograms"][label]
+    edges, decimals = bins["edges"], 0 if label == "latency" else 6
+    values = [
+        {
+            "variant": variant,
+            "van": edges[i],
+            "tot": edges[i + 1],
+            "aantal": n,
+            "bereik": f"{nl_number(edges[i], decimals)} tot {nl_number(edges[i + 1], decimals)}",
+            "label": nl_number(n),
+        }
+        for variant, counts in bins["counts"].items()
+        for i, n in enumerate(counts)
+    ]
+    return (
+        alt.Chart(alt.Data(values=values))  # type: ignore[no-untyped-call]
+        .mark_bar(opacity=0.55, binSpacing=0)
+        .encode(
+            x=alt.X(
+                "van:Q",
+                title=title,
+                bin="binned",
+                axis=alt.Axis(labelExpr=_dutch_axis(decimals), tickMinStep=10**-decimals),
+            ),
+            x2="tot:Q",
+            y=alt.Y(
+                "aantal:Q",
+                title="Geslaagde pogingen",
+                stack=None,
+                axis=alt.Axis(labelExpr=_dutch_axis(), tickMinStep=1),
+            ),
+            color=alt.Color("variant:N", title="Variant"),
+            tooltip=[
+                alt.Tooltip("variant:N", title="Variant"),
+                alt.Tooltip("bereik:N", title=title),
+                alt.Tooltip("label:N", title="Aantal"),
+            ],
+        )
+        .properties(title=f"Verdeling: {title[0].lower()}{title[1:]}")
     )
 
 
