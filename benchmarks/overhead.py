@@ -21,6 +21,12 @@ on one machine whose speed drifts. A 10 KB prompt throughout. The variants:
 * ``audited-nochain``: the same with the write path as it was before the tamper-evident
   chain (no events; a lone write in SQLite's own transaction), to show what the chain
   costs;
+* ``audited-unpriced``: ``audited`` without pricing its calls (no cost columns written;
+  only with ``--variants``): what the cost costs;
+* ``audited-actor``: ``audited`` with who asked on every row (the client's ``actor=``
+  and an ``audit_context(session=...)`` around the worker: the threads of the 16-thread
+  case start without a context, so theirs carry the actor only; only with
+  ``--variants``): what the actor and the session cost;
 * ``audited-process``: ``audited`` with its writes committed by a writer process (the
   experiment of ``writer_process.py``; only with ``--variants``); its CPU counts both
   processes;
@@ -93,7 +99,7 @@ BODY = {
     "usage": {"prompt_tokens": 2500, "completion_tokens": 5, "total_tokens": 2505},
 }
 VARIANTS = ("bare", "audited", "audited-nochain", "audited-otel", "langfuse", "floor")
-EXPERIMENTS = ("official-otel", "audited-process")  # only with --variants
+EXPERIMENTS = ("official-otel", "audited-process", "audited-unpriced", "audited-actor")
 REQUEST_JSON = json.dumps({"messages": MESSAGES, "model": "gpt-4o"})
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = "AUDITED_OPENAI_BENCH_POSTGRES"  # the database of the -pg variants, for the workers
@@ -214,6 +220,13 @@ def make_clients(variant: str, workdir: Path, base_url: str, *, asynchronous: bo
         cls = AsyncAuditedOpenAI if asynchronous else AuditedOpenAI
         if variant == "audited-nochain":
             _write_path_before_the_chain()
+        if variant == "audited-actor":
+            options["actor"] = "medewerker-042"
+        if variant == "audited-unpriced":
+            from audited_openai import GenerationLogRepository
+
+            # no cost columns: what the audit was before its calls were priced
+            GenerationLogRepository._priced = lambda _repo, _ctx: {}  # type: ignore[method-assign]
         if variant == "audited-otel":
             _tracing()
         store = os.environ[POSTGRES] if variant == "audited-pg" else workdir / f"{variant}.db"
@@ -304,6 +317,10 @@ def worker(variant: str, workdir: Path, server: str, model: str, streamer: str) 
     remote = None
     if variant == "audited-process":
         import writer_process as remote  # beside this file: its writer process
+    if variant == "audited-actor":
+        from audited_openai import audit_context
+
+        audit_context(session="sessie-8f2c41d07a9e").__enter__()  # for the worker's life
 
     def call(client: Any) -> None:
         row = floor.before() if floor else None
@@ -742,6 +759,20 @@ def report(figures: dict[str, Any]) -> None:
             "live OpenTelemetry spans cost "
             f"{over(single, 'audited-otel') - over(single, 'audited'):+.3f} ms a call over respx, "
             f"{over(http, 'audited-otel') - over(http, 'audited'):+.3f} ms over HTTP"
+        )
+    if "audited-actor" in variants:
+        print(
+            "the actor and the session cost "
+            f"{over(single, 'audited-actor') - over(single, 'audited'):+.3f} ms a call over "
+            f"respx, {over(http, 'audited-actor') - over(http, 'audited'):+.3f} ms over HTTP "
+            "(audited-actor against audited)"
+        )
+    if "audited-unpriced" in variants:
+        print(
+            "pricing each call costs "
+            f"{over(single, 'audited') - over(single, 'audited-unpriced'):+.3f} ms a call over "
+            f"respx, {over(http, 'audited') - over(http, 'audited-unpriced'):+.3f} ms over HTTP "
+            "(audited against audited-unpriced)"
         )
     if "audited-nochain" in variants:
         print(
