@@ -347,11 +347,12 @@ def unpriced(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def as_schema(target: str | Path, version: int) -> None:
-    """Take a store back to an older schema (10: before cost; 9: the narrow timestamp index; 8: before
+    """Take a store back to an older schema (11: before actor and session; 10: before cost; 9: the narrow timestamp index; 8: before
     status's table and index; 7: before replays; 6: before the chain), as an older
     audited_openai left it, rows and all."""
     postgres = str(target).startswith("postgresql://")
-    steps = _before_cost(postgres) if version < 11 else []
+    steps = _before_actor(postgres) if version < 12 else []
+    steps += _before_cost(postgres) if version < 11 else []
     if version >= 10:
         _as_schema_steps(target, steps, old_view=False)
         return
@@ -370,6 +371,18 @@ def as_schema(target: str | Path, version: int) -> None:
             "DELETE FROM audited_openai_migrations WHERE version >= 7",
         ]
     _as_schema_steps(target, steps, old_view=not postgres and version < 8)
+
+
+def _before_actor(postgres: bool) -> list[str]:
+    # SQLite's erasure trigger blanks them (the library puts it back on open)
+    trigger = [] if postgres else ["DROP TRIGGER IF EXISTS generation_logs_erase_with_definitie"]
+    return [
+        *trigger,
+        "DROP INDEX idx_generation_logs_actor",
+        "DROP INDEX idx_generation_logs_session",
+        *(f"ALTER TABLE generation_logs DROP COLUMN {c}" for c in _rows.WHO_COLUMNS),
+        "DELETE FROM audited_openai_migrations WHERE version >= 12",
+    ]
 
 
 def _before_cost(postgres: bool) -> list[str]:

@@ -121,6 +121,8 @@ def test_logs_plain_and_json(seeded_db: Path) -> None:
             "error_type": None,
             "cost": "0.00125",  # exact, as a string: 500 prompt tokens at 2.50 USD a million
             "cost_currency": "USD",
+            "actor": None,
+            "session": None,
         },
         {
             "id": 3,
@@ -136,6 +138,8 @@ def test_logs_plain_and_json(seeded_db: Path) -> None:
             "error_type": None,
             "cost": "0.00075",
             "cost_currency": "USD",
+            "actor": None,
+            "session": None,
         },
     ]
 

@@ -56,10 +56,14 @@ COLUMNS = [
     ("cost_nanos", "INTEGER", 0, None),  # schema 11: billionths of cost_currency
     ("cost_currency", "TEXT", 0, None),
     ("price_version", "TEXT", 0, None),
+    ("actor", "TEXT", 0, None),  # schema 12: who asked, in which working session
+    ("session_id", "TEXT", 0, None),
 ]
 
 # index name -> (unique, columns)
 INDEXES = {
+    "idx_generation_logs_actor": (0, ["actor", "id"]),  # schema 12: rows with an actor
+    "idx_generation_logs_session": (0, ["session_id", "id"]),
     "idx_generation_logs_call": (1, ["call_id", "attempt"]),
     "idx_generation_logs_definitie": (0, ["definitie_id", "replay_of"]),
     "idx_generation_logs_generated": (0, ["definitie_id", "replay_of"]),  # successful rows

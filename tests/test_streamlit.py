@@ -531,9 +531,21 @@ def test_the_app_generates_and_links(tmp_path: Path, monkeypatch: pytest.MonkeyP
     log = GenerationLogRepository(db).get_by_definitie_id(1)
     assert log is not None
     assert log.status == "success"
+    assert log.actor == "medewerker-001", "who asked: the employee number typed"
+    assert log.session is not None
+    assert log.session.startswith("sessie-")
     at.text_input(key="begrip").input("*vet* [link](x)")
+    at.text_input(key="actor").input("medewerker-042")
     at.button(key="generate").click().run(timeout=60)
     assert r"\*vet\* \[link\]\(x\)" in at.markdown[0].value, "markdown is escaped"
+    second = GenerationLogRepository(db).get_by_definitie_id(2)
+    assert second is not None
+    assert (second.actor, second.session) == ("medewerker-042", log.session), "one session"
+    at.text_input(key="actor").input("  ")
+    at.button(key="generate").click().run(timeout=60)
+    assert [w.value for w in at.warning] == [
+        "Vul uw medewerkernummer in: elke generatie zegt wie erom vroeg."
+    ]
 
 
 def test_the_app_says_what_is_missing_or_failed(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import uuid
 from contextlib import closing
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from generate import BEGRIPPEN
 from generator import GenerationResult, UnifiedDefinitionGenerator
 from prompts import PromptOrchestrator
 
-from audited_openai import AuditedOpenAI, GenerationLogRepository, audit_context
+from audited_openai import AuditedOpenAI, GenerationLogRepository, InvalidLogError, audit_context
 from audited_openai.streamlit import (
     logboek,
     show_generation_details,
@@ -83,12 +84,23 @@ def plain(text: str) -> str:
 def creation_tab() -> None:
     """The spec's creation tab: generate, save, link, report."""
     begrip = st.text_input("Begrip", key="begrip")
+    # Who asks: the app would take the signed-in employee's number; here it is typed.
+    actor = st.text_input("Medewerker", value="medewerker-001", key="actor")
     if not st.button("Genereer Definitie", key="generate"):
         return
     if not begrip.strip():
         st.warning("Vul eerst een begrip in.")
         return
-    with st.spinner(f"Definitie van '{begrip}' wordt gegenereerd…"), audit_context() as audit:
+    if not actor.strip():
+        st.warning("Vul uw medewerkernummer in: elke generatie zegt wie erom vroeg.")
+        return
+    session = st.session_state.setdefault("sessie", f"sessie-{uuid.uuid4().hex[:12]}")
+    try:
+        who = audit_context(actor=actor.strip(), session=session)
+    except InvalidLogError as exc:
+        st.warning(f"Medewerker: {exc}")
+        return
+    with st.spinner(f"Definitie van '{begrip}' wordt gegenereerd…"), who as audit:
         try:
             result = generate(begrip.strip())
         except openai.APIError as exc:

@@ -87,7 +87,8 @@ def main() -> int:
         # The audit store first: it creates the file (0600, as audit trails should be).
         if "://" not in args.db:
             Path(args.db).parent.mkdir(parents=True, exist_ok=True)
-        client = AuditedOpenAI(args.db, **options)  # type: ignore[arg-type]
+        # who asks: this script (an app names the signed-in employee in audit_context)
+        client = AuditedOpenAI(args.db, actor="definitie-demo", **options)  # type: ignore[arg-type]
         shown = client.audit_store.path  # a URL without its password
         definitions = DefinitionRepository(args.db)
         stack.callback(definitions.close)

@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from audited_openai import _sql
 from audited_openai._clock import format_ts, utc_now
-from audited_openai._rows import CHAINED, FIRST_CHAINED, LATER_COLUMNS, TEXT_COLUMNS
+from audited_openai._rows import (
+    CHAINED,
+    FIRST_CHAINED,
+    LATER_COLUMNS,
+    TEXT_COLUMNS,
+    WHO_COLUMNS,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,7 +48,8 @@ if TYPE_CHECKING:
 
 SINCE_VERSION = 7  # the schema version that added the chain
 GENESIS = "0" * 64  # the "hash before" of the first event
-DIGESTED = frozenset(("prompt_modules_used", *TEXT_COLUMNS))
+# free texts, and who asked (personal data): digests in a state, so erasure leaves none
+DIGESTED = frozenset(("prompt_modules_used", *TEXT_COLUMNS, *WHO_COLUMNS))
 _DEFINITIE = CHAINED.index("definitie_id")
 _DIGESTED_AT = tuple(name in DIGESTED for name in CHAINED)
 _FIRST = len(FIRST_CHAINED)

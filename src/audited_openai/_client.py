@@ -46,6 +46,7 @@ from audited_openai._models import ErrorContext, new_call_id
 from audited_openai._observe import Failure, Watch, watch_body
 from audited_openai._recorder import Attempt, OnAuditFailure, Recorder
 from audited_openai._repository import GenerationLogRepository
+from audited_openai._rows import validate_who
 from audited_openai._store import checked_durability
 
 if TYPE_CHECKING:
@@ -102,11 +103,16 @@ class _Audit:
         on_audit_failure: OnAuditFailure,
         redact: Callable[[str], str] | None,
         include_usage: bool,
+        *,
+        actor: str | None = None,
     ) -> None:
         if not isinstance(include_usage, bool):
             raise TypeError(f"include_usage must be True or False, not {include_usage!r}")
+        validate_who(actor, "actor")  # before the store opens
         repository = open_repository(audit_db, durability)
-        self.recorder = Recorder(repository, on_audit_failure=on_audit_failure, redact=redact)
+        self.recorder = Recorder(
+            repository, on_audit_failure=on_audit_failure, redact=redact, actor=actor
+        )
         self.include_usage = include_usage
 
     def options(self) -> dict[str, Any]:
@@ -117,6 +123,7 @@ class _Audit:
             "on_audit_failure": recorder.on_audit_failure,
             "redact": recorder.redact,
             "include_usage": self.include_usage,
+            "actor": recorder.actor,
         }
 
 
@@ -160,6 +167,7 @@ class _Audited:
         on_audit_failure: OnAuditFailure = "raise",
         redact: Callable[[str], str] | None = None,
         include_usage: bool = False,
+        actor: str | None = None,
         **openai_kwargs: Any,
     ) -> None:
         """Open the audit store (so a bad one fails here), then build the SDK client."""
@@ -169,7 +177,9 @@ class _Audited:
                 "its own row; wrap a call in tenacity for a policy of your own "
                 "(examples/retry_policy.py)"
             )
-        self._audit = _Audit(audit_db, durability, on_audit_failure, redact, include_usage)
+        self._audit = _Audit(
+            audit_db, durability, on_audit_failure, redact, include_usage, actor=actor
+        )
         super().__init__(**openai_kwargs)
 
     @property
@@ -187,6 +197,7 @@ class _Audited:
             on_audit_failure=_KEEP,  # noqa: ANN001
             redact=_KEEP,  # noqa: ANN001
             include_usage=_KEEP,  # noqa: ANN001
+            actor=_KEEP,  # noqa: ANN001
             **openai_kwargs,  # noqa: ANN003
         ):
             """A new client with these options changed; the audit options as well."""
@@ -196,6 +207,7 @@ class _Audited:
                 "on_audit_failure": on_audit_failure,
                 "redact": redact,
                 "include_usage": include_usage,
+                "actor": actor,
             }
             audit = {**self._audit.options(), **{k: v for k, v in given.items() if v is not _KEEP}}
             extra = {**(openai_kwargs.pop("_extra_kwargs", None) or {}), **audit}
@@ -273,8 +285,9 @@ class AuditedOpenAI(_Audited, openai.OpenAI):
     for a store opened here (a repository given keeps its own).
     ``on_audit_failure``: ``"raise"`` (no row, no request: :class:`AuditWriteError`) or
     ``"warn"`` (send anyway, spool the row). ``redact``: applied to every stored text.
-    ``include_usage``: ask streams for their usage chunk. Every other keyword goes to
-    ``openai.OpenAI`` unchanged.
+    ``include_usage``: ask streams for their usage chunk. ``actor``: who asks when no
+    ``audit_context(actor=...)`` says (the app's service name, say). Every other keyword
+    goes to ``openai.OpenAI`` unchanged.
     """
 
     def _send_request(

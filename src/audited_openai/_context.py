@@ -15,7 +15,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from audited_openai._rows import validate_definitie_id
+from audited_openai._rows import validate_definitie_id, validate_who
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -35,6 +35,8 @@ class AuditScope:
     template_version: str | None = None
     modules_used: tuple[str, ...] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    actor: str | None = None
+    session: str | None = None
     handles: tuple[AuditHandle, ...] = ()
     replay_of: int | None = None  # set by query.replay: the row whose request is sent again
 
@@ -80,6 +82,9 @@ class audit_context:  # noqa: N801 - used like a function, as contextlib's helpe
 
     Use as ``with audit_context(456, template_name=...) as audit:`` (``audit.log_ids``,
     ``audit.link(id)``), ``async with``, or as a decorator on sync or async functions.
+    ``actor`` is who asked (a person or a service, as the app names them: an employee
+    number rather than a name), ``session`` the working session; both are stored on
+    every row, redacted like the prompt, and override the client's ``actor=``.
     """
 
     def __init__(
@@ -90,9 +95,13 @@ class audit_context:  # noqa: N801 - used like a function, as contextlib's helpe
         template_version: str | None = None,
         modules_used: list[str] | tuple[str, ...] | None = None,
         metadata: dict[str, Any] | None = None,
+        actor: str | None = None,
+        session: str | None = None,
     ) -> None:
         """Validate the values now, so a mistake shows where it is made."""
         self.definitie_id = validate_definitie_id(definitie_id)
+        self.actor = validate_who(actor, "actor")
+        self.session = validate_who(session, "session")
         if modules_used is not None and (
             isinstance(modules_used, str) or not all(isinstance(m, str) for m in modules_used)
         ):
@@ -116,6 +125,8 @@ class audit_context:  # noqa: N801 - used like a function, as contextlib's helpe
             template_version=_pick(self.template_version, outer.template_version),
             modules_used=_pick(self.modules_used, outer.modules_used),
             metadata={**outer.metadata, **(self.metadata or {})},
+            actor=_pick(self.actor, outer.actor),
+            session=_pick(self.session, outer.session),
             handles=(*outer.handles, handle),
         )
         self._tokens.append((_SCOPE.set(scope), handle))
@@ -169,6 +180,8 @@ class audit_context:  # noqa: N801 - used like a function, as contextlib's helpe
             template_version=self.template_version,
             modules_used=self.modules_used,
             metadata=self.metadata,
+            actor=self.actor,
+            session=self.session,
         )
 
 

@@ -121,6 +121,8 @@ class GenerationContext:
     stream: bool = False
     replay_of: int | None = None  # a replay: the id of the row whose request it sent again
     cost: Cost | None = None  # priced when completed; None: not priced (failed, or older rows)
+    actor: str | None = None  # who asked: the person or service, as the app names them
+    session: str | None = None  # the working session the call was made in
 
     def mark_success(self, response: ResponseMetadata) -> None:
         """Record a successful response."""
@@ -175,6 +177,8 @@ def context_from_dict(data: dict[str, Any]) -> GenerationContext:
         "endpoint",
         "request_json",
         "replay_of",
+        "actor",
+        "session",
     )
     fields: dict[str, Any] = {key: data.get(key) for key in kept}
     cost = data.get("cost")

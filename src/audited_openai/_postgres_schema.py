@@ -21,6 +21,7 @@ from audited_openai._schema import (
     V9_STATUS,
     V10_PERIODS,
     V11_COST,
+    V12_ACTOR,
     Ledger,
     Migration,
     current_version,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     import psycopg
 
 LEDGER = "audited_openai_migrations"
-SCHEMA_VERSION = 11  # the SQLite schema's version with the same columns and behaviour
+SCHEMA_VERSION = 12  # the SQLite schema's version with the same columns and behaviour
 _LOCK = 151_2025  # the advisory lock under which migrations run, one process at a time
 _NOW = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 _TEXTS = "coalesce(prompt_full_text, '') || ' ' || coalesce(response_content, '')"
@@ -208,6 +209,7 @@ _STEPS = (
             "cost_currency, logged_at, generation_status)", "cost_currency, logged_at)"
         ),
     ),
+    Migration(12, "actor", V12_ACTOR),
 )
 _LEDGER = Ledger(
     "SELECT 1 WHERE to_regclass(%s) IS NOT NULL",

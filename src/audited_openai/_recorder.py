@@ -22,6 +22,7 @@ from audited_openai import _capture, _otel, _spool
 from audited_openai._clock import monotonic_ms, utc_now
 from audited_openai._errors import AuditWriteError
 from audited_openai._models import ErrorContext, GenerationContext, PromptContext, ResponseMetadata
+from audited_openai._rows import validate_who
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -76,8 +77,12 @@ class Recorder:
         *,
         on_audit_failure: OnAuditFailure = "raise",
         redact: Callable[[str], str] | None = None,
+        actor: str | None = None,
     ) -> None:
-        """Write to ``repository``; ``redact`` is applied to every text that is stored."""
+        """Write to ``repository``; ``redact`` is applied to every text that is stored.
+
+        ``actor``: who asks when no ``audit_context(actor=...)`` says (the app's service).
+        """
         if on_audit_failure not in ("raise", "warn"):
             raise ValueError(
                 f"on_audit_failure must be 'raise' or 'warn', not {on_audit_failure!r}"
@@ -87,6 +92,7 @@ class Recorder:
         self.repository = repository
         self.on_audit_failure: OnAuditFailure = on_audit_failure
         self.redact = redact
+        self.actor = validate_who(actor, "actor")
 
     # -- the pending row ----------------------------------------------------------------------
 
@@ -172,6 +178,8 @@ class Recorder:
             request_json=self._redact(raw),
             stream=attempt.stream,
             replay_of=scope.replay_of,
+            actor=self._redact(scope.actor or self.actor),
+            session=self._redact(scope.session),
         )
 
     # -- the completion ----------------------------------------------------------------------

@@ -68,7 +68,9 @@ TEXT_COLUMNS = (
 )
 # Columns added after the chain began (schema 8 on), in table order: after the texts.
 COST_COLUMNS = ("cost_nanos", "cost_currency", "price_version")  # schema 11
-LATER_COLUMNS = ("replay_of", *COST_COLUMNS)
+WHO_COLUMNS = ("actor", "session_id")  # schema 12: who asked, in which working session
+LATER_COLUMNS = ("replay_of", *COST_COLUMNS, *WHO_COLUMNS)
+WHO_LIMIT = 256  # characters of an actor or a session id
 # Every column, in table order (tests/test_schema.py pins it).
 TABLE_COLUMNS: tuple[str, ...] = (
     "id",
@@ -120,6 +122,19 @@ def validate_definitie_id(value: object) -> int | None:
     return _in_range(value, "definitie_id")
 
 
+def validate_who(value: object, name: str) -> str | None:
+    """Return an actor or session (or None) if it is a short line of text, else raise."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidLogError(f"{name} must be text, not {type(value).__name__} {value!r}", name)
+    if not value.strip() or len(value) > WHO_LIMIT or not value.isprintable():
+        raise InvalidLogError(
+            f"{name} must be 1 to {WHO_LIMIT} printable characters, not {value[:40]!r}", name
+        )
+    return value
+
+
 def validate_log_id(value: object) -> int:
     """Return ``value`` if it is an integer log id, else raise InvalidLogError."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -168,6 +183,8 @@ def prompt_row(ctx: GenerationContext) -> dict[str, Any]:
         "updated_at": format_ts(ctx.updated_at),
         # only a replay has it (an INSERT names only what it sets)
         **({} if ctx.replay_of is None else {"replay_of": _replay_of(ctx.replay_of)}),
+        **({} if ctx.actor is None else {"actor": validate_who(ctx.actor, "actor")}),
+        **({} if ctx.session is None else {"session_id": validate_who(ctx.session, "session")}),
     }
 
 
@@ -281,6 +298,8 @@ def row_to_context(row: Mapping[str, Any]) -> GenerationContext:
         stream=bool(row["stream"]),
         replay_of=row.get("replay_of"),
         cost=_cost(row),
+        actor=row.get("actor"),
+        session=row.get("session_id"),
     )
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from audited_openai import _chain
 from audited_openai._clock import SQL_NOW, format_ts, utc_now
 from audited_openai._errors import SchemaVersionError, StoreError
-from audited_openai._rows import EVENTS, FIRST_CHAINED, TABLE_COLUMNS, TEXT_COLUMNS
+from audited_openai._rows import EVENTS, FIRST_CHAINED, TABLE_COLUMNS, TEXT_COLUMNS, WHO_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -346,6 +346,19 @@ CREATE INDEX idx_generation_logs_usage
 """
 
 
+V12_ACTOR = """
+-- Who asked (audit_context(actor=..., session=...)): the person or service, and the
+-- working session, as the app names them. Personal data: chained as digests, erased
+-- with the row. Listed per actor or session from these indexes (rows that have one).
+ALTER TABLE generation_logs ADD COLUMN actor TEXT CHECK (length(actor) BETWEEN 1 AND 256);
+ALTER TABLE generation_logs ADD COLUMN session_id TEXT
+    CHECK (length(session_id) BETWEEN 1 AND 256);
+CREATE INDEX idx_generation_logs_actor ON generation_logs(actor, id) WHERE actor IS NOT NULL;
+CREATE INDEX idx_generation_logs_session
+    ON generation_logs(session_id, id) WHERE session_id IS NOT NULL;
+"""
+
+
 # Version 7: the tamper-evident chain's events (PostgreSQL's: BIGINT for INTEGER).
 EVENTS_TABLE = f"""
 -- The tamper-evident chain (see audited_openai._chain): one hashed event per write.
@@ -427,6 +440,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "status", V9_STATUS),
     Migration(10, "status_periods", V10_PERIODS),
     Migration(11, "cost", V11_COST),
+    Migration(12, "actor", V12_ACTOR),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -509,12 +523,15 @@ BEGIN
 END;
 """
 
-# Every text column that can hold what the caller or the model wrote.
-ERASED_TEXTS = ("prompt_modules_used", *TEXT_COLUMNS)
+# Every text column that can hold what the caller or the model wrote, and who asked.
+ERASED_TEXTS = ("prompt_modules_used", *TEXT_COLUMNS, *WHO_COLUMNS)
 _HOST_OBJECTS = _HOST_OBJECTS.replace(
     "{blank_texts}",
     ", ".join(
         f"{column} = replace(hex(zeroblob(length(CAST({column} AS BLOB)))), '00', ' ')"
+        if column not in WHO_COLUMNS  # NULL stays NULL: an actor is never empty
+        else f"{column} = CASE WHEN {column} IS NULL THEN NULL"
+        f" ELSE replace(hex(zeroblob(length(CAST({column} AS BLOB)))), '00', ' ') END"
         for column in ERASED_TEXTS
     ),
 )

@@ -106,6 +106,8 @@ class Filters:
     search: str | None = None
     after_id: int | None = None
     replays: bool | None = None  # only replays (True), none (False), or both
+    actor: str | None = None
+    session: str | None = None
 
     def __post_init__(self) -> None:
         """Refuse values that cannot mean anything, with a clear error."""
@@ -117,7 +119,8 @@ class Filters:
             raise InvalidLogError(
                 f"unknown status {self.status!r}; expected one of {', '.join(STATUSES)}", "status"
             )
-        for name in ("model", "template_name", "template_version", "endpoint", "call_id", "search"):
+        texts = ("model", "template_name", "template_version", "endpoint", "call_id", "search")
+        for name in (*texts, "actor", "session"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise InvalidLogError(f"{name} must be text, not {value!r}", name)
@@ -152,6 +155,8 @@ _CONDITIONS = {
     "endpoint": "gl.endpoint = {}",
     "call_id": "gl.call_id = {}",
     "after_id": "gl.id < {}",
+    "actor": "gl.actor = {}",
+    "session": "gl.session_id = {}",
 }
 
 

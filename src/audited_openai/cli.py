@@ -62,6 +62,8 @@ SUMMARY = (
     "error_type",
     "cost",
     "cost_currency",
+    "actor",
+    "session",
 )
 # On a terminal: (column, header, shown below 100 columns, may be cut short) of a listing.
 SHORT = (
@@ -207,7 +209,17 @@ def _is_url(path: str) -> bool:
 
 
 def _filters(options: dict[str, Any]) -> dict[str, Any]:
-    names = ("since", "until", "status", "model", "template_name", "template_version", "search")
+    names = (
+        "since",
+        "until",
+        "status",
+        "model",
+        "template_name",
+        "template_version",
+        "search",
+        "actor",
+        "session",
+    )
     found = {name: options[name] for name in names if options.get(name) is not None}
     if options.get("definitie") is not None:
         found["definitie_id"] = options["definitie"]
@@ -230,6 +242,8 @@ def filter_options(func: F) -> F:
             click.option("--template-version", help="Prompt template version."),
             click.option("--definitie", type=int, help="Definitie id."),
             click.option("--search", help='Words or "a phrase" in prompt or response.'),
+            click.option("--actor", help="Who asked (audit_context(actor=...))."),
+            click.option("--session", help="The working session (audit_context(session=...))."),
         ]
     ):
         func = option(func)
@@ -276,6 +290,8 @@ def _summary(log: GenerationContext) -> dict[str, Any]:
         "error_type": error.error_type if error else None,
         "cost": log.cost.amount if log.cost else None,
         "cost_currency": log.cost.currency if log.cost and log.cost.amount is not None else None,
+        "actor": log.actor,
+        "session": log.session,
     }
 
 

@@ -112,13 +112,16 @@ def history(
     search: str | None = None,
     after_id: int | None = None,
     replays: bool | None = None,
+    actor: str | None = None,
+    session: str | None = None,
     limit: int = 100,
 ) -> list[GenerationContext]:
     """Return logs newest first (by id), filtered; ``after_id`` continues a listing.
 
     ``since`` and ``until`` are aware datetimes; ``search`` takes words that must all
     occur, ``"a phrase"`` or ``prefix*``, over the prompt and the response of
-    completed rows; ``replays``: only replays (True), none (False), or both (None).
+    completed rows; ``replays``: only replays (True), none (False), or both (None);
+    ``actor`` and ``session``: who asked and in which session (``audit_context``).
     """
     filters = Filters(
         since=since,
@@ -133,6 +136,8 @@ def history(
         search=search,
         after_id=after_id,
         replays=replays,
+        actor=actor,
+        session=session,
     )
     with reading(db) as repo:
         return repo.history(filters, limit)

@@ -184,6 +184,8 @@ def _fields(log: GenerationContext, zone: tzinfo | None) -> list[dict[str, str]]
         ("Status", _status(log.status)),
         ("Definitie", log.definitie_id if log.definitie_id is not None else "geen definitie"),
         ("Aanroep (call_id)", log.call_id),
+        ("Aangevraagd door (actor)", log.actor),
+        ("Sessie", log.session),
         ("Poging", log.attempt),
         ("Endpoint", log.endpoint),
         ("Stream", "ja" if log.stream else "nee"),
@@ -346,6 +348,8 @@ def _filters(st: Any, zone: tzinfo | None) -> dict[str, Any] | None:
         model = left.text_input("Model", key="logboek-model")
         template = middle.text_input("Template", key="logboek-template")
         version = middle.text_input("Templateversie", key="logboek-version")
+        actor = left.text_input("Aangevraagd door (actor)", key="logboek-actor")
+        session = middle.text_input("Sessie", key="logboek-session")
         definitie = right.text_input("Definitie-id", key="logboek-definitie")
         period = right.date_input("Periode", value=(), format="DD-MM-YYYY", key="logboek-dates")
         search = st.text_input("Zoeken in prompt en antwoord", key="logboek-search")
@@ -355,6 +359,8 @@ def _filters(st: Any, zone: tzinfo | None) -> dict[str, Any] | None:
         "template_name": template.strip() or None,
         "template_version": version.strip() or None,
         "search": search.strip() or None,
+        "actor": actor.strip() or None,
+        "session": session.strip() or None,
     }
     if definitie.strip():
         if not definitie.strip().isdigit():
@@ -485,6 +491,7 @@ def show_generation_details(
             f"{log.prompt.template_name or '—'} · modules "
             f"{', '.join(log.prompt.modules_used or []) or '—'} · "
             f"{local_time(log.logged_at, zone)}"
+            + (f" · aangevraagd door {log.actor}" if log.actor else "")
         )
         if log.error is not None:
             st.error(f"{log.error.error_type}: {log.error.message}")
