@@ -111,7 +111,14 @@ def test_an_attempt_is_a_genai_client_span_under_the_apps_span(
     tracer = trace.get_tracer("the app")
     with (
         tracer.start_as_current_span("genereer definitie") as parent,
-        audit_context(7, template_name="unified", template_version="2.1", modules_used=["base"]),
+        audit_context(
+            7,
+            template_name="unified",
+            template_version="2.1",
+            modules_used=["base"],
+            actor="medewerker-042",
+            session="sessie-7",
+        ),
     ):
         audited.chat.completions.create(
             model="gpt-4o",
@@ -150,6 +157,8 @@ def test_an_attempt_is_a_genai_client_span_under_the_apps_span(
         "audited_openai.template.version": "2.1",
         "audited_openai.template.modules": ("base",),
         "audited_openai.status": "success",
+        "user.id": "medewerker-042",  # who asked, as stored
+        "session.id": "sessie-7",
     }
     assert span.status.status_code == trace.StatusCode.UNSET
 

@@ -7,7 +7,8 @@ is its parent; the retries of a call are siblings, told apart by
 conventions say, as ``opentelemetry-instrumentation-openai-v2`` does: v1.30.0 by
 default, the latest experimental ones when ``OTEL_SEMCONV_STABILITY_OPT_IN`` holds
 ``gen_ai_latest_experimental``. Beside them: the row's id, ``call_id``, attempt, the
-definitie and the prompt template. Prompt and completion go on the span only when
+definitie and the prompt template, and who asked (``user.id``, ``session.id``, as
+stored). Prompt and completion go on the span only when
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` is set, and always as stored
 (after ``redact=``). The metrics ``gen_ai.client.operation.duration`` and
 ``gen_ai.client.token.usage`` are recorded for every attempt.
@@ -170,8 +171,13 @@ def request_attributes(
 
 
 def _audit_attributes(ctx: GenerationContext, log_id: int | None) -> dict[str, Any]:
-    """The audit's own attributes: the row, its call and attempt, definitie and template."""
+    """The audit's own attributes, and who asked (``user.id``, ``session.id``).
+
+    The row, its call and attempt, the definitie and the template.
+    """
     return {
+        "user.id": ctx.actor,
+        "session.id": ctx.session,
         "audited_openai.log_id": log_id,
         "audited_openai.call_id": ctx.call_id,
         "audited_openai.attempt": ctx.attempt,
