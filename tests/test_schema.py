@@ -132,10 +132,12 @@ TABLES = {
     "generation_logs_fts",
     "generation_log_checks",
     "generation_log_events",
+    "generation_reviews",  # schema 13
     "sqlite_sequence",
 }
 HOST_TRIGGERS = {
     "generation_logs_erase_with_definitie",
+    "generation_reviews_erase_with_definitie",
     "generation_logs_definitie_exists_insert",
     "generation_logs_definitie_exists_update",
 }

@@ -31,7 +31,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from audited_openai import _sql
+from audited_openai import _review, _sql
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._rows import (
     CHAINED,
@@ -54,6 +54,7 @@ _DEFINITIE = CHAINED.index("definitie_id")
 _DIGESTED_AT = tuple(name in DIGESTED for name in CHAINED)
 _FIRST = len(FIRST_CHAINED)
 NOTE_LIMIT = 500  # characters of the command line kept in an event
+GONE = frozenset(("erase", "retain"))  # events of rows deleted through the library: no state
 
 
 def command() -> str:
@@ -86,6 +87,15 @@ def state(values: Sequence[Any]) -> str:
     if later:
         stated.append(later)
     return json.dumps(stated, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def review_state(values: Sequence[Any]) -> str:
+    """The canonical JSON of a review (``_review.COLUMNS`` in order), its texts as digests."""
+    stated = [
+        digest(value) if name in _review.DIGESTED and value is not None else value
+        for name, value in zip(_review.COLUMNS, values, strict=True)
+    ]
+    return json.dumps(stated, separators=(",", ":"), ensure_ascii=False)
 
 
 def named(stated: list[Any]) -> dict[str, Any]:
@@ -158,8 +168,8 @@ class Chain:
         return f"SELECT {chained} FROM generation_logs WHERE id = {self.dialect.param}"
 
     @property
-    def held(self) -> list[tuple[str, int, int | None, str | None, Sequence[Any] | None]]:
-        """The events this thread's transaction holds until :meth:`seal`."""
+    def held(self) -> list[tuple[str, int, int | None, str | None, str | None]]:
+        """The events (kind, log id, definitie, note, state) held until :meth:`seal`."""
         try:
             return self._local.held  # type: ignore[no-any-return]
         except AttributeError:
@@ -178,12 +188,22 @@ class Chain:
     ) -> None:
         """Append the event of a write to row ``log_id``.
 
-        Its state is ``values`` (the ``CHAINED`` columns, as :meth:`written` has them). ``erase``
-        events carry no state: ``erased_from`` is the definitie the row had. Held until
-        :meth:`seal`.
+        Its state is ``values`` (the ``CHAINED`` columns, as :meth:`written` has them). The
+        events of rows that went (``GONE``) carry no state: ``erased_from`` is the
+        definitie the row had. Held until :meth:`seal`.
         """
         del conn  # appended by seal, on the transaction's connection
-        self.held.append((kind, log_id, erased_from, note, values))
+        if kind in GONE:
+            self.held.append((kind, log_id, erased_from, note, None))
+            return
+        assert values is not None  # noqa: S101 - written() passes what RETURNING gave
+        self.held.append((kind, log_id, values[_DEFINITIE], note, state(values)))
+
+    def append_review(
+        self, kind: str, review_id: int, definitie_id: int, stated: str | None, note: str | None
+    ) -> None:
+        """Append the event of a review's write (its id negated: see ``_review``)."""
+        self.held.append((kind, -review_id, definitie_id, note, stated))
 
     def discard(self) -> None:
         """Forget the events held: their transaction did not commit."""
@@ -196,28 +216,14 @@ class Chain:
         if self.lock is not None:
             conn.execute(self.lock)
         held, self._local.held = self.held, []
-        for kind, log_id, erased_from, note, values in held:
-            self._append(conn, kind, log_id, erased_from=erased_from, note=note, values=values)
-
-    def _append(
-        self,
-        conn: Any,
-        kind: str,
-        log_id: int,
-        *,
-        erased_from: int | None,
-        note: str | None,
-        values: Sequence[Any] | None,
-    ) -> None:
-        if kind == "erase":
-            row_state, definitie_id = None, erased_from
-        else:
-            assert values is not None  # noqa: S101 - written() passes what RETURNING gave
-            row_state, definitie_id = state(values), values[_DEFINITIE]
         head = conn.execute(_sql.EVENT_HEAD).fetchone()
-        seq, prev = (int(head[0]) + 1, head[1]) if head else (1, GENESIS)
-        event = (seq, log_id, definitie_id, kind, format_ts(utc_now()), note, row_state)
-        conn.execute(self.insert_event, (*event, link_hash(prev, event)))
+        seq, prev = (int(head[0]), head[1]) if head else (0, GENESIS)
+        at = format_ts(utc_now())
+        for kind, log_id, definitie_id, note, row_state in held:
+            seq += 1
+            event = (seq, log_id, definitie_id, kind, at, note, row_state)
+            prev = link_hash(prev, event)
+            conn.execute(self.insert_event, (*event, prev))
 
     def written(
         self, conn: Any, sql: str, params: Sequence[Any], kind: str, note: str | None = None
@@ -232,12 +238,16 @@ class Chain:
             self.append(conn, kind, int(values[0]), note=note, values=values)
         return rows
 
-    def erase(self, conn: Any, definitie_id: int) -> list[int]:
-        """Delete a definitie's rows, an ``erase`` event for each; their ids, in order."""
+    def erase(self, conn: Any, definitie_id: int, kind: str = "erase") -> list[int]:
+        """Delete a definitie's rows and reviews, an event for each; the rows' ids, in order."""
         ids = sorted(row[0] for row in conn.execute(_sql.erase(self.dialect), (definitie_id,)))
-        note = f"erase --definitie {definitie_id}: {command()}"
+        erased = conn.execute(_sql.erase_reviews(self.dialect), (definitie_id,))
+        reviews = sorted(row[0] for row in erased)
+        note = f"{kind} --definitie {definitie_id}: {command()}"
         for log_id in ids:
-            self.append(conn, "erase", log_id, erased_from=definitie_id, note=note)
+            self.append(conn, kind, log_id, erased_from=definitie_id, note=note)
+        for review_id in reviews:
+            self.append_review(kind, review_id, definitie_id, None, note)
         return ids
 
     def as_chained(self, conn: Any, log_id: int) -> bool:

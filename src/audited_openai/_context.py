@@ -15,6 +15,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from audited_openai._errors import InvalidLogError
 from audited_openai._rows import validate_definitie_id, validate_who
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from audited_openai._repository import GenerationLogRepository
+    from audited_openai._review import Review, Verdict
 
 F = TypeVar("F", bound="Callable[..., Any]")
 
@@ -50,7 +52,7 @@ def current_scope() -> AuditScope:
 
 
 class AuditHandle:
-    """What an ``audit_context`` yields: the rows written inside it, and ``link``."""
+    """What an ``audit_context`` yields: the rows written inside it, ``link`` and ``review``."""
 
     def __init__(self) -> None:
         """Start with no rows."""
@@ -75,6 +77,38 @@ class AuditHandle:
         definitie_id = validate_definitie_id(definitie_id)  # type: ignore[assignment]
         for store, log_id in self._rows:
             store.link_to_definitie(log_id, definitie_id)
+
+    def review(
+        self,
+        verdict: Verdict,
+        *,
+        reviewer: str,
+        note: str | None = None,
+        edited_text: str | None = None,
+    ) -> Review:
+        """Record a review of the latest row written inside the context.
+
+        See :meth:`GenerationLogRepository.record_review`; the row must be linked to
+        its definitie.
+        """
+        if not self._rows:
+            raise InvalidLogError("nothing was generated inside this context to review")
+        store, log_id = self._rows[-1]
+        store.flush()
+        definitie_id = store.get(log_id).definitie_id
+        if definitie_id is None:
+            raise InvalidLogError(
+                f"log {log_id} is not linked to a definitie yet: link it, then review",
+                "definitie_id",
+            )
+        return store.record_review(
+            definitie_id,
+            verdict,
+            reviewer=reviewer,
+            note=note,
+            edited_text=edited_text,
+            log_id=log_id,
+        )
 
 
 class audit_context:  # noqa: N801 - used like a function, as contextlib's helpers are

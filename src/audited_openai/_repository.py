@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from audited_openai import _checkpoint, _compare, _health, _rows, _spool, _sql, _verify
+from audited_openai import _checkpoint, _compare, _health, _review, _rows, _spool, _sql, _verify
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import InvalidLogError, LogNotFoundError
 from audited_openai._models import STATUSES, Cost, GenerationContext, Status
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
+    from audited_openai._review import Review, Verdict
     from audited_openai._store import Durability
 
 
@@ -212,8 +213,50 @@ class GenerationLogRepository:
         if not found:
             raise LogNotFoundError(log_id)
 
+    def record_review(
+        self,
+        definitie_id: int,
+        verdict: Verdict,
+        *,
+        reviewer: str,
+        note: str | None = None,
+        edited_text: str | None = None,
+        log_id: int | None = None,
+    ) -> Review:
+        """Record a person's judgement of a generated definitie; return the review.
+
+        ``verdict`` is ``approved``, ``rejected`` or ``edited`` (then ``edited_text``
+        is the text as the reviewer changed it); ``log_id`` is the generation judged,
+        by default the definitie's log (its latest row that is no replay). Committed
+        and chained before it returns; reviews are never changed: judge again instead.
+        """
+        row = _review.review_row(
+            definitie_id,
+            verdict,
+            reviewer=reviewer,
+            note=note,
+            edited_text=edited_text,
+            log_id=log_id,
+        )
+        row["reviewed_at"] = format_ts(utc_now())
+        values = self.store.record_review(row).result()
+        return _review.row_to_review(dict(zip(_review.COLUMNS, values, strict=True)))
+
+    def reviews(
+        self, *, definitie_id: int | None = None, log_id: int | None = None
+    ) -> list[Review]:
+        """The reviews of a definitie or of one generation log, oldest first."""
+        if (definitie_id is None) == (log_id is None):
+            raise InvalidLogError("give either definitie_id or log_id", "definitie_id")
+        if definitie_id is not None:
+            _rows.validate_definitie_id(definitie_id)
+            sql, key = _sql.reviews_of(self.store.dialect, "definitie"), definitie_id
+        else:
+            sql, key = _sql.reviews_of(self.store.dialect, "log"), _rows.validate_log_id(log_id)
+        return [_review.row_to_review(row) for row in self.store.fetch(sql, (key,))]
+
     def erase_definitie(self, definitie_id: int) -> int:
-        """Delete every log of a definitie so that its text is gone from the store.
+        """Delete every log and review of a definitie so that its text is gone from the store.
 
         In SQLite: with ``secure_delete`` (freed pages zeroed), the full-text index
         merged, and the WAL checkpointed, so the text is in neither file. Returns the

@@ -359,6 +359,27 @@ CREATE INDEX idx_generation_logs_session
 """
 
 
+# Version 13: reviews (see audited_openai._review; PostgreSQL's: BIGINT and an identity).
+V13_REVIEWS = """
+-- A person's judgement of a generated definitie: who, when, the verdict, a note and
+-- (edited) the text as the reviewer changed it. Written once, chained like every write
+-- (the event's log_id is the review's id negated), erased with its definitie.
+CREATE TABLE generation_reviews (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    definitie_id INTEGER NOT NULL,
+    log_id INTEGER NOT NULL,              -- the generation it judged
+    reviewer TEXT NOT NULL CHECK (length(reviewer) BETWEEN 1 AND 256),
+    verdict TEXT NOT NULL CHECK (verdict IN ('approved', 'rejected', 'edited')),
+    note TEXT,
+    edited_text TEXT,
+    reviewed_at TEXT NOT NULL,            -- UTC, as logged_at
+    CHECK ((verdict = 'edited') = (edited_text IS NOT NULL))
+);
+CREATE INDEX idx_generation_reviews_definitie ON generation_reviews(definitie_id, id);
+CREATE INDEX idx_generation_reviews_log ON generation_reviews(log_id, id);
+"""
+
+
 # Version 7: the tamper-evident chain's events (PostgreSQL's: BIGINT for INTEGER).
 EVENTS_TABLE = f"""
 -- The tamper-evident chain (see audited_openai._chain): one hashed event per write.
@@ -441,6 +462,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "status_periods", V10_PERIODS),
     Migration(11, "cost", V11_COST),
     Migration(12, "actor", V12_ACTOR),
+    Migration(13, "reviews", V13_REVIEWS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -505,6 +527,15 @@ BEGIN
     DELETE FROM generation_logs WHERE definitie_id = OLD.id;
 END;
 
+-- The reviews of a definitie go with it, their texts first blanked in place as above.
+CREATE TRIGGER IF NOT EXISTS generation_reviews_erase_with_definitie
+AFTER DELETE ON definities
+FOR EACH ROW
+BEGIN
+    UPDATE generation_reviews SET {blank_reviews} WHERE definitie_id = OLD.id;
+    DELETE FROM generation_reviews WHERE definitie_id = OLD.id;
+END;
+
 -- REFERENCES definities(id): a log can only be linked to a definitie that exists.
 CREATE TRIGGER IF NOT EXISTS generation_logs_definitie_exists_insert
 BEFORE INSERT ON generation_logs
@@ -535,6 +566,14 @@ _HOST_OBJECTS = _HOST_OBJECTS.replace(
         for column in ERASED_TEXTS
     ),
 )
+_HOST_OBJECTS = _HOST_OBJECTS.replace(
+    "{blank_reviews}",
+    ", ".join(
+        f"{column} = CASE WHEN {column} IS NULL THEN NULL"
+        f" ELSE replace(hex(zeroblob(length(CAST({column} AS BLOB)))), '00', ' ') END"
+        for column in ("reviewer", "note", "edited_text")
+    ),
+)
 # Merging the full-text index drops the terms of deleted rows (a deletion only marks them).
 MERGE_FTS = "INSERT INTO generation_logs_fts (generation_logs_fts) VALUES ('optimize')"
 
@@ -543,6 +582,7 @@ HOST_OBJECT_NAMES = (
     "definities_with_generation",
     "failed_generations",
     "generation_logs_erase_with_definitie",
+    "generation_reviews_erase_with_definitie",
     "generation_logs_definitie_exists_insert",
     "generation_logs_definitie_exists_update",
 )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from audited_openai import _rows
+from audited_openai import _review, _rows
 from audited_openai._clock import format_ts
 from audited_openai._errors import InvalidLogError
 from audited_openai._models import STATUSES
@@ -108,6 +108,7 @@ class Filters:
     replays: bool | None = None  # only replays (True), none (False), or both
     actor: str | None = None
     session: str | None = None
+    reviewed: bool | None = None  # of a definitie with a review (True), without (False)
 
     def __post_init__(self) -> None:
         """Refuse values that cannot mean anything, with a clear error."""
@@ -139,8 +140,10 @@ class Filters:
                     f"after_id must be an integer, not {self.after_id!r}", "after_id"
                 )
             _rows.validate_log_id(self.after_id)  # in range
-        if self.replays is not None and not isinstance(self.replays, bool):
-            raise InvalidLogError(f"replays must be True or False, not {self.replays!r}", "replays")
+        for name in ("replays", "reviewed"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise InvalidLogError(f"{name} must be True or False, not {value!r}", name)
 
 
 # filter name -> condition on gl ({} is the placeholder); the only SQL a filter adds
@@ -160,6 +163,9 @@ _CONDITIONS = {
 }
 
 
+REVIEWED = "EXISTS (SELECT 1 FROM generation_reviews r WHERE r.definitie_id = gl.definitie_id)"
+
+
 def where(filters: Filters, dialect: Dialect, *extra: str) -> tuple[str, list[Any]]:
     """``WHERE ...`` (or "") for the filters that are set, and the values to bind."""
     conditions: list[str] = []
@@ -172,6 +178,11 @@ def where(filters: Filters, dialect: Dialect, *extra: str) -> tuple[str, list[An
             condition, values = dialect.search(value)
         elif field.name == "replays":
             condition, values = f"gl.replay_of IS {'NOT ' if value else ''}NULL", []
+        elif field.name == "reviewed":
+            condition, values = (
+                REVIEWED if value else f"gl.definitie_id IS NOT NULL AND NOT {REVIEWED}",
+                [],
+            )
         else:
             condition = _CONDITIONS[field.name].format(dialect.param)
             values = [format_ts(value) if isinstance(value, datetime) else value]
@@ -249,6 +260,44 @@ def mark_replay(dialect: Dialect) -> str:
 def erase(dialect: Dialect) -> str:
     """``DELETE`` of a definitie's rows (its id), returning their ids."""
     return f"DELETE FROM generation_logs WHERE definitie_id = {dialect.param} RETURNING id"
+
+
+def erase_reviews(dialect: Dialect) -> str:
+    """``DELETE`` of a definitie's reviews (its id), returning their ids."""
+    return f"DELETE FROM generation_reviews WHERE definitie_id = {dialect.param} RETURNING id"
+
+
+REVIEW_COLUMNS = ", ".join(_review.COLUMNS)
+
+
+def insert_review(dialect: Dialect) -> str:
+    """``INSERT`` of a review (``_review.COLUMNS`` but the id), returning its columns."""
+    marks = ", ".join([dialect.param] * (len(_review.COLUMNS) - 1))
+    return (
+        f"INSERT INTO generation_reviews ({', '.join(_review.COLUMNS[1:])}) VALUES ({marks})"
+        f" RETURNING {REVIEW_COLUMNS}"
+    )
+
+
+def log_of_definitie(dialect: Dialect) -> str:
+    """The id of a definitie's log (definitie id, then a log id or NULL twice).
+
+    The named log if it is the definitie's, else its latest row that is no replay.
+    """
+    p, log = dialect.param, f"CAST({dialect.param} AS BIGINT)"
+    return (
+        f"SELECT id FROM generation_logs WHERE definitie_id = {p}"
+        f" AND (id = {log} OR ({log} IS NULL AND replay_of IS NULL)) ORDER BY id DESC LIMIT 1"
+    )
+
+
+def reviews_of(dialect: Dialect, by: str) -> str:
+    """A definitie's or a log's reviews (``by``: its column), oldest first."""
+    column = {"definitie": "definitie_id", "log": "log_id"}[by]
+    return (
+        f"SELECT {REVIEW_COLUMNS} FROM generation_reviews WHERE {column} = {dialect.param}"
+        " ORDER BY id"
+    )
 
 
 def reconcile(dialect: Dialect) -> str:
@@ -605,6 +654,14 @@ EVENTS_TOP = f"SELECT coalesce(max(seq), 0) FROM {EVENTS}"
 LOG_TOP = (
     "SELECT max(top) FROM (SELECT coalesce(max(id), 0) AS top FROM generation_logs"
     f" UNION ALL SELECT coalesce(max(log_id), 0) FROM {EVENTS}) AS tops"
+)
+
+
+CHAINED_REVIEWS = f"SELECT {REVIEW_COLUMNS} FROM generation_reviews ORDER BY id"
+# (review id, seq, kind, definitie, state) of the reviews' events: by review id, newest first
+EVENTS_OF_REVIEWS = (
+    f"SELECT -log_id, seq, kind, definitie_id, state FROM {EVENTS}"
+    " WHERE log_id < 0 ORDER BY log_id DESC, seq DESC"
 )
 
 

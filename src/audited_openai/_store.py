@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from audited_openai import _sql
-from audited_openai._chain import command
+from audited_openai._chain import command, review_state
 from audited_openai._errors import AuditWriteError, InvalidLogError, StoreError
 from audited_openai._writer import Job, Owner, all_failed, settle
 
@@ -256,6 +256,34 @@ class Rows(Owner):
             what=f"link log {log_id}",
         )
 
+    def record_review(self, row: dict[str, Any]) -> Future[tuple[Any, ...]]:
+        """Queue a review (``_review.review_row``'s columns and ``reviewed_at``), durably.
+
+        Its log is the definitie's log (its latest row that is no replay) unless
+        ``log_id`` names one; the future gives the review's columns once committed,
+        or InvalidLogError when that log is not the definitie's.
+        """
+        insert, sql = _sql.insert_review(self.dialect), _sql.log_of_definitie(self.dialect)
+
+        def work(conn: Any) -> tuple[Any, ...]:
+            definitie_id, log_id = row["definitie_id"], row["log_id"]
+            found = conn.execute(sql, (definitie_id, log_id, log_id)).fetchone()
+            if found is None:
+                raise InvalidLogError(
+                    f"definitie {definitie_id} has no generation log"
+                    + ("" if log_id is None else f" {log_id}")
+                    + " to review",
+                    "log_id" if log_id is not None else "definitie_id",
+                )
+            values = (definitie_id, found[0], *list(row.values())[2:])
+            review = tuple(conn.execute(insert, values).fetchone())
+            self.chain.append_review(
+                "review", int(review[0]), definitie_id, review_state(review), None
+            )
+            return review
+
+        return self.submit(work, durable=True, what="record the review")
+
     def reconcile(self, now: str, cutoff: str) -> int:
         """Settle rows pending since before ``cutoff`` as 'timeout'; return how many."""
         sql, note = _sql.reconcile(self.dialect), command()
@@ -299,6 +327,10 @@ class Store(Protocol):
 
     def link(self, log_id: int, definitie_id: int) -> Future[bool]:
         """Queue linking a row to a definitie."""
+        ...
+
+    def record_review(self, row: dict[str, Any]) -> Future[tuple[Any, ...]]:
+        """Queue a review, durably; the future gives its columns."""
         ...
 
     def flush(self) -> None:

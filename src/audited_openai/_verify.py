@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 from audited_openai import _checkpoint, _sql
 from audited_openai._chain import (
     GENESIS,
+    GONE,
     Snapshot,
     link_hash,
     named,
+    review_state,
     state,
 )
 from audited_openai._errors import StoreError
@@ -55,6 +57,9 @@ class Verification:
     head: str = GENESIS
     erased: int = 0  # rows erased through the library (erase events)
     host_erased: int = 0  # rows gone with their definitie, deleted by the host app
+    retained: int = 0  # rows removed by the retention policy (retain events)
+    reviews: int = 0  # reviews checked against their events
+    reviews_erased: int = 0  # reviews gone with their definitie or by retention
     adopted: int = 0  # rows chained when the trail was adopted (history before not covered)
     adopted_at: str | None = None
     checkpoint: dict[str, Any] | None = None
@@ -73,7 +78,9 @@ class Verification:
     def summary(self) -> str:
         """One line saying whether it holds."""
         if self.ok:
-            said = f"verified: {self.events} events, {self.rows} rows, head {self.head[:16]}"
+            reviews = f"{self.reviews} reviews, " if self.reviews else ""
+            said = f"verified: {self.events} events, {self.rows} rows, {reviews}"
+            said += f"head {self.head[:16]}"
             if self.checkpoint is not None:
                 said += f"; the checkpoint of {self.checkpoint['events']} events holds"
                 if self.signature == "valid":
@@ -94,6 +101,13 @@ class Verification:
             )
         if self.erased:
             said.append(f"{self.erased} rows were erased (their events keep the digests)")
+        if self.retained:
+            said.append(
+                f"{self.retained} rows were removed by the retention policy (their events "
+                "keep the digests)"
+            )
+        if self.reviews_erased:
+            said.append(f"{self.reviews_erased} reviews went with their definitie or by retention")
         if self.host_erased:
             said.append(
                 f"{self.host_erased} rows went with their definitie, deleted by the host app "
@@ -152,6 +166,8 @@ def verify_part(
     tick = tick or (lambda: None)
     at_checkpoint = _walk_events(found, snapshot, part, tick)
     _walk_rows(found, snapshot, part, tick)
+    if part.ids[0] <= 1:  # the reviews, with the first share of the rows
+        _walk_reviews(found, snapshot, part)
     return found, at_checkpoint
 
 
@@ -169,6 +185,9 @@ def merge(
         found.rows += share.rows
         found.erased += share.erased
         found.host_erased += share.host_erased
+        found.retained += share.retained
+        found.reviews += share.reviews
+        found.reviews_erased += share.reviews_erased
         found.adopted += share.adopted
         found.adopted_at = found.adopted_at or share.adopted_at
         found.problems += share.problems
@@ -286,11 +305,9 @@ def _walk_rows(
     """Each row of the share beside the last event of its log id (both in id order)."""
     first, last = part.ids
     rows = snapshot.rows(_sql.chained_rows_between(first, last))
-    events = _last_events(snapshot, first, last)
-    row = next(rows, None)
-    event = next(events, None)
-    while row is not None or event is not None:
-        if row is not None and (event is None or row[0] < event[0]):
+    events = _last_events(snapshot.rows(_sql.events_of_rows_between(first, last)))
+    for row, event in _beside(rows, events):
+        if event is None:
             found.problems.append(
                 Problem(
                     "row_inserted",
@@ -298,32 +315,88 @@ def _walk_rows(
                     log_id=row[0],
                 )
             )
-        elif event is not None and event[1] > part.head:
+        elif event[1] > part.head:
             pass  # written since the verification began: the next one checks it
-        elif event is not None and row is not None and row[0] == event[0]:
+        elif row is not None:
             _compare(found, row, event)
-        elif event is not None:
+        else:
             _gone(found, snapshot, event)
-        if row is not None and (event is None or row[0] <= event[0]):
+        if row is not None:
             found.rows += 1
             tick()
-            if event is not None and row[0] == event[0]:
-                event = next(events, None)
-            row = next(rows, None)
+
+
+def _walk_reviews(found: Verification, snapshot: Snapshot, part: Part) -> None:
+    """Each review beside its last event (its log id negated: see ``_review``), by id."""
+    reviews = snapshot.rows(_sql.CHAINED_REVIEWS)
+    events = _last_events(snapshot.rows(_sql.EVENTS_OF_REVIEWS), newest_first=True)
+    for review, event in _beside(reviews, events):
+        if event is None:
+            found.problems.append(
+                Problem(
+                    "review_inserted",
+                    f"review {review[0]} has no event: written outside the library",
+                )
+            )
+        elif event[1] > part.head:
+            pass
+        elif review is not None:
+            if event[2] in GONE:
+                said = f"review {review[0]} was erased (event {event[1]}) but is there"
+            elif review_state(review) != event[4]:
+                said = f"review {review[0]} no longer matches event {event[1]} (review)"
+            else:
+                said = ""
+            if said:
+                found.problems.append(Problem("review_changed", said, seq=event[1]))
+        elif event[2] in GONE or _definitie_gone(snapshot, event[3]):
+            found.reviews_erased += 1
         else:
+            found.problems.append(
+                Problem(
+                    "review_deleted",
+                    f"review {event[0]} is gone without an erase event (event {event[1]})",
+                    seq=event[1],
+                )
+            )
+        if review is not None:
+            found.reviews += 1
+
+
+def _beside(
+    rows: Iterator[Sequence[Any]], events: Iterator[tuple[Any, ...]]
+) -> Iterator[tuple[Any, Any]]:
+    """(row, its last event) by id, both streams in id order; None where one has none."""
+    row, event = next(rows, None), next(events, None)
+    while row is not None or event is not None:
+        if row is not None and (event is None or row[0] < event[0]):
+            yield row, None
+            row = next(rows, None)
+        elif row is not None and event is not None and row[0] == event[0]:
+            yield row, event
+            row, event = next(rows, None), next(events, None)
+        else:
+            yield None, event
             event = next(events, None)
 
 
-def _gone(found: Verification, snapshot: Snapshot, event: tuple[Any, ...]) -> None:
-    """A row with events and no row: erased, gone with its definitie, or deleted."""
-    log_id, seq, kind, definitie_id, _ = event
-    if kind == "erase":
-        found.erased += 1
-    elif (
+def _definitie_gone(snapshot: Snapshot, definitie_id: int | None) -> bool:
+    """Whether the host app deleted this definitie (its table is here, the row is not)."""
+    return (
         definitie_id is not None
         and snapshot.has_definities
         and next(snapshot.rows(_sql.definitie_there(definitie_id)), None) is None
-    ):
+    )
+
+
+def _gone(found: Verification, snapshot: Snapshot, event: tuple[Any, ...]) -> None:
+    """A row with events and no row: erased, retained out, gone with its definitie, or deleted."""
+    log_id, seq, kind, definitie_id, _ = event
+    if kind == "erase":
+        found.erased += 1
+    elif kind == "retain":
+        found.retained += 1
+    elif _definitie_gone(snapshot, definitie_id):
         found.host_erased += 1
     else:
         found.problems.append(
@@ -336,13 +409,17 @@ def _gone(found: Verification, snapshot: Snapshot, event: tuple[Any, ...]) -> No
         )
 
 
-def _last_events(snapshot: Snapshot, first: int, last: int) -> Iterator[tuple[Any, ...]]:
-    """(log_id, seq, kind, definitie_id, state) of the last event of each row, by log id."""
+def _last_events(
+    events: Iterator[Sequence[Any]], *, newest_first: bool = False
+) -> Iterator[tuple[Any, ...]]:
+    """The last event of each id, from events grouped by id (``newest_first`` in a group)."""
     held: tuple[Any, ...] | None = None
-    for event in snapshot.rows(_sql.events_of_rows_between(first, last)):
+    for event in events:
         if held is not None and held[0] != event[0]:
             yield held
-        held = tuple(event)
+            held = tuple(event)
+        elif held is None or not newest_first:
+            held = tuple(event)
     if held is not None:
         yield held
 
@@ -350,7 +427,7 @@ def _last_events(snapshot: Snapshot, first: int, last: int) -> Iterator[tuple[An
 def _compare(found: Verification, row: Sequence[Any], event: tuple[Any, ...]) -> None:
     log_id, seq, kind, _, chained = event
     last = {"seq": seq, "kind": kind}
-    if kind == "erase":
+    if kind in GONE:
         found.problems.append(
             Problem(
                 "row_changed",

@@ -29,12 +29,14 @@ from rich.table import Table
 from audited_openai import query
 from audited_openai._errors import AuditedOpenAIError, InvalidLogError, LogNotFoundError
 from audited_openai._repository import GenerationLogRepository, redacted
+from audited_openai._review import VERDICTS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from decimal import Decimal
 
     from audited_openai._models import GenerationContext
+    from audited_openai._review import Review
 
 F = TypeVar("F", bound="Callable[..., Any]")
 EXIT_NO_MATCH, EXIT_USAGE, EXIT_DATABASE, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
@@ -219,6 +221,7 @@ def _filters(options: dict[str, Any]) -> dict[str, Any]:
         "search",
         "actor",
         "session",
+        "reviewed",
     )
     found = {name: options[name] for name in names if options.get(name) is not None}
     if options.get("definitie") is not None:
@@ -244,6 +247,11 @@ def filter_options(func: F) -> F:
             click.option("--search", help='Words or "a phrase" in prompt or response.'),
             click.option("--actor", help="Who asked (audit_context(actor=...))."),
             click.option("--session", help="The working session (audit_context(session=...))."),
+            click.option(
+                "--reviewed/--unreviewed",
+                default=None,
+                help="Only rows of definities reviewed, or not yet reviewed.",
+            ),
         ]
     ):
         func = option(func)
@@ -385,9 +393,10 @@ def _listing(rows: list[dict[str, Any]]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(ctx: click.Context, log_id: int, as_json: bool) -> None:
     """Show one log in full, including the whole prompt."""
-    data = _repo(ctx).get(log_id).to_dict()
+    repo = _repo(ctx)
+    data = repo.get(log_id).to_dict()
     if as_json:
-        _json(data)
+        _json({**data, "reviews": [r.as_dict() for r in repo.reviews(log_id=log_id)]})
         return
     prompt = data.pop("prompt")
     response, error = data.pop("response"), data.pop("error")
@@ -400,6 +409,8 @@ def show(ctx: click.Context, log_id: int, as_json: bool) -> None:
             if key not in ("content", "traceback") and value is not None:
                 click.echo(f"{part}.{key}: {value}")
     click.echo(f"cost: {_cost(cost)}")
+    for review in repo.reviews(log_id=log_id):
+        click.echo(f"review: {_review_line(review)}")
     click.echo("\n--- prompt ---")
     click.echo(prompt["full_text"])
     if response and response.get("content") is not None:
@@ -410,6 +421,67 @@ def show(ctx: click.Context, log_id: int, as_json: bool) -> None:
         click.echo(error["traceback"].rstrip())
     click.echo("\n--- request_json ---")
     click.echo(request_json or "")
+
+
+def _review_line(review: Review) -> str:
+    """A review in one line: when, the verdict, who, and the note."""
+    at = review.as_dict()["reviewed_at"]
+    note = f": {review.note}" if review.note else ""
+    where = f"(review {review.id}, log {review.log_id})"
+    return f"{at} {review.verdict} by {review.reviewer} {where}{note}"
+
+
+@command(reads=False)
+@click.option("--definitie", type=int, required=True, help="The definitie judged.")
+@click.option(
+    "--verdict", type=click.Choice(VERDICTS), required=True, help="What the reviewer decided."
+)
+@click.option("--reviewer", required=True, help="Who judged (as the app names people).")
+@click.option("--note", help="Why, in a few words.")
+@click.option(
+    "--edited-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --verdict edited: the file holding the text as the reviewer changed it.",
+)
+@click.option("--log", "log_id", type=int, help="The generation judged (default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print the review as JSON.")
+def review(
+    ctx: click.Context,
+    /,
+    definitie: int,
+    verdict: str,
+    as_json: bool,
+    **said: Any,
+) -> None:
+    """Record a reviewer's judgement of a generated definitie (chained, never changed)."""
+    edited = said["edited_file"]
+    made = _repo(ctx).record_review(
+        definitie,
+        verdict,  # type: ignore[arg-type]  # click.Choice(VERDICTS)
+        reviewer=said["reviewer"],
+        note=said["note"],
+        edited_text=None if edited is None else edited.read_text(encoding="utf-8"),
+        log_id=said["log_id"],
+    )
+    if as_json:
+        _json(made.as_dict())
+    else:
+        click.echo(f"recorded review {made.id} of definitie {definitie}: {_review_line(made)}")
+
+
+@command()
+@click.option("--definitie", type=int, required=True, help="The definitie whose reviews to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with any edited text).")
+def reviews(ctx: click.Context, definitie: int, as_json: bool) -> None:
+    """List the reviews of a definitie, oldest first."""
+    found = _repo(ctx).reviews(definitie_id=definitie)
+    if as_json:
+        _json([r.as_dict() for r in found])
+        return
+    if not found:
+        _fail(f"no reviews of definitie {definitie}", EXIT_NO_MATCH)
+    for made in found:
+        click.echo(_review_line(made))
 
 
 def _cost(cost: dict[str, Any] | None) -> str:

@@ -114,6 +114,7 @@ def history(
     replays: bool | None = None,
     actor: str | None = None,
     session: str | None = None,
+    reviewed: bool | None = None,
     limit: int = 100,
 ) -> list[GenerationContext]:
     """Return logs newest first (by id), filtered; ``after_id`` continues a listing.
@@ -121,7 +122,9 @@ def history(
     ``since`` and ``until`` are aware datetimes; ``search`` takes words that must all
     occur, ``"a phrase"`` or ``prefix*``, over the prompt and the response of
     completed rows; ``replays``: only replays (True), none (False), or both (None);
-    ``actor`` and ``session``: who asked and in which session (``audit_context``).
+    ``actor`` and ``session``: who asked and in which session (``audit_context``);
+    ``reviewed``: only rows of a definitie that has a review (True), that has none yet
+    (False), or all (None).
     """
     filters = Filters(
         since=since,
@@ -138,6 +141,7 @@ def history(
         replays=replays,
         actor=actor,
         session=session,
+        reviewed=reviewed,
     )
     with reading(db) as repo:
         return repo.history(filters, limit)
