@@ -24,6 +24,7 @@ def test_all_is_pinned_and_sorted() -> None:
         "ModelParameters",
         "PromptContext",
         "ResponseMetadata",
+        "Review",
         "SchemaVersionError",
         "StoreError",
         "audit_context",

@@ -939,3 +939,74 @@ def test_the_app_compares_the_demos_two_template_versions(tmp_path: Path) -> Non
         _shot(page, "vergelijk", "Geen verschil aangetoond in de kosten")
         browser.close()
     assert (ARTIFACTS / "vergelijk.png").stat().st_size > 20_000, "a rendered page"
+
+
+# -- reviews ----------------------------------------------------------------------------------
+
+
+def _review_page(db: str, definitie_id: int, reviewer: str | None, text: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from audited_openai import GenerationLogRepository
+    from audited_openai.streamlit import beoordeel, show_generation_details
+
+    repo = GenerationLogRepository(db)
+    beoordeel(repo, definitie_id, reviewer=reviewer, text=text)
+    show_generation_details(repo, definitie_id, expanded=True, zone=ZoneInfo("Europe/Amsterdam"))
+
+
+def test_a_reviewer_approves_rejects_and_edits_and_the_details_show_it(
+    own: dict[str, int], target: str
+) -> None:
+    """The form records each verdict; the details list them in Dutch, edits beside."""
+    definitie = own["spec_definitie"]
+    at = _run(_review_page, target, definitie, "jurist-7", "De oude tekst.")
+    assert [c.value for c in at.caption if "beoordeeld" in c.value] == [
+        f"Definitie {definitie} is nog niet beoordeeld."
+    ]
+    at.radio[0].set_value("bewerkt")
+    at.button[0].click().run(timeout=30)  # the text unchanged: refused, nothing written
+    assert "de tekst is niet veranderd" in at.error[0].value
+    assert GenerationLogRepository(target).reviews(definitie_id=definitie) == []
+    at.radio[0].set_value("bewerkt")
+    at.text_area[1].input("De nieuwe tekst.")
+    at.text_area[0].input("scherper geformuleerd")
+    at.button[0].click().run(timeout=30)
+    assert at.success[0].value.startswith("Beoordeling 1 vastgelegd: bewerkt door jurist-7")
+    at.radio[0].set_value("afgewezen")
+    at.button[0].click().run(timeout=30)
+    table = next(t.value for t in at.table if "oordeel" in t.value.columns)
+    assert list(table["oordeel"]) == ["bewerkt", "afgewezen"]
+    assert list(table["beoordelaar"]) == ["jurist-7", "jurist-7"]
+    assert list(table["toelichting"]) == ["scherper geformuleerd", "—"]
+    assert any(e.label.startswith("Bewerkte tekst (jurist-7, ") for e in at.expander)
+    assert query.verify(target).ok
+
+
+def test_the_form_asks_who_reviews_when_the_app_does_not_say(
+    own: dict[str, int], target: str
+) -> None:
+    at = _run(_review_page, target, own["spec_definitie"], None, "tekst")
+    at.button[0].click().run(timeout=30)  # nobody named: refused in one line
+    assert at.error[0].value == "Vul in wie beoordeelt: elke beoordeling zegt door wie."
+    at.text_input[0].input("jurist-9")
+    at.radio[0].set_value("goedgekeurd")
+    at.button[0].click().run(timeout=30)
+    (made,) = GenerationLogRepository(target).reviews(definitie_id=own["spec_definitie"])
+    assert (made.reviewer, made.verdict) == ("jurist-9", "approved")
+
+
+def test_logboek_shows_the_verdict_and_finds_what_is_not_yet_reviewed(
+    own: dict[str, int], target: str
+) -> None:
+    repo = GenerationLogRepository(target)
+    repo.record_review(own["spec_definitie"], "rejected", reviewer="jurist-7")
+    at = _logboek(target)
+    table = at.table[0].value
+    verdicts = dict(zip(table["definitie"], table["beoordeling"], strict=True))
+    assert verdicts[str(own["spec_definitie"])] == "afgewezen"
+    at.selectbox(key="logboek-reviewed").select("nog niet beoordeeld").run(timeout=30)
+    listed = at.table[0].value
+    assert str(own["spec_definitie"]) not in set(listed["definitie"])
+    assert "geen" not in set(listed["definitie"]), "a row without a definitie is not a review's"
+    assert _listed(at) == [log.id for log in query.history(target, reviewed=False)]

@@ -30,6 +30,7 @@ from prompts import PromptOrchestrator
 
 from audited_openai import AuditedOpenAI, GenerationLogRepository, InvalidLogError, audit_context
 from audited_openai.streamlit import (
+    beoordeel,
     logboek,
     show_generation_details,
     status_panel,
@@ -150,7 +151,13 @@ def detail_view() -> None:
     definitie = by_id[chosen]
     st.markdown(f"### {plain(definitie.begrip)}\n\n{plain(definitie.definitie)}")
     st.caption(f"bron: {definitie.source_type}")
-    show_generation_details(GenerationLogRepository(DB), chosen, expanded=True)
+    repo = GenerationLogRepository(DB)
+    if repo.get_by_definitie_id(chosen) is not None:
+        with st.expander("Beoordelen", expanded=False):
+            # The app would take the signed-in jurist; here the name is typed.
+            reviewer = st.text_input("Beoordelaar", value="jurist-001", key="reviewer")
+            beoordeel(repo, chosen, reviewer=reviewer.strip() or None, text=definitie.definitie)
+    show_generation_details(repo, chosen, expanded=True)
 
 
 def current_view() -> str:

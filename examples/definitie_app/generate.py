@@ -45,7 +45,7 @@ BEGRIPPEN = {
     "rechter voorlegt",
 }
 if TYPE_CHECKING:
-    from audited_openai import GenerationContext
+    from audited_openai import GenerationContext, GenerationLogRepository, Review
     from audited_openai.query import Verification
 
 RETRIED = "dagvaarding"  # offline: rate limited once, then answered
@@ -95,7 +95,7 @@ def main() -> int:
         generator = UnifiedDefinitionGenerator(
             client, PromptOrchestrator(), definitions, model=args.model
         )
-        failures = 0
+        failures, made = 0, []
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("generating definities", total=len(BEGRIPPEN))
             for begrip in BEGRIPPEN:
@@ -105,6 +105,7 @@ def main() -> int:
                         result = generator.generate_definition(
                             {"begrip": begrip, "template_version": version}
                         )
+                    made.append(result.definitie_id)
                     console.print(
                         f"[green]✓[/] {begrip}: definitie {result.definitie_id}, "
                         f"log {result.generation_log_id}, {result.tokens_used} tokens, "
@@ -114,14 +115,35 @@ def main() -> int:
                     failures += 1
                     console.print(f"[red]✗[/] {begrip}: {type(exc).__name__}: {exc}")
                 progress.advance(task)
+        reviews = review(client.audit_store, made)
         rows = query.history(client.audit_store, limit=len(BEGRIPPEN) + 5)
         verified = query.verify(client.audit_store, record=True)
         health = query.status(client.audit_store)
         compared = query.compare(client.audit_store, *ARMS, experiment=EXPERIMENT)
         client.audit_store.close()
     report(console, shown, rows, failures)
+    for done in reviews:
+        console.print(
+            f"Review of definitie {done.definitie_id}: {done.verdict} by {done.reviewer}"
+            + (f" ({done.note})" if done.note else "")
+        )
     verdicts(console, shown, verified, health, compared)
     return 0
+
+
+def review(repo: GenerationLogRepository, definities: list[int]) -> list[Review]:
+    """A jurist judges the first three definities: one approved, one rejected, one edited."""
+    judged = (
+        ("approved", None, None),
+        ("rejected", "te ruim: omvat ook getuigen", None),
+        ("edited", "formulering aangescherpt", "aangepaste tekst door de jurist"),
+    )
+    return [
+        repo.record_review(
+            definitie_id, verdict, reviewer="jurist-demo", note=note, edited_text=edited
+        )
+        for definitie_id, (verdict, note, edited) in zip(definities, judged, strict=False)
+    ]
 
 
 def report(console: Console, shown: str, rows: list[GenerationContext], failures: int) -> None:

@@ -31,6 +31,7 @@ from audited_openai._models import (
 )
 from audited_openai._otel import flush as flush_telemetry
 from audited_openai._repository import GenerationLogRepository
+from audited_openai._review import Review
 
 __all__ = [
     "AsyncAuditedAzureOpenAI",
@@ -48,6 +49,7 @@ __all__ = [
     "ModelParameters",
     "PromptContext",
     "ResponseMetadata",
+    "Review",
     "SchemaVersionError",
     "StoreError",
     "audit_context",

@@ -255,6 +255,16 @@ class GenerationLogRepository:
             sql, key = _sql.reviews_of(self.store.dialect, "log"), _rows.validate_log_id(log_id)
         return [_review.row_to_review(row) for row in self.store.fetch(sql, (key,))]
 
+    def latest_verdicts(self, definitie_ids: list[int]) -> dict[int, str]:
+        """The verdict of the latest review of each of these definities that has one."""
+        for definitie_id in definitie_ids:
+            _rows.validate_definitie_id(definitie_id)
+        wanted = sorted(set(definitie_ids))
+        if not wanted:
+            return {}
+        rows = self.store.fetch_tuples(_sql.verdicts_of(self.store.dialect, len(wanted)), wanted)
+        return {int(definitie_id): verdict for definitie_id, verdict in rows}
+
     def erase_definitie(self, definitie_id: int) -> int:
         """Delete every log and review of a definitie so that its text is gone from the store.
 

@@ -300,6 +300,15 @@ def reviews_of(dialect: Dialect, by: str) -> str:
     )
 
 
+def verdicts_of(dialect: Dialect, count: int) -> str:
+    """(definitie, verdict) of the reviews of ``count`` definities, oldest first."""
+    marks = ", ".join([dialect.param] * count)
+    return (
+        f"SELECT definitie_id, verdict FROM generation_reviews WHERE definitie_id IN ({marks})"
+        " ORDER BY id"
+    )
+
+
 def reconcile(dialect: Dialect) -> str:
     """``UPDATE`` settling rows pending since before a moment (now, then the moment)."""
     return (

@@ -41,10 +41,13 @@ if TYPE_CHECKING:
 
     from audited_openai._models import GenerationContext
     from audited_openai._repository import GenerationLogRepository
+    from audited_openai._review import Review
 
 __all__ = [
     "NO_LOG_MESSAGE",
     "STATUS_LABELS",
+    "VERDICT_LABELS",
+    "beoordeel",
     "local_time",
     "logboek",
     "nl_money",
@@ -65,6 +68,8 @@ STATUS_LABELS = {
     "pending": "in behandeling",
 }
 PAGE_SIZE = 25
+VERDICT_LABELS = {"approved": "goedgekeurd", "rejected": "afgewezen", "edited": "bewerkt"}
+REVIEWED_LABELS = {"alle": None, "beoordeeld": True, "nog niet beoordeeld": False}
 
 
 def _st() -> Any:
@@ -249,6 +254,8 @@ def show_log(
         st.error(f"{log.error.error_type}: {log.error.message}")
     _attempts(st, repo, log, zone)
     _table(st, _fields(log, zone))
+    if log.definitie_id is not None:
+        _reviews(st, repo, log.definitie_id, zone)
     _chain_status(st, repo, log.id)
     st.markdown("**Volledige prompt**")
     st.code(log.prompt.full_text, language="markdown", wrap_lines=True)
@@ -351,6 +358,7 @@ def _filters(st: Any, zone: tzinfo | None) -> dict[str, Any] | None:
         actor = left.text_input("Aangevraagd door (actor)", key="logboek-actor")
         session = middle.text_input("Sessie", key="logboek-session")
         definitie = right.text_input("Definitie-id", key="logboek-definitie")
+        reviewed = right.selectbox("Beoordeling", list(REVIEWED_LABELS), key="logboek-reviewed")
         period = right.date_input("Periode", value=(), format="DD-MM-YYYY", key="logboek-dates")
         search = st.text_input("Zoeken in prompt en antwoord", key="logboek-search")
     filters: dict[str, Any] = {
@@ -361,6 +369,7 @@ def _filters(st: Any, zone: tzinfo | None) -> dict[str, Any] | None:
         "search": search.strip() or None,
         "actor": actor.strip() or None,
         "session": session.strip() or None,
+        "reviewed": REVIEWED_LABELS[reviewed],
     }
     if definitie.strip():
         if not definitie.strip().isdigit():
@@ -403,7 +412,8 @@ def _listing(
         f"{nl_number(total)} rijen; rij {nl_number(min(first + 1, total))} tot "
         f"{nl_number(first + len(rows))}, nieuwste eerst."
     )
-    _table(st, [_summary(row, zone) for row in rows])
+    verdicts = repo.latest_verdicts([r.definitie_id for r in rows if r.definitie_id is not None])
+    _table(st, [_summary(row, zone, verdicts) for row in rows])
     back, forward, _rest = st.columns([1, 1, 4])
     if back.button("← Nieuwer", disabled=len(pages) == 1, key="logboek-back"):
         pages.pop()
@@ -426,7 +436,10 @@ def _listing(
         _go(log=chosen)
 
 
-def _summary(row: GenerationContext, zone: tzinfo | None) -> dict[str, object]:
+def _summary(
+    row: GenerationContext, zone: tzinfo | None, verdicts: Mapping[int, str]
+) -> dict[str, object]:
+    verdict = verdicts.get(row.definitie_id) if row.definitie_id is not None else None
     return {
         "log": row.id,
         "tijd": local_time(row.logged_at, zone),
@@ -437,6 +450,7 @@ def _summary(row: GenerationContext, zone: tzinfo | None) -> dict[str, object]:
         "template": _template(row.prompt.template_name, row.prompt.template_version),
         "tokens": nl_number(row.response.tokens_total if row.response else None),
         "duur (ms)": nl_number(_duration(row)),
+        "beoordeling": VERDICT_LABELS[verdict] if verdict else "",
         "melding": row.error.message[:200] if row.error else "",
     }
 
@@ -495,6 +509,7 @@ def show_generation_details(
         )
         if log.error is not None:
             st.error(f"{log.error.error_type}: {log.error.message}")
+        _reviews(st, repo, definitie_id, zone)
         _chain_status(st, repo, log.id)
         if st.checkbox("Toon Volledige Prompt", key=f"audited-prompt-{definitie_id}"):
             st.code(log.prompt.full_text, language="markdown", wrap_lines=True)
@@ -502,6 +517,79 @@ def show_generation_details(
             _table(st, _fields(log, zone))
         if st.button("Open in het logboek", key=f"audited-open-{definitie_id}"):
             _go(log=log.id or 0)
+
+
+def _reviews(st: Any, repo: GenerationLogRepository, definitie_id: int, zone: Any) -> None:
+    """The reviews of a definitie, oldest first, with any edited text; or that it has none."""
+    found = repo.reviews(definitie_id=definitie_id)
+    if not found:
+        st.caption(f"Definitie {definitie_id} is nog niet beoordeeld.")
+        return
+    st.markdown(f"**Beoordelingen van definitie {definitie_id}**")
+    _table(
+        st,
+        [
+            {
+                "tijd": local_time(review.reviewed_at, zone),
+                "oordeel": VERDICT_LABELS[review.verdict],
+                "beoordelaar": review.reviewer,
+                "log": str(review.log_id),
+                "toelichting": review.note or "—",
+            }
+            for review in found
+        ],
+    )
+    for review in found:
+        if review.edited_text is not None:
+            with st.expander(
+                f"Bewerkte tekst ({review.reviewer}, {local_time(review.reviewed_at, zone)})"
+            ):
+                st.text(review.edited_text)
+
+
+def beoordeel(
+    repo: GenerationLogRepository,
+    definitie_id: int,
+    *,
+    reviewer: str | None = None,
+    text: str | None = None,
+) -> Review | None:
+    """A reviewer's form: approve, reject or edit a definitie; records the review.
+
+    ``reviewer`` is the signed-in person (else the form asks), ``text`` the definitie
+    as generated (the start of an edit). Returns the review recorded, or None.
+    """
+    st = _st()
+    with st.form(f"audited-review-{definitie_id}", clear_on_submit=True):
+        who = reviewer or st.text_input("Beoordelaar", key=f"audited-reviewer-{definitie_id}")
+        label = st.radio("Oordeel", list(VERDICT_LABELS.values()), horizontal=True)
+        note = st.text_area("Toelichting (niet verplicht)")
+        edited = st.text_area("Bewerkte tekst (alleen bij 'bewerkt')", value=text or "")
+        submitted = st.form_submit_button("Beoordeling vastleggen")
+    if not submitted:
+        return None
+    if not (who or "").strip():
+        st.error("Vul in wie beoordeelt: elke beoordeling zegt door wie.")
+        return None
+    verdict = next(key for key, shown in VERDICT_LABELS.items() if shown == label)
+    if verdict == "edited" and edited.strip() == (text or "").strip():
+        st.error(
+            "Bewerkt, maar de tekst is niet veranderd: pas de tekst aan of kies een ander oordeel."
+        )
+        return None
+    try:
+        made = repo.record_review(
+            definitie_id,
+            verdict,  # type: ignore[arg-type]  # a key of VERDICT_LABELS
+            reviewer=(who or "").strip(),
+            note=note.strip() or None,
+            edited_text=edited if verdict == "edited" else None,
+        )
+    except InvalidLogError as exc:
+        st.error(f"Beoordeling niet vastgelegd: {exc}")
+        return None
+    st.success(f"Beoordeling {made.id} vastgelegd: {label} door {made.reviewer}.")
+    return made
 
 
 def _not_the_source(
@@ -684,7 +772,7 @@ def _recent_failures(st: Any, repo: GenerationLogRepository, zone: tzinfo | None
     )[:10]
     if failures:
         st.caption("Alle pogingen, ook herhaalde; open een rij in het Logboek voor alles.")
-        _table(st, [_summary(log, zone) for log in failures])
+        _table(st, [_summary(log, zone, {}) for log in failures])
     else:
         st.success("Geen fouten.")
 
