@@ -133,6 +133,8 @@ TABLES = {
     "generation_log_checks",
     "generation_log_events",
     "generation_reviews",  # schema 13
+    "generation_log_retention",  # schema 14
+    "generation_log_holds",
     "sqlite_sequence",
 }
 HOST_TRIGGERS = {

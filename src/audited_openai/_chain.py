@@ -250,6 +250,23 @@ class Chain:
             self.append_review(kind, review_id, definitie_id, None, note)
         return ids
 
+    def retain(self, conn: Any, before: str, limit: int) -> tuple[int, int]:
+        """Delete up to ``limit`` rows and reviews from ``before``, none held; (rows, reviews).
+
+        A ``retain`` event for each, as an erasure's.
+        """
+        note = f"retain, before {before}: {command()}"
+        counts = []
+        for table in ("generation_logs", "generation_reviews"):
+            gone = sorted(conn.execute(_sql.retain(self.dialect, table), (before, limit)))
+            for item_id, definitie_id in gone:
+                if table == "generation_logs":
+                    self.append(conn, "retain", item_id, erased_from=definitie_id, note=note)
+                else:
+                    self.append_review("retain", item_id, definitie_id, None, note)
+            counts.append(len(gone))
+        return counts[0], counts[1]
+
     def as_chained(self, conn: Any, log_id: int) -> bool:
         """Whether row ``log_id`` is as its last event says.
 

@@ -206,6 +206,17 @@ class PostgresStore(Rows):
 
         return int(self.submit(work, durable=True, what="erase").result())
 
+    def retain(self, before: str, batch: int) -> tuple[int, int]:
+        """Delete the rows and reviews from before ``before`` that no hold keeps."""
+        rows = reviews = 0
+        while True:
+            done = self.submit(
+                lambda conn: WRITTEN.retain(conn, before, batch), durable=True, what="retain"
+            ).result()
+            rows, reviews = rows + done[0], reviews + done[1]
+            if max(done) < batch:
+                return rows, reviews
+
     def finish_erasures(self) -> list[int]:
         """Nothing is left to finish: the foreign key's cascade deletes at once."""
         return []

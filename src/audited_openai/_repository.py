@@ -13,7 +13,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from audited_openai import _checkpoint, _compare, _health, _review, _rows, _spool, _sql, _verify
+from audited_openai import (
+    _chain,
+    _checkpoint,
+    _compare,
+    _health,
+    _retention,
+    _review,
+    _rows,
+    _spool,
+    _sql,
+    _verify,
+)
 from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import InvalidLogError, LogNotFoundError
 from audited_openai._models import STATUSES, Cost, GenerationContext, Status
@@ -28,6 +39,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
+    from audited_openai._retention import Hold, Policy
     from audited_openai._review import Review, Verdict
     from audited_openai._store import Durability
 
@@ -274,7 +286,101 @@ class GenerationLogRepository:
         """
         if _rows.validate_definitie_id(definitie_id) is None:
             raise InvalidLogError("definitie_id is required", field="definitie_id")
+        held = self.held(definitie_id)
+        if held is not None:
+            raise InvalidLogError(
+                f"definitie {definitie_id} is under a legal hold ({held.reason}): release it "
+                "before erasing",
+                "definitie_id",
+            )
         return self.store.erase_definitie(definitie_id)
+
+    # -- retention ---------------------------------------------------------------------
+
+    def set_retention(self, keep: str, *, force: bool = False) -> Policy:
+        """Keep rows and reviews for ``keep`` (``400d``, ``60w``, ``18mo``, ``2y``).
+
+        Stored in the database; :meth:`retain` applies it. Under six months is refused
+        unless ``force`` (the EU AI Act asks a deployer to keep logs that long).
+        """
+        days = _retention.parse_keep(keep)
+        if days < _retention.MIN_DAYS and not force:
+            raise _retention.too_short(days, keep.strip())
+        forced = int(days < _retention.MIN_DAYS)
+        values = (days, keep.strip(), forced, format_ts(utc_now()), _chain.command())
+        self.store.execute(_sql.set_policy(self.store.dialect), values, "set the retention")
+        policy = self.retention()
+        assert policy is not None  # noqa: S101 - just written
+        return policy
+
+    def retention(self) -> Policy | None:
+        """The retention policy, or None when there is none (rows are kept for good)."""
+        found = self.store.fetch_tuples(_sql.POLICY, [])
+        return _retention.Policy.of(found[0]) if found else None
+
+    def clear_retention(self) -> bool:
+        """Remove the policy (rows are kept for good); whether there was one."""
+        return bool(self.store.execute(_sql.CLEAR_POLICY, (), "clear the retention"))
+
+    def retain(self, *, dry_run: bool = False) -> dict[str, Any]:
+        """Remove the rows and reviews older than the policy, except those held.
+
+        As an erasure does: the text gone from the files, a ``retain`` event for each
+        (``verify`` passes and counts them). Returns ``before`` (the cutoff), ``rows``,
+        ``reviews`` (removed, or that would be with ``dry_run``) and ``held`` (old rows
+        kept by a hold).
+        """
+        policy = self.retention()
+        if policy is None:
+            raise InvalidLogError(
+                "no retention policy: set one first (audited-openai retention --keep 2y)", "keep"
+            )
+        before = format_ts(utc_now() - timedelta(days=policy.keep_days))
+        rows, reviews, held = self.store.fetch_tuples(
+            _sql.retained(self.store.dialect), [before] * 3
+        )[0]
+        found = {
+            "before": before,
+            "keep": policy.keep,
+            "rows": int(rows),
+            "reviews": int(reviews),
+            "held": int(held),
+            "dry_run": dry_run,
+        }
+        if not dry_run:
+            found["rows"], found["reviews"] = self.store.retain(before, _retention.BATCH)
+        return found
+
+    def hold(self, definitie_id: int, reason: str) -> Hold:
+        """Put a definitie under a legal hold: :meth:`retain` and erasure leave it alone."""
+        if _rows.validate_definitie_id(definitie_id) is None:
+            raise InvalidLogError("definitie_id is required", field="definitie_id")
+        values = (
+            definitie_id,
+            _retention.checked_reason(reason),
+            format_ts(utc_now()),
+            _chain.command(),
+        )
+        self.store.execute(_sql.hold(self.store.dialect), values, "hold the definitie")
+        found = self.held(definitie_id)
+        assert found is not None  # noqa: S101 - just written
+        return found
+
+    def release(self, definitie_id: int) -> None:
+        """Lift a definitie's hold (InvalidLogError if it has none)."""
+        if _rows.validate_definitie_id(definitie_id) is None:
+            raise InvalidLogError("definitie_id is required", field="definitie_id")
+        if not self.store.execute(_sql.release(self.store.dialect), (definitie_id,), "release"):
+            raise InvalidLogError(f"definitie {definitie_id} is not on hold", "definitie_id")
+
+    def held(self, definitie_id: int) -> Hold | None:
+        """A definitie's hold, or None."""
+        found = self.store.fetch_tuples(_sql.held(self.store.dialect), [definitie_id])
+        return _retention.Hold.of(found[0]) if found else None
+
+    def holds(self) -> list[Hold]:
+        """Every hold, by definitie."""
+        return [_retention.Hold.of(row) for row in self.store.fetch_tuples(_sql.HOLDS, [])]
 
     def reconcile(self, older_than: timedelta) -> int:
         """Mark rows pending for longer than ``older_than`` as 'timeout' ('abandoned').

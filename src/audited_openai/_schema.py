@@ -380,6 +380,32 @@ CREATE INDEX idx_generation_reviews_log ON generation_reviews(log_id, id);
 """
 
 
+# Version 14: how long the trail is kept, and what is held (see audited_openai._retention).
+V14_RETENTION = """
+-- The retention policy (audited-openai retention): one row, set by a command. Rows and
+-- reviews older than keep_days go when `retain` runs, as an erasure does.
+CREATE TABLE generation_log_retention (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    keep_days INTEGER NOT NULL CHECK (keep_days >= 1),
+    keep TEXT NOT NULL,                    -- as given: 2y, 18mo, 400d
+    forced SMALLINT NOT NULL CHECK (forced IN (0, 1)),  -- under six months, on purpose
+    set_at TEXT NOT NULL,                  -- UTC, as logged_at
+    set_by TEXT NOT NULL                   -- the command that set it
+);
+
+-- Legal holds: a held definitie's rows and reviews are kept whatever the policy says.
+CREATE TABLE generation_log_holds (
+    definitie_id INTEGER PRIMARY KEY,
+    reason TEXT NOT NULL CHECK (length(reason) BETWEEN 1 AND 1000),
+    held_at TEXT NOT NULL,
+    held_by TEXT NOT NULL
+);
+
+-- `retain` takes the oldest reviews first.
+CREATE INDEX idx_generation_reviews_time ON generation_reviews(reviewed_at);
+"""
+
+
 # Version 7: the tamper-evident chain's events (PostgreSQL's: BIGINT for INTEGER).
 EVENTS_TABLE = f"""
 -- The tamper-evident chain (see audited_openai._chain): one hashed event per write.
@@ -463,6 +489,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "cost", V11_COST),
     Migration(12, "actor", V12_ACTOR),
     Migration(13, "reviews", V13_REVIEWS),
+    Migration(14, "retention", V14_RETENTION),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -309,6 +309,78 @@ def verdicts_of(dialect: Dialect, count: int) -> str:
     )
 
 
+# -- retention (see _retention) ------------------------------------------------------------
+
+_HELD = "EXISTS (SELECT 1 FROM generation_log_holds h WHERE h.definitie_id = {}.definitie_id)"
+_RETAINED = {  # table -> (alias, its time column)
+    "generation_logs": ("gl", "logged_at"),
+    "generation_reviews": ("r", "reviewed_at"),
+}
+
+
+def retain(dialect: Dialect, table: str) -> str:
+    """``DELETE`` of the oldest rows of ``table`` from before a moment, none held.
+
+    Binds the moment, then how many at most; returns (id, definitie) of each.
+    """
+    alias, at = _RETAINED[table]
+    p = dialect.param
+    return (
+        f"DELETE FROM {table} WHERE id IN (SELECT {alias}.id FROM {table} {alias}"
+        f" WHERE {alias}.{at} < {p} AND NOT {_HELD.format(alias)} ORDER BY {alias}.{at}"
+        f" LIMIT {p}) RETURNING id, definitie_id"
+    )
+
+
+def retained(dialect: Dialect) -> str:
+    """How many rows, reviews and held rows there are from before a moment (it, thrice)."""
+    p = dialect.param
+    return (
+        f"SELECT (SELECT count(*) FROM generation_logs gl WHERE gl.logged_at < {p}"
+        f" AND NOT {_HELD.format('gl')}),"
+        f" (SELECT count(*) FROM generation_reviews r WHERE r.reviewed_at < {p}"
+        f" AND NOT {_HELD.format('r')}),"
+        f" (SELECT count(*) FROM generation_logs gl WHERE gl.logged_at < {p}"
+        f" AND {_HELD.format('gl')})"
+    )
+
+
+POLICY = "SELECT keep_days, keep, forced, set_at, set_by FROM generation_log_retention"
+HOLDS = "SELECT definitie_id, reason, held_at, held_by FROM generation_log_holds ORDER BY 1"
+CLEAR_POLICY = "DELETE FROM generation_log_retention"
+
+
+def set_policy(dialect: Dialect) -> str:
+    """Set the one policy (keep_days, keep, forced, set_at, set_by)."""
+    p = dialect.param
+    return (
+        "INSERT INTO generation_log_retention (id, keep_days, keep, forced, set_at, set_by)"
+        f" VALUES (1, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (id) DO UPDATE SET"
+        " keep_days = excluded.keep_days, keep = excluded.keep, forced = excluded.forced,"
+        " set_at = excluded.set_at, set_by = excluded.set_by"
+    )
+
+
+def hold(dialect: Dialect) -> str:
+    """Hold a definitie (its id, the reason, held_at, held_by); again: the new reason."""
+    p = dialect.param
+    return (
+        "INSERT INTO generation_log_holds (definitie_id, reason, held_at, held_by)"
+        f" VALUES ({p}, {p}, {p}, {p}) ON CONFLICT (definitie_id) DO UPDATE SET"
+        " reason = excluded.reason, held_at = excluded.held_at, held_by = excluded.held_by"
+    )
+
+
+def release(dialect: Dialect) -> str:
+    """Release a definitie's hold (its id)."""
+    return f"DELETE FROM generation_log_holds WHERE definitie_id = {dialect.param}"
+
+
+def held(dialect: Dialect) -> str:
+    """A definitie's hold, if it has one (its id)."""
+    return f"{HOLDS.removesuffix(' ORDER BY 1')} WHERE definitie_id = {dialect.param}"
+
+
 def reconcile(dialect: Dialect) -> str:
     """``UPDATE`` settling rows pending since before a moment (now, then the moment)."""
     return (

@@ -33,6 +33,7 @@ from audited_openai._sqlite_connect import (
     file_sizes,
     finish_erasures,
     main_file,
+    retain,
     scrub,
     truncate_wal,
 )
@@ -212,6 +213,11 @@ class SQLiteStore(Rows):
         """Delete a definitie's rows so that their text is in neither file; return how many."""
         with self._maintenance() as conn:
             return erase(conn, definitie_id)
+
+    def retain(self, before: str, batch: int) -> tuple[int, int]:
+        """Delete the rows and reviews from before ``before`` that no hold keeps."""
+        with self._maintenance() as conn:
+            return retain(conn, before, batch)
 
     def finish_erasures(self) -> list[int]:
         """Finish what deleting a definitie through the host's own connection started.

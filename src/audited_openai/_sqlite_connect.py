@@ -188,6 +188,27 @@ def erase(conn: sqlite3.Connection, definitie_id: int) -> int:
     return len(ids)
 
 
+def retain(conn: sqlite3.Connection, before: str, batch: int) -> tuple[int, int]:
+    """Delete the rows and reviews from before ``before`` (none held), as :func:`erase` does.
+
+    A transaction per ``batch`` of each, so memory stays flat and the writer gets its
+    turns; (rows, reviews) deleted.
+    """
+    conn.execute("PRAGMA secure_delete = ON")
+    rows = reviews = 0
+    while True:
+        with transaction(conn):
+            done = CHAIN.retain(conn, before, batch)
+        rows, reviews = rows + done[0], reviews + done[1]
+        if max(done) < batch:
+            break
+    if rows:
+        with transaction(conn):
+            conn.execute(_schema.MERGE_FTS)
+    truncate_wal(conn)
+    return rows, reviews
+
+
 def scrub(conn: sqlite3.Connection) -> None:
     """Remove the bytes of deleted rows: the index merged, ``VACUUM``, the WAL truncated."""
     with transaction(conn):

@@ -293,6 +293,14 @@ class Rows(Owner):
 
         return int(self.submit(work, durable=True, what="reconcile").result())
 
+    def execute(self, sql: str, params: tuple[Any, ...], what: str) -> int:
+        """Run one statement that writes no chained row and wait; the rows it changed."""
+
+        def work(conn: Any) -> int:
+            return int(conn.execute(sql, params).rowcount)
+
+        return int(self.submit(work, durable=True, what=what).result())
+
     def record_check(self, values: tuple[Any, ...]) -> None:
         """Record a verification or a checkpoint (``_sql.record_check``'s columns) and wait."""
         sql = _sql.record_check(self.dialect)
@@ -375,6 +383,14 @@ class Store(Protocol):
 
     def record_check(self, values: tuple[Any, ...]) -> None:
         """Record a verification or a checkpoint, for ``status``."""
+        ...
+
+    def execute(self, sql: str, params: tuple[Any, ...], what: str) -> int:
+        """Run one statement that writes no chained row; the rows it changed."""
+        ...
+
+    def retain(self, before: str, batch: int) -> tuple[int, int]:
+        """Delete rows and reviews from before ``before``, none held: (rows, reviews)."""
         ...
 
     def sizes(self) -> dict[str, int | None]:

@@ -18,6 +18,7 @@ import re
 import sys
 import textwrap
 from contextlib import contextmanager, nullcontext
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -812,6 +813,92 @@ def erase(ctx: click.Context, definitie: int, dry_run: bool, yes: bool) -> None:
     with _spinner(f"erasing {what}"):
         count = repo.erase_definitie(definitie)
     click.echo(f"erased {_plural(count, 'log')} of definitie {definitie}")
+
+
+@command(reads=False)
+@click.option("--keep", help="Keep rows and reviews this long: 400d, 60w, 18mo, 2y.")
+@click.option("--force", is_flag=True, help="Allow a policy under six months.")
+@click.option("--clear", is_flag=True, help="Remove the policy: keep everything for good.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def retention(
+    ctx: click.Context, keep: str | None, force: bool, clear: bool, as_json: bool
+) -> None:
+    """Show or set how long the trail is kept (stored in the database; `retain` applies it)."""
+    if keep is not None and clear:
+        _fail("give --keep or --clear, not both", EXIT_USAGE)
+    repo = _repo(ctx, read_only=keep is None and not clear)
+    if clear:
+        said = "retention policy removed" if repo.clear_retention() else "there was no policy"
+        click.echo(f"{said}: every row is kept")
+        return
+    policy = repo.set_retention(keep, force=force) if keep is not None else repo.retention()
+    if as_json:
+        _json(None if policy is None else {**asdict(policy), "set_at": _iso(policy.set_at)})
+    elif policy is None:
+        click.echo("no retention policy: every row is kept (set one with --keep 2y)")
+    else:
+        forced = " (under six months, forced)" if policy.forced else ""
+        click.echo(
+            f"rows and reviews are kept {policy.keep} ({policy.keep_days} days){forced}; "
+            f"set {policy.set_at:%Y-%m-%d %H:%M} UTC by {policy.set_by}"
+        )
+
+
+@command(reads=False)
+@click.option("--dry-run", is_flag=True, help="Count what would go, remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def retain(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Remove rows and reviews older than the policy (as erase does), except those held."""
+    repo = _repo(ctx, read_only=dry_run)
+    with _spinner("applying the retention policy") if not dry_run else nullcontext():
+        found = repo.retain(dry_run=dry_run)
+    if as_json:
+        _json(found)
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {_plural(found['rows'], 'row')} and {_plural(found['reviews'], 'review')} "
+        f"logged before {found['before']} (kept {found['keep']}); "
+        f"{_plural(found['held'], 'older row')} kept by a legal hold"
+    )
+
+
+@command(reads=False)
+@click.option("--definitie", type=int, required=True, help="The definitie to keep.")
+@click.option("--reason", required=True, help="Why (a case number, a request).")
+def hold(ctx: click.Context, definitie: int, reason: str) -> None:
+    """Put a definitie under a legal hold: neither retain nor erase removes its rows."""
+    made = _repo(ctx).hold(definitie, reason)
+    click.echo(f"definitie {made.definitie_id} is on hold: {made.reason}")
+
+
+@command(reads=False)
+@click.option("--definitie", type=int, required=True, help="The definitie to release.")
+def release(ctx: click.Context, definitie: int) -> None:
+    """Lift a definitie's legal hold."""
+    _repo(ctx).release(definitie)
+    click.echo(f"definitie {definitie} is no longer on hold")
+
+
+@command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def holds(ctx: click.Context, as_json: bool) -> None:
+    """List the legal holds."""
+    found = _repo(ctx).holds()
+    if as_json:
+        _json([{**asdict(h), "held_at": _iso(h.held_at)} for h in found])
+        return
+    if not found:
+        click.echo("no legal holds")
+    for made in found:
+        click.echo(
+            f"definitie {made.definitie_id}: {made.reason} "
+            f"(since {made.held_at:%Y-%m-%d %H:%M} UTC, {made.held_by})"
+        )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @command(reads=False)
