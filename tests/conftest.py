@@ -347,11 +347,12 @@ def unpriced(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def as_schema(target: str | Path, version: int) -> None:
-    """Take a store back to an older schema (13: before retention; 12: before reviews; 11: before actor and session; 10: before cost; 9: the narrow timestamp index; 8: before
+    """Take a store back to an older schema (14: before the Merkle roots; 13: before retention; 12: before reviews; 11: before actor and session; 10: before cost; 9: the narrow timestamp index; 8: before
     status's table and index; 7: before replays; 6: before the chain), as an older
     audited_openai left it, rows and all."""
     postgres = str(target).startswith("postgresql://")
-    steps = _before_retention() if version < 14 else []
+    steps = _before_merkle() if version < 15 else []
+    steps += _before_retention() if version < 14 else []
     steps += _before_reviews(postgres) if version < 13 else []
     steps += _before_actor(postgres) if version < 12 else []
     steps += _before_cost(postgres) if version < 11 else []
@@ -373,6 +374,13 @@ def as_schema(target: str | Path, version: int) -> None:
             "DELETE FROM audited_openai_migrations WHERE version >= 7",
         ]
     _as_schema_steps(target, steps, old_view=not postgres and version < 8)
+
+
+def _before_merkle() -> list[str]:
+    return [
+        "DROP TABLE generation_log_merkle",
+        "DELETE FROM audited_openai_migrations WHERE version >= 15",
+    ]
 
 
 def _before_retention() -> list[str]:

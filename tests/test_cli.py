@@ -69,17 +69,27 @@ def run(db: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, s
 def test_the_command_list_is_pinned() -> None:
     """Every command the issue names exists, and no other."""
     assert COMMANDS == [
+        "check-dossier",
         "checkpoint",
         "compare",
         "copy",
         "diff",
+        "dossier",
         "erase",
         "export",
+        "hold",
+        "holds",
+        "keygen",
         "logs",
         "migrate",
         "path",
         "reconcile",
+        "release",
         "replay",
+        "retain",
+        "retention",
+        "review",
+        "reviews",
         "scrub",
         "show",
         "stats",
@@ -186,6 +196,7 @@ def test_show_plain_and_json(seeded_db: Path) -> None:
     assert "response.tokens_total: 300" in out
     code, out, _ = run(seeded_db, "show", "3", "--json")
     data = json.loads(out)
+    assert data.pop("reviews") == []
     assert data == opened(seeded_db).get(3).to_dict()
     code, out, _ = run(seeded_db, "show", "2")
     assert "error.error_type: RateLimitError" in out

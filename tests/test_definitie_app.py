@@ -74,7 +74,10 @@ def test_the_demo_runs_offline(tmp_path: Path, target: str) -> None:
     assert "loopback model server" in result.stdout
     assert "1 of 6 definities failed" in result.stdout
     said = " ".join(result.stdout.split())
-    assert "Tamper evidence: verified: 20 events, 7 rows" in said
+    assert "Tamper evidence: verified: 23 events, 7 rows, 3 reviews" in said
+    for verdict in ("approved by jurist-demo", "rejected by jurist-demo", "edited by jurist-demo"):
+        assert verdict in said
+    assert "Dossier of definitie 3: data/dossier-definitie-3.zip holds offline" in said
     # the A/B test of 2.1 and 2.2: getuige is dealt to 2.1, the other five to 2.2
     assert "A/B test definitie-v2.2 (2.1: 1 call and 2.2: 5 calls):" in said
     assert "no difference shown in the failure rate per call at this sample size" in said

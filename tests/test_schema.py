@@ -135,6 +135,7 @@ TABLES = {
     "generation_reviews",  # schema 13
     "generation_log_retention",  # schema 14
     "generation_log_holds",
+    "generation_log_merkle",  # schema 15
     "sqlite_sequence",
 }
 HOST_TRIGGERS = {

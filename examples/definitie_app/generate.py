@@ -28,7 +28,7 @@ from definities import DefinitionRepository
 from generator import UnifiedDefinitionGenerator
 from prompts import CANDIDATE_VERSION, TEMPLATE_VERSION, PromptOrchestrator
 
-from audited_openai import AuditedOpenAI, ab, query
+from audited_openai import AuditedOpenAI, ab, dossier, query
 from audited_openai.testing import Fail, LoopbackServer, Reply
 
 BEGRIPPEN = {
@@ -117,6 +117,7 @@ def main() -> int:
                 progress.advance(task)
         reviews = review(client.audit_store, made)
         rows = query.history(client.audit_store, limit=len(BEGRIPPEN) + 5)
+        proof = evidence(client.audit_store, reviews[-1].definitie_id if reviews else None)
         verified = query.verify(client.audit_store, record=True)
         health = query.status(client.audit_store)
         compared = query.compare(client.audit_store, *ARMS, experiment=EXPERIMENT)
@@ -128,6 +129,7 @@ def main() -> int:
             + (f" ({done.note})" if done.note else "")
         )
     verdicts(console, shown, verified, health, compared)
+    console.print(proof)
     return 0
 
 
@@ -144,6 +146,31 @@ def review(repo: GenerationLogRepository, definities: list[int]) -> list[Review]
         )
         for definitie_id, (verdict, note, edited) in zip(definities, judged, strict=False)
     ]
+
+
+def evidence(repo: GenerationLogRepository, definitie_id: int | None) -> str:
+    """The dossier of a reviewed definitie, signed with a demo key, then checked offline."""
+    if definitie_id is None:
+        return "No definitie was reviewed: no dossier."
+    try:
+        import cryptography  # noqa: F401, PLC0415 - signing is an extra
+    except ImportError:
+        return "Dossier skipped: signing needs pip install 'audited-openai[signing]'."
+    key = Path("data") / "demo-signing.pem"  # an app keeps its key away from the database
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        dossier.generate_keys(key)
+    output = Path("data") / f"dossier-definitie-{definitie_id}.zip"
+    dossier.build(repo, definitie_id, output, key)
+    problems, facts = dossier.check(output, f"{key}.pub")
+    said = "; ".join(problems) if problems else (
+        f"holds offline ({facts['rows']} rows, {facts['reviews']} review, "
+        f"{facts['events']} events in a chain of {facts['trail_events']})"
+    )
+    return (
+        f"Dossier of definitie {definitie_id}: {output} {said} "
+        f"(audited-openai check-dossier {output} --public-key {key}.pub)"
+    )
 
 
 def report(console: Console, shown: str, rows: list[GenerationContext], failures: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +19,6 @@ from audited_openai._clock import format_ts, utc_now
 from audited_openai._errors import InvalidLogError
 
 if TYPE_CHECKING:
-    import os
-
     from audited_openai._store import Store
 
 CHECKPOINT_FORMAT = "audited-openai-checkpoint/1"
@@ -61,16 +60,56 @@ def _key(path: str | os.PathLike[str], kind: str) -> Any:
     return key
 
 
+def generate_keys(private: str | os.PathLike[str]) -> Path:
+    """Write a new Ed25519 key pair: ``private`` (PEM, mode 0600) and ``<private>.pub``."""
+    serialization, ed25519 = _crypto()
+    private, public = Path(private), Path(f"{private}.pub")
+    for path in (private, public):
+        if path.exists():
+            raise InvalidLogError(f"{path} exists: keys are never overwritten")
+    key = ed25519.Ed25519PrivateKey.generate()
+    data = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        with os.fdopen(os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+            out.write(data)
+        public.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    except OSError as exc:
+        raise InvalidLogError(f"cannot write the key {private}: {exc.strerror}") from exc
+    return public
+
+
+def key_of(path: str | os.PathLike[str], kind: str) -> None:
+    """Refuse (InvalidLogError) a file that is no Ed25519 PEM key of this ``kind``."""
+    _key(path, kind)
+
+
 def make_checkpoint(
-    trail: str, events: int, head: str, key_file: str | os.PathLike[str] | None = None
+    trail: str,
+    events: int,
+    head: str,
+    key_file: str | os.PathLike[str] | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The checkpoint of a chain's head, signed with the Ed25519 key in ``key_file``."""
+    """The checkpoint of a chain's head, signed with the Ed25519 key in ``key_file``.
+
+    ``extra`` fields (a dossier's Merkle root and definitie) are signed with the rest.
+    """
     checkpoint: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
         "trail": trail,
         "events": events,
         "hash": head,
         "at": format_ts(utc_now()),
+        **(extra or {}),
     }
     if key_file is not None:
         signature = _key(key_file, "private").sign(_signed_part(checkpoint))

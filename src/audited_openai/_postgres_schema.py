@@ -24,6 +24,7 @@ from audited_openai._schema import (
     V12_ACTOR,
     V13_REVIEWS,
     V14_RETENTION,
+    V15_MERKLE,
     Ledger,
     Migration,
     current_version,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     import psycopg
 
 LEDGER = "audited_openai_migrations"
-SCHEMA_VERSION = 14  # the SQLite schema's version with the same columns and behaviour
+SCHEMA_VERSION = 15  # the SQLite schema's version with the same columns and behaviour
 _LOCK = 151_2025  # the advisory lock under which migrations run, one process at a time
 _NOW = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 _TEXTS = "coalesce(prompt_full_text, '') || ' ' || coalesce(response_content, '')"
@@ -227,6 +228,7 @@ _STEPS = (
     Migration(
         14, "retention", V14_RETENTION.replace("definitie_id INTEGER", "definitie_id BIGINT")
     ),
+    Migration(15, "merkle", V15_MERKLE.replace("block INTEGER", "block BIGINT")),
 )
 _LEDGER = Ledger(
     "SELECT 1 WHERE to_regclass(%s) IS NOT NULL",

@@ -406,6 +406,17 @@ CREATE INDEX idx_generation_reviews_time ON generation_reviews(reviewed_at);
 """
 
 
+# Version 15: the kept roots of the chain's Merkle tree (see audited_openai._merkle).
+V15_MERKLE = """
+-- The root over each full aligned block of 4096 events, kept once a dossier computed it:
+-- the events never change, so neither does a root (a changed event is verify's to find).
+CREATE TABLE generation_log_merkle (
+    block INTEGER PRIMARY KEY,            -- events block*4096+1 to (block+1)*4096
+    root TEXT NOT NULL                    -- hex
+);
+"""
+
+
 # Version 7: the tamper-evident chain's events (PostgreSQL's: BIGINT for INTEGER).
 EVENTS_TABLE = f"""
 -- The tamper-evident chain (see audited_openai._chain): one hashed event per write.
@@ -490,6 +501,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "actor", V12_ACTOR),
     Migration(13, "reviews", V13_REVIEWS),
     Migration(14, "retention", V14_RETENTION),
+    Migration(15, "merkle", V15_MERKLE),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -18,7 +18,7 @@ from audited_openai._errors import InvalidLogError
 from audited_openai._models import STATUSES
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 COLUMNS = _rows.TABLE_COLUMNS
 EVENTS, EVENT_COLUMNS, CHAINED = _rows.EVENTS, _rows.EVENT_COLUMNS, ", ".join(_rows.CHAINED)
@@ -744,6 +744,52 @@ EVENTS_OF_REVIEWS = (
     f"SELECT -log_id, seq, kind, definitie_id, state FROM {EVENTS}"
     " WHERE log_id < 0 ORDER BY log_id DESC, seq DESC"
 )
+
+
+# -- a dossier's reads (in a snapshot: ids in the text, checked to be ints) ----------------
+
+MERKLE_BLOCKS = "SELECT block, root FROM generation_log_merkle"
+KEEP_MERKLE = (
+    "INSERT INTO generation_log_merkle (block, root) VALUES ({p}, {p})"
+    " ON CONFLICT (block) DO NOTHING"
+)
+
+
+def _ints(values: list[int]) -> str:
+    return ", ".join(str(int(v)) for v in values) or "NULL"
+
+
+def dossier_rows(definitie_id: int) -> str:
+    """The chained columns of a definitie's rows, by id."""
+    where = f"WHERE definitie_id = {int(definitie_id)} ORDER BY id"
+    return f"SELECT {CHAINED} FROM generation_logs {where}"
+
+
+def dossier_reviews(definitie_id: int) -> str:
+    """A definitie's reviews, by id."""
+    where = f"WHERE definitie_id = {int(definitie_id)} ORDER BY id"
+    return f"SELECT {REVIEW_COLUMNS} FROM generation_reviews {where}"
+
+
+def events_of(log_ids: list[int]) -> str:
+    """Every event of these log ids (reviews' negated), in order."""
+    return f"SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE log_id IN ({_ints(log_ids)}) ORDER BY seq"
+
+
+def hashes_of(seqs: list[int]) -> str:
+    """(seq, hash) of these events."""
+    return f"SELECT seq, hash FROM {EVENTS} WHERE seq IN ({_ints(seqs)})"
+
+
+def hashes_between(first: int, last: int) -> str:
+    """The hashes of events ``first`` to ``last``, in order."""
+    return f"SELECT hash FROM {EVENTS} WHERE seq BETWEEN {int(first)} AND {int(last)} ORDER BY seq"
+
+
+def host_definitie(definitie_id: int, columns: Sequence[str]) -> str:
+    """These columns (names from the host's table, checked) of one definitie."""
+    assert set(columns) <= {"begrip", "definitie", "source_type"}  # noqa: S101
+    return f"SELECT {', '.join(columns) or 'id'} FROM definities WHERE id = {int(definitie_id)}"
 
 
 def insert_event(dialect: Dialect) -> str:

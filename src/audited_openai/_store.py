@@ -301,6 +301,16 @@ class Rows(Owner):
 
         return int(self.submit(work, durable=True, what=what).result())
 
+    def execute_many(self, sql: str, rows: list[tuple[Any, ...]], what: str) -> None:
+        """Run one statement (``{p}``: the placeholder) for each of ``rows``, and wait."""
+        sql = sql.replace("{p}", self.dialect.param)
+
+        def work(conn: Any) -> None:
+            for row in rows:
+                conn.execute(sql, row)
+
+        self.submit(work, durable=True, what=what).result()
+
     def record_check(self, values: tuple[Any, ...]) -> None:
         """Record a verification or a checkpoint (``_sql.record_check``'s columns) and wait."""
         sql = _sql.record_check(self.dialect)
@@ -391,6 +401,10 @@ class Store(Protocol):
 
     def retain(self, before: str, batch: int) -> tuple[int, int]:
         """Delete rows and reviews from before ``before``, none held: (rows, reviews)."""
+        ...
+
+    def execute_many(self, sql: str, rows: list[tuple[Any, ...]], what: str) -> None:
+        """Run one statement for each of ``rows``."""
         ...
 
     def sizes(self) -> dict[str, int | None]:

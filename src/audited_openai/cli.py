@@ -881,6 +881,73 @@ def release(ctx: click.Context, definitie: int) -> None:
 
 
 @command()
+@click.option("--definitie", type=int, required=True, help="The definitie to put in it.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The zip.")
+@click.option(
+    "--key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Sign it with this Ed25519 private key (PEM; `audited-openai keygen` makes one).",
+)
+def dossier(ctx: click.Context, definitie: int, output: str, key: str) -> None:
+    """Write the record of one definitie, checkable with no database (check-dossier)."""
+    from audited_openai import dossier as dossiers  # noqa: PLC0415 - only here
+
+    found = dossiers.build(_repo(ctx, read_only=False), definitie, output, key)
+    click.echo(
+        f"dossier of definitie {definitie} written to {output}: "
+        f"{_plural(found['rows'], 'row')}, {_plural(found['reviews'], 'review')}, "
+        f"{_plural(found['events'], 'event')} proven in a chain of {found['trail_events']:,} "
+        f"({found['bytes']:,} bytes)"
+    )
+
+
+@main.command("check-dossier", epilog=EXIT_CODES)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--public-key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The signer's Ed25519 public key (PEM).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def check_dossier(path: str, public_key: str, as_json: bool) -> None:
+    """Check a dossier with no database: exit 0 when it holds, 5 when not."""
+    from audited_openai import dossier as dossiers  # noqa: PLC0415 - only here
+
+    try:
+        problems, facts = dossiers.check(path, public_key)
+    except InvalidLogError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    if as_json:
+        _json({"ok": not problems, "problems": problems, **facts})
+    elif problems:
+        for problem in problems:
+            click.echo(f"problem: {problem}")
+        click.echo(f"NOT verified: {_plural(len(problems), 'problem')} in {path}")
+    else:
+        click.echo(
+            f"dossier holds: definitie {facts['definitie_id']}, {_plural(facts['rows'], 'row')}, "
+            f"{_plural(facts['reviews'], 'review')}, {_plural(facts['events'], 'event')} in a "
+            f"chain of {facts['trail_events']:,} signed at {facts['signed_at']} (signature valid)"
+        )
+    sys.exit(EXIT_UNVERIFIED if problems else 0)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The key.")
+def keygen(output: str) -> None:
+    """Make an Ed25519 key pair: OUTPUT (private, mode 0600) and OUTPUT.pub."""
+    from audited_openai import _checkpoint  # noqa: PLC0415 - only here
+
+    try:
+        public = _checkpoint.generate_keys(output)
+    except InvalidLogError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    click.echo(f"private key {output} (keep it away from the database), public key {public}")
+
+
+@command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def holds(ctx: click.Context, as_json: bool) -> None:
     """List the legal holds."""
