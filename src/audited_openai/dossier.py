@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from audited_openai import _checkpoint, _merkle, _review, _rows, _sql
-from audited_openai._checkpoint import generate_keys
 from audited_openai._chain import GENESIS, link_hash, named, review_state, state
+from audited_openai._checkpoint import generate_keys
 from audited_openai._clock import format_ts, parse_ts, utc_now
 from audited_openai._errors import InvalidLogError, StoreError
 
