@@ -221,7 +221,19 @@ def test_processes_migrating_at_once_all_succeed(postgres_db: str, tmp_path: Pat
     assert all(proc.returncode == 0 for proc in procs)
     with psycopg.connect(postgres_db) as conn:
         ledger = conn.execute("SELECT version FROM audited_openai_migrations").fetchall()
-    assert sorted(ledger) == [(5,), (6,), (7,), (8,), (9,), (10,), (11,), (12,), (13,), (14,), (15,)]
+    assert sorted(ledger) == [
+        (5,),
+        (6,),
+        (7,),
+        (8,),
+        (9,),
+        (10,),
+        (11,),
+        (12,),
+        (13,),
+        (14,),
+        (15,),
+    ]
     assert set(versions) == {_postgres_schema.SCHEMA_VERSION}
 
 

@@ -163,9 +163,13 @@ def evidence(repo: GenerationLogRepository, definitie_id: int | None) -> str:
     output = Path("data") / f"dossier-definitie-{definitie_id}.zip"
     dossier.build(repo, definitie_id, output, key)
     problems, facts = dossier.check(output, f"{key}.pub")
-    said = "; ".join(problems) if problems else (
-        f"holds offline ({facts['rows']} rows, {facts['reviews']} review, "
-        f"{facts['events']} events in a chain of {facts['trail_events']})"
+    said = (
+        "; ".join(problems)
+        if problems
+        else (
+            f"holds offline ({facts['rows']} rows, {facts['reviews']} review, "
+            f"{facts['events']} events in a chain of {facts['trail_events']})"
+        )
     )
     return (
         f"Dossier of definitie {definitie_id}: {output} {said} "
