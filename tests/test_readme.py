@@ -23,5 +23,5 @@ def test_quoted_quickstart_is_the_real_file() -> None:
 def test_readme_has_the_two_commands() -> None:
     """The install-and-run and install-and-test commands are there, one line each."""
     readme = (ROOT / "README.md").read_text()
-    assert "pip install -e . && python examples/definitie_app/generate.py" in readme
+    assert "pip install -e '.[signing]' && python examples/definitie_app/generate.py" in readme
     assert "pip install -e '.[dev]' && pytest" in readme

@@ -1010,3 +1010,48 @@ def test_logboek_shows_the_verdict_and_finds_what_is_not_yet_reviewed(
     assert str(own["spec_definitie"]) not in set(listed["definitie"])
     assert "geen" not in set(listed["definitie"]), "a row without a definitie is not a review's"
     assert _listed(at) == [log.id for log in query.history(target, reviewed=False)]
+
+
+def test_the_status_panel_shows_the_retention_and_the_holds(
+    own: dict[str, int], target: str
+) -> None:
+    at = _run(_status_page, target)
+    assert any(c.value.startswith("Bewaartermijn: geen (alles blijft bewaard") for c in at.caption)
+    repo = GenerationLogRepository(target)
+    repo.set_retention("2y")
+    repo.hold(own["spec_definitie"], "bezwaarzaak 2026-118")
+    at = _run(_status_page, target)
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("Bewaartermijn: 2y (730 dagen), ingesteld ") for c in captions)
+    assert (
+        f"Juridische blokkade (blijft bewaard): definitie {own['spec_definitie']} "
+        "(bezwaarzaak 2026-118)"
+    ) in captions
+
+
+def _dossier_page(db: str, definitie_id: int, key: str) -> None:
+    from audited_openai import GenerationLogRepository
+    from audited_openai.streamlit import dossier_button
+
+    dossier_button(GenerationLogRepository(db), definitie_id, key)
+
+
+def test_the_dossier_button_offers_a_dossier_that_holds(
+    own: dict[str, int], target: str, tmp_path: Path
+) -> None:
+    from audited_openai import dossier
+
+    key = tmp_path / "signing.pem"
+    public = dossier.generate_keys(key)
+    at = _run(_dossier_page, target, own["spec_definitie"], str(key))
+    at.button[0].click().run(timeout=30)
+    assert not at.exception
+    (offered,) = at.get("download_button")
+    assert "Download dossier (1 generatie, 0 beoordelingen, " in offered.proto.label
+    assert any("check-dossier" in c.value for c in at.caption)
+    built = tmp_path / "built.zip"
+    dossier.build(GenerationLogRepository(target), own["spec_definitie"], built, key)
+    assert dossier.check(built, public)[0] == []
+    at = _run(_dossier_page, target, 999_999, str(key))
+    at.button[0].click().run(timeout=30)
+    assert at.error[0].value.startswith("Geen dossier: no logs for definitie 999999")

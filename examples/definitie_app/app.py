@@ -31,6 +31,7 @@ from prompts import PromptOrchestrator
 from audited_openai import AuditedOpenAI, GenerationLogRepository, InvalidLogError, audit_context
 from audited_openai.streamlit import (
     beoordeel,
+    dossier_button,
     logboek,
     show_generation_details,
     status_panel,
@@ -158,6 +159,10 @@ def detail_view() -> None:
             reviewer = st.text_input("Beoordelaar", value="jurist-001", key="reviewer")
             beoordeel(repo, chosen, reviewer=reviewer.strip() or None, text=definitie.definitie)
     show_generation_details(repo, chosen, expanded=True)
+    # The key that signs dossiers: the app's own, kept away from the database (the demo's here).
+    key = os.environ.get("DEFINITIE_SIGNING_KEY", "data/demo-signing.pem")
+    if Path(key).exists():
+        dossier_button(repo, chosen, key)
 
 
 def current_view() -> str:

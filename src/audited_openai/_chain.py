@@ -1,14 +1,16 @@
 """The tamper-evident chain: every write to ``generation_logs`` appends a hashed event.
 
 Each event (``generation_log_events``) records one write to one row: its kind
-(``insert``, ``complete``, ``link``, ``reconcile``, ``erase``, or ``adopt`` for rows
-that were there before the chain), the row's state after it, and a hash over the
-event and the hash of the event before. A row's state is its columns (``CHAINED``:
-all but ``updated_at``, in table order) as a canonical JSON array, every free text
-(prompt, request, response, error, traceback, metadata, modules) replaced by its
-SHA-256 digest, so the chain holds no personal text. Columns added after the chain
-began (``LATER_COLUMNS``: ``replay_of``) are in a state only when set, as an object
-after the others, so every state recorded before them still holds:
+(``insert``, ``complete``, ``link``, ``reconcile``, ``erase``, ``retain``, or ``adopt``
+for rows that were there before the chain), the row's state after it, and a hash over
+the event and the hash of the event before. A review's events (``review``, ``erase``,
+``retain``) have its id negated as their ``log_id`` (see ``_review``).
+A row's state is its columns (``CHAINED``: all but ``updated_at``, in table order) as
+a canonical JSON array, every free text (prompt, request, response, error, traceback,
+metadata, modules) replaced by its SHA-256 digest, so the chain holds no personal text.
+Columns added after the chain began (``LATER_COLUMNS``: ``replay_of``) are in a state
+only when set, as an object after the others, so every state recorded before them
+still holds:
 erasing a definitie deletes its rows and appends ``erase`` events, and the chain
 still proves what was there, when it went and by which command.
 

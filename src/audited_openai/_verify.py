@@ -2,7 +2,8 @@
 
 :func:`verify` reads one snapshot in two streaming passes (constant memory): the events
 in order (each link recomputed, the newest's too), then the log ids up to the highest of
-a row or an event, each row beside the last event of its log id. From
+a row or an event, each row beside the last event of its log id; then each review
+beside the last event of its negated id. From
 ``PARALLEL_FROM`` events and rows :func:`verify_store` shares the work out to worker
 processes, each over ranges in a snapshot of its own (:func:`part_main`).
 """

@@ -25,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import tempfile
 import time
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +37,7 @@ from audited_openai._errors import AuditedOpenAIError, InvalidLogError, LogNotFo
 from audited_openai._models import Cost, ResponseMetadata
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Mapping, Sequence
     from datetime import tzinfo
     from decimal import Decimal
@@ -48,6 +51,7 @@ __all__ = [
     "STATUS_LABELS",
     "VERDICT_LABELS",
     "beoordeel",
+    "dossier_button",
     "local_time",
     "logboek",
     "nl_money",
@@ -1150,7 +1154,61 @@ def status_panel(
         f"laatste checkpoint: {_checked(found['chain']['last_checkpoint'], zone)}. "
         "Een rij telt als mislukt bij een fout of time-out; in behandeling telt niet mee."
     )
+    _retention(st, repo, zone)
     return found
+
+
+def _retention(st: Any, repo: GenerationLogRepository, zone: tzinfo | None) -> None:
+    """The retention policy and the legal holds, in one line each."""
+    policy, holds = repo.retention(), repo.holds()
+    if policy is None:
+        st.caption(
+            "Bewaartermijn: geen (alles blijft bewaard; `audited-openai retention --keep 2y`)."
+        )
+    else:
+        forced = ", korter dan zes maanden (geforceerd)" if policy.forced else ""
+        st.caption(
+            f"Bewaartermijn: {policy.keep} ({nl_number(policy.keep_days)} dagen{forced}), "
+            f"ingesteld {local_time(policy.set_at, zone)}; `audited-openai retain` past haar toe."
+        )
+    if holds:
+        st.caption(
+            "Juridische blokkade (blijft bewaard): "
+            + "; ".join(f"definitie {h.definitie_id} ({h.reason})" for h in holds)
+        )
+
+
+def _count(n: int, one: str, more: str) -> str:
+    return f"{nl_number(n)} {one if n == 1 else more}"
+
+
+def dossier_button(
+    repo: GenerationLogRepository, definitie_id: int, key: str | os.PathLike[str]
+) -> None:
+    """A button that builds the definitie's dossier (signed with ``key``) and offers it."""
+    st = _st()
+    if not st.button("Dossier samenstellen", key=f"audited-dossier-{definitie_id}"):
+        return
+    from audited_openai import dossier  # noqa: PLC0415 - only when asked for
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"dossier-definitie-{definitie_id}.zip"
+        try:
+            made = dossier.build(repo, definitie_id, path, key)
+        except AuditedOpenAIError as exc:
+            st.error(f"Geen dossier: {exc}")
+            return
+        data = path.read_bytes()
+    st.download_button(
+        f"Download dossier ({_count(made['rows'], 'generatie', 'generaties')}, "
+        f"{_count(made['reviews'], 'beoordeling', 'beoordelingen')}, "
+        f"{nl_number(len(data))} bytes)",
+        data,
+        file_name=path.name,
+        mime="application/zip",
+        key=f"audited-dossier-download-{definitie_id}",
+    )
+    st.caption("Controleren: `audited-openai check-dossier <bestand> --public-key <sleutel>`.")
 
 
 def _points(now: float | None, before: float | None) -> str | None:
