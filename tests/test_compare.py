@@ -115,12 +115,14 @@ def write(
     tokens: int = 1000,
     metadata: dict[str, Any] | None = None,
     replay_of: int | None = None,
+    first_definitie: int = 1,
 ) -> list[int]:
     """One call per outcome: a duration in ms (success) or None (a failed attempt, then a
     retry that succeeds in 999 ms, so a call fails per attempt but not per call)."""
     ids = []
     for n, outcome in enumerate(outcomes):
-        ctx = make_context(definitie_id=n + 1, metadata=metadata or {}, replay_of=replay_of)
+        definitie = first_definitie + n
+        ctx = make_context(definitie_id=definitie, metadata=metadata or {}, replay_of=replay_of)
         ctx.prompt.template_version = version
         ctx.prompt.model_params.name = "gpt-4o"
         log_id = repo.create_pending_log(ctx)
@@ -128,7 +130,7 @@ def write(
         if outcome is None:
             ctx.mark_failed(ErrorContext("busy", "RateLimitError", http_status=429))
             repo.update_with_error(log_id, ctx)
-            retry = make_context(definitie_id=n + 1, call_id=ctx.call_id, attempt=2)
+            retry = make_context(definitie_id=definitie, call_id=ctx.call_id, attempt=2)
             retry.prompt.template_version = version
             ids.append(repo.create_pending_log(retry))
             ctx = retry
@@ -206,6 +208,39 @@ def test_a_clear_difference_in_failures_is_shown(repo: GenerationLogRepository) 
     assert rate["verdict"] == (
         "2.1 fails less often per attempt: 33.3 % vs 7.7 % (p < 0.001; the intervals do not overlap)"
     )
+
+
+def test_approval_and_edit_rates_where_reviews_exist(repo: GenerationLogRepository) -> None:
+    """Each definitie counts once, by its latest review of a row of the variant."""
+    write(repo, "2.0", [100] * 20)
+    write(repo, "2.1", [100] * 20, first_definitie=101)
+    assert "approval" not in {
+        d["measure"] for d in query.compare(repo, "2.0", "2.1")["differences"]
+    }
+    old = ["approved"] * 4 + ["edited"] * 12 + ["rejected"] * 4
+    new = ["approved"] * 18 + ["edited", "rejected"]
+    repo.record_review(1, "rejected", reviewer="jurist-7")  # judged again below: not counted
+    for first, verdicts in ((1, old), (101, new)):
+        for n, verdict in enumerate(verdicts):
+            text = "nieuwe tekst" if verdict == "edited" else None
+            repo.record_review(first + n, verdict, reviewer="jurist-7", edited_text=text)
+    found = query.compare(repo, "2.0", "2.1")
+    first_v, second_v = found["variants"]
+    assert (first_v["reviewed"], first_v["verdicts"]) == (
+        20,
+        {"approved": 4, "edited": 12, "rejected": 4},
+    )
+    assert first_v["approval"]["rate"] == 0.2
+    assert (first_v["approval"]["low"], first_v["approval"]["high"]) == _stats.wilson(4, 20)
+    assert second_v["edit"]["rate"] == 0.05
+    verdicts = {d["measure"]: d for d in found["differences"]}
+    approval, edit = verdicts["approval"], verdicts["edit"]
+    expected = _stats.two_proportions(4, 20, 18, 20)
+    assert (approval["test"], approval["p"]) == (expected.name, pytest.approx(expected.p))
+    assert approval["verdict"].startswith("2.1 is approved more often: 20.0 % vs 90.0 % (")
+    assert edit["verdict"].startswith("2.1 needs editing less often: 60.0 % vs 5.0 % (")
+    lines = cli.compare_lines(found)
+    assert any(line.startswith("approved") and "20.0 %" in line for line in lines)
 
 
 def test_compare_an_experiment_by_its_arms(repo: GenerationLogRepository) -> None:

@@ -897,6 +897,24 @@ def test_vergelijk_shows_the_table_the_verdicts_and_the_charts_in_dutch(target: 
     assert [w.value for w in at.warning] == ["Kies twee verschillende varianten."]
 
 
+def test_vergelijk_shows_approval_and_edit_rates_once_reviewed(target: str) -> None:
+    from tests.test_compare import write
+
+    with GenerationLogRepository(target) as repo:
+        write(repo, "2.0", [100] * 4)
+        write(repo, "2.1", [100] * 4, first_definitie=11)
+        for definitie_id, verdict in ((1, "approved"), (2, "edited"), (11, "approved")):
+            text = "nieuw" if verdict == "edited" else None
+            repo.record_review(definitie_id, verdict, reviewer="jurist-7", edited_text=text)
+    at = _run(_vergelijk_page, target)
+    table = at.table[0].value
+    figures = {row: (a, b) for row, a, b in zip(table[""], table["2.0"], table["2.1"], strict=True)}
+    assert figures["Beoordeelde definities"] == ("2", "1")
+    assert figures["Goedgekeurd (95 %-interval)"][0].startswith("50,0 % (")
+    assert figures["Bewerkt (95 %-interval)"][1].startswith("0,0 % (")
+    assert "in het percentage goedgekeurd bij deze steekproefomvang" in at.markdown[1].value
+
+
 def test_vergelijk_with_one_variant_says_there_is_nothing_to_compare(target: str) -> None:
     from tests.test_compare import write
 

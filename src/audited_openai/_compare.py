@@ -4,11 +4,13 @@ A variant is a value of a column (``template_version``, ``template_name``, ``mod
 or of a key of the rows' metadata (``arm`` within an ``experiment``, or any key the app
 sets). The rows compared are the completed ones that are no replays. Per variant:
 calls (first attempts), attempts, definities; the failure rate per attempt and per
-call with 95 % Wilson intervals; tokens, cost and latency (mean, p50, p95); finish
-reasons. Then, per measure, the difference with a plain verdict from a proper test
-(``_stats``): two proportions (z, or Fisher's exact test for small counts) for the
-rates, Mann-Whitney U for latency, tokens and cost. A difference is "shown" at the 5 %
-level; where it is not, the verdict says so rather than pick a winner.
+call with 95 % Wilson intervals; where reviews exist, the approval and edit rates of
+the definities reviewed (each by its latest review, of the generation it judged);
+tokens, cost and latency (mean, p50, p95); finish reasons. Then, per measure, the
+difference with a plain verdict from a proper test (``_stats``): two proportions (z,
+or Fisher's exact test for small counts) for the rates, Mann-Whitney U for latency,
+tokens and cost. A difference is "shown" at the 5 % level; where it is not, the
+verdict says so rather than pick a winner.
 """
 
 from __future__ import annotations
@@ -32,10 +34,14 @@ DISTRIBUTIONS = {
     "tokens_total": ("tokens", "tokens", "uses fewer tokens"),
     "cost_nanos": ("cost", "", "costs less"),
 }
+# rate -> (what it is, the verb of the better variant, whether higher is better)
 RATES = {
-    "attempt_failure": ("failure rate per attempt", "fails less often per attempt"),
-    "call_failure": ("failure rate per call", "fails less often per call"),
+    "attempt_failure": ("failure rate per attempt", "fails less often per attempt", False),
+    "call_failure": ("failure rate per call", "fails less often per call", False),
+    "approval": ("approval rate", "is approved more often", True),
+    "edit": ("edit rate", "needs editing less often", False),
 }
+REVIEWED_RATES = ("approval", "edit")  # only where reviews exist
 
 
 def compare(
@@ -56,7 +62,8 @@ def compare(
     notes = []
     if len(currencies) > 1:
         notes.append(f"costs in more than one currency ({', '.join(currencies)}): not compared")
-    differences = [_rate(key, per) for key in RATES]
+    reviewed = any(v["reviewed"] for v in per)
+    differences = [_rate(key, per) for key in RATES if reviewed or key not in REVIEWED_RATES]
     currency = currencies[0] if len(currencies) == 1 else ""
     differences += [
         _distribution(measure, found[measure], variants, currency)
@@ -149,6 +156,12 @@ def _variant(found: dict[str, list[dict[str, Any]]], name: str) -> dict[str, Any
         "call_failure": _proportion(failed_calls, calls),
         "finish_reasons": dict(sorted(reasons.items(), key=lambda item: -item[1])),
     }
+    verdicts = {r["verdict"]: int(r["n"]) for r in found["reviews"] if r["variant"] == name}
+    reviewed = sum(verdicts.values())
+    figures["reviewed"] = reviewed
+    figures["verdicts"] = verdicts
+    figures["approval"] = _proportion(verdicts.get("approved", 0), reviewed)
+    figures["edit"] = _proportion(verdicts.get("edited", 0), reviewed)
     for measure, (label, _unit, _verb) in DISTRIBUTIONS.items():
         counts = _histogram(found[measure], name)
         figures[label] = _summary(counts, scale=NANOS if measure == "cost_nanos" else 1)
@@ -194,7 +207,7 @@ def _unit(value: float, scale: int) -> float:
 
 
 def _rate(key: str, per: list[dict[str, Any]]) -> dict[str, Any]:
-    label, verb = RATES[key]
+    label, verb, higher_is_better = RATES[key]
     first, second = per[0][key], per[1][key]
     difference: dict[str, Any] = {"measure": key, "label": label, "kind": "rate"}
     if not first["n"] or not second["n"]:
@@ -206,7 +219,8 @@ def _rate(key: str, per: list[dict[str, Any]]) -> dict[str, Any]:
     shown = test.p < ALPHA
     better = None
     if shown:
-        better = per[0]["variant"] if first["rate"] < second["rate"] else per[1]["variant"]
+        first_better = (first["rate"] > second["rate"]) == higher_is_better
+        better = per[0]["variant"] if first_better else per[1]["variant"]
     rates = f"{_percent(first['rate'])} vs {_percent(second['rate'])}"
     if shown:
         said = "the intervals do not overlap" if not overlap else "the intervals overlap"

@@ -617,13 +617,15 @@ class GenerationLogRepository:
     ) -> dict[str, list[dict[str, Any]]]:
         """What ``query.compare`` counts, per variant.
 
-        ``outcomes``, ``definities`` and a histogram of each of ``_sql.MEASURES``: five
-        grouped reads, run side by side.
+        ``outcomes``, ``definities``, ``reviews`` (the latest verdict of each definitie
+        reviewed) and a histogram of each of ``_sql.MEASURES``: six grouped reads, run
+        side by side.
         """
         args = (by, variants, filters, self.store.dialect, experiment)
         reads = {
             "outcomes": _sql.compare_outcomes(*args),
             "definities": _sql.compare_definities(*args),
+            "reviews": _sql.compare_reviews(*args),
             **{measure: _sql.compare_histogram(*args, measure) for measure in _sql.MEASURES},
         }
         with ThreadPoolExecutor(max_workers=min(len(reads), os.cpu_count() or 1)) as pool:

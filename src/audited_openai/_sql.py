@@ -617,6 +617,24 @@ def compare_definities(
     return sql, [*values, *params]
 
 
+def compare_reviews(
+    by: str, variants: tuple[str, str], filters: Filters, dialect: Dialect, experiment: str | None
+) -> tuple[str, list[Any]]:
+    """Per variant and verdict, the definities whose latest review judged a row of it."""
+    variant, values, source, params = _compared(by, variants, filters, dialect, experiment)
+    joined = source.replace(
+        "FROM generation_logs gl",
+        "FROM generation_reviews r JOIN generation_logs gl ON gl.id = r.log_id",
+        1,
+    )
+    sql = (
+        f"SELECT {variant} AS variant, r.verdict AS verdict, count(*) AS n {joined}"
+        " AND r.id = (SELECT max(r2.id) FROM generation_reviews r2"
+        " WHERE r2.definitie_id = r.definitie_id) GROUP BY 1, 2"
+    )
+    return sql, [*values, *params]
+
+
 def compare_histogram(  # noqa: PLR0917 - compare_outcomes' arguments and the measure
     by: str,
     variants: tuple[str, str],

@@ -856,6 +856,8 @@ _CENSUS_KEY = {"template_version": "template_version", "template_name": "templat
 MEASURE_LABELS = {
     "attempt_failure": ("het foutpercentage per poging", "faalt minder vaak per poging"),
     "call_failure": ("het foutpercentage per aanroep", "faalt minder vaak per aanroep"),
+    "approval": ("het percentage goedgekeurd", "wordt vaker goedgekeurd"),
+    "edit": ("het percentage bewerkt", "hoeft minder vaak bewerkt te worden"),
     "latency": ("de duur", "is sneller"),
     "tokens": ("het tokengebruik", "gebruikt minder tokens"),
     "cost": ("de kosten", "zijn goedkoper"),
@@ -939,6 +941,9 @@ def _compared_rows(found: dict[str, Any]) -> list[dict[str, str]]:
         ("Definities", lambda v: nl_number(v["definities"])),
         ("Foutpercentage per poging (95 %-interval)", lambda v: rate(v, "attempt_failure")),
         ("Foutpercentage per aanroep (95 %-interval)", lambda v: rate(v, "call_failure")),
+        ("Beoordeelde definities", lambda v: nl_number(v["reviewed"])),
+        ("Goedgekeurd (95 %-interval)", lambda v: rate(v, "approval")),
+        ("Bewerkt (95 %-interval)", lambda v: rate(v, "edit")),
         ("Duur, mediaan", lambda v: ms(v["latency"]["p50"])),
         ("Duur, 95e percentiel", lambda v: ms(v["latency"]["p95"])),
         ("Tokens, gemiddeld", lambda v: nl_number(v["tokens"]["mean"])),
