@@ -321,7 +321,7 @@ def test_a_trail_of_schema_8_is_migrated_then_read(target: str, unpriced: None) 
     assert "schema version 8" in err
     assert "run `audited-openai migrate`" in err
     GenerationLogRepository(target).close()
-    assert query.status(target)["schema"] == {"version": 12, "supported": 12, "current": True}
+    assert query.status(target)["schema"] == {"version": 15, "supported": 15, "current": True}
     assert query.verify(target, record=True).ok
     assert query.status(target)["chain"]["last_verify"]["ok"] is True
 
