@@ -603,6 +603,29 @@ def test_choosing_a_definitie_puts_it_in_the_url(
     assert at.subheader[0].value == "Tokens per dag"
 
 
+def test_the_app_lets_a_reviewer_judge_and_offers_the_dossier(
+    own: dict[str, int], target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Definities: "Beoordelen" records the review by the reviewer named; with a signing
+    key the dossier is offered."""
+    from audited_openai import dossier
+
+    key = tmp_path / "signing.pem"
+    dossier.generate_keys(key)
+    monkeypatch.setenv("DEFINITIE_SIGNING_KEY", str(key))
+    definitie = str(own["spec_definitie"])
+    at = _app(target, monkeypatch, definitie=definitie)
+    assert any(e.label == "Beoordelen" for e in at.expander)
+    at.text_input(key="reviewer").input("jurist-12")
+    at.radio[1].set_value("afgewezen")  # the first radio is the view
+    next(b for b in at.button if b.label == "Beoordeling vastleggen").click().run(timeout=60)
+    assert at.success[0].value.startswith("Beoordeling 1 vastgelegd: afgewezen door jurist-12")
+    (made,) = GenerationLogRepository(target).reviews(definitie_id=int(definitie))
+    assert (made.reviewer, made.verdict) == ("jurist-12", "rejected")
+    at.button(key=f"audited-dossier-{definitie}").click().run(timeout=60)
+    assert at.get("download_button")
+
+
 # -- in a real browser -------------------------------------------------------------------------
 
 
