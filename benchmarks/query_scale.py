@@ -230,7 +230,7 @@ def export_rss(path: Path | str, fraction: float) -> tuple[int, float]:
         f"since = datetime(2025, 1, 1, tzinfo=timezone.utc).replace(month={12 if fraction < 1 else 1}, day={5 if fraction < 1 else 1})\n"
         "with open(os.devnull, 'w') as out:\n"
         f"    n = query.export({str(path)!r}, 'jsonl', out, since=since)\n"
-        "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "print(n, int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1]))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -33,7 +33,7 @@ HERE = Path(__file__).parent
 DEFINITIE = 424_242
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from datetime import timedelta
 from audited_openai import GenerationLogRepository, dossier, query
 from audited_openai._clock import parse_ts, utc_now
@@ -54,7 +54,10 @@ elif step == "check":
     found = {"problems": problems, **facts}
 repo.close()
 found["seconds"] = round(time.perf_counter() - t, 3)
-found["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec
+with open("/proc/self/status") as status:
+    hwm = next(line for line in status if line.startswith("VmHWM:"))
+found["peak_rss_mib"] = round(int(hwm.split()[1]) / 1024, 1)
 print(json.dumps(found))
 """
 

@@ -91,7 +91,7 @@ def timed_verify(target: Path | str) -> dict[str, Any]:
         f"v = query.verify({str(target)!r})\n"
         "print(json.dumps({'seconds': round(time.perf_counter() - t, 1), 'ok': v.ok,\n"
         "    'events': v.events, 'rows': v.rows,\n"
-        "    'rss_mib': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),\n"
+        "    'rss_mib': round(int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1]) / 1024),\n"
         "    'worker_rss_mib': round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)}))\n"
     )
     out = subprocess.run(
