@@ -197,6 +197,17 @@ def host_connection(target: str | Path) -> Any:
     return sqlite3.connect(target, isolation_level=None)
 
 
+def audited_client(
+    target: str, router: respx.MockRouter, **options: Any
+) -> Iterator[AuditedOpenAI]:
+    """An audited client over respx (every chat completion answered), closed after."""
+    router.post("/chat/completions").respond(200, json=chat_body())
+    with AuditedOpenAI(
+        target, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client(), **options
+    ) as client:
+        yield client
+
+
 def make_context(**overrides: object) -> GenerationContext:
     """A pending context with a realistic prompt; keywords override fields."""
     params = ModelParameters(

@@ -31,7 +31,14 @@ from audited_openai import (
     query,
 )
 from audited_openai.redact import dutch_pii
-from tests.conftest import API_KEY, BASE_URL, chat_body, execute, host_connection
+from tests.conftest import (
+    API_KEY,
+    BASE_URL,
+    audited_client,
+    chat_body,
+    execute,
+    host_connection,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -43,15 +50,7 @@ MESSAGES = [{"role": "user", "content": "Definieer 'verdachte'."}]
 @pytest.fixture
 def audited(target: str, router: respx.MockRouter) -> Iterator[AuditedOpenAI]:
     """An audited client over respx on each backend, with an app-wide actor."""
-    router.post("/chat/completions").respond(200, json=chat_body())
-    with AuditedOpenAI(
-        target,
-        api_key=API_KEY,
-        base_url=BASE_URL,
-        http_client=httpx.Client(),
-        actor="definitie-app",
-    ) as client:
-        yield client
+    yield from audited_client(target, router, actor="definitie-app")
 
 
 def call(client: AuditedOpenAI) -> None:

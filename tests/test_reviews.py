@@ -14,7 +14,6 @@ import sqlite3
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 import respx
 from click.testing import CliRunner
@@ -28,7 +27,7 @@ from audited_openai import (
     cli,
     query,
 )
-from tests.conftest import API_KEY, BASE_URL, chat_body, execute, fetch, make_context
+from tests.conftest import audited_client, execute, fetch, make_context
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -40,11 +39,7 @@ MESSAGES = [{"role": "user", "content": "Definieer 'verdachte'."}]
 @pytest.fixture
 def audited(target: str, router: respx.MockRouter) -> Iterator[AuditedOpenAI]:
     """An audited client over respx on each backend."""
-    router.post("/chat/completions").respond(200, json=chat_body())
-    with AuditedOpenAI(
-        target, api_key=API_KEY, base_url=BASE_URL, http_client=httpx.Client()
-    ) as client:
-        yield client
+    yield from audited_client(target, router)
 
 
 def generate(repo: GenerationLogRepository, definitie_id: int, times: int = 1) -> list[int]:
