@@ -160,7 +160,8 @@ def detail_view() -> None:
             beoordeel(repo, chosen, reviewer=reviewer.strip() or None, text=definitie.definitie)
     show_generation_details(repo, chosen, expanded=True)
     # The key that signs dossiers: the app's own, kept away from the database (the demo's here).
-    key = os.environ.get("DEFINITIE_SIGNING_KEY", "data/demo-signing.pem")
+    beside = Path(DB).parent if "://" not in DB else Path("data")
+    key = os.environ.get("DEFINITIE_SIGNING_KEY", str(beside / "demo-signing.pem"))
     if Path(key).exists():
         dossier_button(repo, chosen, key)
 

@@ -117,7 +117,8 @@ def main() -> int:
                 progress.advance(task)
         reviews = review(client.audit_store, made)
         rows = query.history(client.audit_store, limit=len(BEGRIPPEN) + 5)
-        proof = evidence(client.audit_store, reviews[-1].definitie_id if reviews else None)
+        beside = Path(args.db).parent if "://" not in args.db else Path("data")
+        proof = evidence(client.audit_store, reviews[-1].definitie_id if reviews else None, beside)
         verified = query.verify(client.audit_store, record=True)
         health = query.status(client.audit_store)
         compared = query.compare(client.audit_store, *ARMS, experiment=EXPERIMENT)
@@ -148,7 +149,7 @@ def review(repo: GenerationLogRepository, definities: list[int]) -> list[Review]
     ]
 
 
-def evidence(repo: GenerationLogRepository, definitie_id: int | None) -> str:
+def evidence(repo: GenerationLogRepository, definitie_id: int | None, folder: Path) -> str:
     """The dossier of a reviewed definitie, signed with a demo key, then checked offline."""
     if definitie_id is None:
         return "No definitie was reviewed: no dossier."
@@ -156,11 +157,11 @@ def evidence(repo: GenerationLogRepository, definitie_id: int | None) -> str:
         import cryptography  # noqa: F401, PLC0415 - signing is an extra
     except ImportError:
         return "Dossier skipped: signing needs pip install 'audited-openai[signing]'."
-    key = Path("data") / "demo-signing.pem"  # an app keeps its key away from the database
+    key = folder / "demo-signing.pem"  # an app keeps its key away from the database
     if not key.exists():
         key.parent.mkdir(parents=True, exist_ok=True)
         dossier.generate_keys(key)
-    output = Path("data") / f"dossier-definitie-{definitie_id}.zip"
+    output = folder / f"dossier-definitie-{definitie_id}.zip"
     dossier.build(repo, definitie_id, output, key)
     problems, facts = dossier.check(output, f"{key}.pub")
     said = (
