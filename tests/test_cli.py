@@ -699,10 +699,52 @@ def test_a_listing_fits_an_80_column_terminal(
     out = re.sub(r"\x1b\[[0-9;]*m", "", out)  # the terminal's colours
     lines = out.rstrip("\n").splitlines()
     assert all(len(line) <= 80 for line in lines)
-    assert len(lines) == 2 + 6  # the header and its rule, then a line a row
-    assert [line.split()[0] for line in lines[2:]] == ["6", "5", "4", "3", "2", "1"]
+    assert len(lines) == 2 + 6 + 1  # the header and its rule, a line a row, what is left out
+    assert [line.split()[0] for line in lines[2:-1]] == ["6", "5", "4", "3", "2", "1"]
+    assert lines[-1] == "(not shown in 80 columns: tokens, ms, cost; --json has all)"
     assert "generation_status" not in out
     assert "RateLimitError" in out
+
+
+STATS_WORDS = (
+    "generations by status every attempt tokens and cost per day successful generations"
+    " of the priced ones failure rate by template failed or timed out all attempts duration"
+    " percentiles ms most expensive not shown in columns --json has all count p50_ms p95_ms"
+    " id total priced status USD % 60 80 120"
+)
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_stats_fit_the_terminal_without_breaking_a_word(
+    seeded_db: Path, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    """Every table of stats: a line a row within the width, cells cut with an ellipsis,
+    headers whole, and a line naming the columns that did not fit."""
+    from rich.console import Console
+
+    monkeypatch.setattr(cli, "_console", lambda: Console(force_terminal=True, width=width))
+    code, out, _ = run(seeded_db, "stats")
+    assert code == 0
+    out = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    lines = out.rstrip("\n").splitlines()
+    assert all(len(line) <= width for line in lines), max(lines, key=len)
+    # every word shown is whole (a value, a header, a title's or the footer's word) or cut
+    # with an ellipsis: a word broken over two lines would be neither
+    data = json.loads(run(seeded_db, "stats", "--json")[1])
+    values = [str(v) for row in data["by_status"].items() for v in row]
+    values += [str(v) for key in data if key != "by_status" for r in data[key] for v in r.values()]
+    values += [f"{r['failure_rate']:.2f}" for r in data["failure_rate_by_template"]]
+
+    def words(text: str) -> set[str]:
+        return set(re.sub(r"[,;:()]", " ", text).split())
+
+    vocabulary = words(" ".join([*values, *cli.HEADERS.values(), *cli.HEADERS, STATS_WORDS]))
+    for line in lines:
+        if not line.startswith("─"):
+            broken = [w for w in words(line) - vocabulary if not w.endswith("…")]
+            assert not broken, (broken, line)
+    if width == 60:  # the widest tables do not fit: said, not wrapped
+        assert any(line.startswith("(not shown in 60 columns: ") for line in lines)
 
 
 def test_export_progress_counts_rows(

@@ -68,19 +68,29 @@ SUMMARY = (
     "actor",
     "session",
 )
-# On a terminal: (column, header, shown below 100 columns, may be cut short) of a listing.
+# On a terminal: (column, header) of a listing; what goes first when it does not fit.
 SHORT = (
-    ("id", "id", True, False),
-    ("logged_at", "logged (UTC)", True, False),
-    ("generation_status", "status", True, False),
-    ("model_name", "model", True, True),
-    ("template", "template", True, True),
-    ("definitie_id", "def.", True, False),
-    ("attempt", "try", True, False),
-    ("tokens_total", "tokens", False, False),
-    ("duration_ms", "ms", False, False),
-    ("money", "cost", False, False),
-    ("error_type", "error", True, True),
+    ("id", "id"),
+    ("logged_at", "logged (UTC)"),
+    ("generation_status", "status"),
+    ("model_name", "model"),
+    ("template", "template"),
+    ("definitie_id", "def."),
+    ("attempt", "try"),
+    ("tokens_total", "tokens"),
+    ("duration_ms", "ms"),
+    ("money", "cost"),
+    ("error_type", "error"),
+)
+LEAST_USEFUL = ("money", "tokens_total", "duration_ms", "attempt")
+WHOLE = (
+    "id",
+    "logged_at",
+    "generation_status",
+    "definitie_id",
+    "attempt",
+    "tokens_total",
+    "error_type",
 )
 
 
@@ -263,23 +273,107 @@ def _console() -> Console:
     return Console(soft_wrap=False)
 
 
+# On a terminal: shorter headers for the tables' columns (piped and JSON keep the names).
+HEADERS = {
+    "generations": "calls",
+    "tokens_prompt": "prompt",
+    "tokens_completion": "answer",
+    "tokens_total": "tokens",
+    "avg_tokens": "avg",
+    "max_tokens": "max",
+    "template_name": "template",
+    "template_version": "version",
+    "prompt_template_name": "template",
+    "prompt_template_version": "version",
+    "model_name": "model",
+    "definitie_id": "def.",
+    "duration_ms": "ms",
+    "logged_at": "logged (UTC)",
+    "failure_rate": "failed",
+    "failures": "failed n",
+}
+CUT_TO = 8  # the fewest characters a cell is cut to (then with an ellipsis)
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    value = row.get(column)
+    return "" if value is None else str(value)
+
+
+def _fitting(
+    rows: list[dict[str, Any]],
+    columns: tuple[str, ...],
+    width: int,
+    headers: dict[str, str],
+    *,
+    drop_first: tuple[str, ...] = (),
+    whole: tuple[str, ...] = (),
+) -> dict[str, int]:
+    """The columns that fit ``width`` and their widths.
+
+    What does not fit goes: ``drop_first`` in order, then the last columns. A header
+    is never cut, nor a cell of ``whole``; another may be, to ``CUT_TO`` characters and
+    an ellipsis, the widest first.
+    """
+    natural = {c: max([len(headers.get(c, c)), *(len(_cell(r, c)) for r in rows)]) for c in columns}
+    least = {
+        c: natural[c] if c in whole else min(natural[c], max(len(headers.get(c, c)), CUT_TO))
+        for c in columns
+    }
+    kept = list(columns)
+    order = [c for c in drop_first if c in kept] + [
+        c for c in reversed(columns) if c not in drop_first
+    ]
+    while len(kept) > 1 and sum(least[c] for c in kept) + 2 * len(kept) > width:
+        kept.remove(order.pop(0))
+    widths = {c: natural[c] for c in kept}
+    room = width - 2 * len(kept)  # two spaces between columns, one to spare
+    while sum(widths.values()) > room:
+        widest = max((c for c in kept if widths[c] > least[c]), key=lambda c: widths[c])
+        widths[widest] -= 1
+    return widths
+
+
 def _emit_table(
-    rows: list[dict[str, Any]], columns: tuple[str, ...], title: str | None = None
+    rows: list[dict[str, Any]],
+    columns: tuple[str, ...],
+    title: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    drop_first: tuple[str, ...] = (),
+    whole: tuple[str, ...] = (),
 ) -> None:
+    """A table: on a terminal, one line a row fitting its width, and what did not fit.
+
+    See :func:`_fitting`; piped, tab-separated with every column.
+    """
     console = _console()
     if console.is_terminal:
-        table = Table(title=title)
-        for column in columns:
-            table.add_column(column, overflow="fold")
+        from rich import box  # noqa: PLC0415 - only on a terminal
+
+        named = HEADERS if headers is None else headers
+        widths = _fitting(rows, columns, console.width, named, drop_first=drop_first, whole=whole)
+        if title:  # above the table, wrapped at the terminal's width, not the table's
+            console.print(title, style="italic")
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+        for column, shown in widths.items():
+            table.add_column(
+                named.get(column, column), no_wrap=True, overflow="ellipsis", width=shown
+            )
         for row in rows:
-            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+            table.add_row(*(_cell(row, c) for c in widths))
         console.print(table)
+        dropped = [named.get(c, c) for c in columns if c not in widths]
+        if dropped:
+            console.print(
+                f"(not shown in {console.width} columns: {', '.join(dropped)}; --json has all)"
+            )
         return
     if title:
         click.echo(f"# {title}")
     click.echo("\t".join(columns))
     for row in rows:
-        click.echo("\t".join("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        click.echo("\t".join(_cell(row, c) for c in columns))
 
 
 def _summary(log: GenerationContext) -> dict[str, Any]:
@@ -368,25 +462,13 @@ def logs(
 
 def _listing(rows: list[dict[str, Any]]) -> None:
     """A listing for people: one line a row, fitting the terminal (80 columns at least)."""
-    from rich import box  # noqa: PLC0415 - only on a terminal
-
-    console = _console()
-    wide = console.width >= 100  # noqa: PLR2004 - room for tokens and duration
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
-    shown = [(c, h, cut) for c, h, narrow, cut in SHORT if wide or narrow]
     for row in rows:
         row["logged_at"] = str(row["logged_at"])[:16].replace("T", " ")
         version, name = row["prompt_template_version"], row["prompt_template_name"]
         row["template"] = " ".join(str(v) for v in (version, name) if v)
         row["money"] = _money(row["cost"], row["cost_currency"])
-    for column, header, cut in shown:
-        widest = max([len(header), *(len(str(r.get(column) or "")) for r in rows)])
-        least = min(widest, 14 if column == "error_type" else 5) if cut else widest
-        most = None if wide else {"model_name": 10, "template": 14}.get(column)
-        table.add_column(header, no_wrap=True, overflow="ellipsis", min_width=least, max_width=most)
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c, _, _ in shown))
-    console.print(table)
+    columns = tuple(column for column, _header in SHORT)
+    _emit_table(rows, columns, headers=dict(SHORT), drop_first=LEAST_USEFUL, whole=WHOLE)
 
 
 @command(ids=True)
