@@ -69,6 +69,17 @@ class Tree:
         self._leaves = leaves
         self.blocks = {} if blocks is None else blocks
         self.computed: dict[int, bytes] = {}  # the block roots computed here (to keep)
+        self._read: dict[int, list[bytes]] = {}  # the leaves of the blocks read, by block
+
+    def _leaves_in(self, lo: int, hi: int) -> list[bytes]:
+        """Leaves ``lo..hi-1``, reading each block at most once (the proofs share them)."""
+        block = lo // BLOCK
+        if (hi - 1) // BLOCK != block:  # not inside one block: read as asked
+            return self._leaves(lo, hi)
+        if block not in self._read:
+            first = block * BLOCK
+            self._read[block] = self._leaves(first, min(self.size, first + BLOCK))
+        return self._read[block][lo - block * BLOCK : hi - block * BLOCK]
 
     def _range(self, lo: int, hi: int) -> bytes:
         n = hi - lo
@@ -77,8 +88,8 @@ class Tree:
             if block not in self.blocks:
                 self.blocks[block] = self.computed[block] = root_of(self._leaves(lo, hi))
             return self.blocks[block]
-        if n <= BLOCK:  # inside one block: read it
-            return root_of(self._leaves(lo, hi))
+        if n <= BLOCK:  # inside one block: its leaves
+            return root_of(self._leaves_in(lo, hi))
         k = _split(n)
         return node(self._range(lo, lo + k), self._range(lo + k, hi))
 
