@@ -77,6 +77,7 @@ def chain_rows(target: Path | str) -> None:
     conn.execute("COMMIT")
     if postgres:
         reader.close()
+        conn.autocommit = True  # VACUUM runs outside a transaction
         conn.execute("VACUUM ANALYZE generation_log_events")
     conn.close()
     print(file=sys.stderr)
