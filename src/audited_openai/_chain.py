@@ -240,34 +240,44 @@ class Chain:
             self.append(conn, kind, int(values[0]), note=note, values=values)
         return rows
 
-    def erase(self, conn: Any, definitie_id: int, kind: str = "erase") -> list[int]:
+    def erase(self, conn: Any, definitie_id: int) -> list[int]:
         """Delete a definitie's rows and reviews, an event for each; the rows' ids, in order."""
-        ids = sorted(row[0] for row in conn.execute(_sql.erase(self.dialect), (definitie_id,)))
-        erased = conn.execute(_sql.erase_reviews(self.dialect), (definitie_id,))
-        reviews = sorted(row[0] for row in erased)
-        note = f"{kind} --definitie {definitie_id}: {command()}"
-        for log_id in ids:
-            self.append(conn, kind, log_id, erased_from=definitie_id, note=note)
-        for review_id in reviews:
-            self.append_review(kind, review_id, definitie_id, None, note)
-        return ids
+        rows = conn.execute(_sql.erase(self.dialect), (definitie_id,)).fetchall()
+        reviews = conn.execute(_sql.erase_reviews(self.dialect), (definitie_id,)).fetchall()
+        note = f"erase --definitie {definitie_id}: {command()}"
+        return self._went(conn, "erase", note, rows, reviews)[0]
 
     def retain(self, conn: Any, before: str, limit: int) -> tuple[int, int]:
         """Delete up to ``limit`` rows and reviews from ``before``, none held; (rows, reviews).
 
         A ``retain`` event for each, as an erasure's.
         """
-        note = f"retain, before {before}: {command()}"
-        counts = []
-        for table in ("generation_logs", "generation_reviews"):
-            gone = sorted(conn.execute(_sql.retain(self.dialect, table), (before, limit)))
-            for item_id, definitie_id in gone:
-                if table == "generation_logs":
-                    self.append(conn, "retain", item_id, erased_from=definitie_id, note=note)
-                else:
-                    self.append_review("retain", item_id, definitie_id, None, note)
-            counts.append(len(gone))
-        return counts[0], counts[1]
+        rows, reviews = (
+            conn.execute(_sql.retain(self.dialect, table), (before, limit)).fetchall()
+            for table in ("generation_logs", "generation_reviews")
+        )
+        ids, review_ids = self._went(
+            conn, "retain", f"retain, before {before}: {command()}", rows, reviews
+        )
+        return len(ids), len(review_ids)
+
+    def _went(
+        self,
+        conn: Any,
+        kind: str,
+        note: str,
+        rows: Iterable[tuple[int, int | None]],
+        reviews: Iterable[tuple[int, int]],
+    ) -> tuple[list[int], list[int]]:
+        """The events of deleted rows and reviews ((id, definitie) each), in id order."""
+        ids, review_ids = [], []
+        for log_id, definitie_id in sorted(rows):
+            self.append(conn, kind, log_id, erased_from=definitie_id, note=note)
+            ids.append(log_id)
+        for review_id, definitie_id in sorted(reviews):
+            self.append_review(kind, review_id, definitie_id, None, note)
+            review_ids.append(review_id)
+        return ids, review_ids
 
     def as_chained(self, conn: Any, log_id: int) -> bool:
         """Whether row ``log_id`` is as its last event says.

@@ -258,13 +258,19 @@ def mark_replay(dialect: Dialect) -> str:
 
 
 def erase(dialect: Dialect) -> str:
-    """``DELETE`` of a definitie's rows (its id), returning their ids."""
-    return f"DELETE FROM generation_logs WHERE definitie_id = {dialect.param} RETURNING id"
+    """``DELETE`` of a definitie's rows (its id), returning (id, definitie) of each."""
+    return (
+        f"DELETE FROM generation_logs WHERE definitie_id = {dialect.param}"
+        " RETURNING id, definitie_id"
+    )
 
 
 def erase_reviews(dialect: Dialect) -> str:
-    """``DELETE`` of a definitie's reviews (its id), returning their ids."""
-    return f"DELETE FROM generation_reviews WHERE definitie_id = {dialect.param} RETURNING id"
+    """``DELETE`` of a definitie's reviews (its id), returning (id, definitie) of each."""
+    return (
+        f"DELETE FROM generation_reviews WHERE definitie_id = {dialect.param}"
+        " RETURNING id, definitie_id"
+    )
 
 
 REVIEW_COLUMNS = ", ".join(_review.COLUMNS)
@@ -767,10 +773,14 @@ EVENTS_OF_REVIEWS = (
 # -- a dossier's reads (in a snapshot: ids in the text, checked to be ints) ----------------
 
 MERKLE_BLOCKS = "SELECT block, root FROM generation_log_merkle"
-KEEP_MERKLE = (
-    "INSERT INTO generation_log_merkle (block, root) VALUES ({p}, {p})"
-    " ON CONFLICT (block) DO NOTHING"
-)
+
+
+def keep_merkle(dialect: Dialect) -> str:
+    """Keep a block's root (the block, the root), if it is not kept already."""
+    return (
+        f"INSERT INTO generation_log_merkle (block, root) VALUES ({dialect.param}, {dialect.param})"
+        " ON CONFLICT (block) DO NOTHING"
+    )
 
 
 def _ints(values: list[int]) -> str:

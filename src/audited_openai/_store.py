@@ -20,7 +20,7 @@ import re
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from audited_openai import _sql
+from audited_openai import _review, _sql
 from audited_openai._chain import command, review_state
 from audited_openai._errors import AuditWriteError, InvalidLogError, StoreError
 from audited_openai._writer import Job, Owner, all_failed, settle
@@ -275,7 +275,7 @@ class Rows(Owner):
                     + " to review",
                     "log_id" if log_id is not None else "definitie_id",
                 )
-            values = (definitie_id, found[0], *list(row.values())[2:])
+            values = (definitie_id, found[0], *(row[name] for name in _review.COLUMNS[3:]))
             review = tuple(conn.execute(insert, values).fetchone())
             self.chain.append_review(
                 "review", int(review[0]), definitie_id, review_state(review), None
@@ -302,8 +302,7 @@ class Rows(Owner):
         return int(self.submit(work, durable=True, what=what).result())
 
     def execute_many(self, sql: str, rows: list[tuple[Any, ...]], what: str) -> None:
-        """Run one statement (``{p}``: the placeholder) for each of ``rows``, and wait."""
-        sql = sql.replace("{p}", self.dialect.param)
+        """Run one statement that writes no chained row for each of ``rows``, and wait."""
 
         def work(conn: Any) -> None:
             for row in rows:
@@ -313,12 +312,7 @@ class Rows(Owner):
 
     def record_check(self, values: tuple[Any, ...]) -> None:
         """Record a verification or a checkpoint (``_sql.record_check``'s columns) and wait."""
-        sql = _sql.record_check(self.dialect)
-
-        def work(conn: Any) -> None:
-            conn.execute(sql, values)
-
-        self.submit(work, durable=True, what="record the check").result()
+        self.execute(_sql.record_check(self.dialect), values, "record the check")
 
 
 class Store(Protocol):

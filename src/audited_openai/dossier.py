@@ -61,9 +61,8 @@ def build(
         manifest, tree = _gather(snapshot, definitie_id, repo.host_columns())
         root = tree.root()
     if tree.computed:  # the roots of full blocks, kept for the next dossier
-        store.execute_many(
-            _sql.KEEP_MERKLE, [(b, r.hex()) for b, r in sorted(tree.computed.items())], "keep"
-        )
+        kept = [(block, root.hex()) for block, root in sorted(tree.computed.items())]
+        store.execute_many(_sql.keep_merkle(store.dialect), kept, "keep the Merkle roots")
     manifest["checkpoint"] = _checkpoint.make_checkpoint(
         store.location,
         tree.size,
