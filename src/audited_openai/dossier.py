@@ -147,6 +147,8 @@ def _zipped(manifest: dict[str, Any]) -> bytes:
 
 # -- the summary, in Dutch (check re-renders it: a changed word shows) -------------------------
 
+# The words of format 1, on purpose apart from the views' labels (streamlit's): a view may
+# change its words, a dossier already handed over must still check.
 STATUS = {
     "success": "geslaagd",
     "failed": "mislukt",
