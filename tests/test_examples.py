@@ -18,13 +18,14 @@ def _offline_env() -> dict[str, str]:
     return env
 
 
-def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(script: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """An example run as a program, offline; it must end well."""
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
         capture_output=True,
         text=True,
         env=_offline_env(),
+        cwd=cwd,
         timeout=120,
         check=False,
     )
@@ -33,11 +34,18 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_quickstart_runs_offline(tmp_path: Path) -> None:
-    """The quickstart generates, saves and links a definitie, and prints its prompt."""
-    result = _run("quickstart.py", str(tmp_path / "definities.db"))
-    assert "loopback model server" in result.stdout
+    """The README's quickstart, run as it stands in a fresh directory: it generates,
+    saves and links a definitie, and prints the prompt behind it."""
+    result = _run("quickstart.py", cwd=tmp_path)
     assert "log 1: success" in result.stdout
-    assert "template 2.0" in result.stdout
+    assert "tokens, 2.0" in result.stdout
+    assert "Begrip: verdachte" in result.stdout
+    from audited_openai import GenerationLogRepository
+
+    log = GenerationLogRepository(tmp_path / "definities.db").get_by_definitie_id(1)
+    assert log is not None
+    assert log.status == "success"
+    assert log.prompt.modules_used == ["base", "context", "rules"]
 
 
 # Every file under examples/, and the test that runs it (module::function).

@@ -309,7 +309,7 @@ def test_kills_at_random_moments_lose_nothing(target: str) -> None:
 
 @pytest.mark.stress
 def test_two_hundred_kills(target: str) -> None:
-    """The full campaign: 200 kills (run with -m stress; figures in RELIABILITY.md)."""
+    """The full campaign: 200 kills (run with -m stress; figures in docs/reliability.md)."""
     result = crash_campaign(target, kills=200, workers=4, seed=2026)
     print(result)
 

@@ -2,7 +2,7 @@
 
     python tools/mutation.py run       # mutmut on those functions (about an hour), then:
     python tools/mutation.py run _writer.Writer.flush '_observe.*'   # only these
-    python tools/mutation.py report    # the score next to each promise (RELIABILITY.md)
+    python tools/mutation.py report    # the score next to each promise (docs/reliability.md)
     python tools/mutation.py report --survivors   # survivors not listed as equivalent
 
 ``run`` calls ``mutmut run --max-children 2`` (or ``--children N``) with a pattern per
@@ -104,7 +104,7 @@ PROMISES: list[tuple[str, list[str]]] = [
 ]
 
 # mutmut's exit codes: a test failed (1), pytest crashed (3), a timeout (36, 24, -24, 152,
-# 255), killed (-9: by the watchdog of RELIABILITY.md, a hang), a segfault (-11), caught
+# 255), killed (-9: by the watchdog of docs/reliability.md, a hang), a segfault (-11), caught
 # by the type checker (37). Survived: the tests passed (0) or none reached it (5, 33).
 KILLED = {1, 3, 24, -24, 36, 37, 152, 255, -9, -11}
 SURVIVED = {0, 5, 33}

@@ -3,7 +3,7 @@
 Built on :mod:`contextvars`, so it follows asyncio tasks and nests: inner values
 override, the rest is inherited. Values are captured when a call starts. A thread
 pool does not inherit context by itself; submit work with
-``contextvars.copy_context().run`` (see the README).
+``contextvars.copy_context().run`` (see docs/quickstart.md).
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ class GenerationLogRepository:
 
     @property
     def durability(self) -> Durability:
-        """``"balanced"`` or ``"full"``: see the README."""
+        """``"balanced"`` or ``"full"``: see docs/store.md."""
         return self.store.durability
 
     # -- writes -----------------------------------------------------------------------------
