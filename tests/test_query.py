@@ -570,3 +570,38 @@ def test_a_copied_replay_points_at_its_original_in_the_copy(tmp_path: Path) -> N
     with GenerationLogRepository(target) as repo:
         copied = repo.get_all_for_definitie(5)
     assert [(r.id, r.replay_of) for r in copied] == [(made + 1, None), (replay + 1, made + 1)]
+
+
+def test_usage_by_day_in_the_viewers_zone(repo: GenerationLogRepository) -> None:
+    """Days in the zone asked for: 23:30 UTC on 10 November is the 11th in Amsterdam
+    (UTC+1), 22:50 UTC is still the 10th; the sums, averages and maxima are the day's."""
+    from zoneinfo import ZoneInfo
+
+    for moment, tokens in (
+        (datetime(2025, 11, 10, 22, 50, tzinfo=timezone.utc), 100),
+        (datetime(2025, 11, 10, 23, 30, tzinfo=timezone.utc), 300),
+        (datetime(2025, 11, 11, 9, 0, tzinfo=timezone.utc), 500),
+    ):
+        ctx = make_context(logged_at=moment, updated_at=moment)
+        ctx.prompt.model_params.name = "gpt-4o"
+        log_id = repo.create_pending_log(ctx)
+        ctx.mark_success(
+            ResponseMetadata(tokens_total=tokens, tokens_prompt=tokens, tokens_completion=0)
+        )
+        repo.update_with_response(log_id, ctx)
+    utc = query.token_usage_by_day(repo)
+    assert [(d["day"], d["generations"], d["tokens_total"]) for d in utc] == [
+        ("2025-11-11", 1, 500),
+        ("2025-11-10", 2, 400),
+    ]
+    assert query.token_usage_by_day(repo, zone=timezone.utc) == utc
+    amsterdam = query.token_usage_by_day(repo, zone=ZoneInfo("Europe/Amsterdam"))
+    assert [
+        (d["day"], d["generations"], d["tokens_total"], d["avg_tokens"], d["max_tokens"])
+        for d in amsterdam
+    ] == [("2025-11-11", 2, 800, 400.0, 500), ("2025-11-10", 1, 100, 100.0, 100)]
+    assert set(amsterdam[0]) == set(utc[0])
+    assert amsterdam[0]["cost_currency"] == utc[0]["cost_currency"]
+    assert amsterdam[0]["priced"] == 2
+    assert amsterdam[0]["cost"] == Decimal("0.002")  # 800 prompt tokens at 2.50 USD a million
+    assert sum(d["cost"] for d in amsterdam) == sum(d["cost"] for d in utc)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,7 +124,7 @@ def _details(db: str, definitie_id: int, *check: str) -> AppTest:
 
 
 def _fields(at: AppTest) -> dict[str, str]:
-    table = at.table[-1].value
+    table = next(t.value for t in at.table if "veld" in t.value.columns)
     return dict(zip(table["veld"], table["waarde"], strict=True))
 
 
@@ -139,15 +139,15 @@ def test_generation_details_show_the_spec_metrics_in_dutch(
     assert metrics["Model"] == "gpt-4o-mini"
     assert metrics["Temperatuur"] == "0,3"
     assert metrics["Max. tokens"] == "300"
-    assert metrics["Template Versie"] == "2.1"
+    assert metrics["Templateversie"] == "2.1"
     assert metrics["Eindreden"] == "stop"
     assert metrics["Generatietijd"].endswith(" ms")
     total, prompt, completion = (
         int(metrics[name].replace(".", ""))
-        for name in ("Tokens Gebruikt", "Prompttokens", "Antwoordtokens")
+        for name in ("Tokens gebruikt", "Prompttokens", "Antwoordtokens")
     )
     assert total == prompt + completion > 1000
-    assert "." in metrics["Tokens Gebruikt"], "thousands with a dot (nl-NL)"
+    assert "." in metrics["Tokens gebruikt"], "thousands with a dot (nl-NL)"
     assert not any(label in metrics for label in ("Temperature", "Prompt Tokens"))
     assert "geslaagd" in at.caption[0].value
     assert " CET" in at.caption[0].value
@@ -260,7 +260,7 @@ def _logboek(db: str, page_size: int = 25, **params: str) -> AppTest:
 
 
 def _listed(at: AppTest) -> list[int]:
-    return [int(i) for i in at.table[0].value["log"]]
+    return [int(i) for i in at.dataframe[0].value["log"]]
 
 
 def test_logboek_lists_every_row_newest_first_and_pages(
@@ -271,7 +271,9 @@ def test_logboek_lists_every_row_newest_first_and_pages(
     total = query.count(db)
     at = _logboek(db, 5)
     assert _listed(at) == list(range(total, total - 5, -1))
-    assert at.caption[0].value == f"{total} rijen; rij 1 tot 5, nieuwste eerst."
+    assert at.caption[0].value == (
+        f"{total} rijen; rij 1 tot en met 5, nieuwste eerst. Klik op een rij om haar te openen."
+    )
     at.button(key="logboek-next").click().run(timeout=30)
     assert _listed(at) == list(range(total - 5, total - 10, -1))
     at.button(key="logboek-next").click().run(timeout=30)
@@ -279,8 +281,8 @@ def test_logboek_lists_every_row_newest_first_and_pages(
     assert at.button(key="logboek-next").disabled
     at.button(key="logboek-back").click().run(timeout=30)
     assert _listed(at)[0] == total - 5
-    table = at.table[0].value
-    assert not at.dataframe, "a static table that wraps to the column"
+    table = at.dataframe[0].value
+    assert at.dataframe[0].proto.selection_mode, "rows can be clicked"
     assert set(table.columns) >= {"tijd", "status", "definitie", "poging", "melding"}
     assert "geen" in list(table["definitie"]), "rows without a definitie are listed"
 
@@ -292,7 +294,8 @@ def test_logboek_filters_as_the_cli_does(seeded: tuple[str, dict[str, int]]) -> 
     at.selectbox(key="logboek-status").select("mislukt").run(timeout=30)
     failed = [log.id for log in GenerationLogRepository(db).get_prompt_history(status="failed")]
     assert sorted(_listed(at)) == sorted(failed)
-    assert set(at.table[0].value["status"]) == {"mislukt"}
+    assert set(at.dataframe[0].value["status"]) == {"mislukt"}
+    assert at.query_params["status"] == "failed", "the URL carries the filter"
     at.selectbox(key="logboek-status").select("alle")
     at.text_input(key="logboek-definitie").input(str(ids["spec_definitie"])).run(timeout=30)
     assert _listed(at) == [ids["retried_failure"] + 1]
@@ -301,10 +304,10 @@ def test_logboek_filters_as_the_cli_does(seeded: tuple[str, dict[str, int]]) -> 
     assert len(_listed(at)) >= 2
     at.text_input(key="logboek-search").input("")
     at.text_input(key="logboek-template").input("bestaat-niet").run(timeout=30)
-    assert at.caption[0].value.startswith("0 rijen")
+    assert [i.value for i in at.info] == ["Geen rijen bij deze filters."]
     at.text_input(key="logboek-definitie").input("abc").run(timeout=30)
     assert at.error[0].value == "Definitie-id 'abc' is geen geheel getal."
-    assert not at.table
+    assert not at.dataframe
 
 
 def test_views_of_an_empty_trail_and_a_search_that_cannot_be(tmp_path: Path) -> None:
@@ -312,11 +315,11 @@ def test_views_of_an_empty_trail_and_a_search_that_cannot_be(tmp_path: Path) -> 
     db = str(tmp_path / "leeg.db")
     GenerationLogRepository(db).close()
     at = _logboek(db)
-    assert at.caption[0].value.startswith("0 rijen")
+    assert [i.value for i in at.info] == ["Geen rijen bij deze filters."]
     at.text_input(key="logboek-search").input("*").run(timeout=30)
     assert at.error[0].value == "Deze filters gaan niet: search needs at least one word"
     at = _run(_dashboard_page, db)
-    assert [i.value for i in at.info] == ["Nog geen geslaagde generaties."]
+    assert [i.value for i in at.info] == ["Geen geslaagde generaties in de laatste 30 dagen."]
     assert [s.value for s in at.success] == ["Geen fouten."]
 
 
@@ -329,10 +332,16 @@ def test_logboek_filters_by_dates(own: dict[str, int], target: str) -> None:
     )
     at = _logboek(target)
     today = datetime.now(AMSTERDAM).date()
-    at.date_input(key="logboek-dates").set_value((today, today)).run(timeout=30)
+    at.text_input(key="logboek-van").input(f"{today:%d-%m-%Y}")
+    at.text_input(key="logboek-tot").input(f"{today:%d-%m-%Y}").run(timeout=30)
     assert min(_listed(at)) == 4
-    at.date_input(key="logboek-dates").set_value((date(2026, 1, 5),) * 2).run(timeout=30)
+    at.text_input(key="logboek-van").input("05-01-2026")
+    at.text_input(key="logboek-tot").input("05-01-2026").run(timeout=30)
     assert sorted(_listed(at)) == [1, 2, 3]
+    assert (at.query_params["van"], at.query_params["tot"]) == ("05-01-2026", "05-01-2026")
+    at.text_input(key="logboek-tot").input("31-02-2026").run(timeout=30)
+    assert at.error[0].value.startswith("'31-02-2026' is geen datum: schrijf dd-mm-jjjj")
+    assert not at.dataframe
 
 
 def test_a_failed_row_without_definitie_opens_whole(seeded: tuple[str, dict[str, int]]) -> None:
@@ -410,10 +419,11 @@ def test_a_row_diffs_against_another(seeded: tuple[str, dict[str, int]]) -> None
     other = ids["retried_failure"]  # the spec-style call, with max_tokens raised
     at.number_input(key="audited-diff-1").set_value(other).run(timeout=30)
     params = at.table[-1].value
-    assert params.to_dict("records") == [  # the column, and the request's own key
-        {"parameter": name, "log 1": "300", f"log {other}": "400"}
-        for name in ("model_max_tokens", "request.max_tokens")
+    assert params.to_dict("records") == [  # the column in Dutch, and the request's own key
+        {"Parameter": name, "log 1": "300", f"log {other}": "400"}
+        for name in ("Max. tokens", "request.max_tokens")
     ]
+    assert at.query_params["diff"] == str(other)  # a reload diffs the same pair
     at.number_input(key="audited-diff-1").set_value(999).run(timeout=30)
     assert "Log 999 bestaat niet." in [w.value for w in at.warning]
 
@@ -439,9 +449,10 @@ def _chart(at: AppTest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return json.loads(chart.proto.spec), values
 
 
-def test_dashboard_days_on_a_time_axis_with_empty_days(own: dict[str, int], target: str) -> None:
-    """Days are dates on a time axis, the days between filled with 0, labels level,
-    numbers with a dot between thousands, and it says only successes count."""
+def test_dashboard_days_in_dutch_with_empty_days(own: dict[str, int], target: str) -> None:
+    """Every day of the period is a bar labelled with its Dutch name ("20 nov"), in
+    order, the days between filled with 0, labels level, numbers with a dot between
+    thousands, and it says only successes count."""
     execute(
         target,
         "UPDATE generation_logs SET logged_at = ? WHERE id <= 2",
@@ -455,14 +466,28 @@ def test_dashboard_days_on_a_time_axis_with_empty_days(own: dict[str, int], targ
     at = _run(_dashboard_page, target)
     spec, values = _chart(at)
     x, y = spec["encoding"]["x"], spec["encoding"]["y"]
-    assert x["type"] == "temporal"
+    assert x["type"] == "ordinal"
     assert x["axis"]["labelAngle"] == 0
     assert "regexp(',', 'g'), '.'" in y["axis"]["labelExpr"]
-    days = [v["datum"] for v in values]
-    assert days[:4] == ["20-11-2026", "21-11-2026", "22-11-2026", "23-11-2026"]
+    days = [v["dag"] for v in values]
+    assert days[:4] == ["20 nov", "21 nov", "22 nov", "23 nov"]
+    assert x["sort"] == days, "the days in calendar order, not alphabetical"
+    assert len(days) == len(set(days)), "no day twice"
+    assert [v["datum"] for v in values[:2]] == ["20 nov 2026", "21 nov 2026"]
     assert [v["tokens"] for v in values[1:3]] == [0, 0]
+    assert values[0]["tokens"] > 0
+    assert values[3]["tokens"] > 0
     assert all("." in v["label"] for v in values if v["tokens"] >= 1000)
     assert "Alleen geslaagde generaties" in at.caption[0].value
+    assert "Europe/Amsterdam" in at.caption[0].value
+
+
+def test_dashboard_shows_a_week_even_with_one_day(own: dict[str, int], target: str) -> None:
+    """One day of data is one bar among seven, not a bar that fills the plot."""
+    _, values = _chart(_run(_dashboard_page, target))
+    assert len(values) >= 7
+    assert sum(1 for v in values if v["tokens"]) == 1
+    assert values[-1]["tokens"] > 0, "today last"
 
 
 def test_dashboard_tables_in_dutch(seeded: tuple[str, dict[str, int]]) -> None:
@@ -1043,11 +1068,11 @@ def test_logboek_shows_the_verdict_and_finds_what_is_not_yet_reviewed(
     repo = GenerationLogRepository(target)
     repo.record_review(own["spec_definitie"], "rejected", reviewer="jurist-7")
     at = _logboek(target)
-    table = at.table[0].value
+    table = at.dataframe[0].value
     verdicts = dict(zip(table["definitie"], table["beoordeling"], strict=True))
     assert verdicts[str(own["spec_definitie"])] == "afgewezen"
     at.selectbox(key="logboek-reviewed").select("nog niet beoordeeld").run(timeout=30)
-    listed = at.table[0].value
+    listed = at.dataframe[0].value
     assert str(own["spec_definitie"]) not in set(listed["definitie"])
     assert "geen" not in set(listed["definitie"]), "a row without a definitie is not a review's"
     assert _listed(at) == [log.id for log in query.history(target, reviewed=False)]

@@ -33,6 +33,8 @@ from audited_openai.streamlit import (
     beoordeel,
     dossier_button,
     logboek,
+    nl_duration,
+    nl_number,
     show_generation_details,
     status_panel,
     token_dashboard,
@@ -41,6 +43,7 @@ from audited_openai.streamlit import (
 from audited_openai.testing import LoopbackServer, Reply
 
 DB = os.environ.get("DEFINITIE_DB", "data/definities.db")
+SOURCES = {"generated": "gegenereerd", "imported": "geïmporteerd", "manual": "met de hand"}
 VIEWS = ["Genereer", "Definities", "Logboek", "Tokengebruik", "Vergelijk", "Status"]
 OFFLINE_LATENCY_S = float(os.environ.get("OFFLINE_LATENCY_S", "1.0"))  # a model takes time
 
@@ -112,8 +115,8 @@ def creation_tab() -> None:
                 f"logboek: log {logs}."
             )
             return
-    st.success(f"Definitie gegenereerd in {result.duration_ms}ms")
-    st.info(f"Tokens gebruikt: {result.tokens_used}")
+    st.success(f"Definitie gegenereerd in {nl_duration(result.duration_ms)}")
+    st.info(f"Tokens gebruikt: {nl_number(result.tokens_used)}")
     st.markdown(f"**{plain(begrip)}**: {plain(result.definitie)}")
     st.caption(f"definitie {result.definitie_id} · log {result.generation_log_id}")
 
@@ -151,7 +154,7 @@ def detail_view() -> None:
         st.rerun()
     definitie = by_id[chosen]
     st.markdown(f"### {plain(definitie.begrip)}\n\n{plain(definitie.definitie)}")
-    st.caption(f"bron: {definitie.source_type}")
+    st.caption(f"Bron: {SOURCES.get(definitie.source_type, definitie.source_type)}")
     repo = GenerationLogRepository(DB)
     if repo.get_by_definitie_id(chosen) is not None:
         with st.expander("Beoordelen", expanded=False):
@@ -167,13 +170,22 @@ def detail_view() -> None:
 
 
 def current_view() -> str:
-    """The view the URL asks for: a log or a definitie opens its own."""
+    """The view the URL names; without one, a log or a definitie opens its own.
+
+    An unknown view is said (at the top, where every warning of the page goes).
+    """
     params = st.query_params
+    view = params.get("view")
+    if view in VIEWS:
+        return view  # type: ignore[return-value]
+    if view is not None:
+        st.warning(f"Onbekende weergave '{view}' in de link; getoond wordt {VIEWS[0]}.")
+        return VIEWS[0]
     if "log" in params:
         return "Logboek"
     if "definitie" in params:
         return "Definities"
-    return params.get("view") if params.get("view") in VIEWS else VIEWS[0]  # type: ignore[return-value]
+    return VIEWS[0]
 
 
 def switch_view() -> None:

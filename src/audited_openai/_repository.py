@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -523,14 +523,23 @@ class GenerationLogRepository:
 
     # -- aggregates and pages (every figure computed by the database) -----------------------
 
-    def usage_by_day(self, **filters: Any) -> list[dict[str, Any]]:
-        """Tokens and cost of successful generations per UTC day, newest day first.
+    def usage_by_day(self, *, zone: tzinfo | None = None, **filters: Any) -> list[dict[str, Any]]:
+        """Tokens and cost of successful generations per day, newest day first.
 
-        ``cost`` is the sum of the ``priced`` generations' costs (a ``Decimal`` in
-        ``cost_currency``): ``None`` when none was priced or the day mixes currencies.
+        The days are UTC's, or those of ``zone`` (say the viewer's ``Europe/Amsterdam``):
+        then the rows are counted per ten minutes of UTC and folded into the zone's days,
+        so bound the period with ``since``. ``cost`` is the sum of the ``priced``
+        generations' costs (a ``Decimal`` in ``cost_currency``): ``None`` when none was
+        priced or the day mixes currencies.
         """
-        found = self.store.fetch(*_sql.usage_by_day(Filters(**filters), self.store.dialect))
+        bucket = _sql.TEN_MINUTES if zone not in (None, timezone.utc) else None
+        found = self.store.fetch(
+            *_sql.usage_by_day(Filters(**filters), self.store.dialect, bucket=bucket)
+        )
+        if zone is not None and bucket is not None:
+            found = _fold_days(found, zone)
         for row in found:
+            row.pop("counted")
             nanos, currencies = row.pop("cost_nanos"), row.pop("currencies")
             mixed = int(currencies) > 1
             row["cost"] = None if nanos is None or mixed else Decimal(nanos) / _rows.NANOS
@@ -747,3 +756,40 @@ def _date_bound(name: str, value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise InvalidLogError(f"{name} must be timezone-aware (UTC)", field=name)
     return value
+
+
+def _fold_days(found: list[dict[str, Any]], zone: tzinfo) -> list[dict[str, Any]]:
+    """Rows per ten minutes of UTC folded into the days of ``zone``, newest day first."""
+    days: dict[str, dict[str, Any]] = {}
+    for row in found:
+        moment = datetime.fromisoformat(f"{row['day']}0:00+00:00")
+        day = moment.astimezone(zone).date().isoformat()
+        into = days.setdefault(day, {"day": day, "currency_set": set(), "currencies": 0})
+        for key in ("generations", "tokens_prompt", "tokens_completion", "tokens_total"):
+            into[key] = into.get(key, 0) + row[key]
+        into["counted"] = into.get("counted", 0) + row["counted"]
+        into["priced"] = into.get("priced", 0) + row["priced"]
+        into["max_tokens"] = max(
+            (v for v in (into.get("max_tokens"), row["max_tokens"]) if v is not None),
+            default=None,
+        )
+        if row["cost_nanos"] is not None:
+            into["cost_nanos"] = (into.get("cost_nanos") or 0) + row["cost_nanos"]
+        if row["cost_currency"] is not None:
+            into["currency_set"].add(row["cost_currency"])
+        into["currencies"] = max(into["currencies"], int(row["currencies"]))
+    folded = []
+    for day in sorted(days, reverse=True):
+        row = days[day]
+        currencies = row.pop("currency_set")
+        counted = row["counted"]
+        folded.append(
+            {
+                **row,
+                "avg_tokens": round(row["tokens_total"] / counted, 1) if counted else None,
+                "cost_nanos": row.get("cost_nanos"),
+                "cost_currency": min(currencies, default=None),
+                "currencies": max(row["currencies"], len(currencies)),
+            }
+        )
+    return folded

@@ -471,21 +471,29 @@ def census(filters: Filters, dialect: Dialect) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def usage_by_day(filters: Filters, dialect: Dialect) -> tuple[str, list[Any]]:
-    """Tokens and cost of successful generations per UTC day, newest day first."""
+# Ten minutes of UTC (``YYYY-MM-DDTHH:M``): fine enough to fold into the days of any
+# zone whose offset is a multiple of ten minutes (every zone but the :45 ones)
+TEN_MINUTES = "substr(gl.logged_at, 1, 15)"
+
+
+def usage_by_day(
+    filters: Filters, dialect: Dialect, *, bucket: str | None = None
+) -> tuple[str, list[Any]]:
+    """Tokens and cost of successful generations per UTC day (or ``bucket``), newest first."""
     clause, params = where(filters, dialect, "gl.generation_status = 'success'")
+    group = bucket or dialect.day
     sql = (
-        f"SELECT {dialect.day} AS day, count(*) AS generations,"
+        f"SELECT {group} AS day, count(*) AS generations,"
         " coalesce(sum(gl.tokens_prompt), 0) AS tokens_prompt,"
         " coalesce(sum(gl.tokens_completion), 0) AS tokens_completion,"
         " coalesce(sum(gl.tokens_total), 0) AS tokens_total,"
         " CAST(round(avg(gl.tokens_total), 1) AS DOUBLE PRECISION) AS avg_tokens,"
-        " max(gl.tokens_total) AS max_tokens,"
+        " max(gl.tokens_total) AS max_tokens, count(gl.tokens_total) AS counted,"
         " sum(gl.cost_nanos) AS cost_nanos, count(gl.cost_nanos) AS priced,"
         " min(gl.cost_currency) AS cost_currency,"
         " count(DISTINCT gl.cost_currency) AS currencies"
-        # the very expression of idx_generation_logs_usage: a streaming aggregate
-        f" FROM generation_logs gl {clause} GROUP BY {dialect.day} ORDER BY day DESC"
+        # the day is the very expression of idx_generation_logs_usage: a streaming aggregate
+        f" FROM generation_logs gl {clause} GROUP BY {group} ORDER BY day DESC"
     )
     return sql, params
 

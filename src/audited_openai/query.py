@@ -14,7 +14,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
 from audited_openai._repository import (
@@ -148,11 +148,18 @@ def history(
 
 
 def token_usage_by_day(
-    db: str | os.PathLike[str] | GenerationLogRepository, **filters: Any
+    db: str | os.PathLike[str] | GenerationLogRepository,
+    *,
+    zone: tzinfo | None = None,
+    **filters: Any,
 ) -> list[dict[str, Any]]:
-    """Tokens of successful generations per UTC day, newest day first (spec Appendix B)."""
+    """Tokens of successful generations per day, newest day first (spec Appendix B).
+
+    UTC days, or those of ``zone`` (the rows are then counted per ten minutes and
+    folded, so give a ``since``).
+    """
     with reading(db) as repo:
-        return repo.usage_by_day(**filters)
+        return repo.usage_by_day(zone=zone, **filters)
 
 
 def most_expensive(

@@ -38,7 +38,7 @@ from audited_openai._models import Cost, ResponseMetadata
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from datetime import tzinfo
     from decimal import Decimal
 
@@ -54,6 +54,8 @@ __all__ = [
     "dossier_button",
     "local_time",
     "logboek",
+    "nl_date",
+    "nl_duration",
     "nl_money",
     "nl_number",
     "nl_percent",
@@ -148,6 +150,29 @@ def _zone() -> tzinfo | None:
     return None
 
 
+MONTHS = ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec")
+
+
+def nl_date(day: date | None, *, year: bool = True) -> str:
+    """``date(2026, 12, 1)`` -> ``"1 dec 2026"`` (``"1 dec"`` without the year)."""
+    if day is None:
+        return "—"
+    text = f"{day.day} {MONTHS[day.month - 1]}"
+    return f"{text} {day.year}" if year else text
+
+
+def nl_duration(ms: float | None) -> str:
+    """``850`` -> ``"850 ms"``, ``1005`` -> ``"1,0 s"``, ``125000`` -> ``"2 min 5 s"``."""
+    if ms is None:
+        return "—"
+    if ms < 1000:  # noqa: PLR2004 - a second
+        return nl_number(ms, 0, "ms")
+    if ms < 60_000:  # noqa: PLR2004 - a minute
+        return nl_number(ms / 1000, 1, "s")
+    minutes, seconds = divmod(round(ms / 1000), 60)
+    return f"{nl_number(minutes)} min {seconds} s"
+
+
 def local_time(moment: datetime | None, zone: tzinfo | None = None) -> str:
     """``30-11-2026 06:31:02 CET``: the moment in ``zone`` (default local), zone named."""
     if moment is None:
@@ -163,11 +188,72 @@ def _status(status: str) -> str:
 # -- deep links ---------------------------------------------------------------------------
 
 
+# The Logboek's state in the URL: parameter -> the session key of its widget
+URL_FILTERS = {
+    "status": "logboek-status",
+    "model": "logboek-model",
+    "template": "logboek-template",
+    "versie": "logboek-version",
+    "door": "logboek-actor",
+    "sessie": "logboek-session",
+    "bij_definitie": "logboek-definitie",
+    "beoordeling": "logboek-reviewed",
+    "van": "logboek-van",
+    "tot": "logboek-tot",
+    "zoek": "logboek-search",
+}
+_STATUS_IN_URL = {"alle": None, **{label: status for status, label in STATUS_LABELS.items()}}
+_REVIEWED_IN_URL = {"alle": None, "beoordeeld": "ja", "nog niet beoordeeld": "nee"}
+
+
 def _go(**params: int | str) -> None:
-    """Show another row or definitie: the URL says which, and the page follows."""
+    """Show another row or definitie: the URL says which, and the page follows.
+
+    Opening a row keeps the Logboek's filters and page in the URL; anything else
+    starts afresh.
+    """
     st = _st()
-    st.query_params.from_dict({key: str(value) for key, value in params.items()})
+    kept = {}
+    if "log" in params:
+        kept = {k: v for k, v in st.query_params.items() if k in URL_FILTERS or k == "na"}
+    st.query_params.from_dict({**kept, **{key: str(value) for key, value in params.items()}})
     st.rerun()
+
+
+def _url_value(param: str, shown: object) -> str | None:
+    """A widget's value as the URL writes it (None: the default, left out)."""
+    if param == "status":
+        return _STATUS_IN_URL.get(str(shown))
+    if param == "beoordeling":
+        return _REVIEWED_IN_URL.get(str(shown))
+    return str(shown).strip() or None if shown is not None else None
+
+
+def _filters_from_url(st: Any) -> None:
+    """A new session takes the Logboek's filters from the URL (a reload, a shared link)."""
+    for param, key in URL_FILTERS.items():
+        raw = st.query_params.get(param)
+        if raw is None or key in st.session_state:
+            continue
+        if param in ("status", "beoordeling"):
+            table = _STATUS_IN_URL if param == "status" else _REVIEWED_IN_URL
+            shown = next((label for label, value in table.items() if value == raw), None)
+            if shown is None:
+                st.warning(f"'{raw}' in de link is geen waarde voor {param}; getoond: alle.")
+                continue
+            st.session_state[key] = shown
+        else:
+            st.session_state[key] = raw
+
+
+def _filters_to_url(st: Any) -> None:
+    """The URL follows the filters, so that a reload shows the same rows."""
+    for param, key in URL_FILTERS.items():
+        value = _url_value(param, st.session_state.get(key))
+        if value is None:
+            st.query_params.pop(param, None)
+        elif st.query_params.get(param) != value:
+            st.query_params[param] = value
 
 
 def _param_id(st: Any, name: str, what: str) -> int | None:
@@ -196,8 +282,9 @@ def _fields(log: GenerationContext, zone: tzinfo | None) -> list[dict[str, str]]
         ("Aangevraagd door (actor)", log.actor),
         ("Sessie", log.session),
         ("Poging", log.attempt),
-        ("Endpoint", log.endpoint),
-        ("Stream", "ja" if log.stream else "nee"),
+        ("Eindpunt (endpoint)", log.endpoint),
+        ("Gestreamd (stream)", "ja" if log.stream else "nee"),
+        ("Herhaling van log (replay_of)", log.replay_of),
         ("Gelogd", local_time(log.logged_at, zone)),
         ("Bijgewerkt", local_time(log.updated_at, zone)),
         ("Model", params.name),
@@ -217,15 +304,27 @@ def _fields(log: GenerationContext, zone: tzinfo | None) -> list[dict[str, str]]
         ("Eindreden (finish_reason)", r.finish_reason),
         ("Antwoord-id (response_id)", r.response_id),
         ("Antwoordmodel", r.response_model),
-        ("System fingerprint", r.system_fingerprint),
+        ("Systeemvingerafdruk (system_fingerprint)", r.system_fingerprint),
+        ("Aangemaakt door de API (created)", _created(r.created_at, zone)),
         ("HTTP-status", (response and response.http_status) or (error and error.http_status)),
-        ("Duur", nl_number(_duration(log), 0, "ms")),
-        ("Tijd tot eerste token", nl_number(r.ttft_ms, 0, "ms")),
+        ("Duur", nl_duration(_duration(log))),
+        ("Tijd tot eerste token", nl_duration(r.ttft_ms)),
         ("Kosten", _cost(log.cost)),
         ("Fouttype", error.error_type if error else None),
-        ("Metadata", json.dumps(log.metadata, ensure_ascii=False) if log.metadata else None),
+        (
+            "Metagegevens (metadata)",
+            json.dumps(log.metadata, ensure_ascii=False) if log.metadata else None,
+        ),
+        ("Foutmelding", error.message if error else None),
     ]
     return [{"veld": name, "waarde": "—" if value is None else str(value)} for name, value in rows]
+
+
+def _created(seconds: int | None, zone: tzinfo | None) -> str | None:
+    """The API's ``created`` (Unix seconds) as a local time, the number beside it."""
+    if seconds is None:
+        return None
+    return f"{local_time(datetime.fromtimestamp(seconds, timezone.utc), zone)} ({seconds})"
 
 
 def _table(st: Any, rows: Sequence[Mapping[str, object]]) -> None:
@@ -265,7 +364,14 @@ def show_log(
     st.code(log.prompt.full_text, language="markdown", wrap_lines=True)
     if log.request_json:
         with st.expander("Verzoek (request JSON)"):
-            st.code(_pretty(log.request_json), language="json", wrap_lines=True)
+            pretty = st.toggle("Leesbaar opmaken", key=f"audited-pretty-{log.id}")
+            st.caption(
+                "Opgemaakt om te lezen; opgeslagen zijn de bytes zonder opmaak."
+                if pretty
+                else "Precies zoals verzonden en opgeslagen (de bytes van het verzoek)."
+            )
+            text = _pretty(log.request_json) if pretty else log.request_json
+            st.code(text, language="json", wrap_lines=True)
     if log.response is not None and log.response.content is not None:
         st.markdown("**Antwoord**")
         st.code(log.response.content, language=None, wrap_lines=True)
@@ -305,11 +411,34 @@ def _attempts(st: Any, repo: GenerationLogRepository, log: GenerationContext, zo
                 _go(log=attempt.id or 0)
 
 
+# The diff's parameters (query.diff_prompts's names) in Dutch; the request's own
+# fields (request.*) keep the API's names, as the request JSON shows them
+PARAMETER_LABELS = {
+    "model_name": "Model",
+    "model_temperature": "Temperatuur",
+    "model_max_tokens": "Max. tokens",
+    "model_top_p": "top_p",
+    "model_frequency_penalty": "frequency_penalty",
+    "model_presence_penalty": "presence_penalty",
+    "prompt_template_name": "Template",
+    "prompt_template_version": "Templateversie",
+    "prompt_modules_used": "Modules",
+    "endpoint": "Eindpunt",
+    "stream": "Gestreamd",
+}
+
+
 def _diff(st: Any, repo: GenerationLogRepository, log: GenerationContext) -> None:
-    with st.expander("Vergelijk met een andere log"):
-        other = st.number_input(
-            "Log-id", min_value=1, value=None, step=1, key=f"audited-diff-{log.id}"
-        )
+    key = f"audited-diff-{log.id}"
+    raw = st.query_params.get("diff")
+    if key not in st.session_state and raw and raw.isdigit() and int(raw) > 0:
+        st.session_state[key] = int(raw)
+    with st.expander("Vergelijk met een andere log", expanded=key in st.session_state):
+        other = st.number_input("Log-id", min_value=1, value=None, step=1, key=key)
+        if other is None:
+            st.query_params.pop("diff", None)
+        else:
+            st.query_params["diff"] = str(int(other))
         if other is None:
             return
         try:
@@ -321,8 +450,12 @@ def _diff(st: Any, repo: GenerationLogRepository, log: GenerationContext) -> Non
             _table(
                 st,
                 [
-                    {"parameter": key, f"log {found.a}": str(a), f"log {found.b}": str(b)}
-                    for key, (a, b) in found.parameters.items()
+                    {
+                        "Parameter": PARAMETER_LABELS.get(name, name),
+                        f"log {found.a}": str(a),
+                        f"log {found.b}": str(b),
+                    }
+                    for name, (a, b) in found.parameters.items()
                 ],
             )
         st.code(found.diff or "(de prompts zijn gelijk)", language="diff", wrap_lines=True)
@@ -337,25 +470,29 @@ def logboek(
     """Every row, newest first, paged and filtered; the row in ``?log=ID`` opened whole.
 
     Filters as the CLI's: status, model, template and version, definitie, dates and
-    full-text search. Choosing a row puts its id in the URL, so a link shows it again.
+    full-text search. The linked row is shown above the listing. The URL carries the
+    row, the filters (``URL_FILTERS``), the page (``na``) and a diff's other row
+    (``diff``), so a reload or a shared link shows the same screen. Clicking a row in
+    the listing (or choosing it below) opens it.
     """
     st = _st()
     zone = zone or _zone()
+    _filters_from_url(st)
     selected = _param_id(st, "log", "log")
+    if selected is not None:  # a link's row first, so that it is on the first screen
+        show_log(repo, selected, zone=zone)
+        st.divider()
     filters = _filters(st, zone)
+    _filters_to_url(st)
     if filters is not None:
         _listing(st, repo, filters, page_size=page_size, selected=selected, zone=zone)
-    if selected is not None:
-        st.divider()
-        show_log(repo, selected, zone=zone)
 
 
 def _filters(st: Any, zone: tzinfo | None) -> dict[str, Any] | None:
     """The filters the user set, or None (and a one-line error) when one is bad."""
     with st.expander("Filters", expanded=False):
         left, middle, right = st.columns(3)
-        labels = {"alle": None, **{label: status for status, label in STATUS_LABELS.items()}}
-        status = left.selectbox("Status", list(labels), key="logboek-status")
+        status = left.selectbox("Status", list(_STATUS_IN_URL), key="logboek-status")
         model = left.text_input("Model", key="logboek-model")
         template = middle.text_input("Template", key="logboek-template")
         version = middle.text_input("Templateversie", key="logboek-version")
@@ -363,10 +500,11 @@ def _filters(st: Any, zone: tzinfo | None) -> dict[str, Any] | None:
         session = middle.text_input("Sessie", key="logboek-session")
         definitie = right.text_input("Definitie-id", key="logboek-definitie")
         reviewed = right.selectbox("Beoordeling", list(REVIEWED_LABELS), key="logboek-reviewed")
-        period = right.date_input("Periode", value=(), format="DD-MM-YYYY", key="logboek-dates")
+        since = right.text_input("Van (dd-mm-jjjj)", key="logboek-van", placeholder="dd-mm-jjjj")
+        until = right.text_input("Tot en met", key="logboek-tot", placeholder="dd-mm-jjjj")
         search = st.text_input("Zoeken in prompt en antwoord", key="logboek-search")
     filters: dict[str, Any] = {
-        "status": labels[status],
+        "status": _STATUS_IN_URL[status],
         "model": model.strip() or None,
         "template_name": template.strip() or None,
         "template_version": version.strip() or None,
@@ -380,13 +518,16 @@ def _filters(st: Any, zone: tzinfo | None) -> dict[str, Any] | None:
             st.error(f"Definitie-id '{definitie}' is geen geheel getal.")
             return None
         filters["definitie_id"] = int(definitie)
-    days = list(period) if isinstance(period, (tuple, list)) else [period]
-    if days:
-        local = zone or datetime.now().astimezone().tzinfo
-        filters["since"] = datetime.combine(days[0], datetime.min.time(), local)
-        filters["until"] = datetime.combine(
-            days[-1] + timedelta(days=1), datetime.min.time(), local
-        )
+    local = zone or datetime.now().astimezone().tzinfo
+    for name, text, shift in (("since", since, 0), ("until", until, 1)):
+        if not text.strip():
+            continue
+        try:
+            day = datetime.strptime(text.strip(), "%d-%m-%Y").date()  # noqa: DTZ007 - a day
+        except ValueError:
+            st.error(f"'{text}' is geen datum: schrijf dd-mm-jjjj, bijvoorbeeld 01-12-2026.")
+            return None
+        filters[name] = datetime.combine(day + timedelta(days=shift), datetime.min.time(), local)
     return filters
 
 
@@ -401,33 +542,43 @@ def _listing(
 ) -> None:
     """One page of rows (keyset paging: each page continues after the last id shown)."""
     key = json.dumps(filters, default=str, sort_keys=True)
-    if st.session_state.get("logboek-filter-key") != key:
-        st.session_state["logboek-filter-key"] = key
-        st.session_state["logboek-pages"] = [None]  # the after_id of each page seen
-    pages: list[int | None] = st.session_state["logboek-pages"]
+    pages = _pages(st, key)
     try:
         total = query.count(repo, **filters)
         rows = query.history(repo, **filters, after_id=pages[-1], limit=page_size)
     except AuditedOpenAIError as exc:
         st.error(f"Deze filters gaan niet: {exc}")
         return
+    if not rows:
+        st.info("Geen rijen bij deze filters." if total == 0 else "Geen rijen meer op deze pagina.")
+        if len(pages) > 1 and st.button("← Nieuwer", key="logboek-back"):
+            pages.pop()
+            st.rerun()
+        return
     first = (len(pages) - 1) * page_size
     st.caption(
-        f"{nl_number(total)} rijen; rij {nl_number(min(first + 1, total))} tot "
-        f"{nl_number(first + len(rows))}, nieuwste eerst."
+        f"{_count(total, 'rij', 'rijen')}; rij {nl_number(first + 1)} tot en met "
+        f"{nl_number(first + len(rows))}, nieuwste eerst. Klik op een rij om haar te openen."
     )
     verdicts = repo.latest_verdicts([r.definitie_id for r in rows if r.definitie_id is not None])
-    _table(st, [_summary(row, zone, verdicts) for row in rows])
+    ids = [row.id for row in rows]
+    clicked = st.dataframe(
+        [_summary(row, zone, verdicts) for row in rows],
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key=f"logboek-rows-{key}-{pages[-1]}-{selected}",
+    )
+    picked = clicked.selection.rows if clicked is not None else []
+    if picked and ids[picked[0]] != selected:
+        _go(log=ids[picked[0]] or 0)
     back, forward, _rest = st.columns([1, 1, 4])
     if back.button("← Nieuwer", disabled=len(pages) == 1, key="logboek-back"):
         pages.pop()
         st.rerun()
-    if forward.button(
-        "Ouder →", disabled=first + len(rows) >= total or not rows, key="logboek-next"
-    ):
+    if forward.button("Ouder →", disabled=first + len(rows) >= total, key="logboek-next"):
         pages.append(rows[-1].id)
         st.rerun()
-    ids = [row.id for row in rows]
     chosen = st.selectbox(
         "Open een rij",
         ids,
@@ -438,6 +589,28 @@ def _listing(
     )
     if chosen is not None and chosen != selected:
         _go(log=chosen)
+
+
+def _pages(st: Any, key: str) -> list[int | None]:
+    """The ``after_id`` of each page seen under these filters; the URL's ``na`` follows."""
+    if "logboek-filter-key" not in st.session_state:  # a new session: the page of the URL
+        st.session_state["logboek-filter-key"] = key
+        st.session_state["logboek-pages"] = [None, *_cursors(st.query_params.get("na"))]
+    if st.session_state.get("logboek-filter-key") != key:
+        st.session_state["logboek-filter-key"] = key
+        st.session_state["logboek-pages"] = [None]
+    pages: list[int | None] = st.session_state["logboek-pages"]
+    if len(pages) > 1:
+        st.query_params["na"] = ",".join(str(page) for page in pages[1:])
+    else:
+        st.query_params.pop("na", None)
+    return pages
+
+
+def _cursors(raw: str | None) -> list[int]:
+    """The pages' ``after_id`` in ``?na=120,95`` (a bad list is ignored: page one)."""
+    parts = (raw or "").split(",")
+    return [int(p) for p in parts] if all(p.isdigit() for p in parts) and raw else []
 
 
 def _summary(
@@ -453,7 +626,7 @@ def _summary(
         "model": row.prompt.model_params.name,
         "template": _template(row.prompt.template_name, row.prompt.template_version),
         "tokens": nl_number(row.response.tokens_total if row.response else None),
-        "duur (ms)": nl_number(_duration(row)),
+        "duur": nl_duration(_duration(row)),
         "beoordeling": VERDICT_LABELS[verdict] if verdict else "",
         "melding": row.error.message[:200] if row.error else "",
     }
@@ -503,6 +676,7 @@ def show_generation_details(
     log = produced or logs[-1]
     with st.expander("📊 Generatie Details", expanded=expanded):
         _not_the_source(st, produced, later)
+        _failed_before(st, repo, logs, produced)
         _metrics(st, log)
         st.caption(
             f"Log {log.id} · {_status(log.status)} · poging {log.attempt} · template "
@@ -612,6 +786,31 @@ def _not_the_source(
         )
 
 
+def _failed_before(
+    st: Any,
+    repo: GenerationLogRepository,
+    logs: Sequence[GenerationContext],
+    produced: GenerationContext | None,
+) -> None:
+    """Say so when attempts before the one that made the definitie failed.
+
+    Its call's retries (not linked to the definitie themselves) or earlier generations.
+    """
+    if produced is None:
+        return
+    retries = query.history(repo, call_id=produced.call_id, limit=50)
+    earlier = {
+        log.id: log
+        for log in (*logs, *retries)
+        if log.status != "success" and (log.id or 0) < (produced.id or 0)
+    }
+    if earlier:
+        st.info(
+            f"Eerder mislukt: {_ids(sorted(earlier.values(), key=lambda r: r.id or 0))}; "
+            f"de definitie komt uit log {produced.id} (poging {produced.attempt})."
+        )
+
+
 def _ids(logs: Sequence[GenerationContext]) -> str:
     return ", ".join(f"log {log.id} ({_status(log.status)})" for log in logs)
 
@@ -629,13 +828,13 @@ def _metrics(st: Any, log: GenerationContext) -> None:
     col1.metric("Model", params.name)
     col1.metric("Temperatuur", _decimal(params.temperature))
     col1.metric("Max. tokens", nl_number(params.max_tokens))
-    col2.metric("Tokens Gebruikt", nl_number(response.tokens_total if response else None))
+    col2.metric("Tokens gebruikt", nl_number(response.tokens_total if response else None))
     col2.metric("Prompttokens", nl_number(response.tokens_prompt if response else None))
     col2.metric("Antwoordtokens", nl_number(response.tokens_completion if response else None))
     cost = log.cost
     col2.metric("Kosten", nl_money(cost.amount, cost.currency) if cost else "—")
-    col3.metric("Generatietijd", nl_number(duration, 0, "ms"))
-    col3.metric("Template Versie", log.prompt.template_version or "—")
+    col3.metric("Generatietijd", nl_duration(duration))
+    col3.metric("Templateversie", log.prompt.template_version or "—")
     col3.metric("Eindreden", (response.finish_reason if response else None) or "—")
 
 
@@ -688,20 +887,25 @@ _VERIFIED: dict[tuple[str, str], tuple[float, query.Verification]] = {}
 def token_dashboard(
     repo: GenerationLogRepository, *, days: int = 30, zone: tzinfo | None = None
 ) -> None:
-    """Tokens per day, failure rate per template, most expensive, recent failures."""
+    """Tokens per day, failure rate per template, most expensive, recent failures.
+
+    The days are the viewer's (the browser's time zone, else the server's), the last
+    ``days`` of them.
+    """
     st = _st()
-    zone = zone or _zone()
+    zone = zone or _zone() or datetime.now().astimezone().tzinfo
     data = query.stats(repo)
     st.subheader("Tokens per dag")
-    usage = data["token_usage_by_day"]
+    since = datetime.now(timezone.utc) - timedelta(days=days + 1)
+    usage = query.token_usage_by_day(repo, zone=zone, since=since)
     if usage:
         st.caption(
             "Alleen geslaagde generaties: mislukte pogingen melden geen tokengebruik. "
-            "Dagen in UTC; dagen zonder generaties staan er met 0."
+            f"Dagen in de tijdzone {zone}; dagen zonder generaties staan er met 0."
         )
         st.altair_chart(_usage_chart(usage, days), width="stretch")
     else:
-        st.info("Nog geen geslaagde generaties.")
+        st.info(f"Geen geslaagde generaties in de laatste {days} dagen.")
     _cost_per_day(st, usage, days)
     st.subheader("Foutpercentage per template")
     st.caption(
@@ -758,7 +962,7 @@ def _expensive(row: dict[str, Any]) -> dict[str, Any]:
         "model": row["model_name"],
         "template": _template(row["prompt_template_name"], row["prompt_template_version"]),
         "tokens": nl_number(row["tokens_total"]),
-        "duur (ms)": nl_number(row["duration_ms"]),
+        "duur": nl_duration(row["duration_ms"]),
         "kosten": nl_money(row["cost"], row["cost_currency"]),
     }
 
@@ -799,37 +1003,47 @@ def _day(row: dict[str, Any]) -> date:
     return date.fromisoformat(str(row["day"])[:10])
 
 
+SHOWN_DAYS = 7  # a chart shows at least a week, so that one day's bar is one of seven
+
+
 def _day_chart(
     per_day: Mapping[date, float],
     days: int,
     field: str,
     title: str,
-    label: Any,
+    label: Callable[[float], str],
     *,
     decimals: int = 0,
 ) -> Any:
-    """Bars on a time axis: every day of the period, empty days as 0, nl-NL numbers."""
+    """Bars per day: every day of the period, empty days as 0, Dutch dates and numbers.
+
+    The axis is the days' own Dutch names ("1 dec"), not a time scale: a time axis
+    formats in the browser's locale and at its own ticks.
+    """
     import altair as alt  # noqa: PLC0415 - Streamlit's own dependency
 
     last = max(per_day)
     first = max(min(per_day), last - timedelta(days=days - 1))
+    first = min(first, last - timedelta(days=SHOWN_DAYS - 1))
+    shown = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     values = [
         {
-            "dag": datetime.combine(day, datetime.min.time(), timezone.utc).isoformat(),
+            "dag": nl_date(day, year=False),
             field: per_day.get(day, 0),
             "label": label(per_day.get(day, 0)),
-            "datum": f"{day:%d-%m-%Y}",
+            "datum": nl_date(day),
         }
-        for day in (first + timedelta(days=n) for n in range((last - first).days + 1))
+        for day in shown
     ]
     return (
         alt.Chart(alt.Data(values=values))  # type: ignore[no-untyped-call]
         .mark_bar()
         .encode(
             x=alt.X(
-                "utcyearmonthdate(dag):T",
+                "dag:O",
                 title="Dag",
-                axis=alt.Axis(format="%d-%m", labelAngle=0, formatType="utc"),
+                sort=[nl_date(day, year=False) for day in shown],
+                axis=alt.Axis(labelAngle=0, labelOverlap=True),
             ),
             y=alt.Y(f"{field}:Q", title=title, axis=alt.Axis(labelExpr=_dutch_axis(decimals))),
             tooltip=[alt.Tooltip("datum:N", title="Dag"), alt.Tooltip("label:N", title=title)],
