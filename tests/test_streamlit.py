@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -317,7 +318,10 @@ def test_views_of_an_empty_trail_and_a_search_that_cannot_be(tmp_path: Path) -> 
     at = _logboek(db)
     assert [i.value for i in at.info] == ["Geen rijen bij deze filters."]
     at.text_input(key="logboek-search").input("*").run(timeout=30)
-    assert at.error[0].value == "Deze filters gaan niet: search needs at least one word"
+    assert (
+        at.error[0].value
+        == "Deze filters gaan niet: zoek op minstens één woord (leestekens alleen vinden niets)."
+    )
     at = _run(_dashboard_page, db)
     assert [i.value for i in at.info] == ["Geen geslaagde generaties in de laatste 30 dagen."]
     assert [s.value for s in at.success] == ["Geen fouten."]
@@ -332,14 +336,14 @@ def test_logboek_filters_by_dates(own: dict[str, int], target: str) -> None:
     )
     at = _logboek(target)
     today = datetime.now(AMSTERDAM).date()
-    at.text_input(key="logboek-van").input(f"{today:%d-%m-%Y}")
-    at.text_input(key="logboek-tot").input(f"{today:%d-%m-%Y}").run(timeout=30)
+    at.text_input(key="logboek-since").input(f"{today:%d-%m-%Y}")
+    at.text_input(key="logboek-until").input(f"{today:%d-%m-%Y}").run(timeout=30)
     assert min(_listed(at)) == 4
-    at.text_input(key="logboek-van").input("05-01-2026")
-    at.text_input(key="logboek-tot").input("05-01-2026").run(timeout=30)
+    at.text_input(key="logboek-since").input("05-01-2026")
+    at.text_input(key="logboek-until").input("05-01-2026").run(timeout=30)
     assert sorted(_listed(at)) == [1, 2, 3]
     assert (at.query_params["van"], at.query_params["tot"]) == ("05-01-2026", "05-01-2026")
-    at.text_input(key="logboek-tot").input("31-02-2026").run(timeout=30)
+    at.text_input(key="logboek-until").input("31-02-2026").run(timeout=30)
     assert at.error[0].value.startswith("'31-02-2026' is geen datum: schrijf dd-mm-jjjj")
     assert not at.dataframe
 
@@ -696,6 +700,8 @@ def _served_app(db: str) -> Iterator[str]:
             "127.0.0.1",
             "--browser.gatherUsageStats",
             "false",
+            "--client.toolbarMode",
+            "viewer",  # as its users see it: no developer menu, no Deploy button
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -796,6 +802,178 @@ def test_an_auditor_clicks_from_a_failed_row_to_its_definitie(tmp_path: Path) ->
         assert page.get_by_role("heading", name="bewijsmiddel").first.is_visible()
         page.get_by_text("Keten geverifieerd tot gebeurtenis").first.wait_for()
         shot("definitie", "Open in het logboek")
+        browser.close()
+    for name in shots:
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 20_000, f"{name}: a rendered page"
+
+
+# Words and forms the views once showed in English or unevenly (issue 32): none may appear.
+NOT_DUTCH = re.compile(
+    r"\b(empty|Endpoint|Stream|Metadata|generated|Select|Choose an option|Date range|"
+    r"No results|Template Versie|rijen; rij 0|1 rijen|dd-mm-yyyy)\b|\b\d+ms\b"
+)
+DUTCH_DAY = re.compile(r"^\d{1,2} (jan|feb|mrt|apr|mei|jun|jul|aug|sep|okt|nov|dec)$")
+
+
+def _more_rows(db: str, count: int) -> None:
+    """Successful calls through the audited client, enough for a second page."""
+    with (
+        LoopbackServer() as server,
+        AuditedOpenAI(db, base_url=server.base_url, api_key="test") as client,
+    ):
+        for n in range(count):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"begrip {n}"}]
+            )
+
+
+def _labels(page: Any) -> str:
+    """What the page says in its own words: the main block's text and its placeholders,
+    without code blocks (stored prompts, JSON and tracebacks are data, not labels)."""
+    return str(
+        page.evaluate(
+            """() => {
+                const main = document.querySelector('[data-testid=stMain]').cloneNode(true);
+                main.querySelectorAll('pre, code').forEach(e => e.remove());
+                const held = Array.from(document.querySelectorAll('[placeholder]'))
+                    .map(e => e.getAttribute('placeholder'));
+                return main.innerText + '\\n' + held.join('\\n');
+            }"""
+        )
+    )
+
+
+def _in_dutch(page: Any, where: str) -> None:
+    page.locator("[data-testid=stStatusWidget]").wait_for(state="detached")
+    found = NOT_DUTCH.search(_labels(page))
+    assert found is None, f"{where}: {found.group(0)!r} on the page" if found else ""
+
+
+def _on_first_screen(page: Any, locator: Any) -> None:
+    box = locator.bounding_box()
+    assert box is not None, "shown"
+    assert box["y"] >= 0, f"at y={box['y']:.0f}"
+    assert box["y"] + box["height"] <= 900, f"at y={box['y']:.0f}"
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None or sync_playwright is None,
+    reason="needs Chromium and Playwright (.ci/run installs Debian's chromium and the dev extra)",
+)
+def test_a_dutch_auditor_sees_every_view_and_link_in_dutch(tmp_path: Path) -> None:
+    """In Chromium set to nl-NL and Europe/Amsterdam: every view and every kind of deep
+    link, as a person sees them. The token chart's days are Dutch dates; a linked row's
+    heading and every warning are on the first screen; no English word of the list;
+    a reload keeps the filters and the page; a click on a row opens it. Screenshots go
+    to tests/artifacts/ (the README's pictures in docs/img/ are copied from them)."""
+    db = str(tmp_path / "definities.db")
+    ids = _seed(db)
+    _more_rows(db, 30)
+    failed, definitie = ids["retried_failure"], ids["spec_definitie"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    shots = ["tokengebruik", "log_link", "status"]
+    for name in shots:
+        (ARTIFACTS / f"{name}.png").unlink(missing_ok=True)
+    with _served_app(db) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        context = browser.new_context(
+            locale="nl-NL", timezone_id="Europe/Amsterdam", viewport={"width": 1280, "height": 900}
+        )
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+
+        # every view, named in the URL
+        for view, shown in (
+            ("Genereer", "Genereer Definitie"),
+            ("Definities", "Weergave"),  # a definitie to choose (the placeholder is checked below)
+            ("Logboek", "nieuwste eerst"),
+            ("Vergelijk", "Vergelijk twee varianten"),
+            ("Status", "Status van het audit trail"),
+        ):
+            page.goto(f"{url}/?view={view}")
+            page.get_by_text(shown).first.wait_for()
+            _in_dutch(page, view)
+        _shot(page, "status", "Status van het audit trail")
+
+        # the token chart: one bar per day, each named by its Dutch date
+        page.goto(f"{url}/?view=Tokengebruik")
+        chart = page.locator("[data-testid=stVegaLiteChart]").first
+        chart.wait_for()
+        axis = chart.locator("[aria-roledescription=axis]").first
+        axis.locator("text").first.wait_for()
+        days = axis.locator(".role-axis-label text").all_text_contents()
+        assert len(days) >= 7, days
+        assert all(DUTCH_DAY.match(day) for day in days), days
+        assert len(set(days)) == len(days), "no day twice"
+        _in_dutch(page, "Tokengebruik")
+        _shot(page, "tokengebruik", "Recente fouten")
+
+        # ?log=N: the row's heading on the first screen, above the listing
+        page.goto(f"{url}/?log={failed}")
+        heading = page.get_by_role("heading", name=f"Log {failed} · mislukt")
+        heading.wait_for()
+        _on_first_screen(page, heading)
+        listing = page.locator("[data-testid=stDataFrame]").first
+        listing.wait_for()
+        assert heading.bounding_box()["y"] < listing.bounding_box()["y"]
+        page.get_by_text("Leesbaar opmaken").first.wait_for(
+            state="attached"
+        )  # in the JSON expander
+        _in_dutch(page, "?log=N")
+        _shot(page, "log_link", "Vergelijk met een andere log")
+
+        # a link that does not land says so on the first screen, above everything else
+        for link, warning in (
+            ("?log=999999", "Log 999999 bestaat niet"),
+            ("?log=abc", "'abc' in de link is geen log-id"),
+            ("?definitie=abc", "'abc' in de link is geen definitie-id"),
+            ("?view=Foo", "Onbekende weergave 'Foo'"),
+        ):
+            page.goto(f"{url}/{link}")
+            shown = page.get_by_text(warning).first
+            shown.wait_for()
+            _on_first_screen(page, shown)
+            _in_dutch(page, link)
+        assert page.get_by_role("button", name="Genereer Definitie").is_visible()
+
+        # ?definitie=N opens its Generatie Details
+        page.goto(f"{url}/?definitie={definitie}")
+        page.get_by_text("Generatie Details").first.wait_for()
+        page.get_by_text("Keten geverifieerd tot gebeurtenis").first.wait_for()
+        _in_dutch(page, "?definitie=N")
+
+        # an explicit view wins over a row in the link
+        page.goto(f"{url}/?view=Tokengebruik&log=5")
+        page.get_by_role("heading", name="Tokens per dag").wait_for()
+        assert page.get_by_role("heading", name="Log 5").count() == 0
+
+        # filters and page survive a reload; a click on a row opens it, keeping both
+        page.goto(f"{url}/?view=Logboek")
+        page.get_by_text("Filters").first.click()
+        _choose(page, "Status", "geslaagd")
+        page.wait_for_url(re.compile(r"status=success"))
+        page.get_by_role("button", name="Ouder →").click()
+        page.wait_for_url(re.compile(r"na=\d+"))
+        second = re.compile(r"^\d+ rijen; rij 26 tot en met \d+, nieuwste eerst")
+        caption = page.get_by_text(second).inner_text()
+        before = page.url
+        page.reload()
+        assert page.get_by_text(second).inner_text() == caption, "the same rows, the same page"
+        assert page.url == before
+        status = page.get_by_role("combobox", name="Status", include_hidden=True)
+        assert status.input_value() == "geslaagd"
+        page.locator("[data-testid=stStatusWidget]").wait_for(state="detached")
+        box = page.locator("[data-testid=stDataFrame]").first.bounding_box()
+        page.mouse.click(box["x"] + 150, box["y"] + 35 + 17)  # a cell of the first row
+        page.wait_for_url(re.compile(r"log=\d+"))
+        opened = int(re.search(r"log=(\d+)", page.url).group(1))
+        successes = [log.id for log in query.history(db, status="success", limit=100)]
+        assert opened == successes[25], "the row clicked: page two's first"
+        assert "status=success" in page.url
+        assert "na=" in page.url
+        heading = page.get_by_role("heading", name=f"Log {opened} · geslaagd")
+        heading.wait_for()
+        _on_first_screen(page, heading)
         browser.close()
     for name in shots:
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 20_000, f"{name}: a rendered page"

@@ -198,8 +198,8 @@ URL_FILTERS = {
     "sessie": "logboek-session",
     "bij_definitie": "logboek-definitie",
     "beoordeling": "logboek-reviewed",
-    "van": "logboek-van",
-    "tot": "logboek-tot",
+    "van": "logboek-since",
+    "tot": "logboek-until",
     "zoek": "logboek-search",
 }
 _STATUS_IN_URL = {"alle": None, **{label: status for status, label in STATUS_LABELS.items()}}
@@ -488,20 +488,27 @@ def logboek(
         _listing(st, repo, filters, page_size=page_size, selected=selected, zone=zone)
 
 
+# The library's own messages are English; those a person can cause in the filters, in Dutch.
+_FIELD_ERRORS = {"search": "zoek op minstens één woord (leestekens alleen vinden niets)."}
+
+
 def _filters(st: Any, zone: tzinfo | None) -> dict[str, Any] | None:
     """The filters the user set, or None (and a one-line error) when one is bad."""
     with st.expander("Filters", expanded=False):
         left, middle, right = st.columns(3)
-        status = left.selectbox("Status", list(_STATUS_IN_URL), key="logboek-status")
+        status = left.selectbox(
+            "Status", list(_STATUS_IN_URL), key="logboek-status", placeholder="Kies een status"
+        )
         model = left.text_input("Model", key="logboek-model")
         template = middle.text_input("Template", key="logboek-template")
         version = middle.text_input("Templateversie", key="logboek-version")
         actor = left.text_input("Aangevraagd door (actor)", key="logboek-actor")
         session = middle.text_input("Sessie", key="logboek-session")
         definitie = right.text_input("Definitie-id", key="logboek-definitie")
-        reviewed = right.selectbox("Beoordeling", list(REVIEWED_LABELS), key="logboek-reviewed")
-        since = right.text_input("Van (dd-mm-jjjj)", key="logboek-van", placeholder="dd-mm-jjjj")
-        until = right.text_input("Tot en met", key="logboek-tot", placeholder="dd-mm-jjjj")
+        reviewed = right.selectbox(
+            "Beoordeling", list(REVIEWED_LABELS), key="logboek-reviewed", placeholder="Kies"
+        )
+        period = _days(right, "logboek", zone)
         search = st.text_input("Zoeken in prompt en antwoord", key="logboek-search")
     filters: dict[str, Any] = {
         "status": _STATUS_IN_URL[status],
@@ -518,17 +525,29 @@ def _filters(st: Any, zone: tzinfo | None) -> dict[str, Any] | None:
             st.error(f"Definitie-id '{definitie}' is geen geheel getal.")
             return None
         filters["definitie_id"] = int(definitie)
+    if isinstance(period, str):
+        st.error(period)
+        return None
+    return {**filters, **period}
+
+
+def _days(box: Any, prefix: str, zone: tzinfo | None) -> dict[str, datetime] | str:
+    """A period of local days, typed as dd-mm-jjjj (a date picker would speak English).
+
+    ``since`` and ``until`` as the queries take them, or the one-line error to show.
+    """
     local = zone or datetime.now().astimezone().tzinfo
-    for name, text, shift in (("since", since, 0), ("until", until, 1)):
+    period: dict[str, datetime] = {}
+    for name, label, shift in (("since", "Van (dd-mm-jjjj)", 0), ("until", "Tot en met", 1)):
+        text = box.text_input(label, key=f"{prefix}-{name}", placeholder="dd-mm-jjjj")
         if not text.strip():
             continue
         try:
             day = datetime.strptime(text.strip(), "%d-%m-%Y").date()  # noqa: DTZ007 - a day
         except ValueError:
-            st.error(f"'{text}' is geen datum: schrijf dd-mm-jjjj, bijvoorbeeld 01-12-2026.")
-            return None
-        filters[name] = datetime.combine(day + timedelta(days=shift), datetime.min.time(), local)
-    return filters
+            return f"'{text}' is geen datum: schrijf dd-mm-jjjj, bijvoorbeeld 01-12-2026."
+        period[name] = datetime.combine(day + timedelta(days=shift), datetime.min.time(), local)
+    return period
 
 
 def _listing(
@@ -547,7 +566,8 @@ def _listing(
         total = query.count(repo, **filters)
         rows = query.history(repo, **filters, after_id=pages[-1], limit=page_size)
     except AuditedOpenAIError as exc:
-        st.error(f"Deze filters gaan niet: {exc}")
+        said = _FIELD_ERRORS.get(getattr(exc, "field", None) or "", str(exc))
+        st.error(f"Deze filters gaan niet: {said}")
         return
     if not rows:
         st.info("Geen rijen bij deze filters." if total == 0 else "Geen rijen meer op deze pagina.")
@@ -566,10 +586,11 @@ def _listing(
         [_summary(row, zone, verdicts) for row in rows],
         hide_index=True,
         on_select="rerun",
-        selection_mode="single-row",
+        selection_mode=["single-row", "single-cell"],  # a click on any cell opens its row
         key=f"logboek-rows-{key}-{pages[-1]}-{selected}",
     )
-    picked = clicked.selection.rows if clicked is not None else []
+    selection = clicked.selection if clicked is not None else {}
+    picked = [*selection.get("rows", []), *(cell[0] for cell in selection.get("cells", []))]
     if picked and ids[picked[0]] != selected:
         _go(log=ids[picked[0]] or 0)
     back, forward, _rest = st.columns([1, 1, 4])
@@ -1092,19 +1113,29 @@ def vergelijk(repo: GenerationLogRepository, *, zone: tzinfo | None = None) -> N
     st.subheader("Vergelijk twee varianten")
     left, middle, right = st.columns(3)
     by = left.selectbox(
-        "Vergelijk op", list(COMPARED_BY), format_func=COMPARED_BY.get, key="vergelijk-by"
+        "Vergelijk op",
+        list(COMPARED_BY),
+        format_func=COMPARED_BY.get,
+        key="vergelijk-by",
+        placeholder="Kies",
     )
     options = _variants(repo, by)
     if len(options) < 2:  # noqa: PLR2004 - a comparison needs two
         st.info(f"Er is nog maar {len(options)} {COMPARED_BY[by].lower()}: niets te vergelijken.")
         return
-    a = middle.selectbox("Variant A", options, index=len(options) - 2, key="vergelijk-a")
-    b = right.selectbox("Variant B", options, index=len(options) - 1, key="vergelijk-b")
-    period = left.date_input("Periode", value=(), format="DD-MM-YYYY", key="vergelijk-dates")
+    a = middle.selectbox(
+        "Variant A", options, index=len(options) - 2, key="vergelijk-a", placeholder="Kies"
+    )
+    b = right.selectbox(
+        "Variant B", options, index=len(options) - 1, key="vergelijk-b", placeholder="Kies"
+    )
+    days = _days(left, "vergelijk", zone)
+    if isinstance(days, str):
+        st.error(days)
+        return
     if a == b:
         st.warning("Kies twee verschillende varianten.")
         return
-    days = _period(period, zone)
     found = query.compare(repo, a, b, by=by, since=days.get("since"), until=days.get("until"))
     _table(st, _compared_rows(found))
     st.markdown("**Conclusies** (95 %-betrouwbaarheid; een verschil is aangetoond bij p < 0,05)")
@@ -1121,19 +1152,6 @@ def _variants(repo: GenerationLogRepository, by: str) -> list[str]:
     """The values of ``by`` in the trail, sorted (from the census: one grouped read)."""
     key = _CENSUS_KEY.get(by, "model")
     return sorted({str(row[key]) for row in repo.census() if row[key] is not None})
-
-
-def _period(period: object, zone: tzinfo | None) -> dict[str, datetime]:
-    days: list[date] = list(period) if isinstance(period, (tuple, list)) else []
-    if isinstance(period, date):
-        days = [period]
-    if not days:
-        return {}
-    local = zone or datetime.now().astimezone().tzinfo
-    return {
-        "since": datetime.combine(days[0], datetime.min.time(), local),
-        "until": datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), local),
-    }
 
 
 def _compared_rows(found: dict[str, Any]) -> list[dict[str, str]]:
