@@ -191,15 +191,77 @@ def test_show_plain_and_json(seeded_db: Path) -> None:
     """show prints everything including the whole prompt; --json is to_dict()."""
     code, out, _ = run(seeded_db, "show", "3")
     assert code == 0
-    assert "--- prompt ---\nDefinieer het begrip (template 2.1) Een getuige verklaart" in out
-    assert "--- response ---\nEen getuige verklaart" in out
-    assert "response.tokens_total: 300" in out
+    assert "\nDefinieer het begrip (template 2.1) Een getuige verklaart" in out
+    assert "\n--- response (" in out
+    assert re.search(r"\n  tokens +[\d,—]+ prompt \+ [\d,—]+ completion = 300\n", out)
     code, out, _ = run(seeded_db, "show", "3", "--json")
     data = json.loads(out)
     assert data.pop("reviews") == []
     assert data == opened(seeded_db).get(3).to_dict()
     code, out, _ = run(seeded_db, "show", "2")
-    assert "error.error_type: RateLimitError" in out
+    assert "\nError\n  type         RateLimitError\n" in out
+
+
+def _demo(tmp_path: Path) -> Path:
+    """The offline demo's database (generate.py: a retried call, a failure, reviews)."""
+    db = tmp_path / "definities.db"
+    app = Path(__file__).parent.parent / "examples" / "definitie_app" / "generate.py"
+    env = {**os.environ, "OPENAI_API_KEY": ""}
+    demo = [sys.executable, str(app), "--db", str(db)]
+    subprocess.run(demo, env=env, check=True, capture_output=True, timeout=120)
+    return db
+
+
+def test_show_reads_as_a_record_and_full_as_stored(tmp_path: Path) -> None:
+    """On the demo: sections without Python reprs, the prompt wrapped to the width with
+    words whole, the request JSON folded; --full prints prompt and request as stored."""
+    db = _demo(tmp_path)
+    log = opened(db).get(1)
+    code, out, _ = run(db, "show", "1", env={"COLUMNS": "80"})
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"Log 1 · success · definitie {log.definitie_id} · attempt 1"
+    assert {"Request", "Response", "Reviews"} <= set(lines)
+    assert "None" not in out
+    assert "False" not in out
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert len(out) < len(log.prompt.full_text) + 4_000, "the request is not printed twice"
+    shown = out[out.index("--- prompt (") : out.index("--- response (")]
+    assert shown.split()[9:] == log.prompt.full_text.split(), "every word, in order, whole"
+    assert "more characters)" in out[out.index("--- request_json (") :]
+    code, out, _ = run(db, "show", "1", "--full", env={"COLUMNS": "80"})
+    assert f"{log.prompt.full_text.rstrip()}\n" in out
+    assert out.rstrip("\n").endswith(log.request_json)
+
+
+def _in_a_terminal(db: Path, *args: str, columns: int = 80) -> list[str]:
+    """The command's lines as an 80-column terminal shows them (a pseudo-terminal)."""
+    import pty
+
+    parent, child = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "audited_openai", "--db", str(db), *args],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=env,
+        close_fds=True,
+    ) as process:
+        os.close(child)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(parent, 65536)
+            except OSError:  # the command closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(60) == 0
+    os.close(parent)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
+    return text.replace("\r\n", "\n").rstrip("\n").splitlines()
 
 
 def test_unknown_ids_exit_1(seeded_db: Path) -> None:
@@ -704,6 +766,27 @@ def test_a_listing_fits_an_80_column_terminal(
     assert lines[-1] == "(not shown in 80 columns: tokens, ms, cost; --json has all)"
     assert "generation_status" not in out
     assert "RateLimitError" in out
+
+
+def _words(text: str) -> set[str]:
+    """Words as a table shows them: a time's parts, a value's, punctuation apart."""
+    return set(re.sub(r"(?<=\d)T(?=\d)|[,;:()\t]", " ", text).split())
+
+
+@pytest.mark.parametrize("command", ["logs", "stats"])
+def test_on_the_demo_logs_and_stats_fit_80_columns(tmp_path: Path, command: str) -> None:
+    """COLUMNS=80 in a terminal, on the demo's database: no line over 80 characters and
+    every word whole (a cut one ends in an ellipsis), what did not fit said."""
+    db = _demo(tmp_path)
+    lines = _in_a_terminal(db, command)
+    assert len(lines) > 3
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    piped = run(db, command)[1]  # every column, every value whole
+    headers = " ".join([*cli.HEADERS.values(), *(header for _, header in cli.SHORT)])
+    vocabulary = _words(f"{piped} {STATS_WORDS} {headers}")
+    for line in lines:
+        broken = [w for w in _words(line) - vocabulary if not w.endswith("…") and w.strip("─")]
+        assert not broken, (broken, line)
 
 
 STATS_WORDS = (

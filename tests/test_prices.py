@@ -295,6 +295,6 @@ def test_show_says_what_a_row_cost_and_why_it_may_be_unknown(tmp_path: Path) -> 
         unknown = priced(repo, ResponseMetadata(tokens_prompt=1, tokens_completion=1), "llama")
     runner = CliRunner()
     shown = runner.invoke(cli.main, ["--db", str(db), "show", str(known.id)]).stdout
-    assert f"cost: 0.0035 USD (prices {prices.DEFAULT_VERSION})" in shown.splitlines()
+    assert f"  cost         0.0035 USD (prices {prices.DEFAULT_VERSION})" in shown.splitlines()
     shown = runner.invoke(cli.main, ["--db", str(db), "show", str(unknown.id)]).stdout
-    assert "cost: unknown: no price for the model or no usage" in shown
+    assert "  cost         unknown: no price for the model or no usage" in shown

@@ -234,7 +234,7 @@ def test_history_and_logs_find_what_is_not_yet_reviewed(
     result = runner.invoke(cli.main, ["--db", target, "reviews", "--definitie", "5", "--json"])
     assert json.loads(result.stdout)[0]["edited_text"] == "Een getuige is ..."
     result = runner.invoke(cli.main, ["--db", target, "show", "2"])
-    assert "review: " in result.stdout
+    assert "\nReviews\n  " in result.stdout
     assert "edited by jurist-8" in result.stdout
     result = runner.invoke(cli.main, ["--db", target, "logs", "--json", "--unreviewed"])
     assert json.loads(result.stdout) == []

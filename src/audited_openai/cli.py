@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import sys
 import textwrap
 from contextlib import contextmanager, nullcontext
@@ -33,7 +34,7 @@ from audited_openai._repository import GenerationLogRepository, redacted
 from audited_openai._review import VERDICTS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from decimal import Decimal
 
     from audited_openai._models import GenerationContext
@@ -473,37 +474,241 @@ def _listing(rows: list[dict[str, Any]]) -> None:
 
 @command(ids=True)
 @click.argument("log_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show(ctx: click.Context, log_id: int, as_json: bool) -> None:
-    """Show one log in full, including the whole prompt."""
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON (raw).")
+@click.option(
+    "--full", is_flag=True, help="The prompt and the request JSON exactly as stored, unfolded."
+)
+def show(ctx: click.Context, log_id: int, as_json: bool, full: bool) -> None:
+    """Show one log: its fields in sections, then the prompt, the answer and the request.
+
+    The prompt and the answer are wrapped to the terminal and the request JSON is
+    pretty-printed with long strings folded; --full prints both exactly as stored.
+    """
     repo = _repo(ctx)
-    data = repo.get(log_id).to_dict()
+    log = repo.get(log_id)
+    reviews = repo.reviews(log_id=log_id)
     if as_json:
-        _json({**data, "reviews": [r.as_dict() for r in repo.reviews(log_id=log_id)]})
+        _json({**log.to_dict(), "reviews": [r.as_dict() for r in reviews]})
         return
-    prompt = data.pop("prompt")
-    response, error = data.pop("response"), data.pop("error")
-    request_json, cost = data.pop("request_json"), data.pop("cost")
-    for key, value in {**data, **{k: v for k, v in prompt.items() if k != "full_text"}}.items():
-        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
-        click.echo(f"{key}: {shown}")
-    for part, values in (("response", response), ("error", error)):
-        for key, value in (values or {}).items():
-            if key not in ("content", "traceback") and value is not None:
-                click.echo(f"{part}.{key}: {value}")
-    click.echo(f"cost: {_cost(cost)}")
-    for review in repo.reviews(log_id=log_id):
-        click.echo(f"review: {_review_line(review)}")
-    click.echo("\n--- prompt ---")
-    click.echo(prompt["full_text"])
-    if response and response.get("content") is not None:
-        click.echo("\n--- response ---")
-        click.echo(response["content"])
-    if error and error.get("traceback"):
-        click.echo("\n--- traceback ---")
-        click.echo(error["traceback"].rstrip())
-    click.echo("\n--- request_json ---")
-    click.echo(request_json or "")
+    width = min(shutil.get_terminal_size().columns, 100)
+    click.echo("\n".join(_record(log.to_dict(), reviews, width=width, full=full)))
+
+
+def _record(
+    data: dict[str, Any], reviews: list[Review], *, width: int, full: bool
+) -> Iterator[str]:
+    """A log as a person reads it: a heading, the sections, then the long texts."""
+    prompt, response, error = data["prompt"], data["response"] or {}, data["error"]
+    definitie = data["definitie_id"]
+    yield (
+        f"Log {data['id']} · {data['status']} · "
+        + (f"definitie {definitie}" if definitie is not None else "no definitie")
+        + f" · attempt {data['attempt']}"
+    )
+    yield f"logged {data['logged_at']} · updated {data['updated_at']}"
+    for title, fields in _sections(data, prompt, response, error):
+        shown = [(name, value) for name, value in fields if value not in (None, "")]
+        if shown:
+            yield ""
+            yield title
+            for name, value in shown:
+                yield from _field(name, str(value), width)
+    if reviews:
+        yield ""
+        yield "Reviews"
+        yield from (f"  {_review_line(review)}" for review in reviews)
+    texts = [("prompt", prompt["full_text"]), ("response", response.get("content"))]
+    texts.append(("traceback", (error or {}).get("traceback")))
+    for name, text in texts:
+        if text:
+            kept = full or name == "traceback"
+            note = "as stored" if kept else "wrapped; --full: as stored"
+            yield ""
+            yield f"--- {name} ({_count(len(text), 'character')}, {note}) ---"
+            yield text.rstrip("\n") if kept else _wrapped(text, width)
+    if data["request_json"]:
+        yield ""
+        yield from _request_json(data["request_json"], full=full)
+
+
+Fields = list[tuple[str, object]]
+
+
+def _sections(
+    data: dict[str, Any], prompt: dict[str, Any], response: dict[str, Any], error: Any
+) -> list[tuple[str, Fields]]:
+    """The fields of a log, each once, in the sections a reader looks for them."""
+    error = error or {}
+    priced = data["status"] == "success"
+    return [
+        ("Request", _request_fields(data, prompt)),
+        (
+            "Response",
+            [*_response_fields(response), ("cost", _cost(data["cost"]) if priced else None)],
+        ),
+        (
+            "Error",
+            [
+                ("type", error.get("error_type")),
+                ("HTTP status", error.get("http_status")),
+                ("after", _ms(error.get("duration_ms"))),
+                ("message", error.get("message")),
+            ],
+        ),
+    ]
+
+
+def _request_fields(data: dict[str, Any], prompt: dict[str, Any]) -> Fields:
+    params = prompt["model_params"]
+    tuning = ("temperature", "max_tokens", "top_p", "frequency_penalty", "presence_penalty")
+    streamed = "streamed" if data["stream"] else "not streamed"
+    return [
+        ("endpoint", f"{data['endpoint']}, {streamed}"),
+        ("model", params["name"]),
+        ("parameters", _joined(f"{k}={params[k]}" for k in tuning if params[k] is not None)),
+        ("template", _joined((prompt["template_name"], prompt["template_version"]), " ")),
+        ("modules", _joined(prompt["modules_used"] or ())),
+        ("call", data["call_id"]),
+        ("asked by", data["actor"]),
+        ("session", data["session"]),
+        ("replay of", f"log {data['replay_of']}" if data["replay_of"] else None),
+        ("metadata", _joined(f"{k}={_plain(v)}" for k, v in (data["metadata"] or {}).items())),
+    ]
+
+
+def _response_fields(response: dict[str, Any]) -> Fields:
+    return [
+        ("tokens", _tokens(response)),
+        ("finish", response.get("finish_reason")),
+        ("HTTP status", response.get("http_status")),
+        ("response id", response.get("response_id")),
+        ("created", _created(response.get("created_at"))),
+        ("model", response.get("response_model")),
+        ("fingerprint", response.get("system_fingerprint")),
+        ("duration", _ms(response.get("duration_ms"))),
+        ("first token", _ms(response.get("ttft_ms"))),
+    ]
+
+
+def _field(name: str, value: str, width: int) -> Iterator[str]:
+    """``  name         value``, the value wrapped under itself (words kept whole)."""
+    lead = f"  {name:<13}"
+    lines = textwrap.wrap(
+        value, max(width - len(lead), 20), break_long_words=False, break_on_hyphens=False
+    ) or [""]
+    yield lead + lines[0]
+    yield from (" " * len(lead) + line for line in lines[1:])
+
+
+_STARTS_BLOCK = re.compile(r"^(#|[-*+] |\d+[.)] |```|\|)")
+_LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)]) ")
+_HARD_WRAPPED = 60  # a line this long, followed by more of its text, was wrapped by hand
+
+
+def _wrapped(text: str, width: int) -> str:
+    """Paragraphs reflowed to the width, words whole.
+
+    A line continues the one above when that one is long (wrapped by hand) and this one
+    starts nothing of its own (a heading, list item, table or code fence); an indented
+    line continues a list item.
+    """
+    blocks: list[str] = []
+    previous = ""
+    for line in text.rstrip("\n").splitlines():
+        continues = (
+            len(previous) >= _HARD_WRAPPED
+            and line.strip()
+            and not _STARTS_BLOCK.match(line)
+            and (not line[0].isspace() or _LIST_ITEM.match(blocks[-1]))
+            and not blocks[-1].startswith(("#", "```", "|"))
+        )
+        if continues:
+            blocks[-1] += " " + line.strip()
+        else:
+            blocks.append(line.rstrip())
+        previous = line
+    return "\n".join(_fill(block, width) for block in blocks)
+
+
+def _fill(block: str, width: int) -> str:
+    if not block.strip() or block.startswith(("```", "|")) or len(block) <= width:
+        return block
+    bullet = _LIST_ITEM.match(block)
+    indent = " " * (bullet.end() if bullet else len(block) - len(block.lstrip()))
+    return textwrap.fill(
+        block, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    )
+
+
+FOLDED_CHARS = 32  # a longer string in the request JSON shows its start and its length
+
+
+def _request_json(raw: str, *, full: bool) -> Iterator[str]:
+    """The request as stored (``--full``), or pretty-printed with long strings folded."""
+    size = _count(len(raw.encode()), "byte")
+    if full:
+        yield f"--- request_json ({size}, as stored) ---"
+        yield raw
+        return
+    try:
+        parsed = json.loads(raw)
+    except ValueError:  # not JSON (an old row, or an SDK that sent something else)
+        yield f"--- request_json ({size}, as stored) ---"
+        yield raw
+        return
+    yield f"--- request_json ({size}, long strings folded; --full: as stored) ---"
+    yield json.dumps(_fold(parsed), indent=2, ensure_ascii=False)
+
+
+def _fold(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > FOLDED_CHARS:
+        rest = len(value) - FOLDED_CHARS
+        return f"{value[:FOLDED_CHARS]}… ({_count(rest, 'more character')})"
+    if isinstance(value, dict):
+        return {key: _fold(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_fold(item) for item in value]
+    return value
+
+
+def _tokens(response: dict[str, Any]) -> str | None:
+    if response.get("tokens_total") is None:
+        return None
+    prompt, completion = (
+        "—" if response.get(key) is None else f"{response[key]:,}"
+        for key in ("tokens_prompt", "tokens_completion")
+    )
+    parts = [f"{prompt} prompt + {completion} completion = {response['tokens_total']:,}"]
+    parts += [
+        f"{name} {response[key]:,}"
+        for name, key in (("cached", "tokens_cached"), ("reasoning", "tokens_reasoning"))
+        if response.get(key)
+    ]
+    return _joined(parts)
+
+
+def _created(stamp: int | None) -> str | None:
+    if stamp is None:
+        return None
+    moment = datetime.fromtimestamp(stamp, timezone.utc)
+    return f"{moment:%Y-%m-%d %H:%M:%S}Z (the API's created, {stamp})"
+
+
+def _ms(value: object) -> str | None:
+    return None if value in (None, "") else f"{int(float(str(value))):,} ms"
+
+
+def _joined(parts: Iterable[object], between: str = " · ") -> str | None:
+    text = between.join(str(part) for part in parts if part not in (None, ""))
+    return text or None
+
+
+def _plain(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _review_line(review: Review) -> str:

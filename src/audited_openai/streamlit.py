@@ -593,13 +593,7 @@ def _listing(
     picked = [*selection.get("rows", []), *(cell[0] for cell in selection.get("cells", []))]
     if picked and ids[picked[0]] != selected:
         _go(log=ids[picked[0]] or 0)
-    back, forward, _rest = st.columns([1, 1, 4])
-    if back.button("← Nieuwer", disabled=len(pages) == 1, key="logboek-back"):
-        pages.pop()
-        st.rerun()
-    if forward.button("Ouder →", disabled=first + len(rows) >= total, key="logboek-next"):
-        pages.append(rows[-1].id)
-        st.rerun()
+    _page_buttons(st, pages, rows, last=first + len(rows) >= total)
     chosen = st.selectbox(
         "Open een rij",
         ids,
@@ -610,6 +604,18 @@ def _listing(
     )
     if chosen is not None and chosen != selected:
         _go(log=chosen)
+
+
+def _page_buttons(
+    st: Any, pages: list[int | None], rows: list[GenerationContext], *, last: bool
+) -> None:
+    back, forward, _rest = st.columns([1, 1, 4])
+    if back.button("← Nieuwer", disabled=len(pages) == 1, key="logboek-back"):
+        pages.pop()
+        st.rerun()
+    if forward.button("Ouder →", disabled=last, key="logboek-next"):
+        pages.append(rows[-1].id)
+        st.rerun()
 
 
 def _pages(st: Any, key: str) -> list[int | None]:
