@@ -1,16 +1,14 @@
 """The SQLite store: a file (or a caller's in-memory connection) holding ``generation_logs``.
 
-Writes go through one writer thread per file and process (see ``_writer``), shared by
-every store object of the file, on a connection of its own (``_sqlite_connect.Link``),
-each batch in one ``BEGIN IMMEDIATE`` transaction: writers of other processes queue on
-SQLite's lock with a busy timeout instead of failing with "database is locked". A batch
-holding a pending row commits with ``synchronous=FULL``; one of completions only with
+Writes go through one writer thread per file and process (``_writer``) on a connection
+of its own (``_sqlite_connect.Link``), a batch in one ``BEGIN IMMEDIATE`` transaction:
+other processes' writers wait on SQLite's lock (a busy timeout), not "database is
+locked". A batch with a pending row commits with ``synchronous=FULL``, completions with
 ``NORMAL`` (WAL: a process crash loses nothing, a power cut at worst a completion).
 Reads use one connection per thread; no connection crosses ``fork()``.
 
-While a process has the file open and the host app's ``definities`` table is there,
-the writer's idle time finishes the erasures the host's own connection started (see
-:meth:`SQLiteStore.finish_erasures`).
+While the file is open beside the host app's ``definities`` table, the writer's idle
+time finishes the erasures the host's own connection started (``finish_erasures``).
 """
 
 from __future__ import annotations
@@ -77,8 +75,7 @@ class SQLiteStore(Rows):
         self._shared: sqlite3.Connection | None = None
         self._lock = threading.RLock()  # guards a shared connection, and the writer's creation
         self.location = self._locate(target)
-        # What open_store needs to open this file again, in another process.
-        self.reopen_target = None if self._shared is not None else self.location
+        self.reopen_target = None if self._shared is not None else self.location  # open_store
         # One name for the file however it was spelt: every store of it flushes together.
         self.file = self.name = os.path.realpath(self.location.removeprefix("file:").split("?")[0])
         self._local = threading.local()
@@ -220,13 +217,10 @@ class SQLiteStore(Rows):
             return retain(conn, before, batch)
 
     def finish_erasures(self) -> list[int]:
-        """Finish what deleting a definitie through the host's own connection started.
+        """Finish the erasures the host's ``DELETE FROM definities`` requested.
 
-        The host's ``DELETE FROM definities`` blanks the definitie's texts in place and
-        deletes its rows (a trigger), and requests the rest, which only this library
-        can do: merge the full-text index and truncate the WAL. Returns the definitie
-        ids finished (none if nothing was requested, or if a reader kept the WAL from
-        restarting: then they stay requested).
+        A trigger blanked and deleted the rows; merging the index and truncating the WAL
+        are ours. The ids finished; none while a reader keeps the WAL from restarting.
         """
         with self._maintenance() as conn:
             return finish_erasures(conn)

@@ -991,42 +991,27 @@ def compare_lines(found: dict[str, Any]) -> list[str]:
     scope = f" in experiment {found['experiment']}" if found["experiment"] else ""
     money = found["currency"] or "?"
 
-    def cell(text: str) -> str:
-        return text if len(text) <= 27 else text[:26].rstrip() + "\u2026"  # noqa: PLR2004
-
-    def rate(figures: dict[str, Any]) -> str:
-        if figures["rate"] is None:
-            return "-"
-        low, high = figures["low"] * 100, figures["high"] * 100
-        return f"{figures['rate'] * 100:.1f} % ({low:.1f}-{high:.1f})"
-
-    def pair(figures: dict[str, Any], scale: str = ",.0f") -> str:
-        if figures["n"] == 0:
-            return "-"
-        return f"{figures['p50']:{scale}} / {figures['p95']:{scale}}"
-
-    def reasons(v: dict[str, Any]) -> str:
-        return ", ".join(f"{k} {n}" for k, n in list(v["finish_reasons"].items())[:2]) or "-"
-
     rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("calls", lambda v: f"{v['calls']:,}"),
         ("attempts", lambda v: f"{v['attempts']:,}"),
         ("definities", lambda v: f"{v['definities']:,}"),
-        ("failed per attempt", lambda v: rate(v["attempt_failure"])),
-        ("failed per call", lambda v: rate(v["call_failure"])),
+        ("failed per attempt", lambda v: _rate(v["attempt_failure"])),
+        ("failed per call", lambda v: _rate(v["call_failure"])),
         ("reviewed", lambda v: f"{v['reviewed']:,}"),
-        ("approved", lambda v: rate(v["approval"])),
-        ("edited", lambda v: rate(v["edit"])),
-        ("latency p50/p95 ms", lambda v: pair(v["latency"])),
-        ("tokens p50/p95", lambda v: pair(v["tokens"])),
-        (f"cost p50/p95 {money}", lambda v: pair(v["cost"], ".5f")),
+        ("approved", lambda v: _rate(v["approval"])),
+        ("edited", lambda v: _rate(v["edit"])),
+        ("latency p50/p95 ms", lambda v: _pair(v["latency"])),
+        ("tokens p50/p95", lambda v: _pair(v["tokens"])),
+        (f"cost p50/p95 {money}", lambda v: _pair(v["cost"], ".5f")),
         (f"cost total {money}", lambda v: f"{v['cost']['total'] or 0:,.4f}"),
         ("cost unknown", lambda v: f"{v['cost']['unknown']:,}"),
-        ("finish reasons", reasons),
+        ("finish reasons", _reasons),
     ]
     lines = [f"compare by {found['by']}{scope}: completed rows, no replays", ""]
-    lines.append(f"{'':22}{cell(first['variant']):<28}{cell(second['variant'])}")
-    lines += [f"{label:22}{cell(shown(first)):<28}{cell(shown(second))}" for label, shown in rows]
+    lines.append(f"{'':22}{_narrow(first['variant']):<28}{_narrow(second['variant'])}")
+    lines += [
+        f"{label:22}{_narrow(shown(first)):<28}{_narrow(shown(second))}" for label, shown in rows
+    ]
     lines += ["", "verdicts (5 % level):"]
     for difference in found["differences"]:
         lines += textwrap.wrap(
@@ -1037,6 +1022,28 @@ def compare_lines(found: dict[str, Any]) -> list[str]:
         )
     lines += [f"note: {note}" for note in found["notes"]]
     return lines
+
+
+def _narrow(text: str) -> str:
+    """At most 27 characters: a comparison's column."""
+    return text if len(text) <= 27 else text[:26].rstrip() + "\u2026"  # noqa: PLR2004
+
+
+def _rate(figures: dict[str, Any]) -> str:
+    if figures["rate"] is None:
+        return "-"
+    low, high = figures["low"] * 100, figures["high"] * 100
+    return f"{figures['rate'] * 100:.1f} % ({low:.1f}-{high:.1f})"
+
+
+def _pair(figures: dict[str, Any], scale: str = ",.0f") -> str:
+    if figures["n"] == 0:
+        return "-"
+    return f"{figures['p50']:{scale}} / {figures['p95']:{scale}}"
+
+
+def _reasons(v: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in list(v["finish_reasons"].items())[:2]) or "-"
 
 
 @command(reads=False, ids=True)
@@ -1482,7 +1489,17 @@ def _health_lines(found: dict[str, Any]) -> list[str]:
             f"{_or_dash(period['p50_ms']):>8}{_or_dash(period['p95_ms']):>8}  {error[:22]}"
         )
     lines.append("")
-    size = found["size"]
+    lines += _storage_lines(found["size"], found["chain"])
+    lines.append("")
+    lines.extend(f"problem: {problem['message']}" for problem in found["problems"])
+    if not found["problems"]:
+        lines.append("no problems")
+    return lines
+
+
+def _storage_lines(size: dict[str, Any], chain: dict[str, Any]) -> list[str]:
+    """The size, the room left and the chain's records, a line each."""
+    lines = []
     stored = [f"{_bytes(size['database_bytes'])} database"]
     if size["wal_bytes"] is not None:
         stored.append(f"{_bytes(size['wal_bytes'])} WAL")
@@ -1492,7 +1509,6 @@ def _health_lines(found: dict[str, Any]) -> list[str]:
     if size["free_bytes"] is not None:
         room = "no rows lately" if size["days_left"] is None else f"{size['days_left']} days"
         lines.append(f"room: {_bytes(size['free_bytes'])} free on the volume ({room} at that rate)")
-    chain = found["chain"]
     head = chain["head"][:16] if chain["head"] else "(empty)"
     lines.append(f"chain: {chain['events']} events, head {head}")
     for kind in ("checkpoint", "verify"):
@@ -1503,10 +1519,6 @@ def _health_lines(found: dict[str, Any]) -> list[str]:
             if kind == "verify":
                 said += f": {record['summary']}"
         lines.append(f"last {kind}: {said}")
-    lines.append("")
-    lines.extend(f"problem: {problem['message']}" for problem in found["problems"])
-    if not found["problems"]:
-        lines.append("no problems")
     return lines
 
 

@@ -201,17 +201,7 @@ def summary(manifest: dict[str, Any]) -> str:
     ]
     for row in manifest["rows"]:
         lines += _row_lines(row)
-    lines += ["", "## Beoordelingen"]
-    if not manifest["reviews"]:
-        lines.append("Nog niet beoordeeld.")
-    for review in manifest["reviews"]:
-        note = f": {review['note']}" if review["note"] else ""
-        lines.append(
-            f"- {_when(review['reviewed_at'])}: **{VERDICT[review['verdict']]}** door "
-            f"{review['reviewer']} (beoordeling {review['id']}, log {review['log_id']}){note}"
-        )
-        if review["edited_text"] is not None:
-            lines += ["", "  Bewerkte tekst:", "", _fence(review["edited_text"]), ""]
+    lines += ["", "## Beoordelingen", *_review_lines(manifest["reviews"])]
     lines += [
         "",
         "## Keten",
@@ -222,6 +212,20 @@ def summary(manifest: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _review_lines(reviews: list[dict[str, Any]]) -> list[str]:
+    """Each review a list item, an edited text fenced below it."""
+    lines = [] if reviews else ["Nog niet beoordeeld."]
+    for review in reviews:
+        note = f": {review['note']}" if review["note"] else ""
+        lines.append(
+            f"- {_when(review['reviewed_at'])}: **{VERDICT[review['verdict']]}** door "
+            f"{review['reviewer']} (beoordeling {review['id']}, log {review['log_id']}){note}"
+        )
+        if review["edited_text"] is not None:
+            lines += ["", "  Bewerkte tekst:", "", _fence(review["edited_text"]), ""]
+    return lines
 
 
 def _comma(value: float | None) -> str | None:

@@ -562,18 +562,14 @@ def _listing(
     """One page of rows (keyset paging: each page continues after the last id shown)."""
     key = json.dumps(filters, default=str, sort_keys=True)
     pages = _pages(st, key)
-    try:
-        total = query.count(repo, **filters)
-        rows = query.history(repo, **filters, after_id=pages[-1], limit=page_size)
-    except AuditedOpenAIError as exc:
-        said = _FIELD_ERRORS.get(getattr(exc, "field", None) or "", str(exc))
-        st.error(f"Deze filters gaan niet: {said}")
+    found = _read_page(st, repo, filters, after_id=pages[-1], limit=page_size)
+    if found is None:
         return
+    total, rows = found
     if not rows:
         st.info("Geen rijen bij deze filters." if total == 0 else "Geen rijen meer op deze pagina.")
-        if len(pages) > 1 and st.button("← Nieuwer", key="logboek-back"):
-            pages.pop()
-            st.rerun()
+        if len(pages) > 1:
+            _page_buttons(st, pages, rows, last=True)
         return
     first = (len(pages) - 1) * page_size
     st.caption(
@@ -604,6 +600,18 @@ def _listing(
     )
     if chosen is not None and chosen != selected:
         _go(log=chosen)
+
+
+def _read_page(
+    st: Any, repo: GenerationLogRepository, filters: dict[str, Any], **page: Any
+) -> tuple[int, list[GenerationContext]] | None:
+    """How many rows match, and one page of them; None after a one-line error."""
+    try:
+        return query.count(repo, **filters), query.history(repo, **filters, **page)
+    except AuditedOpenAIError as exc:
+        said = _FIELD_ERRORS.get(getattr(exc, "field", None) or "", str(exc))
+        st.error(f"Deze filters gaan niet: {said}")
+        return None
 
 
 def _page_buttons(
@@ -1332,6 +1340,25 @@ PERIOD_LABELS = {
 }
 
 
+def _period_rows(periods: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    """The status panel's table: a period a row."""
+    return [
+        {
+            "periode": PERIOD_LABELS[name],
+            "pogingen": nl_number(period["completed"]),
+            "mislukt": nl_number(period["failures"]),
+            "foutpercentage": nl_percent(period["failure_rate"]),
+            "p50 (ms)": nl_number(period["p50_ms"]),
+            "p95 (ms)": nl_number(period["p95_ms"]),
+            "meest voorkomende fout": ", ".join(
+                f"{error['error_type']} ({nl_number(error['n'])})" for error in period["top_errors"]
+            )
+            or "—",
+        }
+        for name, period in periods.items()
+    ]
+
+
 def status_panel(
     repo: GenerationLogRepository,
     *,
@@ -1370,25 +1397,7 @@ def status_panel(
         st.error(_dutch_problem(problem["kind"], found, zone))
     if not found["problems"]:
         st.success("Geen problemen gevonden.")
-    _table(
-        st,
-        [
-            {
-                "periode": PERIOD_LABELS[name],
-                "pogingen": nl_number(period["completed"]),
-                "mislukt": nl_number(period["failures"]),
-                "foutpercentage": nl_percent(period["failure_rate"]),
-                "p50 (ms)": nl_number(period["p50_ms"]),
-                "p95 (ms)": nl_number(period["p95_ms"]),
-                "meest voorkomende fout": ", ".join(
-                    f"{error['error_type']} ({nl_number(error['n'])})"
-                    for error in period["top_errors"]
-                )
-                or "—",
-            }
-            for name, period in found["periods"].items()
-        ],
-    )
+    _table(st, _period_rows(found["periods"]))
     schema = found["schema"]
     st.caption(
         f"Schemaversie {schema['version']}"
