@@ -959,6 +959,30 @@ def test_no_input_prints_a_traceback(
     _one_line_and_no_bug(result, args)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check-dossier", "\x00"],
+        ["check-dossier", "d.zip", "--public-key", "a\x00b"],
+        ["keygen", "-o", "\x00"],
+        ["verify", "--checkpoint", "\x00"],
+        ["dossier", "--definitie", "1", "-o", "\x00", "--key", "k.pem"],
+    ],
+)
+def test_a_path_with_a_nul_byte_is_a_usage_error(
+    seeded_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """Found by the property test above: os.stat raises on a NUL byte; it is exit 2."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    result = CliRunner().invoke(cli.main, ["--db", str(seeded_db), *args])
+    _one_line_and_no_bug(result, args)
+    assert result.exit_code == 2
+    assert "a path cannot hold a NUL byte" in result.stderr
+    assert list(here.iterdir()) == []
+
+
 @pytest.mark.parametrize("db", BAD_DBS)
 @pytest.mark.parametrize("command", ["logs", "reconcile", "migrate", "verify"])
 def test_a_database_no_store_can_be_is_one_line(

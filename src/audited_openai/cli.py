@@ -154,6 +154,16 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+class _FilePath(click.Path):
+    """``click.Path`` that refuses a NUL byte in one line (``os.stat`` would raise)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The path, or a usage error naming the option."""
+        if isinstance(value, str) and "\x00" in value:
+            self.fail("a path cannot hold a NUL byte", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def command(*, reads: bool = True, ids: bool = False) -> Callable[[F], F]:
     """A subcommand: ``--db`` here too, errors as one line and an exit code.
 
@@ -728,7 +738,7 @@ def _review_line(review: Review) -> str:
 @click.option("--note", help="Why, in a few words.")
 @click.option(
     "--edited-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_FilePath(exists=True, dir_okay=False, path_type=Path),
     help="With --verdict edited: the file holding the text as the reviewer changed it.",
 )
 @click.option("--log", "log_id", type=int, help="The generation judged (default: the latest).")
@@ -1179,11 +1189,11 @@ def release(ctx: click.Context, definitie: int) -> None:
 
 @command()
 @click.option("--definitie", type=int, required=True, help="The definitie to put in it.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The zip.")
+@click.option("-o", "--output", required=True, type=_FilePath(dir_okay=False), help="The zip.")
 @click.option(
     "--key",
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
+    type=_FilePath(exists=True, dir_okay=False),
     help="Sign it with this Ed25519 private key (PEM; `audited-openai keygen` makes one).",
 )
 def dossier(ctx: click.Context, definitie: int, output: str, key: str) -> None:
@@ -1200,11 +1210,11 @@ def dossier(ctx: click.Context, definitie: int, output: str, key: str) -> None:
 
 
 @main.command("check-dossier", epilog=EXIT_CODES)
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", type=_FilePath(exists=True, dir_okay=False))
 @click.option(
     "--public-key",
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
+    type=_FilePath(exists=True, dir_okay=False),
     help="The signer's Ed25519 public key (PEM).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -1232,7 +1242,7 @@ def check_dossier(path: str, public_key: str, as_json: bool) -> None:
 
 
 @main.command(epilog=EXIT_CODES)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The key.")
+@click.option("-o", "--output", required=True, type=_FilePath(dir_okay=False), help="The key.")
 def keygen(output: str) -> None:
     """Make an Ed25519 key pair: OUTPUT (private, mode 0600) and OUTPUT.pub."""
     from audited_openai import _checkpoint  # noqa: PLC0415 - only here
@@ -1337,7 +1347,7 @@ def copy(ctx: click.Context, source: str, target: str) -> None:
 @click.option("-o", "--output", default="-", show_default=True, help="A file (0600), or -.")
 @click.option(
     "--key",
-    type=click.Path(dir_okay=False),
+    type=_FilePath(dir_okay=False),
     help="Sign it with this Ed25519 private key (PEM, e.g. `openssl genpkey -algorithm ed25519`).",
 )
 @click.option("--record", is_flag=True, help="Note it in the database too, for `status`.")
@@ -1356,8 +1366,8 @@ def checkpoint(ctx: click.Context, output: str, key: str | None, record: bool) -
 
 
 @command()
-@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False))
-@click.option("--public-key", type=click.Path(dir_okay=False), help="Check its signature.")
+@click.option("--checkpoint", "checkpoint_file", type=_FilePath(dir_okay=False))
+@click.option("--public-key", type=_FilePath(dir_okay=False), help="Check its signature.")
 @click.option("--record", is_flag=True, help="Note the result in the database, for `status`.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def verify(
