@@ -758,38 +758,41 @@ def _date_bound(name: str, value: datetime | None) -> datetime | None:
     return value
 
 
+_SUMMED = ("generations", "tokens_prompt", "tokens_completion", "tokens_total", "counted", "priced")
+
+
 def _fold_days(found: list[dict[str, Any]], zone: tzinfo) -> list[dict[str, Any]]:
     """Rows per ten minutes of UTC folded into the days of ``zone``, newest day first."""
     days: dict[str, dict[str, Any]] = {}
     for row in found:
         moment = datetime.fromisoformat(f"{row['day']}0:00+00:00")
         day = moment.astimezone(zone).date().isoformat()
-        into = days.setdefault(day, {"day": day, "currency_set": set(), "currencies": 0})
-        for key in ("generations", "tokens_prompt", "tokens_completion", "tokens_total"):
-            into[key] = into.get(key, 0) + row[key]
-        into["counted"] = into.get("counted", 0) + row["counted"]
-        into["priced"] = into.get("priced", 0) + row["priced"]
-        into["max_tokens"] = max(
-            (v for v in (into.get("max_tokens"), row["max_tokens"]) if v is not None),
-            default=None,
+        into = days.setdefault(
+            day,
+            {
+                "day": day,
+                **dict.fromkeys(_SUMMED, 0),
+                "max_tokens": None,
+                "cost_nanos": None,
+                "currency_set": set(),
+                "currencies": 0,
+            },
         )
+        for key in _SUMMED:
+            into[key] += row[key]
+        if row["max_tokens"] is not None:
+            into["max_tokens"] = max(into["max_tokens"] or 0, row["max_tokens"])
         if row["cost_nanos"] is not None:
-            into["cost_nanos"] = (into.get("cost_nanos") or 0) + row["cost_nanos"]
+            into["cost_nanos"] = (into["cost_nanos"] or 0) + row["cost_nanos"]
         if row["cost_currency"] is not None:
             into["currency_set"].add(row["cost_currency"])
         into["currencies"] = max(into["currencies"], int(row["currencies"]))
     folded = []
     for day in sorted(days, reverse=True):
         row = days[day]
-        currencies = row.pop("currency_set")
-        counted = row["counted"]
-        folded.append(
-            {
-                **row,
-                "avg_tokens": round(row["tokens_total"] / counted, 1) if counted else None,
-                "cost_nanos": row.get("cost_nanos"),
-                "cost_currency": min(currencies, default=None),
-                "currencies": max(row["currencies"], len(currencies)),
-            }
-        )
+        currencies, counted = row.pop("currency_set"), row["counted"]
+        row["avg_tokens"] = round(row["tokens_total"] / counted, 1) if counted else None
+        row["cost_currency"] = min(currencies, default=None)
+        row["currencies"] = max(row["currencies"], len(currencies))
+        folded.append(row)
     return folded

@@ -534,7 +534,7 @@ def _record(
             kept = full or name == "traceback"
             note = "as stored" if kept else "wrapped; --full: as stored"
             yield ""
-            yield f"--- {name} ({_count(len(text), 'character')}, {note}) ---"
+            yield f"--- {name} ({_plural(len(text), 'character')}, {note}) ---"
             yield text.rstrip("\n") if kept else _wrapped(text, width)
     if data["request_json"]:
         yield ""
@@ -655,25 +655,23 @@ FOLDED_CHARS = 32  # a longer string in the request JSON shows its start and its
 
 def _request_json(raw: str, *, full: bool) -> Iterator[str]:
     """The request as stored (``--full``), or pretty-printed with long strings folded."""
-    size = _count(len(raw.encode()), "byte")
-    if full:
-        yield f"--- request_json ({size}, as stored) ---"
-        yield raw
-        return
+    size = _plural(len(raw.encode()), "byte")
     try:
-        parsed = json.loads(raw)
+        folded = None if full else json.dumps(_fold(json.loads(raw)), indent=2, ensure_ascii=False)
     except ValueError:  # not JSON (an old row, or an SDK that sent something else)
+        folded = None
+    if folded is None:
         yield f"--- request_json ({size}, as stored) ---"
         yield raw
-        return
-    yield f"--- request_json ({size}, long strings folded; --full: as stored) ---"
-    yield json.dumps(_fold(parsed), indent=2, ensure_ascii=False)
+    else:
+        yield f"--- request_json ({size}, long strings folded; --full: as stored) ---"
+        yield folded
 
 
 def _fold(value: Any) -> Any:
     if isinstance(value, str) and len(value) > FOLDED_CHARS:
         rest = len(value) - FOLDED_CHARS
-        return f"{value[:FOLDED_CHARS]}… ({_count(rest, 'more character')})"
+        return f"{value[:FOLDED_CHARS]}… ({_plural(rest, 'more character')})"
     if isinstance(value, dict):
         return {key: _fold(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -715,10 +713,6 @@ def _joined(parts: Iterable[object], between: str = " · ") -> str | None:
 
 def _plain(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _review_line(review: Review) -> str:

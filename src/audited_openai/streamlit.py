@@ -203,7 +203,13 @@ URL_FILTERS = {
     "zoek": "logboek-search",
 }
 _STATUS_IN_URL = {"alle": None, **{label: status for status, label in STATUS_LABELS.items()}}
-_REVIEWED_IN_URL = {"alle": None, "beoordeeld": "ja", "nog niet beoordeeld": "nee"}
+_IN_URL = {
+    "status": _STATUS_IN_URL,
+    "beoordeling": {
+        label: {None: None, True: "ja", False: "nee"}[value]
+        for label, value in REVIEWED_LABELS.items()
+    },
+}  # a choice's label -> its value in the URL
 
 
 def _go(**params: int | str) -> None:
@@ -222,10 +228,8 @@ def _go(**params: int | str) -> None:
 
 def _url_value(param: str, shown: object) -> str | None:
     """A widget's value as the URL writes it (None: the default, left out)."""
-    if param == "status":
-        return _STATUS_IN_URL.get(str(shown))
-    if param == "beoordeling":
-        return _REVIEWED_IN_URL.get(str(shown))
+    if param in _IN_URL:
+        return _IN_URL[param].get(str(shown))
     return str(shown).strip() or None if shown is not None else None
 
 
@@ -235,9 +239,8 @@ def _filters_from_url(st: Any) -> None:
         raw = st.query_params.get(param)
         if raw is None or key in st.session_state:
             continue
-        if param in ("status", "beoordeling"):
-            table = _STATUS_IN_URL if param == "status" else _REVIEWED_IN_URL
-            shown = next((label for label, value in table.items() if value == raw), None)
+        if param in _IN_URL:
+            shown = next((label for label, value in _IN_URL[param].items() if value == raw), None)
             if shown is None:
                 st.warning(f"'{raw}' in de link is geen waarde voor {param}; getoond: alle.")
                 continue
@@ -437,10 +440,8 @@ def _diff(st: Any, repo: GenerationLogRepository, log: GenerationContext) -> Non
         other = st.number_input("Log-id", min_value=1, value=None, step=1, key=key)
         if other is None:
             st.query_params.pop("diff", None)
-        else:
-            st.query_params["diff"] = str(int(other))
-        if other is None:
             return
+        st.query_params["diff"] = str(int(other))
         try:
             found = query.diff_prompts(repo, log.id or 0, int(other))
         except LogNotFoundError:
@@ -929,7 +930,6 @@ def token_dashboard(
     """
     st = _st()
     zone = zone or _zone() or datetime.now().astimezone().tzinfo
-    data = query.stats(repo)
     st.subheader("Tokens per dag")
     since = datetime.now(timezone.utc) - timedelta(days=days + 1)
     usage = query.token_usage_by_day(repo, zone=zone, since=since)
@@ -957,7 +957,7 @@ def token_dashboard(
                 "mislukt": nl_number(row["failures"]),
                 "foutpercentage": nl_percent(row["failure_rate"]),
             }
-            for row in data["failure_rate_by_template"]
+            for row in query.failure_rate_by_template(repo)
         ],
     )
     st.subheader("Duurste generaties")
@@ -1061,14 +1061,15 @@ def _day_chart(
     first = max(min(per_day), last - timedelta(days=days - 1))
     first = min(first, last - timedelta(days=SHOWN_DAYS - 1))
     shown = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    names = [nl_date(day, year=False) for day in shown]  # the axis, in calendar order
     values = [
         {
-            "dag": nl_date(day, year=False),
+            "dag": name,
             field: per_day.get(day, 0),
             "label": label(per_day.get(day, 0)),
             "datum": nl_date(day),
         }
-        for day in shown
+        for day, name in zip(shown, names, strict=True)
     ]
     return (
         alt.Chart(alt.Data(values=values))  # type: ignore[no-untyped-call]
@@ -1077,7 +1078,7 @@ def _day_chart(
             x=alt.X(
                 "dag:O",
                 title="Dag",
-                sort=[nl_date(day, year=False) for day in shown],
+                sort=names,
                 axis=alt.Axis(labelAngle=0, labelOverlap=True),
             ),
             y=alt.Y(f"{field}:Q", title=title, axis=alt.Axis(labelExpr=_dutch_axis(decimals))),
